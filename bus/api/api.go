@@ -1,0 +1,201 @@
+// Package api is the management API of a sinkbus Bus: an http.Handler an
+// application mounts on its own server (under a prefix with
+// http.StripPrefix) to manage integrations over HTTP with the seeds' request
+// bodies and field names:
+//
+//	GET    /integrations                                   list
+//	POST   /integrations                                   create
+//	GET    /integrations/{id}                              get
+//	PATCH  /integrations/{id}                              partial update
+//	DELETE /integrations/{id}                              delete
+//	POST   /integrations/{id}/start                        start
+//	POST   /integrations/{id}/stop                         stop
+//	GET    /integrations/{id}/log                          last log entries, newest first
+//	GET    /integrations/{id}/rejected_events              rejected events
+//	GET    /integrations/{id}/rejected_events/{event_id}   one, with its payload
+//	DELETE /integrations/{id}/rejected_events/{event_id}   forget it
+//	POST   /integrations/{id}/rejected_events/{event_id}/retry
+//	GET    /integrations/{id}/circuit                      circuit breaker state
+//	POST   /integrations/{id}/circuit/reset                close the circuit
+//	POST   /integrations/{id}/replay                       {"from","to","dry_run"}
+//
+// Integrations are read and written in three shapes (Format): sinkbus's own
+// flat object, Elastic Path's {"data":{...}} envelope with links and
+// meta.timestamps, and NewStore's (integration_type permanent / temporary,
+// callback_parameters or s3_parameters, status). A request body in one shape
+// is answered in the same shape; requests without a body are answered in
+// Options.Format, or in the shape a "format" query parameter names.
+//
+// Secrets are masked in every response. Errors are
+// {"error_code","message","request_id"}, plus "errors" listing each invalid
+// field for validation failures.
+package api
+
+import (
+	"context"
+	"errors"
+	"net/http"
+
+	"github.com/ThreeDotsLabs/watermill"
+
+	"github.com/sinkbus/sinkbus/bus"
+)
+
+// ErrUnauthenticated is what an Authorize hook returns (wrapped or not) for a
+// request that did not say who sent it: it is answered 401 instead of 403.
+var ErrUnauthenticated = errors.New("sinkbus: unauthenticated")
+
+// DefaultMaxBodyBytes bounds request bodies when Options.MaxBodyBytes is zero.
+const DefaultMaxBodyBytes = 1 << 20
+
+// RequestIDHeader carries the request id: taken from the request when it is
+// a plausible id, generated otherwise, and always echoed in the response.
+const RequestIDHeader = "X-Request-Id"
+
+// Options configures the management API. The zero value serves the whole API
+// to anyone, in sinkbus's own shape.
+type Options struct {
+	// Authorize decides whether a request may use the API; the application
+	// decides who may. A nil Authorize allows every request. An error that
+	// is (or wraps) ErrUnauthenticated is answered 401, any other 403; the
+	// error's text is not shown to the caller.
+	Authorize func(r *http.Request) error
+	// MaxBodyBytes bounds request bodies; a larger one is answered 413.
+	// Zero means DefaultMaxBodyBytes.
+	MaxBodyBytes int64
+	// Format is the shape of integrations in responses to requests that
+	// carry none (GET, list, start, stop). Empty, or a value that is not a
+	// Format, means FormatSinkbus.
+	Format Format
+	// BaseURL is the absolute URL the API is mounted at
+	// ("https://api.example.com/v2"), for Elastic Path's links.self. Empty
+	// means the request's own scheme, Host and mount prefix.
+	BaseURL string
+	// Logger receives the internal errors answered 500. Nil means
+	// watermill.NopLogger{}.
+	Logger watermill.LoggerAdapter
+}
+
+func (o *Options) setDefaults() {
+	if o.MaxBodyBytes <= 0 {
+		o.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if !o.Format.valid() {
+		o.Format = FormatSinkbus
+	}
+	if o.Logger == nil {
+		o.Logger = watermill.NopLogger{}
+	}
+}
+
+// handler serves the API of one bus.
+type handler struct {
+	b    *bus.Bus
+	opts Options
+	mux  *http.ServeMux
+}
+
+// New returns the management API of b. Mount it under a prefix with
+// http.StripPrefix("/api", api.New(b, opts)).
+func New(b *bus.Bus, opts Options) http.Handler {
+	opts.setDefaults()
+	h := &handler{b: b, opts: opts, mux: http.NewServeMux()}
+	routes := map[string]http.HandlerFunc{
+		"GET /integrations":                                        h.list,
+		"POST /integrations":                                       h.create,
+		"GET /integrations/{id}":                                   h.get,
+		"PATCH /integrations/{id}":                                 h.update,
+		"DELETE /integrations/{id}":                                h.delete,
+		"POST /integrations/{id}/start":                            h.start,
+		"POST /integrations/{id}/stop":                             h.stop,
+		"GET /integrations/{id}/log":                               h.log,
+		"GET /integrations/{id}/rejected_events":                   h.rejectedList,
+		"GET /integrations/{id}/rejected_events/{event_id}":        h.rejectedGet,
+		"DELETE /integrations/{id}/rejected_events/{event_id}":     h.rejectedDelete,
+		"POST /integrations/{id}/rejected_events/{event_id}/retry": h.rejectedRetry,
+		"GET /integrations/{id}/circuit":                           h.circuit,
+		"POST /integrations/{id}/circuit/reset":                    h.circuitReset,
+		"POST /integrations/{id}/replay":                           h.replay,
+	}
+	for pattern, fn := range routes {
+		h.mux.HandleFunc(pattern, fn)
+	}
+	return h
+}
+
+type requestIDKey struct{}
+
+// ServeHTTP tags the request with its id, authorizes it and routes it;
+// unknown paths and methods get JSON errors like every other failure.
+func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	id := r.Header.Get(RequestIDHeader)
+	if !validRequestID(id) {
+		id = watermill.NewULID()
+	}
+	w.Header().Set(RequestIDHeader, id)
+	r = r.WithContext(context.WithValue(r.Context(), requestIDKey{}, id))
+
+	if h.opts.Authorize != nil {
+		if err := h.opts.Authorize(r); err != nil {
+			if errors.Is(err, ErrUnauthenticated) {
+				writeError(w, r, http.StatusUnauthorized, "unauthenticated", "authentication required", nil)
+			} else {
+				writeError(w, r, http.StatusForbidden, "forbidden", "not allowed to use this API", nil)
+			}
+			return
+		}
+	}
+	if route, pattern := h.mux.Handler(r); pattern == "" {
+		// The mux's own 404 or 405 (with its Allow header).
+		rec := &statusRecorder{header: http.Header{}}
+		route.ServeHTTP(rec, r)
+		if rec.status == http.StatusMethodNotAllowed {
+			w.Header().Set("Allow", rec.header.Get("Allow"))
+			writeError(w, r, http.StatusMethodNotAllowed, "method_not_allowed", r.Method+" is not allowed on "+r.URL.Path, nil)
+			return
+		}
+		writeError(w, r, http.StatusNotFound, "not_found", "no such endpoint: "+r.URL.Path, nil)
+		return
+	}
+	h.mux.ServeHTTP(w, r)
+}
+
+func requestID(r *http.Request) string {
+	id, _ := r.Context().Value(requestIDKey{}).(string)
+	return id
+}
+
+// validRequestID accepts ids of 1 to 128 letters, digits and ._:- so that a
+// caller's id can be echoed and logged safely.
+func validRequestID(s string) bool {
+	if s == "" || len(s) > 128 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
+		case c == '.', c == '_', c == ':', c == '-':
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// statusRecorder captures the status and headers a handler writes.
+type statusRecorder struct {
+	header http.Header
+	status int
+}
+
+func (s *statusRecorder) Header() http.Header { return s.header }
+func (s *statusRecorder) WriteHeader(code int) {
+	if s.status == 0 {
+		s.status = code
+	}
+}
+func (s *statusRecorder) Write(p []byte) (int, error) {
+	s.WriteHeader(http.StatusOK)
+	return len(p), nil
+}

@@ -1,0 +1,149 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strings"
+
+	"github.com/ThreeDotsLabs/watermill"
+
+	"github.com/sinkbus/sinkbus/bus"
+	"github.com/sinkbus/sinkbus/middleware"
+	"github.com/sinkbus/sinkbus/sinks"
+)
+
+// Error is the body of every error response (NewStore's error object, plus
+// the invalid fields of a validation failure).
+type Error struct {
+	ErrorCode string `json:"error_code"`
+	Message   string `json:"message"`
+	RequestID string `json:"request_id"`
+	// Errors lists each invalid field of a validation failure.
+	Errors []FieldProblem `json:"errors,omitempty"`
+}
+
+// FieldProblem is one invalid field: its JSON path and the rule it breaks.
+type FieldProblem struct {
+	Field   string `json:"field"`
+	Message string `json:"message"`
+}
+
+// statusOf maps the bus's errors to a status and an error code.
+func statusOf(err error) (int, string) {
+	switch {
+	case errors.Is(err, bus.ErrInvalid), errors.Is(err, bus.ErrInvalidEvent), errors.Is(err, errBadRequest):
+		return http.StatusBadRequest, "validation_failed"
+	case errors.Is(err, bus.ErrNotFound):
+		return http.StatusNotFound, "integration_not_found"
+	case errors.Is(err, middleware.ErrNotFound):
+		return http.StatusNotFound, "rejected_event_not_found"
+	case errors.Is(err, bus.ErrExists):
+		return http.StatusConflict, "integration_exists"
+	case errors.Is(err, bus.ErrLimit):
+		return http.StatusConflict, "integration_limit_reached"
+	case errors.Is(err, bus.ErrImmutable):
+		return http.StatusConflict, "immutable_field"
+	case errors.Is(err, bus.ErrNotRunning):
+		return http.StatusConflict, "integration_not_running"
+	case errors.Is(err, bus.ErrClosed):
+		return http.StatusServiceUnavailable, "unavailable"
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return http.StatusServiceUnavailable, "request_cancelled"
+	}
+	return http.StatusInternalServerError, "internal_error"
+}
+
+// errBadRequest marks the API's own validation failures.
+var errBadRequest = errors.New("sinkbus: bad request")
+
+// badRequest is a validation failure of the request itself.
+func badRequest(field, rule string, args ...any) error {
+	return errors.Join(errBadRequest, sinks.Field(field, rule, args...))
+}
+
+// fail answers err. Internal errors are logged, never shown: the caller
+// gets the request id to quote.
+func (h *handler) fail(w http.ResponseWriter, r *http.Request, err error, rename func(string) string) {
+	status, code := statusOf(err)
+	if status == http.StatusInternalServerError {
+		h.opts.Logger.Error("Management API request failed", err, watermill.LogFields{
+			"request_id": requestID(r), "method": r.Method, "path": r.URL.Path})
+		writeError(w, r, status, code, "internal error", nil)
+		return
+	}
+	var problems []FieldProblem
+	if status == http.StatusBadRequest || code == "immutable_field" {
+		problems = fieldProblems(err, rename)
+	}
+	writeError(w, r, status, code, message(err, problems), problems)
+}
+
+// sentinels are the texts of the errors that only classify a failure; they
+// are left out of the message.
+var sentinels = []error{errBadRequest, bus.ErrInvalid, bus.ErrInvalidEvent, bus.ErrImmutable}
+
+// fieldProblems lists the field errors in err, renamed.
+func fieldProblems(err error, rename func(string) string) []FieldProblem {
+	var out []FieldProblem
+next:
+	for _, e := range sinks.FieldErrors(err) {
+		fe := e.(*sinks.FieldError)
+		if fe.Field == "" {
+			for _, s := range sentinels {
+				if fe.Rule == s.Error() {
+					continue next
+				}
+			}
+		}
+		field, rule := fe.Field, fe.Rule
+		if rename != nil {
+			field = rename(field)
+		}
+		if field == "" {
+			rule = strings.TrimPrefix(rule, "sinkbus: ")
+		}
+		out = append(out, FieldProblem{Field: field, Message: rule})
+	}
+	return out
+}
+
+// message is the text of an error response: the problems, each naming its
+// field, or the error's own text.
+func message(err error, problems []FieldProblem) string {
+	if len(problems) == 0 {
+		return strings.TrimPrefix(err.Error(), "sinkbus: ")
+	}
+	immutable := errors.Is(err, bus.ErrImmutable)
+	parts := make([]string, len(problems))
+	for i, p := range problems {
+		switch {
+		case immutable && p.Field != "":
+			parts[i] = p.Field
+		case p.Field == "":
+			parts[i] = p.Message
+		default:
+			parts[i] = p.Field + ": " + p.Message
+		}
+	}
+	if immutable {
+		return "cannot change after creation: " + strings.Join(parts, ", ")
+	}
+	return "invalid request: " + strings.Join(parts, "; ")
+}
+
+func writeError(w http.ResponseWriter, r *http.Request, status int, code, msg string, problems []FieldProblem) {
+	writeJSON(w, status, Error{ErrorCode: code, Message: msg, RequestID: requestID(r), Errors: problems})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	data, err := json.Marshal(v)
+	if err != nil {
+		status = http.StatusInternalServerError
+		data = []byte(`{"error_code":"internal_error","message":"cannot encode the response"}`)
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_, _ = w.Write(append(data, '\n'))
+}

@@ -1,0 +1,180 @@
+package api
+
+import (
+	"errors"
+	"net/http"
+	"time"
+
+	"github.com/sinkbus/sinkbus/bus"
+	"github.com/sinkbus/sinkbus/middleware"
+	"github.com/sinkbus/sinkbus/replay"
+	"github.com/sinkbus/sinkbus/sinks"
+)
+
+// LogResponse is the body of GET /integrations/{id}/log (NewStore's).
+type LogResponse struct {
+	// Entries are the last entries, newest first.
+	Entries []middleware.LogEntry `json:"entries"`
+}
+
+// RejectedSummary is one item of the rejected events list.
+type RejectedSummary struct {
+	CreatedAt time.Time `json:"created_at"`
+	ID        string    `json:"id"`
+	Name      string    `json:"name"`
+	Reason    string    `json:"reason"`
+}
+
+// RejectedList is the body of GET /integrations/{id}/rejected_events.
+type RejectedList struct {
+	// RejectedEvents are newest first.
+	RejectedEvents []RejectedSummary `json:"rejected_events"`
+}
+
+// ReplayRequest is the body of POST /integrations/{id}/replay. Every field
+// is optional: the range defaults to everything the journal keeps.
+type ReplayRequest struct {
+	// From is inclusive; absent means the oldest retained event.
+	From *time.Time `json:"from,omitempty"`
+	// To is exclusive; absent means now.
+	To *time.Time `json:"to,omitempty"`
+	// DryRun only counts the events that would be delivered.
+	DryRun bool `json:"dry_run,omitempty"`
+}
+
+// ReplayResponse answers a replay: 202 Accepted while it runs, 200 for a
+// dry run.
+type ReplayResponse struct {
+	// ReplayID names the replay in the integration log; empty for a dry run.
+	ReplayID string `json:"replay_id,omitempty"`
+	// Matched is how many events of the range match the integration's
+	// filter: how many the replay delivers.
+	Matched int  `json:"matched"`
+	DryRun  bool `json:"dry_run"`
+}
+
+func (h *handler) log(w http.ResponseWriter, r *http.Request) {
+	entries, err := h.b.Integrations().Log(r.Context(), r.PathValue("id"))
+	if err != nil {
+		h.fail(w, r, err, nil)
+		return
+	}
+	if entries == nil {
+		entries = []middleware.LogEntry{}
+	}
+	writeJSON(w, http.StatusOK, LogResponse{Entries: entries})
+}
+
+func (h *handler) rejectedList(w http.ResponseWriter, r *http.Request) {
+	list, err := h.b.Integrations().Rejected(r.Context(), r.PathValue("id"))
+	if err != nil {
+		h.fail(w, r, err, nil)
+		return
+	}
+	out := RejectedList{RejectedEvents: make([]RejectedSummary, len(list))}
+	for i, e := range list {
+		out.RejectedEvents[i] = RejectedSummary{CreatedAt: e.CreatedAt, ID: e.EventID, Name: e.Name, Reason: e.Reason}
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// rejectedGet answers NewStore's tenant, name, published_at and payload,
+// with the event id, why it was rejected and after how many attempts.
+func (h *handler) rejectedGet(w http.ResponseWriter, r *http.Request) {
+	e, err := h.b.Integrations().RejectedEvent(r.Context(), r.PathValue("id"), r.PathValue("event_id"))
+	if err != nil {
+		h.fail(w, r, err, nil)
+		return
+	}
+	writeJSON(w, http.StatusOK, e)
+}
+
+func (h *handler) rejectedDelete(w http.ResponseWriter, r *http.Request) {
+	if err := h.b.Integrations().DeleteRejected(r.Context(), r.PathValue("id"), r.PathValue("event_id")); err != nil {
+		h.fail(w, r, err, nil)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// rejectedRetry delivers the event once more: 204 when the destination took
+// it (and it left the rejected store), 502 when it still fails, 503 while
+// the circuit is open.
+func (h *handler) rejectedRetry(w http.ResponseWriter, r *http.Request) {
+	err := h.b.Integrations().RetryRejected(r.Context(), r.PathValue("id"), r.PathValue("event_id"))
+	switch {
+	case err == nil:
+		w.WriteHeader(http.StatusNoContent)
+	case errors.Is(err, middleware.ErrCircuitOpen):
+		writeError(w, r, http.StatusServiceUnavailable, "circuit_open",
+			"the integration's circuit is open; retry after its cool-down or reset it", nil)
+	case errors.Is(err, bus.ErrNotFound), errors.Is(err, middleware.ErrNotFound),
+		errors.Is(err, bus.ErrNotRunning), errors.Is(err, bus.ErrClosed), r.Context().Err() != nil:
+		h.fail(w, r, err, nil)
+	default:
+		// The sink's classified failure; its text names the destination
+		// without credentials.
+		class, _ := sinks.Classify(err)
+		writeError(w, r, http.StatusBadGateway, "destination_failed",
+			"the destination refused the event ("+class.String()+"): "+err.Error(), nil)
+	}
+}
+
+func (h *handler) circuit(w http.ResponseWriter, r *http.Request) {
+	s, err := h.b.Integrations().Circuit(r.Context(), r.PathValue("id"))
+	if err != nil {
+		h.fail(w, r, err, nil)
+		return
+	}
+	writeJSON(w, http.StatusOK, s)
+}
+
+func (h *handler) circuitReset(w http.ResponseWriter, r *http.Request) {
+	m := h.b.Integrations()
+	id := r.PathValue("id")
+	if err := m.ResetCircuit(r.Context(), id); err != nil {
+		h.fail(w, r, err, nil)
+		return
+	}
+	s, err := m.Circuit(r.Context(), id)
+	if err != nil {
+		h.fail(w, r, err, nil)
+		return
+	}
+	writeJSON(w, http.StatusOK, s)
+}
+
+func (h *handler) replay(w http.ResponseWriter, r *http.Request) {
+	data, ok := h.readBody(w, r)
+	if !ok {
+		return
+	}
+	var req ReplayRequest
+	if len(data) > 0 {
+		if err := sinks.DecodeStrict(data, &req); err != nil {
+			h.fail(w, r, errors.Join(errBadRequest, err), nil)
+			return
+		}
+	}
+	if req.From != nil && req.To != nil && !req.To.After(*req.From) {
+		h.fail(w, r, badRequest("to", "must be after from"), nil)
+		return
+	}
+	rr := replay.Request{DryRun: req.DryRun}
+	if req.From != nil {
+		rr.From = *req.From
+	}
+	if req.To != nil {
+		rr.To = *req.To
+	}
+	job, err := h.b.Integrations().Replay(r.Context(), r.PathValue("id"), rr)
+	if err != nil {
+		h.fail(w, r, err, nil)
+		return
+	}
+	status := http.StatusAccepted
+	if req.DryRun {
+		status = http.StatusOK
+	}
+	writeJSON(w, status, ReplayResponse{ReplayID: job.ID, Matched: job.Matched, DryRun: req.DryRun})
+}

@@ -1,0 +1,383 @@
+// Package bus is sinkbus's entry point: an application publishes its domain
+// events into a Bus, and every running integration whose filter matches
+// receives them through its sink (webhook, aws_sqs, stomp, file, s3, an
+// in-process handler, or a type the application registers).
+//
+// Each event is first appended to a journal (replay.Journal), then delivered
+// by one Watermill router handler per running integration, reading from the
+// integration's own durable cursor, through the delivery chain:
+//
+//	filter ▸ reject ▸ retry ▸ circuit breaker ▸ timeout ▸ recoverer ▸ sink
+//
+// A zero Config runs everything in memory, which is what tests want; a
+// DataDir makes the journal, the integrations, their logs and rejected events
+// survive restarts and crashes.
+package bus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill"
+	"github.com/ThreeDotsLabs/watermill/message"
+
+	"github.com/sinkbus/sinkbus/internal/clock"
+	"github.com/sinkbus/sinkbus/middleware"
+	"github.com/sinkbus/sinkbus/replay"
+	"github.com/sinkbus/sinkbus/sinks"
+)
+
+// Topic is the journal topic the bus publishes its events to.
+const Topic = "events"
+
+// Errors returned by the bus. Match them with errors.Is.
+var (
+	ErrInvalid      = errors.New("sinkbus: invalid integration")
+	ErrInvalidEvent = errors.New("sinkbus: invalid event")
+	ErrNotFound     = errors.New("sinkbus: integration not found")
+	ErrExists       = errors.New("sinkbus: integration already exists")
+	ErrLimit        = errors.New("sinkbus: integration limit reached")
+	ErrImmutable    = errors.New("sinkbus: field cannot change after creation")
+	ErrNotRunning   = errors.New("sinkbus: integration is not running")
+	ErrClosed       = errors.New("sinkbus: bus closed")
+)
+
+// Clock is the time source of the bus; bustest has a controllable one.
+type Clock = clock.Clock
+
+// Config configures a Bus. Its zero value runs in memory with the defaults.
+type Config struct {
+	// DataDir holds the journal, the integrations, their logs and rejected
+	// events. Empty means in memory: nothing survives the process.
+	DataDir string
+	// Storage overrides the journal storage (tests, custom engines). Nil
+	// means replay.Segments in DataDir, or replay.NewMemory() without one.
+	Storage replay.Storage
+	// Sync is the journal's durability policy in DataDir. The zero value,
+	// replay.SyncGroupCommit, returns from Publish once the events are on
+	// disk, concurrent publishers sharing one fsync.
+	Sync replay.SyncPolicy
+	// Retention is how long the journal keeps events: how long a stopped
+	// integration can catch up, and how far back a replay reaches. Zero
+	// means 30 days.
+	Retention time.Duration
+	// MaxIntegrations limits how many integrations may exist. Zero means 25.
+	MaxIntegrations int
+	// MaxPayloadBytes limits an event's payload. Zero means 1 MiB.
+	MaxPayloadBytes int
+	// LogSize is how many log entries each integration keeps. Zero means 50.
+	LogSize int
+	// RejectedSize is how many rejected events each integration keeps. Zero
+	// means 30.
+	RejectedSize int
+	// Concurrency is an integration's default number of parallel deliveries.
+	// Zero means 8.
+	Concurrency int
+	// Sinks maps integration types to their configurations. Nil means the
+	// built-in types (DefaultSinks).
+	Sinks *sinks.Registry
+	// OnCircuitWarning is called when an integration's consecutive failures
+	// reach its breaker's warning threshold.
+	OnCircuitWarning func(integrationID string, consecutiveFailures int)
+	// Observer is told about every delivery attempt, rejection and skip
+	// (bus/metrics implements it). Nil means none, at no cost.
+	Observer Observer
+	// CloseTimeout bounds how long Close waits for deliveries in flight.
+	// Zero means 30 s.
+	CloseTimeout time.Duration
+	// Clock is the time source. Nil means the wall clock.
+	Clock Clock
+	// Logger receives the bus's logs. Nil means watermill.NopLogger{}.
+	Logger watermill.LoggerAdapter
+}
+
+func (c *Config) setDefaults() {
+	if c.MaxIntegrations == 0 {
+		c.MaxIntegrations = 25
+	}
+	if c.MaxPayloadBytes == 0 {
+		c.MaxPayloadBytes = 1 << 20
+	}
+	if c.LogSize == 0 {
+		c.LogSize = 50
+	}
+	if c.RejectedSize == 0 {
+		c.RejectedSize = 30
+	}
+	if c.Concurrency == 0 {
+		c.Concurrency = 8
+	}
+	if c.CloseTimeout == 0 {
+		c.CloseTimeout = 30 * time.Second
+	}
+	if c.Sinks == nil {
+		c.Sinks = DefaultSinks()
+	}
+	c.Clock = clock.OrReal(c.Clock)
+	if c.Logger == nil {
+		c.Logger = watermill.NopLogger{}
+	}
+}
+
+// Validate reports every invalid field of c.
+func (c Config) Validate() error {
+	var p sinks.Problems
+	if c.MaxIntegrations < 0 {
+		p.Add("MaxIntegrations", "must not be negative")
+	}
+	if c.MaxPayloadBytes < 0 {
+		p.Add("MaxPayloadBytes", "must not be negative")
+	}
+	if c.LogSize < 0 {
+		p.Add("LogSize", "must not be negative")
+	}
+	if c.RejectedSize < 0 {
+		p.Add("RejectedSize", "must not be negative")
+	}
+	if c.Concurrency < 0 || c.Concurrency > 1024 {
+		p.Add("Concurrency", "must be between 0 and 1024")
+	}
+	return p.Err()
+}
+
+// Bus delivers published events to integrations. Create it with New, start
+// delivering with Run, stop with Close.
+type Bus struct {
+	cfg      Config
+	journal  *replay.Journal
+	router   *message.Router
+	logs     middleware.LogStore
+	rejected middleware.RejectedStore
+	store    integrationStore
+	closers  []func() error
+
+	mu      sync.Mutex
+	runners map[string]*runner
+	runCtx  context.Context // set while Run runs
+	running chan struct{}   // closed once Run has started the integrations
+	closed  bool
+	replays int
+}
+
+// New opens a bus. With a DataDir it loads the integrations saved there;
+// none delivers before Run.
+func New(cfg Config) (*Bus, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg.setDefaults()
+	b := &Bus{cfg: cfg, runners: make(map[string]*runner), running: make(chan struct{})}
+	if err := b.open(); err != nil {
+		_ = b.closeStores()
+		return nil, err
+	}
+	router, err := message.NewRouter(message.RouterConfig{CloseTimeout: cfg.CloseTimeout}, cfg.Logger)
+	if err != nil {
+		_ = b.closeStores()
+		return nil, err
+	}
+	b.router = router
+	if err := b.loadIntegrations(); err != nil {
+		_ = b.closeStores()
+		return nil, err
+	}
+	return b, nil
+}
+
+func (b *Bus) open() error {
+	st := b.cfg.Storage
+	if b.cfg.DataDir == "" {
+		b.logs = middleware.NewMemoryLog(b.cfg.LogSize)
+		b.rejected = middleware.NewMemoryRejected(b.cfg.RejectedSize)
+		b.store = memoryStore{}
+	} else {
+		if err := os.MkdirAll(b.cfg.DataDir, 0o700); err != nil {
+			return err
+		}
+		logs, err := middleware.OpenFileLog(filepath.Join(b.cfg.DataDir, "log"), b.cfg.LogSize)
+		if err != nil {
+			return err
+		}
+		b.logs = logs
+		rejected, err := middleware.OpenFileRejected(filepath.Join(b.cfg.DataDir, "rejected"), b.cfg.RejectedSize)
+		if err != nil {
+			return err
+		}
+		b.rejected = rejected
+		b.store = fileStore{path: filepath.Join(b.cfg.DataDir, "integrations.json")}
+		if st == nil {
+			seg, err := replay.OpenSegments(replay.SegmentConfig{
+				Dir:    filepath.Join(b.cfg.DataDir, "journal"),
+				Sync:   b.cfg.Sync,
+				Logger: b.cfg.Logger,
+			})
+			if err != nil {
+				return err
+			}
+			st = seg
+		}
+	}
+	j, err := replay.Open(replay.Config{
+		Storage:   st,
+		Retention: b.cfg.Retention,
+		Clock:     b.cfg.Clock,
+		Logger:    b.cfg.Logger,
+	})
+	if err != nil {
+		if st != nil {
+			_ = st.Close()
+		}
+		return err
+	}
+	b.journal = j
+	return nil
+}
+
+func (b *Bus) closeStores() error {
+	var errs []error
+	if b.journal != nil {
+		errs = append(errs, b.journal.Close())
+	}
+	for _, c := range []any{b.logs, b.rejected} {
+		if c, ok := c.(interface{ Close() error }); ok {
+			errs = append(errs, c.Close())
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Journal returns the bus's journal.
+func (b *Bus) Journal() *replay.Journal { return b.journal }
+
+// Integrations returns the integration manager.
+func (b *Bus) Integrations() *Integrations { return &Integrations{b: b} }
+
+// Publish validates events and appends them to the journal, all or none.
+// It returns once they are durable (as Config.Sync promises) and never
+// waits for an integration. Errors name the field: `events[1].name: required`.
+func (b *Bus) Publish(ctx context.Context, events ...Event) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if len(events) == 0 {
+		return nil
+	}
+	now := b.cfg.Clock.Now()
+	var p sinks.Problems
+	recs := make([]*replay.Record, len(events))
+	for i := range events {
+		e := events[i]
+		prefix := ""
+		if len(events) > 1 {
+			prefix = fmt.Sprintf("events[%d].", i)
+		}
+		e.validate(&p, prefix, b.cfg.MaxPayloadBytes)
+		if e.ID == "" {
+			e.ID = newEventID()
+		}
+		if e.PublishedAt.IsZero() {
+			e.PublishedAt = now
+		}
+		recs[i] = e.record()
+	}
+	if err := p.Err(); err != nil {
+		return fmt.Errorf("%w: %w", ErrInvalidEvent, err)
+	}
+	if err := b.journal.Append(Topic, recs...); err != nil {
+		if errors.Is(err, replay.ErrClosed) {
+			return ErrClosed
+		}
+		return err
+	}
+	return nil
+}
+
+// Run delivers events until ctx is done or Close is called. Integrations
+// created before Run start delivering when it starts.
+func (b *Bus) Run(ctx context.Context) error {
+	b.mu.Lock()
+	if b.closed {
+		b.mu.Unlock()
+		return ErrClosed
+	}
+	if b.runCtx != nil {
+		b.mu.Unlock()
+		return errors.New("sinkbus: bus already running")
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	b.runCtx = ctx
+	b.mu.Unlock()
+
+	// The router closes itself when its last handler stops; this one keeps
+	// it open while every integration is stopped.
+	b.router.AddConsumerHandler("sinkbus-keepalive", "keepalive", idleSubscriber{}, func(*message.Message) error { return nil })
+	errc := make(chan error, 1)
+	go func() { errc <- b.router.Run(ctx) }()
+	select {
+	case <-b.router.Running():
+	case err := <-errc:
+		return err
+	}
+
+	b.mu.Lock()
+	if !b.closed {
+		for _, r := range b.runners {
+			if r.in.Status == Running {
+				if err := r.start(); err != nil {
+					b.cfg.Logger.Error("Cannot start integration", err, watermill.LogFields{"integration": r.in.ID})
+				}
+			}
+		}
+	}
+	close(b.running)
+	b.mu.Unlock()
+	return <-errc
+}
+
+// Running is closed once Run has started every integration.
+func (b *Bus) Running() <-chan struct{} { return b.running }
+
+// Close stops delivering, waits (up to Config.CloseTimeout) for deliveries in
+// flight, closes the sinks and saves everything. Events not yet delivered
+// stay in the journal. It is idempotent.
+func (b *Bus) Close() error {
+	b.mu.Lock()
+	if b.closed {
+		b.mu.Unlock()
+		return nil
+	}
+	b.closed = true
+	var errs []error
+	for _, r := range b.runners {
+		errs = append(errs, r.stop())
+	}
+	b.mu.Unlock()
+
+	errs = append(errs, b.router.Close())
+	errs = append(errs, b.closeStores())
+	return errors.Join(errs...)
+}
+
+func (b *Bus) log(id, action, reason string) {
+	err := b.logs.Append(id, middleware.LogEntry{Action: action, Reason: reason, CreatedAt: b.cfg.Clock.Now()})
+	if err != nil {
+		b.cfg.Logger.Error("Cannot write integration log", err, watermill.LogFields{"integration": id})
+	}
+}
+
+// idleSubscriber yields nothing until its context ends.
+type idleSubscriber struct{}
+
+func (idleSubscriber) Subscribe(ctx context.Context, _ string) (<-chan *message.Message, error) {
+	ch := make(chan *message.Message)
+	context.AfterFunc(ctx, func() { close(ch) })
+	return ch, nil
+}
+
+func (idleSubscriber) Close() error { return nil }

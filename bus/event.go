@@ -1,0 +1,116 @@
+package bus
+
+import (
+	"encoding/json"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill"
+	"github.com/ThreeDotsLabs/watermill/message"
+
+	"github.com/sinkbus/sinkbus/filter"
+	"github.com/sinkbus/sinkbus/replay"
+	"github.com/sinkbus/sinkbus/sinks"
+)
+
+// Event is a domain event the application publishes.
+type Event struct {
+	// ID is the idempotency key every sink carries (webhook-id, STOMP and SQS
+	// attributes, the envelope's "id"). Empty means a new ULID.
+	ID string `json:"id"`
+	// Name is dot-separated segments: "order.fulfilled",
+	// "be-observer.catalog_product_create". The entity is the first segment.
+	Name string `json:"name"`
+	// Tenant is optional; file and s3 exports group files by it.
+	Tenant string `json:"tenant,omitempty"`
+	// PublishedAt is set by Publish when zero.
+	PublishedAt time.Time `json:"published_at"`
+	// Payload is the event's JSON document. Empty means null.
+	Payload json.RawMessage `json:"payload"`
+	// Metadata travels as headers or attributes. Keys may not start with
+	// "sinkbus_".
+	Metadata map[string]string `json:"metadata,omitempty"`
+}
+
+// Entity returns the first segment of the event name.
+func (e Event) Entity() string {
+	entity, _, _ := strings.Cut(e.Name, ".")
+	return entity
+}
+
+const maxIDLen = 128
+
+// validate checks e, naming fields under prefix ("events[2]").
+func (e *Event) validate(p *sinks.Problems, prefix string, maxPayload int) {
+	if e.ID != "" {
+		if len(e.ID) > maxIDLen {
+			p.Add(prefix+"id", "longer than %d bytes", maxIDLen)
+		}
+		for _, r := range e.ID {
+			if r <= ' ' || r == 0x7f {
+				p.Add(prefix+"id", "must not contain spaces or control characters")
+				break
+			}
+		}
+	}
+	if e.Name == "" {
+		p.Add(prefix+"name", "required")
+	} else if err := filter.ValidateName(e.Name); err != nil {
+		p.Merge(prefix+"name", err)
+	}
+	if len(e.Payload) > maxPayload {
+		p.Add(prefix+"payload", "%d bytes is over the limit of %d", len(e.Payload), maxPayload)
+	} else if len(e.Payload) > 0 && !filter.ValidJSON(e.Payload) {
+		p.Add(prefix+"payload", "not valid JSON")
+	}
+	for k := range e.Metadata {
+		switch {
+		case k == "":
+			p.Add(prefix+"metadata", "empty key")
+		case strings.HasPrefix(k, sinks.MetaPrefix):
+			p.Add(prefix+"metadata."+k, "keys starting with %q are reserved", sinks.MetaPrefix)
+		}
+	}
+}
+
+// record turns a validated event into the journal record every delivery is
+// made from.
+func (e *Event) record() *replay.Record {
+	payload := []byte(e.Payload)
+	if len(payload) == 0 {
+		payload = []byte("null")
+	}
+	md := make(map[string]string, len(e.Metadata)+3)
+	for k, v := range e.Metadata {
+		md[k] = v
+	}
+	md[sinks.MetaName] = e.Name
+	if e.Tenant != "" {
+		md[sinks.MetaTenant] = e.Tenant
+	}
+	md[sinks.MetaPublishedAt] = e.PublishedAt.UTC().Format(time.RFC3339Nano)
+	return &replay.Record{UUID: e.ID, Metadata: md, Payload: payload}
+}
+
+// EventFromMessage rebuilds the event a message carries.
+func EventFromMessage(msg *message.Message) Event {
+	e := Event{
+		ID:       msg.UUID,
+		Name:     msg.Metadata.Get(sinks.MetaName),
+		Tenant:   msg.Metadata.Get(sinks.MetaTenant),
+		Payload:  json.RawMessage(msg.Payload),
+		Metadata: sinks.UserMetadata(msg),
+	}
+	e.PublishedAt, _ = time.Parse(time.RFC3339Nano, msg.Metadata.Get(sinks.MetaPublishedAt))
+	return e
+}
+
+// Replayed reports whether a delivery is a replay or a retry of a rejected
+// event rather than the first live delivery.
+func Replayed(msg *message.Message) bool {
+	v, _ := strconv.ParseBool(msg.Metadata.Get(sinks.MetaReplayed))
+	return v
+}
+
+func newEventID() string { return watermill.NewULID() }

@@ -1,0 +1,358 @@
+// Package ingest is the ingestion webhook of a sinkbus Bus (the Adobe
+// Commerce integration starter kit's): an http.Handler through which
+// third-party systems publish events into the bus with
+//
+//	POST {"data":{"uid":"event_uid_1","event":"be-observer.catalog_product_create","value":{...}}}
+//
+// uid becomes the event id, event its name and value its payload. The
+// handler authenticates each request (a shared-secret signature, a bearer
+// token or a function of the application's), accepts only the events its
+// allowlist names, and publishes a uid once within a window: a repeated uid
+// is answered as a duplicate and not published again.
+//
+// Answers follow the starter kit's consumer: 200 with
+// {"type":<event>,"response":{"success":true,"message":...}} on success;
+// on failure the same shape with success false and the status tells the
+// sender what to do: 400 (malformed body, missing field, unknown event: do
+// not retry), 401 (not authenticated), 413 (body too large), 503 / 500
+// (retry later).
+package ingest
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill"
+
+	"github.com/sinkbus/sinkbus/bus"
+	"github.com/sinkbus/sinkbus/filter"
+	"github.com/sinkbus/sinkbus/internal/clock"
+	"github.com/sinkbus/sinkbus/sinks"
+)
+
+// Defaults of Options.
+const (
+	DefaultMaxBodyBytes = 1 << 20
+	DefaultDedupeWindow = 24 * time.Hour
+	DefaultDedupeSize   = 10000
+)
+
+// Options configures the ingestion handler.
+type Options struct {
+	// Authenticate checks every request before its body is decoded.
+	// Required: use AllowAll to accept unauthenticated requests knowingly.
+	Authenticate Authenticator
+	// Events lists the accepted event names, as observes patterns
+	// ("be-observer.catalog_product_create", "be-observer.*"). Any other
+	// event is answered 400. Empty means every valid name.
+	Events []string
+	// Tenant is the tenant of every event published. Empty means none,
+	// unless TenantHeader names one.
+	Tenant string
+	// TenantHeader names a request header whose value is the event's tenant
+	// (letters, digits, and ._- after the first character; at most 64).
+	// Empty means the header is not read; an absent header means Tenant.
+	TenantHeader string
+	// MaxBodyBytes bounds a request body; a larger one is answered 413.
+	// Zero means DefaultMaxBodyBytes.
+	MaxBodyBytes int64
+	// DedupeWindow is how long a uid is remembered. Zero means
+	// DefaultDedupeWindow; negative turns deduplication off.
+	DedupeWindow time.Duration
+	// DedupeSize bounds how many uids are remembered: beyond it the oldest
+	// are forgotten. Zero means DefaultDedupeSize.
+	DedupeSize int
+	// Clock times the dedupe window. Nil means the wall clock.
+	Clock bus.Clock
+	// Logger nil means watermill.NopLogger{}.
+	Logger watermill.LoggerAdapter
+}
+
+func (o *Options) setDefaults() {
+	if o.MaxBodyBytes == 0 {
+		o.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if o.DedupeWindow == 0 {
+		o.DedupeWindow = DefaultDedupeWindow
+	}
+	if o.DedupeSize == 0 {
+		o.DedupeSize = DefaultDedupeSize
+	}
+	o.Clock = clock.OrReal(o.Clock)
+	if o.Logger == nil {
+		o.Logger = watermill.NopLogger{}
+	}
+}
+
+// Validate reports every invalid option, by its Go field name.
+func (o Options) Validate() error {
+	var p sinks.Problems
+	if o.Authenticate == nil {
+		p.Add("Authenticate", "required (AllowAll accepts every request)")
+	}
+	if _, err := filter.Compile(o.Events, filter.Conditions{}); err != nil {
+		for _, e := range sinks.FieldErrors(err) {
+			fe := e.(*sinks.FieldError)
+			p.Add("Events"+strings.TrimPrefix(fe.Field, "observes"), "%s", fe.Rule)
+		}
+	}
+	if o.Tenant != "" && !tenantPattern.MatchString(o.Tenant) {
+		p.Add("Tenant", "must be letters, digits and ._- (at most 64, starting with a letter or digit)")
+	}
+	if o.MaxBodyBytes < 0 {
+		p.Add("MaxBodyBytes", "must not be negative")
+	}
+	if o.DedupeSize < 0 {
+		p.Add("DedupeSize", "must not be negative")
+	}
+	return p.Err()
+}
+
+var tenantPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
+
+// Handler is the ingestion webhook. Create it with New; it is safe for
+// concurrent use.
+type Handler struct {
+	b      *bus.Bus
+	opts   Options
+	events *filter.Filter
+	seen   *dedupe // nil when deduplication is off
+}
+
+// New returns the ingestion handler publishing into b.
+func New(b *bus.Bus, opts Options) (*Handler, error) {
+	if err := opts.Validate(); err != nil {
+		return nil, err
+	}
+	opts.setDefaults()
+	events, err := filter.Compile(opts.Events, filter.Conditions{})
+	if err != nil {
+		return nil, err
+	}
+	h := &Handler{b: b, opts: opts, events: events}
+	if opts.DedupeWindow > 0 {
+		h.seen = newDedupe(opts.DedupeWindow, opts.DedupeSize, opts.Clock)
+	}
+	return h, nil
+}
+
+// Response is the body of every answer, as the starter kit's consumer
+// action answers.
+type Response struct {
+	// Type is the event name, when the request named one.
+	Type     string `json:"type"`
+	Response Result `json:"response"`
+}
+
+// Result tells how the event fared.
+type Result struct {
+	Success bool   `json:"success"`
+	Message string `json:"message"`
+	// Duplicate is true when the uid was published before, within the
+	// dedupe window: the event was not published again.
+	Duplicate bool `json:"duplicate,omitempty"`
+}
+
+// ServeHTTP publishes one event.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", http.MethodPost)
+		answer(w, http.StatusMethodNotAllowed, "", r.Method+" is not allowed; POST the event")
+		return
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, h.opts.MaxBodyBytes))
+	if err != nil {
+		var tooLarge *http.MaxBytesError
+		if errors.As(err, &tooLarge) {
+			answer(w, http.StatusRequestEntityTooLarge, "", "the request body is larger than the limit")
+			return
+		}
+		answer(w, http.StatusBadRequest, "", "cannot read the request body")
+		return
+	}
+	if err := h.opts.Authenticate(r, body); err != nil {
+		answer(w, http.StatusUnauthorized, "", "not authenticated")
+		return
+	}
+	e, err := Decode(body)
+	if err != nil {
+		answer(w, http.StatusBadRequest, e.Name, problemText(err))
+		return
+	}
+	if !h.events.MatchName(e.Name) {
+		answer(w, http.StatusBadRequest, e.Name, "data.event: unknown event "+quote(e.Name))
+		return
+	}
+	if e.Tenant, err = h.tenant(r); err != nil {
+		answer(w, http.StatusBadRequest, e.Name, problemText(err))
+		return
+	}
+	h.publish(w, r, e)
+}
+
+// publish publishes e unless its uid was published within the window; a
+// request with the same uid as one being published waits for its outcome.
+func (h *Handler) publish(w http.ResponseWriter, r *http.Request, e bus.Event) {
+	for h.seen != nil {
+		entry, owner := h.seen.reserve(e.ID)
+		if owner {
+			err := h.b.Publish(r.Context(), e)
+			h.seen.settle(entry, err == nil)
+			h.published(w, e, err)
+			return
+		}
+		select {
+		case <-entry.done:
+		case <-r.Context().Done():
+			answer(w, http.StatusServiceUnavailable, e.Name, "cancelled while the same uid was being published")
+			return
+		}
+		if entry.published {
+			writeJSON(w, http.StatusOK, Response{Type: e.Name, Response: Result{
+				Success: true, Duplicate: true, Message: "Event already published (duplicate uid)"}})
+			return
+		}
+		// The other attempt failed: this one tries.
+	}
+	h.published(w, e, h.b.Publish(r.Context(), e))
+}
+
+// published answers the outcome of Publish.
+func (h *Handler) published(w http.ResponseWriter, e bus.Event, err error) {
+	switch {
+	case err == nil:
+		writeJSON(w, http.StatusOK, Response{Type: e.Name, Response: Result{Success: true, Message: "Event published successfully"}})
+	case errors.Is(err, bus.ErrInvalidEvent):
+		answer(w, http.StatusBadRequest, e.Name, problemText(renameFields(err)))
+	case errors.Is(err, bus.ErrClosed):
+		answer(w, http.StatusServiceUnavailable, e.Name, "the bus is closed; retry later")
+	default:
+		h.opts.Logger.Error("Cannot publish an ingested event", err, watermill.LogFields{"event_id": e.ID, "name": e.Name})
+		answer(w, http.StatusInternalServerError, e.Name, "the event could not be published; retry later")
+	}
+}
+
+func (h *Handler) tenant(r *http.Request) (string, error) {
+	if h.opts.TenantHeader == "" {
+		return h.opts.Tenant, nil
+	}
+	v := r.Header.Get(h.opts.TenantHeader)
+	switch {
+	case v == "":
+		return h.opts.Tenant, nil
+	case !tenantPattern.MatchString(v):
+		return "", sinks.Field(h.opts.TenantHeader, "must be letters, digits and ._- (at most 64, starting with a letter or digit)")
+	}
+	return v, nil
+}
+
+// Decode reads an ingestion request body: uid becomes the event id, event
+// its name and value its payload (compacted). Its errors name every missing
+// or mistyped field ("data.uid: required") and never quote a value. It does
+// not check the name's syntax or the id's length: Bus.Publish does.
+func Decode(body []byte) (bus.Event, error) {
+	var top map[string]json.RawMessage
+	if err := json.Unmarshal(body, &top); err != nil {
+		if !json.Valid(body) {
+			return bus.Event{}, sinks.Field("", "malformed JSON")
+		}
+		return bus.Event{}, sinks.Field("", "must be a JSON object")
+	}
+	raw, ok := top["data"]
+	if !ok || isNull(raw) {
+		return bus.Event{}, sinks.Field("data", "required")
+	}
+	var data map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &data); err != nil {
+		return bus.Event{}, sinks.Field("data", "must be an object")
+	}
+	var p sinks.Problems
+	var e bus.Event
+	e.ID = stringField(&p, data, "uid")
+	e.Name = stringField(&p, data, "event")
+	if v, ok := data["value"]; !ok || isNull(v) {
+		p.Add("data.value", "required")
+	} else {
+		var buf bytes.Buffer
+		if err := json.Compact(&buf, v); err != nil {
+			p.Add("data.value", "malformed JSON")
+		}
+		e.Payload = buf.Bytes()
+	}
+	return e, p.Err()
+}
+
+func stringField(p *sinks.Problems, data map[string]json.RawMessage, key string) string {
+	raw, ok := data[key]
+	if !ok || isNull(raw) {
+		p.Add("data."+key, "required")
+		return ""
+	}
+	var s string
+	if err := json.Unmarshal(raw, &s); err != nil {
+		p.Add("data."+key, "must be a string")
+		return ""
+	}
+	if s == "" {
+		p.Add("data."+key, "required")
+	}
+	return s
+}
+
+func isNull(raw json.RawMessage) bool { return string(bytes.TrimSpace(raw)) == "null" }
+
+// renameFields names the bus's event fields as the request does.
+func renameFields(err error) error {
+	var out []error
+	for _, e := range sinks.FieldErrors(err) {
+		fe := e.(*sinks.FieldError)
+		if fe.Field == "" {
+			continue // the sentinel: the fields say it all
+		}
+		field := fe.Field
+		for from, to := range map[string]string{"id": "data.uid", "name": "data.event", "payload": "data.value", "tenant": "tenant"} {
+			if field == from || strings.HasPrefix(field, from+".") {
+				field = to + strings.TrimPrefix(field, from)
+				break
+			}
+		}
+		out = append(out, sinks.Field(field, "%s", fe.Rule))
+	}
+	if len(out) == 0 {
+		return err
+	}
+	return errors.Join(out...)
+}
+
+// problemText lists field errors on one line.
+func problemText(err error) string {
+	errs := sinks.FieldErrors(err)
+	parts := make([]string, len(errs))
+	for i, e := range errs {
+		parts[i] = e.Error()
+	}
+	return strings.Join(parts, "; ")
+}
+
+func quote(s string) string {
+	b, _ := json.Marshal(s)
+	return string(b)
+}
+
+// answer writes a failure.
+func answer(w http.ResponseWriter, status int, event, msg string) {
+	writeJSON(w, status, Response{Type: event, Response: Result{Success: false, Message: msg}})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v Response) {
+	data, _ := json.Marshal(v) // cannot fail: strings and booleans
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_, _ = w.Write(append(data, '\n'))
+}

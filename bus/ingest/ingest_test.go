@@ -1,0 +1,317 @@
+package ingest_test
+
+import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/sinkbus/sinkbus/bus"
+	"github.com/sinkbus/sinkbus/bus/bustest"
+	"github.com/sinkbus/sinkbus/bus/ingest"
+)
+
+// The starter kit's example payload.
+const seedBody = `{
+"data": {
+"uid": "event_uid_1",
+"event": "be-observer.catalog_product_create",
+"value": {
+"sku": "PRODUCT_SKU",
+"name": "Product SKU",
+"price": 1,
+"description": "Product SKU description"
+}
+}
+}`
+
+const token = "tok-5f1d8b2a9c3e4d7f"
+
+// fixture is a test bus with a recording integration and the ingestion
+// handler on an httptest server.
+type fixture struct {
+	*httptest.Server
+	t    *testing.T
+	tb   *bustest.Bus
+	sink *bustest.Sink
+	head uint64 // the journal's head before the test
+}
+
+func newFixture(t *testing.T, opts ingest.Options, cfg ...func(*bus.Config)) *fixture {
+	t.Helper()
+	tb := bustest.New(t, cfg...)
+	sink := tb.Record()
+	if opts.Authenticate == nil {
+		opts.Authenticate = ingest.Bearer(token)
+	}
+	if opts.Clock == nil {
+		opts.Clock = tb.Clock
+	}
+	h, err := ingest.New(tb.Bus, opts)
+	require.NoError(t, err)
+	f := &fixture{Server: httptest.NewServer(h), t: t, tb: tb, sink: sink, head: tb.Journal().Head(bus.Topic)}
+	t.Cleanup(f.Close)
+	return f
+}
+
+// post sends body; headers are name, value pairs, and the bearer token is
+// added unless an Authorization header is given.
+func (f *fixture) post(body string, headers ...string) (int, ingest.Response) {
+	f.t.Helper()
+	req, err := http.NewRequest(http.MethodPost, f.URL+"/ingest", strings.NewReader(body))
+	require.NoError(f.t, err)
+	req.Header.Set("Authorization", "Bearer "+token)
+	for i := 0; i+1 < len(headers); i += 2 {
+		req.Header.Set(headers[i], headers[i+1])
+	}
+	resp, err := f.Client().Do(req)
+	require.NoError(f.t, err)
+	defer resp.Body.Close()
+	data, err := io.ReadAll(resp.Body)
+	require.NoError(f.t, err)
+	var out ingest.Response
+	require.NoError(f.t, json.Unmarshal(data, &out), "body: %s", data)
+	assert.Equal(f.t, "application/json", resp.Header.Get("Content-Type"))
+	return resp.StatusCode, out
+}
+
+// published is how many events the bus journal holds.
+func (f *fixture) published() uint64 { return f.tb.Journal().Head(bus.Topic) - f.head }
+
+func event(uid, name, value string) string {
+	return `{"data":{"uid":` + strconv.Quote(uid) + `,"event":` + strconv.Quote(name) + `,"value":` + value + `}}`
+}
+
+func TestIngest_publishes_the_seed_example(t *testing.T) {
+	f := newFixture(t, ingest.Options{Events: []string{"be-observer.*"}, TenantHeader: "X-Tenant"})
+	status, resp := f.post(seedBody, "X-Tenant", "acme")
+	require.Equal(t, http.StatusOK, status)
+	assert.Equal(t, ingest.Response{Type: "be-observer.catalog_product_create",
+		Response: ingest.Result{Success: true, Message: "Event published successfully"}}, resp)
+
+	got := f.sink.WaitFor(t, 1)[0]
+	assert.Equal(t, "event_uid_1", got.ID)
+	assert.Equal(t, "be-observer.catalog_product_create", got.Name)
+	assert.Equal(t, "be-observer", got.Entity())
+	assert.Equal(t, "acme", got.Tenant)
+	assert.JSONEq(t, `{"sku":"PRODUCT_SKU","name":"Product SKU","price":1,"description":"Product SKU description"}`, string(got.Payload))
+}
+
+func TestIngest_refuses_unauthenticated_requests_with_401(t *testing.T) {
+	const secret = "shared-secret-of-the-erp"
+	hmacAuth, err := ingest.HMAC("X-Signature", secret)
+	require.NoError(t, err)
+	std, err := ingest.StandardWebhooks("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")
+	require.NoError(t, err)
+	hexSig := func(body string) string {
+		m := hmac.New(sha256.New, []byte(secret))
+		m.Write([]byte(body))
+		return hex.EncodeToString(m.Sum(nil))
+	}
+	stdHeaders := func(body string, at time.Time) []string {
+		key, _ := base64.StdEncoding.DecodeString("MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")
+		ts := strconv.FormatInt(at.Unix(), 10)
+		m := hmac.New(sha256.New, key)
+		m.Write([]byte("msg-1." + ts + "." + body))
+		return []string{"webhook-id", "msg-1", "webhook-timestamp", ts,
+			"webhook-signature", "v1," + base64.StdEncoding.EncodeToString(m.Sum(nil))}
+	}
+	body := event("u-1", "product.created", `{}`)
+	for _, tc := range []struct {
+		name    string
+		auth    ingest.Authenticator
+		headers []string
+		want    int
+	}{
+		{"bearer missing", ingest.Bearer(token), []string{"Authorization", ""}, http.StatusUnauthorized},
+		{"bearer wrong", ingest.Bearer(token), []string{"Authorization", "Bearer tok-5f1d8b2a9c3e4d7e"}, http.StatusUnauthorized},
+		{"bearer not bearer", ingest.Bearer(token), []string{"Authorization", "Basic " + token}, http.StatusUnauthorized},
+		{"bearer of none", ingest.Bearer(), nil, http.StatusUnauthorized},
+		{"bearer right", ingest.Bearer("old-token", token), nil, http.StatusOK},
+		{"hmac missing", hmacAuth, nil, http.StatusUnauthorized},
+		{"hmac wrong", hmacAuth, []string{"X-Signature", hexSig(body + " ")}, http.StatusUnauthorized},
+		{"hmac right", hmacAuth, []string{"X-Signature", hexSig(body)}, http.StatusOK},
+		{"standard right", std, stdHeaders(body, time.Now()), http.StatusOK},
+		{"standard stale", std, stdHeaders(body, time.Now().Add(-time.Hour)), http.StatusUnauthorized},
+		{"function", func(r *http.Request, _ []byte) error { return io.EOF }, nil, http.StatusUnauthorized},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture(t, ingest.Options{Authenticate: tc.auth})
+			status, resp := f.post(body, tc.headers...)
+			assert.Equal(t, tc.want, status)
+			assert.Equal(t, tc.want == http.StatusOK, resp.Response.Success)
+			if tc.want != http.StatusOK {
+				assert.Equal(t, "not authenticated", resp.Response.Message)
+				assert.Zero(t, f.published())
+			} else {
+				assert.EqualValues(t, 1, f.published())
+			}
+		})
+	}
+}
+
+func TestIngest_answers_400_for_an_unknown_event(t *testing.T) {
+	f := newFixture(t, ingest.Options{Events: []string{"be-observer.catalog_product_create", "be-observer.customer.*"}})
+	status, resp := f.post(event("u-1", "be-observer.sales_order_status_update", `{}`))
+	assert.Equal(t, http.StatusBadRequest, status)
+	assert.Equal(t, "be-observer.sales_order_status_update", resp.Type)
+	assert.False(t, resp.Response.Success)
+	assert.Equal(t, `data.event: unknown event "be-observer.sales_order_status_update"`, resp.Response.Message)
+	assert.Zero(t, f.published())
+	status, _ = f.post(event("u-2", "be-observer.customer.create", `{}`))
+	assert.Equal(t, http.StatusOK, status)
+	status, _ = f.post(seedBody)
+	assert.Equal(t, http.StatusOK, status)
+}
+
+func TestIngest_answers_400_naming_the_malformed_or_missing_field(t *testing.T) {
+	f := newFixture(t, ingest.Options{})
+	for _, tc := range []struct{ body, msg string }{
+		{`{"data":`, "malformed JSON"},
+		{`[1]`, "must be a JSON object"},
+		{`{}`, "data: required"},
+		{`{"data":null}`, "data: required"},
+		{`{"data":[1]}`, "data: must be an object"},
+		{`{"data":{}}`, "data.uid: required; data.event: required; data.value: required"},
+		{`{"data":{"uid":7,"event":"a.b","value":1}}`, "data.uid: must be a string"},
+		{`{"data":{"uid":"","event":"a.b","value":1}}`, "data.uid: required"},
+		{`{"data":{"uid":"u","event":"a.b","value":null}}`, "data.value: required"},
+		{event("u", "Order Created!", `1`), "data.event: "},
+		{event("u u", "order.created", `1`), "data.uid: must not contain spaces or control characters"},
+		{event(strings.Repeat("u", 200), "order.created", `1`), "data.uid: longer than 128 bytes"},
+	} {
+		status, resp := f.post(tc.body)
+		assert.Equal(t, http.StatusBadRequest, status, tc.body)
+		assert.False(t, resp.Response.Success, tc.body)
+		assert.Contains(t, resp.Response.Message, tc.msg, tc.body)
+	}
+	assert.Zero(t, f.published())
+}
+
+func TestIngest_answers_413_for_a_body_over_the_limit(t *testing.T) {
+	f := newFixture(t, ingest.Options{MaxBodyBytes: 128})
+	status, resp := f.post(event("u-1", "product.created", `"`+strings.Repeat("x", 200)+`"`))
+	assert.Equal(t, http.StatusRequestEntityTooLarge, status)
+	assert.False(t, resp.Response.Success)
+	assert.Zero(t, f.published())
+	status, _ = f.post(event("u-1", "product.created", `"small"`))
+	assert.Equal(t, http.StatusOK, status)
+}
+
+func TestIngest_publishes_a_uid_once_within_the_window(t *testing.T) {
+	f := newFixture(t, ingest.Options{DedupeWindow: time.Hour})
+	body := event("u-1", "product.created", `{"sku":"A"}`)
+	status, resp := f.post(body)
+	require.Equal(t, http.StatusOK, status)
+	assert.False(t, resp.Response.Duplicate)
+
+	status, resp = f.post(body)
+	require.Equal(t, http.StatusOK, status)
+	assert.Equal(t, ingest.Result{Success: true, Duplicate: true, Message: "Event already published (duplicate uid)"}, resp.Response)
+	assert.EqualValues(t, 1, f.published())
+
+	f.tb.Clock.Advance(time.Hour)
+	status, resp = f.post(body)
+	require.Equal(t, http.StatusOK, status)
+	assert.False(t, resp.Response.Duplicate, "the window is over")
+	assert.EqualValues(t, 2, f.published())
+}
+
+func TestIngest_concurrent_requests_with_one_uid_publish_it_once(t *testing.T) {
+	f := newFixture(t, ingest.Options{})
+	body := event("u-1", "product.created", `{}`)
+	const n = 16
+	results := make(chan ingest.Response, n)
+	var wg sync.WaitGroup
+	for range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			req, _ := http.NewRequest(http.MethodPost, f.URL, strings.NewReader(body))
+			req.Header.Set("Authorization", "Bearer "+token)
+			resp, err := f.Client().Do(req)
+			if !assert.NoError(t, err) {
+				return
+			}
+			defer resp.Body.Close()
+			assert.Equal(t, http.StatusOK, resp.StatusCode)
+			var out ingest.Response
+			assert.NoError(t, json.NewDecoder(resp.Body).Decode(&out))
+			results <- out
+		}()
+	}
+	wg.Wait()
+	close(results)
+	fresh := 0
+	for r := range results {
+		assert.True(t, r.Response.Success)
+		if !r.Response.Duplicate {
+			fresh++
+		}
+	}
+	assert.Equal(t, 1, fresh)
+	assert.EqualValues(t, 1, f.published())
+}
+
+func TestIngest_a_uid_refused_by_the_bus_can_be_sent_again(t *testing.T) {
+	f := newFixture(t, ingest.Options{}, func(c *bus.Config) { c.MaxPayloadBytes = 16 })
+	status, resp := f.post(event("u-1", "product.created", `{"description":"far too long for the limit"}`))
+	assert.Equal(t, http.StatusBadRequest, status)
+	assert.Contains(t, resp.Response.Message, "data.value: ")
+	status, resp = f.post(event("u-1", "product.created", `{"sku":"A"}`))
+	assert.Equal(t, http.StatusOK, status)
+	assert.False(t, resp.Response.Duplicate)
+	assert.EqualValues(t, 1, f.published())
+}
+
+func TestIngest_the_tenant_header_is_checked(t *testing.T) {
+	f := newFixture(t, ingest.Options{TenantHeader: "X-Tenant", Tenant: "default"})
+	status, resp := f.post(event("u-1", "product.created", `1`), "X-Tenant", "../etc")
+	assert.Equal(t, http.StatusBadRequest, status)
+	assert.Contains(t, resp.Response.Message, "X-Tenant: ")
+	status, _ = f.post(event("u-2", "product.created", `1`))
+	require.Equal(t, http.StatusOK, status)
+	assert.Equal(t, "default", f.sink.WaitFor(t, 1)[0].Tenant)
+}
+
+func TestIngest_only_POST_is_allowed(t *testing.T) {
+	f := newFixture(t, ingest.Options{})
+	resp, err := f.Client().Get(f.URL)
+	require.NoError(t, err)
+	resp.Body.Close()
+	assert.Equal(t, http.StatusMethodNotAllowed, resp.StatusCode)
+	assert.Equal(t, "POST", resp.Header.Get("Allow"))
+}
+
+func TestIngest_a_closed_bus_answers_503(t *testing.T) {
+	f := newFixture(t, ingest.Options{})
+	require.NoError(t, f.tb.Close())
+	status, resp := f.post(event("u-1", "product.created", `1`))
+	assert.Equal(t, http.StatusServiceUnavailable, status)
+	assert.False(t, resp.Response.Success)
+}
+
+func TestNew_validates_the_options(t *testing.T) {
+	tb := bustest.New(t)
+	_, err := ingest.New(tb.Bus, ingest.Options{Events: []string{"a..b"}, MaxBodyBytes: -1, Tenant: "a b"})
+	require.Error(t, err)
+	for _, field := range []string{"Authenticate", "Events[0]", "MaxBodyBytes", "Tenant"} {
+		assert.Contains(t, err.Error(), field)
+	}
+	_, err = ingest.HMAC("", "s")
+	assert.Error(t, err)
+	_, err = ingest.StandardWebhooks()
+	assert.Error(t, err)
+}

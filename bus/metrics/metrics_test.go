@@ -1,0 +1,243 @@
+package metrics_test
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/sinkbus/sinkbus/bus"
+	"github.com/sinkbus/sinkbus/bus/bustest"
+	"github.com/sinkbus/sinkbus/bus/metrics"
+	"github.com/sinkbus/sinkbus/middleware"
+	"github.com/sinkbus/sinkbus/sinks/webhook"
+)
+
+var ctx = context.Background()
+
+// endpoint is a webhook receiver answering status and counting requests.
+type endpoint struct {
+	*httptest.Server
+	mu  sync.Mutex
+	n   int
+	got chan struct{}
+}
+
+func newEndpoint(t *testing.T, status int) *endpoint {
+	e := &endpoint{got: make(chan struct{}, 100)}
+	e.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		w.WriteHeader(status)
+		e.mu.Lock()
+		e.n++
+		e.mu.Unlock()
+		e.got <- struct{}{}
+	}))
+	t.Cleanup(e.Close)
+	return e
+}
+
+func (e *endpoint) wait(t *testing.T, n int) {
+	t.Helper()
+	for range n {
+		select {
+		case <-e.got:
+		case <-time.After(10 * time.Second):
+			t.Fatal("the endpoint got no request in 10s")
+		}
+	}
+}
+
+// value reads one sample from reg: a counter's or gauge's value, or a
+// histogram's sample count; -1 when there is no such series.
+func value(t *testing.T, reg *prometheus.Registry, name string, labels map[string]string) float64 {
+	t.Helper()
+	families, err := reg.Gather()
+	require.NoError(t, err)
+	for _, f := range families {
+		if f.GetName() != name {
+			continue
+		}
+	next:
+		for _, m := range f.GetMetric() {
+			got := map[string]string{}
+			for _, l := range m.GetLabel() {
+				got[l.GetName()] = l.GetValue()
+			}
+			for k, v := range labels {
+				if got[k] != v {
+					continue next
+				}
+			}
+			switch f.GetType() {
+			case dto.MetricType_COUNTER:
+				return m.GetCounter().GetValue()
+			case dto.MetricType_GAUGE:
+				return m.GetGauge().GetValue()
+			case dto.MetricType_HISTOGRAM:
+				return float64(m.GetHistogram().GetSampleCount())
+			}
+		}
+	}
+	return -1
+}
+
+func lbl(id, typ string, kv ...string) map[string]string {
+	m := map[string]string{"integration": id, "type": typ}
+	for i := 0; i+1 < len(kv); i += 2 {
+		m[kv[i]] = kv[i+1]
+	}
+	return m
+}
+
+// waitSettled waits until every integration has settled every event.
+func waitSettled(t *testing.T, b *bus.Bus) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		list, err := b.Integrations().List(ctx)
+		require.NoError(t, err)
+		behind := false
+		for _, in := range list {
+			lag, err := b.Integrations().Lag(ctx, in.ID)
+			require.NoError(t, err)
+			behind = behind || (lag > 0 && in.Status == bus.Running)
+		}
+		if !behind {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("integrations still behind after 10s")
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+func TestMetrics_count_what_was_delivered_rejected_retried_and_skipped(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	m, err := metrics.New(metrics.Config{Registerer: reg})
+	require.NoError(t, err)
+	tb := bustest.New(t, func(c *bus.Config) {
+		c.Observer = m
+		c.Clock = nil // real backoffs of a millisecond
+	})
+	m.Watch(tb.Bus)
+
+	ok := newEndpoint(t, http.StatusNoContent)
+	refuses := newEndpoint(t, http.StatusBadRequest)
+	tb.Create(bus.Integration{ID: "orders", Observes: []string{"order.*"},
+		Sink: webhook.Config{URL: ok.URL, AllowPrivateNetworks: true}})
+	tb.Create(bus.Integration{ID: "refused",
+		Sink: webhook.Config{URL: refuses.URL, AllowPrivateNetworks: true}})
+	flaky := tb.NewSinkIntegration(bus.Integration{ID: "flaky", Observes: []string{"order.created"},
+		Delivery: middleware.Settings{Retry: middleware.RetryPolicy{InitialInterval: time.Millisecond, MaxInterval: time.Millisecond}}})
+	flaky.FailNext(2, http.StatusServiceUnavailable)
+
+	tb.Publish(
+		bus.Event{Name: "order.created"}, bus.Event{Name: "order.created"}, bus.Event{Name: "order.fulfilled"},
+		bus.Event{Name: "cart.updated"}, bus.Event{Name: "cart.updated"},
+	)
+	ok.wait(t, 3)
+	refuses.wait(t, 5)
+	flaky.WaitFor(t, 2)
+	waitSettled(t, tb.Bus)
+
+	const name = "sinkbus_"
+	assert.Equal(t, 3.0, value(t, reg, name+"delivered_total", lbl("orders", "webhook")))
+	assert.Equal(t, 2.0, value(t, reg, name+"skipped_total", lbl("orders", "webhook")))
+	assert.Equal(t, -1.0, value(t, reg, name+"rejected_total", lbl("orders", "webhook")))
+	assert.Equal(t, 3.0, value(t, reg, name+"delivery_duration_seconds", lbl("orders", "webhook", "result", "delivered")))
+
+	assert.Equal(t, -1.0, value(t, reg, name+"delivered_total", lbl("refused", "webhook")))
+	assert.Equal(t, 5.0, value(t, reg, name+"rejected_total", lbl("refused", "webhook")))
+	assert.Equal(t, 5.0, value(t, reg, name+"attempts_failed_total", lbl("refused", "webhook", "class", "permanent")))
+	assert.Equal(t, 5.0, value(t, reg, name+"delivery_duration_seconds", lbl("refused", "webhook", "result", "failed")))
+	rejected, err := tb.Integrations().Rejected(ctx, "refused")
+	require.NoError(t, err)
+	assert.Len(t, rejected, 5, "the counter equals the rejected store")
+
+	assert.Equal(t, 2.0, value(t, reg, name+"delivered_total", lbl("flaky", "bustest")))
+	assert.Equal(t, 2.0, value(t, reg, name+"attempts_failed_total", lbl("flaky", "bustest", "class", "retryable")))
+	assert.Equal(t, 2.0, value(t, reg, name+"retries_total", lbl("flaky", "bustest")))
+	assert.Equal(t, 3.0, value(t, reg, name+"skipped_total", lbl("flaky", "bustest")))
+	assert.Equal(t, flaky.Attempts(), 4)
+
+	for _, id := range []string{"orders", "refused", "flaky"} {
+		typ := map[string]string{"orders": "webhook", "refused": "webhook", "flaky": "bustest"}[id]
+		assert.Equal(t, 0.0, value(t, reg, name+"lag_events", lbl(id, typ)), id)
+		assert.Equal(t, 1.0, value(t, reg, name+"integration_running", lbl(id, typ)), id)
+		assert.Equal(t, 1.0, value(t, reg, name+"circuit_state", lbl(id, typ, "state", "closed")), id)
+		assert.Equal(t, 0.0, value(t, reg, name+"circuit_state", lbl(id, typ, "state", "open")), id)
+	}
+
+	// A retried rejected event counts as an attempt like any other.
+	require.Error(t, tb.Integrations().RetryRejected(ctx, "refused", rejected[0].EventID))
+	refuses.wait(t, 1)
+	assert.Equal(t, 6.0, value(t, reg, name+"attempts_failed_total", lbl("refused", "webhook", "class", "permanent")))
+
+	// The handler serves them; a deleted integration's series go.
+	srv := httptest.NewServer(m.Handler())
+	defer srv.Close()
+	body := scrapeText(t, srv)
+	assert.Contains(t, body, `sinkbus_delivered_total{integration="orders",type="webhook"} 3`)
+	assert.Contains(t, body, `sinkbus_lag_events{integration="flaky",type="bustest"} 0`)
+	assert.Contains(t, body, `sinkbus_rejected_total{integration="refused",type="webhook"} 5`)
+	require.NoError(t, tb.Integrations().Delete(ctx, "refused"))
+	scrapeText(t, srv) // notices the deletion
+	assert.NotContains(t, scrapeText(t, srv), `integration="refused"`)
+}
+
+func scrapeText(t *testing.T, srv *httptest.Server) string {
+	t.Helper()
+	resp, err := srv.Client().Get(srv.URL)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	return string(body)
+}
+
+func TestMetrics_gauges_show_lag_of_a_stopped_integration_and_an_open_circuit(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	m, err := metrics.New(metrics.Config{Registerer: reg, Namespace: "shop"})
+	require.NoError(t, err)
+	tb := bustest.New(t, func(c *bus.Config) { c.Observer = m })
+	m.Watch(tb.Bus)
+
+	tb.NewSinkIntegration(bus.Integration{ID: "paused", Status: bus.Stopped})
+	broken := tb.NewSinkIntegration(bus.Integration{ID: "broken", Concurrency: 1, Delivery: middleware.Settings{
+		Breaker: middleware.BreakerPolicy{WarnAfter: 1, OpenAfter: 1}}})
+	broken.FailNext(1, http.StatusServiceUnavailable)
+	tb.Publish(bus.Event{Name: "order.created"}, bus.Event{Name: "order.created"})
+
+	require.NoError(t, tb.Clock.BlockUntil(ctx, 1)) // the failed attempt's retry waits
+	assert.Equal(t, 2.0, value(t, reg, "shop_lag_events", lbl("paused", "bustest")))
+	assert.Equal(t, 0.0, value(t, reg, "shop_integration_running", lbl("paused", "bustest")))
+	assert.Equal(t, 1.0, value(t, reg, "shop_circuit_state", lbl("broken", "bustest", "state", "open")))
+	assert.Equal(t, 0.0, value(t, reg, "shop_circuit_state", lbl("broken", "bustest", "state", "closed")))
+	assert.Equal(t, 1.0, value(t, reg, "shop_circuit_consecutive_failures", lbl("broken", "bustest")))
+	assert.Equal(t, 1.0, value(t, reg, "shop_attempts_failed_total", lbl("broken", "bustest", "class", "retryable")))
+}
+
+func TestNew_refuses_to_register_twice(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	_, err := metrics.New(metrics.Config{Registerer: reg})
+	require.NoError(t, err)
+	_, err = metrics.New(metrics.Config{Registerer: reg})
+	assert.Error(t, err)
+	m, err := metrics.New(metrics.Config{})
+	require.NoError(t, err)
+	rec := httptest.NewRecorder()
+	m.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	assert.Equal(t, http.StatusOK, rec.Code)
+	assert.True(t, strings.HasPrefix(rec.Header().Get("Content-Type"), "text/plain"))
+}

@@ -1,0 +1,117 @@
+package bus
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+
+	"github.com/sinkbus/sinkbus/sinks"
+)
+
+// integrationStore keeps the integrations across restarts.
+type integrationStore interface {
+	load(reg *sinks.Registry) ([]Integration, error)
+	save(list []Integration) error
+}
+
+type memoryStore struct{}
+
+func (memoryStore) load(*sinks.Registry) ([]Integration, error) { return nil, nil }
+func (memoryStore) save([]Integration) error                    { return nil }
+
+// fileStore writes every integration, secrets included, to one JSON file
+// readable by the owner only, replaced atomically on each change.
+type fileStore struct{ path string }
+
+func (s fileStore) load(reg *sinks.Registry) ([]Integration, error) {
+	data, err := os.ReadFile(s.path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var raw []json.RawMessage
+	if err := json.Unmarshal(data, &raw); err != nil {
+		return nil, fmt.Errorf("sinkbus: %s: %w", s.path, err)
+	}
+	out := make([]Integration, 0, len(raw))
+	for i, r := range raw {
+		in, err := DecodeIntegration(reg, r)
+		if err != nil {
+			return nil, fmt.Errorf("sinkbus: %s: integration %d: %w", s.path, i, err)
+		}
+		out = append(out, in)
+	}
+	return out, nil
+}
+
+func (s fileStore) save(list []Integration) error {
+	data, err := json.MarshalIndent(list, "", "  ")
+	if err != nil {
+		return err
+	}
+	return writeFileAtomic(s.path, data)
+}
+
+// writeFileAtomic writes data to a temporary file, syncs it and renames it
+// over path, so a crash leaves either the old or the new content.
+func writeFileAtomic(path string, data []byte) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), filepath.Base(path)+".*.tmp")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if err := tmp.Chmod(0o600); err != nil {
+		tmp.Close()
+		return err
+	}
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
+}
+
+// saveLocked persists every integration that can be persisted (in-process
+// handlers cannot: the application registers them again at start-up).
+func (b *Bus) saveLocked() error {
+	list := make([]Integration, 0, len(b.runners))
+	for _, r := range b.runners {
+		if _, ok := r.in.Sink.(HandlerFunc); ok {
+			continue
+		}
+		list = append(list, r.in)
+	}
+	sort.Slice(list, func(i, j int) bool { return list[i].ID < list[j].ID })
+	return b.store.save(list)
+}
+
+func (b *Bus) loadIntegrations() error {
+	list, err := b.store.load(b.cfg.Sinks)
+	if err != nil {
+		return err
+	}
+	for _, in := range list {
+		f, err := in.validate(b.cfg.Sinks, maxTime(b.cfg.Clock.Now(), in.StartsAt))
+		if err != nil {
+			return fmt.Errorf("sinkbus: saved integration %q: %w", in.ID, err)
+		}
+		r, err := b.newRunner(in, f)
+		if err != nil {
+			return err
+		}
+		b.runners[in.ID] = r
+	}
+	return nil
+}

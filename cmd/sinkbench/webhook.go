@@ -1,0 +1,168 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"runtime"
+	"sort"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/sinkbus/sinkbus/bus"
+	"github.com/sinkbus/sinkbus/sinks/webhook"
+)
+
+func init() {
+	register(benchCase{
+		name:  "webhook",
+		about: "publish → journal → filter → chain → webhook sink → net/http receiver (204), concurrency 8, vs a raw keep-alive net/http client posting the same bodies at concurrency 8",
+		setup: setupWebhook,
+	})
+}
+
+// latencies collects publish-to-receipt latencies read from the bodies'
+// published_at, for percentiles.
+type latencies struct {
+	mu sync.Mutex
+	d  []time.Duration
+}
+
+var publishedAtKey = []byte(`"published_at":"`)
+
+func (l *latencies) observe(body []byte) {
+	i := bytes.Index(body, publishedAtKey)
+	if i < 0 {
+		return
+	}
+	rest := body[i+len(publishedAtKey):]
+	end := bytes.IndexByte(rest, '"')
+	if end < 0 {
+		return
+	}
+	t, err := time.Parse(time.RFC3339Nano, string(rest[:end]))
+	if err != nil {
+		return
+	}
+	d := time.Since(t)
+	l.mu.Lock()
+	l.d = append(l.d, d)
+	l.mu.Unlock()
+}
+
+func (l *latencies) percentiles() (p50, p99 time.Duration) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if len(l.d) == 0 {
+		return 0, 0
+	}
+	sort.Slice(l.d, func(i, j int) bool { return l.d[i] < l.d[j] })
+	return l.d[len(l.d)/2], l.d[len(l.d)*99/100]
+}
+
+func (l *latencies) reset() {
+	l.mu.Lock()
+	l.d = l.d[:0]
+	l.mu.Unlock()
+}
+
+// startReceiver serves 204 on loopback, counting requests with c.
+func startReceiver(c *counter, lat *latencies) (url string, stop func()) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	must(err)
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		if lat != nil {
+			lat.observe(body)
+		}
+		w.WriteHeader(http.StatusNoContent)
+		c.hit()
+	}), ConnState: func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			c.conns.Add(1)
+		}
+	}}
+	go func() { _ = srv.Serve(ln) }()
+	return "http://" + ln.Addr().String(), func() { _ = srv.Close() }
+}
+
+var oursCPU, rawCPU time.Duration
+
+var oursAllocs, rawAllocs uint64
+
+func mallocs() uint64 {
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return ms.Mallocs
+}
+
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+func setupWebhook(quick bool) (ours, raw func() float64, cleanup func(), skip string) {
+	n := 40_000
+	if quick {
+		n = 10_000
+	}
+	n -= n % publishers
+
+	oc, lat := &counter{}, &latencies{}
+	oursURL, stopOurs := startReceiver(oc, lat)
+	b, stopBus := runBus(bus.Config{Retention: -1})
+	_, err := b.Integrations().Create(context.Background(), bus.Integration{
+		ID: "erp", Observes: []string{"order.*"}, Concurrency: publishers,
+		Sink: webhook.Config{URL: oursURL + "/hook", SecretKey: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", AllowPrivateNetworks: true},
+	})
+	must(err)
+	ours = func() float64 {
+		done := oc.expect(int64(n))
+		cpu0, m0 := cpuTime(), mallocs()
+		defer func() { oursCPU += cpuTime() - cpu0; oursAllocs += mallocs() - m0 }()
+		start := time.Now()
+		publishAll(n, func(int) {
+			must(b.Publish(context.Background(), bus.Event{Name: "order.created", Payload: payload1K}))
+		})
+		<-done
+		return perSecond(n, time.Since(start))
+	}
+
+	rc := &counter{}
+	rawURL, stopRaw := startReceiver(rc, nil)
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: publishers * 2, MaxIdleConns: 100}}
+	body := append([]byte(`{"id":"x","name":"order.created","published_at":"2026-01-01T00:00:00Z","payload":`), payload1K...)
+	body = append(body, '}')
+	raw = func() float64 {
+		done := rc.expect(int64(n))
+		cpu0, m0 := cpuTime(), mallocs()
+		defer func() { rawCPU += cpuTime() - cpu0; rawAllocs += mallocs() - m0 }()
+		start := time.Now()
+		publishAll(n, func(int) {
+			req, err := http.NewRequest(http.MethodPost, rawURL+"/hook", bytes.NewReader(body))
+			must(err)
+			req.Header.Set("Content-Type", "application/json")
+			resp, err := client.Do(req)
+			must(err)
+			_, _ = io.Copy(io.Discard, resp.Body)
+			_ = resp.Body.Close()
+		})
+		<-done
+		return perSecond(n, time.Since(start))
+	}
+	cleanup = func() {
+		stopBus()
+		stopOurs()
+		stopRaw()
+		fmt.Printf("connections ours=%d raw=%d cpu ours=%s raw=%s\n", oc.conns.Load(), rc.conns.Load(), oursCPU, rawCPU)
+		fmt.Printf("allocs per event ours=%d raw=%d\n", oursAllocs/uint64(3*n), rawAllocs/uint64(3*n))
+		p50, p99 := lat.percentiles()
+		fmt.Printf("case=webhook latency publish→receipt p50=%s p99=%s\n", p50.Round(10*time.Microsecond), p99.Round(10*time.Microsecond))
+	}
+	return ours, raw, cleanup, ""
+}

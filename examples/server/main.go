@@ -1,0 +1,176 @@
+// Command server is a small commerce application built on sinkbus: an
+// orders API that publishes order.* events, with sinkbus's three HTTP
+// handlers mounted beside it:
+//
+//	POST /orders                  create an order        → order.created
+//	GET  /orders/{id}             read it
+//	POST /orders/{id}/fulfil      ship it                → order.fulfilled
+//	POST /orders/{id}/cancel      cancel it              → order.cancelled
+//	     /api/integrations...     the management API (bus/api)
+//	POST /ingest                  the ingestion webhook (bus/ingest), bearer token
+//	GET  /metrics                 Prometheus metrics (bus/metrics)
+//	POST /demo/webhook            a webhook receiver to point integrations at;
+//	GET  /demo/webhook            what it received, signatures verified
+//
+// It listens on loopback by default:
+//
+//	go run ./examples/server -ingest-token dev-token
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill"
+
+	"github.com/sinkbus/sinkbus/bus"
+	"github.com/sinkbus/sinkbus/bus/api"
+	"github.com/sinkbus/sinkbus/bus/ingest"
+	"github.com/sinkbus/sinkbus/bus/metrics"
+)
+
+// config is the command line.
+type config struct {
+	addr         string
+	dataDir      string
+	tenant       string
+	ingestToken  string
+	ingestEvents string
+	apiToken     string
+	demoSecret   string
+}
+
+func parseFlags(args []string, stderr io.Writer) (config, error) {
+	var c config
+	fs := flag.NewFlagSet("server", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&c.addr, "addr", "127.0.0.1:8080", "listen address (loopback by default)")
+	fs.StringVar(&c.dataDir, "data-dir", "var/sinkbus", `where the journal, integrations, logs and rejected events live; "" keeps them in memory`)
+	fs.StringVar(&c.tenant, "tenant", "demo-shop", "tenant of the order events")
+	fs.StringVar(&c.ingestToken, "ingest-token", os.Getenv("SINKBUS_INGEST_TOKEN"), "bearer token of /ingest (default $SINKBUS_INGEST_TOKEN; empty: /ingest refuses every request)")
+	fs.StringVar(&c.ingestEvents, "ingest-events", "be-observer.*", "comma-separated event patterns /ingest accepts")
+	fs.StringVar(&c.apiToken, "api-token", os.Getenv("SINKBUS_API_TOKEN"), "bearer token of /api (default $SINKBUS_API_TOKEN; empty: no authentication)")
+	fs.StringVar(&c.demoSecret, "demo-secret", "SOME_SECRET_KEY", "secret /demo/webhook verifies signatures with (the seed's secret_key)")
+	err := fs.Parse(args)
+	return c, err
+}
+
+func main() {
+	cfg, err := parseFlags(os.Args[1:], os.Stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return
+	}
+	if err != nil {
+		os.Exit(2)
+	}
+	logger := slog.New(slog.NewTextHandler(os.Stderr, nil))
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, cfg, logger, nil); err != nil {
+		logger.Error("server stopped", "error", err)
+		os.Exit(1)
+	}
+}
+
+// run serves until ctx is done; ready, when set, gets the address it
+// listens on.
+func run(ctx context.Context, cfg config, logger *slog.Logger, ready func(addr string)) error {
+	wmLogger := watermill.NewSlogLogger(logger)
+	m, err := metrics.New(metrics.Config{})
+	if err != nil {
+		return err
+	}
+	b, err := bus.New(bus.Config{DataDir: cfg.dataDir, Observer: m, Logger: wmLogger})
+	if err != nil {
+		return err
+	}
+	defer b.Close()
+	m.Watch(b)
+
+	if cfg.ingestToken == "" {
+		logger.Warn("/ingest refuses every request: set -ingest-token")
+	}
+	ing, err := ingest.New(b, ingest.Options{
+		Authenticate: ingest.Bearer(cfg.ingestToken), // no token: accepts nothing
+		Events:       strings.Split(cfg.ingestEvents, ","),
+		Tenant:       cfg.tenant,
+		TenantHeader: "X-Tenant",
+		Logger:       wmLogger,
+	})
+	if err != nil {
+		return err
+	}
+	demo, err := newDemoReceiver(cfg.demoSecret, logger)
+	if err != nil {
+		return err
+	}
+
+	apiOpts := api.Options{Logger: wmLogger}
+	if cfg.apiToken != "" {
+		bearer := ingest.Bearer(cfg.apiToken)
+		apiOpts.Authorize = func(r *http.Request) error {
+			if err := bearer(r, nil); err != nil {
+				return fmt.Errorf("%w: %w", api.ErrUnauthenticated, err)
+			}
+			return nil
+		}
+	}
+	mux := http.NewServeMux()
+	newOrders(b, cfg.tenant).routes(mux)
+	mux.Handle("/api/", http.StripPrefix("/api", api.New(b, apiOpts)))
+	mux.Handle("POST /ingest", ing)
+	mux.Handle("GET /metrics", m.Handler())
+	mux.Handle("/demo/webhook", demo)
+
+	ln, err := net.Listen("tcp", cfg.addr)
+	if err != nil {
+		return err
+	}
+	if cfg.apiToken == "" && !isLoopback(ln.Addr()) {
+		logger.Warn("the management API is open to anyone who can reach " + ln.Addr().String() + ": set -api-token")
+	}
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+
+	runCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	busErr := make(chan error, 1)
+	go func() { busErr <- b.Run(runCtx) }()
+	<-b.Running()
+	srvErr := make(chan error, 1)
+	go func() { srvErr <- srv.Serve(ln) }()
+	logger.Info("serving", "url", "http://"+ln.Addr().String(), "data_dir", cfg.dataDir)
+	if ready != nil {
+		ready(ln.Addr().String())
+	}
+
+	select {
+	case <-ctx.Done():
+	case err = <-srvErr:
+	case err = <-busErr:
+	}
+	shutdownCtx, done := context.WithTimeout(context.Background(), 10*time.Second)
+	defer done()
+	err = errors.Join(err, srv.Shutdown(shutdownCtx))
+	cancel()
+	err = errors.Join(err, b.Close())
+	if errors.Is(err, http.ErrServerClosed) {
+		err = nil
+	}
+	return err
+}
+
+func isLoopback(a net.Addr) bool {
+	tcp, ok := a.(*net.TCPAddr)
+	return ok && tcp.IP.IsLoopback()
+}

@@ -1,0 +1,122 @@
+package middleware
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+// fileDir keeps one JSON document per integration in a directory. A document
+// is written to a temporary file and renamed over the old one, so a crash
+// leaves either the old or the new document, never half of one.
+type fileDir struct {
+	dir    string
+	suffix string // ".log.json", ".rejected.json"
+	sync   bool   // fsync before rename: the document is acknowledged data
+}
+
+const tempPrefix = ".tmp-"
+
+func openFileDir(dir, suffix string, sync bool) (fileDir, error) {
+	if dir == "" {
+		return fileDir{}, fmt.Errorf("sinkbus: store directory is empty")
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fileDir{}, fmt.Errorf("sinkbus: store directory: %w", err)
+	}
+	// Temporary files left by a crash between write and rename.
+	stale, _ := filepath.Glob(filepath.Join(dir, tempPrefix+"*"+suffix))
+	for _, p := range stale {
+		_ = os.Remove(p)
+	}
+	return fileDir{dir: dir, suffix: suffix, sync: sync}, nil
+}
+
+// path returns the file of integrationID. Bytes other than [a-z0-9-] are
+// escaped as _XX, so any id names exactly one file inside dir.
+func (d fileDir) path(integrationID string) string {
+	var b strings.Builder
+	for i := 0; i < len(integrationID); i++ {
+		c := integrationID[i]
+		if c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' {
+			b.WriteByte(c)
+			continue
+		}
+		fmt.Fprintf(&b, "_%02X", c)
+	}
+	return filepath.Join(d.dir, b.String()+d.suffix)
+}
+
+// write replaces the document of integrationID with v.
+func (d fileDir) write(integrationID string, v any) error {
+	data, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	f, err := os.CreateTemp(d.dir, tempPrefix+"*"+d.suffix)
+	if err != nil {
+		return err
+	}
+	tmp := f.Name()
+	_, err = f.Write(data)
+	if err == nil && d.sync {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, d.path(integrationID))
+	}
+	if err != nil {
+		_ = os.Remove(tmp)
+		return err
+	}
+	if d.sync {
+		return syncDir(d.dir)
+	}
+	return nil
+}
+
+// remove deletes the document of integrationID, if any.
+func (d fileDir) remove(integrationID string) error {
+	err := os.Remove(d.path(integrationID))
+	if err == nil || os.IsNotExist(err) {
+		return nil
+	}
+	return err
+}
+
+// load calls fn with the content of every document in the directory.
+func (d fileDir) load(fn func(data []byte) error) error {
+	entries, err := os.ReadDir(d.dir)
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		name := e.Name()
+		if e.IsDir() || !strings.HasSuffix(name, d.suffix) || strings.HasPrefix(name, tempPrefix) {
+			continue
+		}
+		p := filepath.Join(d.dir, name)
+		data, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		if err := fn(data); err != nil {
+			return fmt.Errorf("sinkbus: %s: %w", p, err)
+		}
+	}
+	return nil
+}
+
+func syncDir(dir string) error {
+	f, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return f.Sync()
+}

@@ -1,0 +1,120 @@
+package middleware
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+	"unicode/utf8"
+
+	"github.com/ThreeDotsLabs/watermill"
+	"github.com/ThreeDotsLabs/watermill/message"
+
+	"github.com/sinkbus/sinkbus/internal/clock"
+	"github.com/sinkbus/sinkbus/sinks"
+)
+
+// Reject is the outermost middleware: every failure that reaches it is final
+// (a permanent failure, or retries exhausted), so it stores the event in the
+// rejected store with the reason, logs event_rejected, and acknowledges the
+// message. If the store cannot take the event, it returns the error: the
+// router nacks and the event is delivered again later, not lost. When the
+// message's context is done (the bus is stopping), the failure is returned
+// as is: the event stays in the journal.
+type Reject struct {
+	// IntegrationID names the integration in the stores.
+	IntegrationID string
+	// Store receives the rejected events. Required.
+	Store RejectedStore
+	// Log receives event_rejected and rejected_event_evicted entries. Nil
+	// means none are written.
+	Log LogStore
+	// Clock dates the entries. Nil means clock.Real.
+	Clock clock.Clock
+	// Logger nil means watermill.NopLogger.
+	Logger watermill.LoggerAdapter
+	// OnReject is called after an event was stored, for metrics. Nil means
+	// no call.
+	OnReject func(integrationID string, e RejectedEvent)
+}
+
+// Middleware returns h whose final failures end in the rejected store.
+func (r Reject) Middleware(h message.HandlerFunc) message.HandlerFunc {
+	r.Clock = clock.OrReal(r.Clock)
+	if r.Logger == nil {
+		r.Logger = watermill.NopLogger{}
+	}
+	return func(msg *message.Message) ([]*message.Message, error) {
+		ctx := msg.Context()
+		out, err := h(msg)
+		if err == nil {
+			return out, nil
+		}
+		if ctx.Err() != nil {
+			return nil, err
+		}
+		if class, _ := sinks.Classify(err); class == sinks.ClassDelivered {
+			return out, nil
+		}
+		return nil, r.reject(msg, err)
+	}
+}
+
+func (r Reject) reject(msg *message.Message, cause error) error {
+	e := RejectedFromMessage(msg)
+	e.Reason = reasonOf(cause)
+	var se *sinks.StatusError
+	if errors.As(cause, &se) {
+		e.StatusCode = se.StatusCode
+	}
+	e.Attempts = 1
+	if n, err := strconv.Atoi(msg.Metadata.Get(sinks.MetaAttempt)); err == nil && n > 0 {
+		e.Attempts = n
+	}
+	e.CreatedAt = r.Clock.Now()
+	fields := watermill.LogFields{"integration_id": r.IntegrationID, "event_id": e.EventID}
+	evicted, err := r.Store.Put(r.IntegrationID, e)
+	if err != nil {
+		r.Logger.Error("Cannot store the rejected event; it will be delivered again", err, fields)
+		return fmt.Errorf("sinkbus: storing rejected event %s: %w", e.EventID, err)
+	}
+	r.Logger.Info("Event rejected", fields.Add(watermill.LogFields{"reason": e.Reason, "attempts": e.Attempts}))
+	if r.OnReject != nil {
+		r.OnReject(r.IntegrationID, e)
+	}
+	r.logEntry(LogEntry{Action: ActionEventRejected, Reason: e.Reason, EventID: e.EventID, CreatedAt: e.CreatedAt})
+	for _, old := range evicted {
+		r.logEntry(LogEntry{
+			Action:    ActionRejectedEvicted,
+			Reason:    fmt.Sprintf("Rejected event %s evicted to make room for %s.", old.EventID, e.EventID),
+			EventID:   old.EventID,
+			CreatedAt: e.CreatedAt,
+		})
+	}
+	return nil
+}
+
+func (r Reject) logEntry(e LogEntry) {
+	if r.Log == nil {
+		return
+	}
+	if err := r.Log.Append(r.IntegrationID, e); err != nil {
+		r.Logger.Error("Cannot write the integration log", err, watermill.LogFields{
+			"integration_id": r.IntegrationID, "action": e.Action})
+	}
+}
+
+// maxReason bounds the reason kept in log entries and rejected events.
+const maxReason = 2048
+
+// reasonOf returns the text of err for a log entry, cut to maxReason bytes.
+func reasonOf(err error) string {
+	s := err.Error()
+	if len(s) <= maxReason {
+		return s
+	}
+	cut := maxReason
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "…"
+}

@@ -1,0 +1,515 @@
+package replay
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill"
+	"github.com/ThreeDotsLabs/watermill/message"
+
+	"github.com/sinkbus/sinkbus/internal/clock"
+)
+
+// ConsumerConfig says where a consumer starts, where it ends, and how many
+// messages it has in flight.
+type ConsumerConfig struct {
+	// Group names the durable cursor. A group that has a cursor resumes from
+	// it; acknowledgements move it. Empty means an ephemeral consumer with no
+	// cursor (a replay).
+	Group string
+	// StartAt is where a consumer without a cursor starts: the first record
+	// appended at or after it. Zero means the head (only new records), or
+	// the oldest retained record when FromOldest is set.
+	StartAt    time.Time
+	FromOldest bool
+	// Until ends the consumer after the last record appended before or at
+	// it has been acknowledged: the channel closes and OnEnd is called.
+	// Zero means never.
+	Until time.Time
+	// MaxInFlight is how many messages may wait for acknowledgement at once.
+	// Zero means 1: strictly one after the other.
+	MaxInFlight int
+	// OrderKey, when set, keeps messages with the same non-empty key in order:
+	// one in flight per key. Messages of other keys pass a busy key by.
+	OrderKey func(*message.Message) string
+	// MaxPending bounds how many read messages may wait behind busy keys
+	// before reading pauses. Zero means 10,000.
+	MaxPending int
+	// NackDelay is how long a nacked message waits before it is delivered
+	// again. Zero means one second.
+	NackDelay time.Duration
+	// Decorate, when set, is called on each message before it is sent.
+	Decorate func(*message.Message)
+	// OnEnd is called once when Until is reached.
+	OnEnd func()
+	// OnRetentionLoss is called when the group's cursor points before the
+	// oldest retained record, with how many records were lost.
+	OnRetentionLoss func(lost uint64)
+}
+
+func (c *ConsumerConfig) setDefaults() {
+	if c.MaxInFlight <= 0 {
+		c.MaxInFlight = 1
+	}
+	if c.MaxPending <= 0 {
+		c.MaxPending = 10000
+	}
+	if c.NackDelay <= 0 {
+		c.NackDelay = time.Second
+	}
+}
+
+// Consumer is a message.Subscriber reading a topic of the journal for one
+// group.
+type Consumer struct {
+	j   *Journal
+	cfg ConsumerConfig
+
+	mu     sync.Mutex
+	closed bool
+	cancel []context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+// Consumer returns a subscriber for cfg. Each Subscribe call runs one reader.
+func (j *Journal) Consumer(cfg ConsumerConfig) *Consumer {
+	cfg.setDefaults()
+	return &Consumer{j: j, cfg: cfg}
+}
+
+// Subscribe starts reading topic and returns the messages. The channel closes
+// when ctx is done, the consumer or journal is closed, or Until is reached.
+func (c *Consumer) Subscribe(ctx context.Context, topic string) (<-chan *message.Message, error) {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return nil, ErrClosed
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	stop := context.AfterFunc(c.j.ctx, cancel)
+	c.cancel = append(c.cancel, cancel)
+	c.wg.Add(1)
+	c.mu.Unlock()
+
+	r, err := c.newReader(ctx, topic)
+	if err != nil {
+		stop()
+		cancel()
+		c.wg.Done()
+		return nil, err
+	}
+	out := make(chan *message.Message)
+	c.j.wg.Add(1)
+	go func() {
+		defer c.j.wg.Done()
+		defer c.wg.Done()
+		defer cancel()
+		defer stop()
+		r.run(out)
+		if err := c.j.Flush(); err != nil {
+			r.log.Error("Cannot save journal cursors", err, nil)
+		}
+	}()
+	return out, nil
+}
+
+// Close stops every reader of the consumer and waits for them.
+func (c *Consumer) Close() error {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return nil
+	}
+	c.closed = true
+	for _, cancel := range c.cancel {
+		cancel()
+	}
+	c.mu.Unlock()
+	c.wg.Wait()
+	return nil
+}
+
+type delivery struct {
+	rec     Record
+	key     string
+	retryAt time.Time
+}
+
+type outcome struct {
+	d     *delivery
+	acked bool
+}
+
+type reader struct {
+	c     *Consumer
+	j     *Journal
+	ctx   context.Context
+	topic string
+	key   CursorKey
+	log   watermill.LoggerAdapter
+
+	// Guarded by mu:
+	pos       uint64 // next offset to read
+	end       uint64 // first offset past Until; 0 while unknown
+	committed uint64 // every offset below it is acknowledged
+	doneAbove map[uint64]struct{}
+
+	mu       sync.Mutex // guards everything below and the fields above
+	buf      []Record
+	ready    []*delivery
+	inflight int
+	busy     map[string][]*delivery // key -> waiting behind the one in flight
+	pending  int
+	retries  []*delivery
+	changed  chan struct{} // closed to wake idle workers; nil when none waits
+	ended    bool
+}
+
+func (c *Consumer) newReader(ctx context.Context, topic string) (*reader, error) {
+	j := c.j
+	r := &reader{
+		c: c, j: j, ctx: ctx, topic: topic,
+		key:       CursorKey{Topic: topic, Group: c.cfg.Group},
+		log:       j.cfg.Logger.With(watermill.LogFields{"topic": topic, "group": c.cfg.Group}),
+		doneAbove: make(map[uint64]struct{}),
+		busy:      make(map[string][]*delivery),
+	}
+	first, next := j.st.Bounds(topic)
+	cur, hasCursor := uint64(0), false
+	if c.cfg.Group != "" {
+		cur, hasCursor = j.Cursor(topic, c.cfg.Group)
+	}
+	switch {
+	case hasCursor:
+		r.pos = cur
+	case !c.cfg.StartAt.IsZero():
+		p, err := j.st.Seek(topic, c.cfg.StartAt)
+		if err != nil {
+			return nil, err
+		}
+		r.pos = p
+	case c.cfg.FromOldest:
+		r.pos = first
+	default:
+		r.pos = next
+	}
+	if r.pos < first {
+		if hasCursor && c.cfg.OnRetentionLoss != nil {
+			c.cfg.OnRetentionLoss(first - r.pos)
+		}
+		r.pos = first
+	}
+	r.committed = r.pos
+	if c.cfg.Group != "" {
+		// Pin the start now: a crash before the first acknowledgement must
+		// resume here, not at a later head.
+		j.setCursor(r.key, r.pos)
+	}
+	return r, nil
+}
+
+// run delivers with MaxInFlight workers. There is no dispatcher goroutine:
+// each worker takes the next free message under the reader's lock, sends it,
+// waits for its answer and settles it, so a delivery costs no hand-off
+// besides the router's own.
+func (r *reader) run(out chan<- *message.Message) {
+	defer close(out)
+	var workers sync.WaitGroup
+	for range r.c.cfg.MaxInFlight {
+		workers.Add(1)
+		go func() {
+			defer workers.Done()
+			r.work(out)
+		}()
+	}
+	workers.Wait()
+	if r.ended && r.c.cfg.OnEnd != nil {
+		r.c.cfg.OnEnd()
+	}
+}
+
+func (r *reader) work(out chan<- *message.Message) {
+	for {
+		d, w, stop := r.take()
+		if stop {
+			return
+		}
+		if d == nil {
+			r.wait(w)
+			continue
+		}
+		acked := r.send(out, d)
+		r.mu.Lock()
+		r.inflight--
+		r.settle(outcome{d: d, acked: acked})
+		r.wakeLocked()
+		r.mu.Unlock()
+	}
+}
+
+// waitFor is what an idle worker waits on.
+type waitFor struct {
+	changed  <-chan struct{}
+	appended <-chan struct{}
+	retryIn  time.Duration
+	retry    bool
+}
+
+// take returns the next message to deliver, or what to wait for, or stop.
+func (r *reader) take() (*delivery, waitFor, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for {
+		if r.ended || r.ctx.Err() != nil {
+			return nil, waitFor{}, true
+		}
+		atHead := r.fill()
+		if len(r.ready) == 0 && r.reachedEnd() {
+			r.ended = true
+			r.wakeLocked()
+			return nil, waitFor{}, true
+		}
+		if len(r.ready) > 0 {
+			d := r.ready[0]
+			r.ready = r.ready[1:]
+			r.inflight++
+			return d, waitFor{}, false
+		}
+		var w waitFor
+		if atHead {
+			w.appended = r.j.appended(r.topic)
+			// Re-check: an append may have landed between fill and here.
+			if _, n := r.j.st.Bounds(r.topic); n > r.pos {
+				continue
+			}
+		}
+		if r.changed == nil {
+			r.changed = make(chan struct{})
+		}
+		w.changed = r.changed
+		w.retryIn, w.retry = r.nextWait()
+		return nil, w, false
+	}
+}
+
+// wakeLocked wakes the idle workers: something they wait for may be there.
+func (r *reader) wakeLocked() {
+	if r.changed != nil {
+		close(r.changed)
+		r.changed = nil
+	}
+}
+
+func (r *reader) wait(w waitFor) {
+	var timer clock.Timer
+	var timerC <-chan time.Time
+	if w.retry {
+		timer = r.j.cfg.Clock.NewTimer(w.retryIn)
+		timerC = timer.C()
+		defer timer.Stop()
+	}
+	select {
+	case <-w.changed:
+	case <-w.appended:
+	case <-timerC:
+		r.mu.Lock()
+		r.releaseRetries()
+		r.mu.Unlock()
+	case <-r.ctx.Done():
+	}
+}
+
+// send delivers one message and reports whether it was acknowledged.
+func (r *reader) send(out chan<- *message.Message, d *delivery) bool {
+	msg := message.NewMessage(d.rec.UUID, d.rec.Payload)
+	for k, v := range d.rec.Metadata {
+		msg.Metadata[k] = v
+	}
+	if r.c.cfg.Decorate != nil {
+		r.c.cfg.Decorate(msg)
+	}
+	// Each message gets its own context, cancelled once it is answered, as
+	// Watermill's Pub/Subs do.
+	ctx, cancel := context.WithCancel(r.ctx)
+	defer cancel()
+	msg.SetContext(ctx)
+	select {
+	case out <- msg:
+	case <-r.ctx.Done():
+		return false
+	}
+	select {
+	case <-msg.Acked():
+		return true
+	case <-msg.Nacked():
+		return false
+	case <-r.ctx.Done():
+	}
+	// Without an answer the record is not acknowledged and will be
+	// delivered again.
+	return false
+}
+
+func (r *reader) canRead() bool {
+	if r.pending >= r.c.cfg.MaxPending {
+		return false
+	}
+	return r.end == 0 || r.pos < r.end
+}
+
+// fill reads the next records and queues those whose key is free. It
+// reports whether it stopped for lack of records.
+func (r *reader) fill() (atHead bool) {
+	for len(r.ready) < r.c.cfg.MaxInFlight && r.canRead() {
+		if len(r.buf) == 0 {
+			recs, err := r.j.st.Read(r.topic, r.pos, 256)
+			if err != nil {
+				r.log.Error("Cannot read journal", err, nil)
+				return false
+			}
+			if len(recs) == 0 {
+				if _, next := r.j.st.Bounds(r.topic); next > r.pos {
+					// A gap the storage cannot read (records lost to a
+					// power cut or damage): step over it, or we would spin.
+					r.log.Error("Skipping unreadable journal records", nil,
+						watermill.LogFields{"from": r.pos, "to": next})
+					r.markDone(r.pos, next)
+					r.pos = next
+					continue
+				}
+				r.checkEndAtHead()
+				return r.end == 0
+			}
+			r.buf = recs
+		}
+		rec := r.buf[0]
+		r.buf = r.buf[1:]
+		if rec.Offset > r.pos {
+			// Records trimmed by retention while we were behind.
+			r.markDone(r.pos, rec.Offset)
+		}
+		if u := r.c.cfg.Until; !u.IsZero() && rec.Time.After(u) {
+			r.end = rec.Offset
+			r.buf = nil
+			return false
+		}
+		r.pos = rec.Offset + 1
+		d := &delivery{rec: rec}
+		if r.c.cfg.OrderKey != nil {
+			d.key = r.c.cfg.OrderKey(r.message(rec))
+		}
+		r.enqueue(d)
+	}
+	return false
+}
+
+// checkEndAtHead ends a consumer whose Until has passed once it has read
+// everything: no later record can be appended before Until.
+func (r *reader) checkEndAtHead() {
+	if u := r.c.cfg.Until; !u.IsZero() && r.end == 0 && r.j.cfg.Clock.Now().After(u) {
+		r.end = r.pos
+	}
+}
+
+func (r *reader) message(rec Record) *message.Message {
+	msg := message.NewMessage(rec.UUID, rec.Payload)
+	msg.Metadata = rec.Metadata
+	return msg
+}
+
+func (r *reader) enqueue(d *delivery) {
+	if d.key != "" {
+		if q, ok := r.busy[d.key]; ok {
+			r.busy[d.key] = append(q, d)
+			r.pending++
+			return
+		}
+		r.busy[d.key] = nil
+	}
+	r.ready = append(r.ready, d)
+}
+
+func (r *reader) settle(o outcome) {
+	d := o.d
+	if !o.acked {
+		if r.ctx.Err() != nil {
+			return
+		}
+		d.retryAt = r.j.cfg.Clock.Now().Add(r.c.cfg.NackDelay)
+		r.retries = append(r.retries, d)
+		return
+	}
+	r.markDone(d.rec.Offset, d.rec.Offset+1)
+	if d.key == "" {
+		return
+	}
+	if q := r.busy[d.key]; len(q) > 0 {
+		r.busy[d.key] = q[1:]
+		r.pending--
+		r.ready = append(r.ready, q[0])
+		return
+	}
+	delete(r.busy, d.key)
+}
+
+func (r *reader) nextWait() (time.Duration, bool) {
+	if len(r.retries) == 0 {
+		return 0, false
+	}
+	now := r.j.cfg.Clock.Now()
+	earliest := r.retries[0].retryAt
+	for _, d := range r.retries[1:] {
+		if d.retryAt.Before(earliest) {
+			earliest = d.retryAt
+		}
+	}
+	return max(earliest.Sub(now), 0), true
+}
+
+func (r *reader) releaseRetries() {
+	now := r.j.cfg.Clock.Now()
+	kept := r.retries[:0]
+	for _, d := range r.retries {
+		if !d.retryAt.After(now) {
+			// Retried ahead of the queue: it was first in line before.
+			r.ready = append([]*delivery{d}, r.ready...)
+			continue
+		}
+		kept = append(kept, d)
+	}
+	r.retries = kept
+}
+
+// markDone records offsets [from, to) as acknowledged and moves the cursor
+// over every acknowledged prefix.
+func (r *reader) markDone(from, to uint64) {
+	if from <= r.committed && to > r.committed {
+		from = r.committed
+		r.committed = to
+		for o := from; o < to; o++ {
+			delete(r.doneAbove, o)
+		}
+	}
+	for o := from; o < to; o++ {
+		if o >= r.committed {
+			r.doneAbove[o] = struct{}{}
+		}
+	}
+	moved := r.committed > from
+	for {
+		if _, ok := r.doneAbove[r.committed]; !ok {
+			break
+		}
+		delete(r.doneAbove, r.committed)
+		r.committed++
+		moved = true
+	}
+	if moved && r.c.cfg.Group != "" {
+		r.j.setCursor(r.key, r.committed)
+	}
+}
+
+func (r *reader) reachedEnd() bool {
+	return r.end != 0 && r.committed >= r.end && r.inflight == 0
+}

@@ -1,0 +1,359 @@
+// Package replay holds the journal: the durable, ordered record of every
+// event the bus publishes, and what it makes possible — crash recovery,
+// catch-up after a stop, replay of a date range.
+//
+// The Journal is itself a Watermill Pub/Sub. Publish appends; each consumer
+// group (one per integration) reads from its own durable cursor, which moves
+// only when messages are acknowledged. A replay is a consumer that starts at
+// a time instead of a cursor. Storage is pluggable: Memory for tests, and
+// Segments, a segment log in a directory, for production.
+package replay
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill"
+	"github.com/ThreeDotsLabs/watermill/message"
+
+	"github.com/sinkbus/sinkbus/internal/clock"
+)
+
+// ErrClosed is returned by a closed Journal.
+var ErrClosed = errors.New("sinkbus: journal closed")
+
+// DefaultRetention is how long events are kept when Config.Retention is zero:
+// the 30 days in which a stopped integration may still catch up.
+const DefaultRetention = 30 * 24 * time.Hour
+
+// Config configures a Journal.
+type Config struct {
+	// Storage keeps the records. Nil means NewMemory().
+	Storage Storage
+	// Retention is how long records are kept. Zero means DefaultRetention;
+	// negative keeps them forever.
+	Retention time.Duration
+	// CompactEvery is how often records past retention are removed. Zero
+	// means an hour (or Retention/10 when shorter); negative disables the
+	// background compaction (call Compact yourself).
+	CompactEvery time.Duration
+	// CursorFlushEvery bounds how long an acknowledgement may stay unsaved.
+	// A crash redelivers what was acknowledged in that window (at-least-once).
+	// Zero means 100 ms.
+	CursorFlushEvery time.Duration
+	// Subscriber configures Subscribe, the plain Watermill side of the
+	// journal. Its zero value is a durable group "default" that starts at
+	// the oldest record.
+	Subscriber ConsumerConfig
+	// Clock is the time source; nil means the wall clock.
+	Clock clock.Clock
+	// Logger; nil means watermill.NopLogger{}.
+	Logger watermill.LoggerAdapter
+}
+
+func (c *Config) setDefaults() {
+	if c.Storage == nil {
+		c.Storage = NewMemory()
+	}
+	if c.Retention == 0 {
+		c.Retention = DefaultRetention
+	}
+	if c.CompactEvery == 0 {
+		c.CompactEvery = time.Hour
+		if c.Retention > 0 && c.Retention/10 < c.CompactEvery {
+			c.CompactEvery = c.Retention / 10
+		}
+	}
+	if c.CursorFlushEvery <= 0 {
+		c.CursorFlushEvery = 100 * time.Millisecond
+	}
+	if c.Subscriber.Group == "" {
+		c.Subscriber.Group = "default"
+		c.Subscriber.FromOldest = true
+	}
+	c.Clock = clock.OrReal(c.Clock)
+	if c.Logger == nil {
+		c.Logger = watermill.NopLogger{}
+	}
+}
+
+// Journal is a durable, ordered log of messages per topic that is also a
+// Watermill Pub/Sub. Safe for concurrent use.
+type Journal struct {
+	cfg Config
+	st  Storage
+
+	mu       sync.Mutex
+	notify   map[string]chan struct{} // closed and replaced on every append to the topic
+	cursors  map[CursorKey]uint64
+	dirty    bool
+	closed   bool
+	closing  chan struct{}
+	ctx      context.Context // cancelled by Close: ends every consumer
+	cancel   context.CancelFunc
+	wg       sync.WaitGroup
+	subsOnce sync.Once
+	subs     *Consumer
+}
+
+// Open starts a journal on cfg.Storage.
+func Open(cfg Config) (*Journal, error) {
+	cfg.setDefaults()
+	cursors, err := cfg.Storage.Cursors()
+	if err != nil {
+		return nil, err
+	}
+	j := &Journal{
+		cfg:     cfg,
+		st:      cfg.Storage,
+		notify:  make(map[string]chan struct{}),
+		cursors: cursors,
+		closing: make(chan struct{}),
+	}
+	j.ctx, j.cancel = context.WithCancel(context.Background())
+	j.wg.Add(1)
+	go j.flushLoop()
+	if cfg.Retention > 0 && cfg.CompactEvery > 0 {
+		j.wg.Add(1)
+		go j.compactLoop()
+	}
+	return j, nil
+}
+
+// Storage returns the storage the journal writes to.
+func (j *Journal) Storage() Storage { return j.st }
+
+// Publish appends msgs to topic, in order, and returns once they are as
+// durable as the storage promises. It never waits for a consumer.
+func (j *Journal) Publish(topic string, msgs ...*message.Message) error {
+	if len(msgs) == 0 {
+		return nil
+	}
+	recs := make([]*Record, len(msgs))
+	backing := make([]Record, len(msgs))
+	for i, m := range msgs {
+		md := make(map[string]string, len(m.Metadata))
+		for k, v := range m.Metadata {
+			md[k] = v
+		}
+		backing[i] = Record{UUID: m.UUID, Metadata: md, Payload: m.Payload}
+		recs[i] = &backing[i]
+	}
+	return j.Append(topic, recs...)
+}
+
+// Append is Publish for callers that already hold records: the journal takes
+// them as they are (it keeps their metadata maps and payloads, which the
+// caller must not change afterwards) and sets their Offset and Time.
+func (j *Journal) Append(topic string, recs ...*Record) error {
+	if len(recs) == 0 {
+		return nil
+	}
+	j.mu.Lock()
+	closed := j.closed
+	j.mu.Unlock()
+	if closed {
+		return ErrClosed
+	}
+	if err := j.st.Append(topic, recs, j.cfg.Clock.Now); err != nil {
+		return err
+	}
+	j.mu.Lock()
+	if ch, ok := j.notify[topic]; ok {
+		close(ch)
+		delete(j.notify, topic)
+	}
+	j.mu.Unlock()
+	return nil
+}
+
+// appended returns a channel closed at the next append to topic.
+func (j *Journal) appended(topic string) <-chan struct{} {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	ch, ok := j.notify[topic]
+	if !ok {
+		ch = make(chan struct{})
+		j.notify[topic] = ch
+	}
+	return ch
+}
+
+// Subscribe implements message.Subscriber with Config.Subscriber.
+func (j *Journal) Subscribe(ctx context.Context, topic string) (<-chan *message.Message, error) {
+	j.subsOnce.Do(func() { j.subs = j.Consumer(j.cfg.Subscriber) })
+	return j.subs.Subscribe(ctx, topic)
+}
+
+// Head returns the offset the next record of topic will get.
+func (j *Journal) Head(topic string) uint64 {
+	_, next := j.st.Bounds(topic)
+	return next
+}
+
+// Cursor returns a group's cursor in topic: the first offset it has not
+// acknowledged. ok is false when the group has none.
+func (j *Journal) Cursor(topic, group string) (offset uint64, ok bool) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	offset, ok = j.cursors[CursorKey{topic, group}]
+	return offset, ok
+}
+
+// Lag returns how many records of topic the group has not acknowledged yet.
+func (j *Journal) Lag(topic, group string) uint64 {
+	first, next := j.st.Bounds(topic)
+	cur, ok := j.Cursor(topic, group)
+	if !ok {
+		return 0
+	}
+	cur = max(cur, first)
+	if cur >= next {
+		return 0
+	}
+	return next - cur
+}
+
+// DeleteCursor forgets a group's cursor, as when its integration is deleted.
+func (j *Journal) DeleteCursor(topic, group string) error {
+	k := CursorKey{topic, group}
+	j.mu.Lock()
+	delete(j.cursors, k)
+	j.mu.Unlock()
+	return j.st.DeleteCursor(k)
+}
+
+// SetCursor moves a group's cursor: the group's next consumer starts at
+// offset. It is how a stopped integration skips or rewinds.
+func (j *Journal) SetCursor(topic, group string, offset uint64) error {
+	j.mu.Lock()
+	j.cursors[CursorKey{topic, group}] = offset
+	j.dirty = true
+	j.mu.Unlock()
+	return j.Flush()
+}
+
+// Scan calls fn for each record of topic appended in [from, to), in order,
+// until fn returns false. It reads in batches: memory stays bounded.
+func (j *Journal) Scan(ctx context.Context, topic string, from, to time.Time, fn func(Record) bool) error {
+	pos, err := j.st.Seek(topic, from)
+	if err != nil {
+		return err
+	}
+	for {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		recs, err := j.st.Read(topic, pos, 512)
+		if err != nil || len(recs) == 0 {
+			return err
+		}
+		for _, r := range recs {
+			if !to.IsZero() && !r.Time.Before(to) {
+				return nil
+			}
+			if !fn(r) {
+				return nil
+			}
+			pos = r.Offset + 1
+		}
+	}
+}
+
+// Compact removes records older than the retention window and returns how
+// many it removed.
+func (j *Journal) Compact() (int, error) {
+	if j.cfg.Retention < 0 {
+		return 0, nil
+	}
+	return j.st.Trim(j.cfg.Clock.Now().Add(-j.cfg.Retention))
+}
+
+// Flush saves the cursors now.
+func (j *Journal) Flush() error {
+	j.mu.Lock()
+	if !j.dirty {
+		j.mu.Unlock()
+		return nil
+	}
+	snapshot := make(map[CursorKey]uint64, len(j.cursors))
+	for k, v := range j.cursors {
+		snapshot[k] = v
+	}
+	j.dirty = false
+	j.mu.Unlock()
+	if err := j.st.SaveCursors(snapshot); err != nil {
+		j.mu.Lock()
+		j.dirty = true
+		j.mu.Unlock()
+		return err
+	}
+	return nil
+}
+
+func (j *Journal) setCursor(k CursorKey, offset uint64) {
+	j.mu.Lock()
+	if j.cursors[k] != offset {
+		j.cursors[k] = offset
+		j.dirty = true
+	}
+	j.mu.Unlock()
+}
+
+// flushLoop saves cursors on a wall-clock ticker: durability of
+// acknowledgements is about real time, whatever clock the journal runs on.
+func (j *Journal) flushLoop() {
+	defer j.wg.Done()
+	t := time.NewTicker(j.cfg.CursorFlushEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+			if err := j.Flush(); err != nil {
+				j.cfg.Logger.Error("Cannot save journal cursors", err, nil)
+			}
+		case <-j.closing:
+			return
+		}
+	}
+}
+
+// compactLoop runs on a wall-clock ticker: it is housekeeping, and a test's
+// fake clock should only see the timers that decide behaviour. The cut-off
+// itself comes from the journal's clock.
+func (j *Journal) compactLoop() {
+	defer j.wg.Done()
+	t := time.NewTicker(j.cfg.CompactEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+			n, err := j.Compact()
+			if err != nil {
+				j.cfg.Logger.Error("Journal compaction failed", err, nil)
+			} else if n > 0 {
+				j.cfg.Logger.Info("Journal compacted", watermill.LogFields{"removed": n})
+			}
+		case <-j.closing:
+			return
+		}
+	}
+}
+
+// Close stops every consumer, saves the cursors and closes the storage.
+// It is idempotent.
+func (j *Journal) Close() error {
+	j.mu.Lock()
+	if j.closed {
+		j.mu.Unlock()
+		return nil
+	}
+	j.closed = true
+	close(j.closing)
+	j.cancel()
+	j.mu.Unlock()
+	j.wg.Wait()
+	return errors.Join(j.Flush(), j.st.Close())
+}

@@ -1,0 +1,208 @@
+package replay_test
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill"
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/ThreeDotsLabs/watermill/pubsub/tests"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/sinkbus/sinkbus/internal/clock"
+	"github.com/sinkbus/sinkbus/replay"
+)
+
+// sharedJournal plays the broker: every constructor call of one test gets
+// publishers and subscribers of the same journal.
+type sharedJournal struct {
+	mu sync.Mutex
+	j  map[*testing.T]*replay.Journal
+}
+
+func (s *sharedJournal) get(t *testing.T) *replay.Journal {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.j == nil {
+		s.j = make(map[*testing.T]*replay.Journal)
+	}
+	if j, ok := s.j[t]; ok {
+		return j
+	}
+	j, err := replay.Open(replay.Config{})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = j.Close() })
+	s.j[t] = j
+	return j
+}
+
+// publisher keeps the shared journal open when a test closes its publisher.
+type publisher struct{ *replay.Journal }
+
+func (publisher) Close() error { return nil }
+
+func TestJournal_universal_pubsub(t *testing.T) {
+	var shared sharedJournal
+	features := tests.Features{
+		ConsumerGroups:                      true,
+		GuaranteedOrder:                     true,
+		GuaranteedOrderWithSingleSubscriber: true,
+		Persistent:                          true,
+	}
+	tests.TestPubSub(t, features,
+		func(t *testing.T) (message.Publisher, message.Subscriber) {
+			j := shared.get(t)
+			return publisher{j}, j.Consumer(replay.ConsumerConfig{Group: "default", FromOldest: true, NackDelay: 10 * time.Millisecond})
+		},
+		func(t *testing.T, group string) (message.Publisher, message.Subscriber) {
+			j := shared.get(t)
+			return publisher{j}, j.Consumer(replay.ConsumerConfig{Group: group, FromOldest: true, NackDelay: 10 * time.Millisecond})
+		},
+	)
+}
+
+func newJournal(t *testing.T, clk clock.Clock) *replay.Journal {
+	t.Helper()
+	j, err := replay.Open(replay.Config{Clock: clk, CompactEvery: -1})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = j.Close() })
+	return j
+}
+
+func publishN(t *testing.T, j *replay.Journal, topic string, from, n int, key func(i int) string) {
+	t.Helper()
+	for i := from; i < from+n; i++ {
+		m := message.NewMessage(watermill.NewULID(), []byte(`{}`))
+		m.Metadata.Set("n", itoa(i))
+		if key != nil {
+			m.Metadata.Set("key", key(i))
+		}
+		require.NoError(t, j.Publish(topic, m))
+	}
+}
+
+func itoa(i int) string { return time.Duration(i).String() }
+
+func TestConsumer_resumes_from_cursor_and_redelivers_unacked(t *testing.T) {
+	j := newJournal(t, nil)
+	publishN(t, j, "t", 0, 10, nil)
+	c := j.Consumer(replay.ConsumerConfig{Group: "g", FromOldest: true})
+	ctx, cancel := context.WithCancel(context.Background())
+	msgs, err := c.Subscribe(ctx, "t")
+	require.NoError(t, err)
+	for i := 0; i < 4; i++ {
+		m := <-msgs
+		assert.Equal(t, itoa(i), m.Metadata.Get("n"))
+		m.Ack()
+	}
+	m := <-msgs // fifth: never acknowledged
+	assert.Equal(t, itoa(4), m.Metadata.Get("n"))
+	cancel()
+	for range msgs {
+	}
+	require.NoError(t, c.Close())
+	cur, ok := j.Cursor("t", "g")
+	require.True(t, ok)
+	assert.Equal(t, uint64(5), cur, "cursor = first unacknowledged offset")
+
+	again, err := j.Consumer(replay.ConsumerConfig{Group: "g"}).Subscribe(context.Background(), "t")
+	require.NoError(t, err)
+	m = <-again
+	assert.Equal(t, itoa(4), m.Metadata.Get("n"), "the unacknowledged message comes again")
+	m.Ack()
+}
+
+func TestConsumer_order_key_keeps_key_order_and_lets_others_pass(t *testing.T) {
+	j := newJournal(t, nil)
+	key := func(i int) string {
+		if i%2 == 0 {
+			return "slow"
+		}
+		return "fast-" + itoa(i)
+	}
+	publishN(t, j, "t", 0, 10, key)
+	c := j.Consumer(replay.ConsumerConfig{Group: "g", FromOldest: true, MaxInFlight: 4,
+		OrderKey: func(m *message.Message) string { return m.Metadata.Get("key") }})
+	msgs, err := c.Subscribe(context.Background(), "t")
+	require.NoError(t, err)
+	defer c.Close()
+
+	// The window holds four: the first "slow" and three others. Hold "slow".
+	var held *message.Message
+	for range 4 {
+		m := <-msgs
+		if m.Metadata.Get("key") == "slow" {
+			require.Nil(t, held, "one slow message at a time")
+			held = m
+			continue
+		}
+		m.Ack()
+	}
+	require.NotNil(t, held)
+	assert.Equal(t, itoa(0), held.Metadata.Get("n"))
+	// While it is in flight, the other keys go on.
+	for range 2 {
+		m := <-msgs
+		assert.NotEqual(t, "slow", m.Metadata.Get("key"))
+		m.Ack()
+	}
+	held.Ack()
+	var slow []string
+	for len(slow) < 4 {
+		m := <-msgs
+		if m.Metadata.Get("key") == "slow" {
+			slow = append(slow, m.Metadata.Get("n"))
+		}
+		m.Ack()
+	}
+	assert.Equal(t, []string{itoa(2), itoa(4), itoa(6), itoa(8)}, slow)
+}
+
+func TestConsumer_until_ends_after_range(t *testing.T) {
+	clk := clock.NewFake(time.Time{})
+	j := newJournal(t, clk)
+	publishN(t, j, "t", 0, 3, nil)
+	start := clk.Now()
+	clk.Advance(time.Hour)
+	publishN(t, j, "t", 3, 3, nil)
+	clk.Advance(time.Hour)
+	publishN(t, j, "t", 6, 3, nil)
+
+	ended := make(chan struct{})
+	c := j.Consumer(replay.ConsumerConfig{StartAt: start.Add(time.Minute), Until: start.Add(90 * time.Minute),
+		OnEnd: func() { close(ended) }})
+	msgs, err := c.Subscribe(context.Background(), "t")
+	require.NoError(t, err)
+	var got []string
+	for m := range msgs {
+		got = append(got, m.Metadata.Get("n"))
+		m.Ack()
+	}
+	<-ended
+	assert.Equal(t, []string{itoa(3), itoa(4), itoa(5)}, got)
+}
+
+func TestConsumer_retention_loss_is_reported(t *testing.T) {
+	clk := clock.NewFake(time.Time{})
+	j, err := replay.Open(replay.Config{Clock: clk, Retention: 24 * time.Hour, CompactEvery: -1})
+	require.NoError(t, err)
+	defer j.Close()
+	require.NoError(t, j.SetCursor("t", "g", 1))
+	publishN(t, j, "t", 0, 5, nil)
+	clk.Advance(48 * time.Hour)
+	publishN(t, j, "t", 5, 2, nil)
+	n, err := j.Compact()
+	require.NoError(t, err)
+	assert.Equal(t, 5, n)
+
+	var lost uint64
+	msgs, err := j.Consumer(replay.ConsumerConfig{Group: "g", OnRetentionLoss: func(n uint64) { lost = n }}).Subscribe(context.Background(), "t")
+	require.NoError(t, err)
+	m := <-msgs
+	assert.Equal(t, uint64(5), lost)
+	assert.Equal(t, itoa(5), m.Metadata.Get("n"))
+	m.Ack()
+}

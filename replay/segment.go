@@ -1,0 +1,554 @@
+package replay
+
+// Segments keeps the journal in a directory:
+//
+//	<dir>/cursors.json                        consumer cursors, replaced atomically
+//	<dir>/<topic>/<first offset, 20 digits>.seg
+//
+// <topic> is the topic escaped into a safe name (see escapeTopic). A topic's
+// records go to its newest segment; past SegmentBytes the next record starts a
+// new one. Each record is one frame, little-endian:
+//
+//	u32     length of the body
+//	u32     CRC32C (Castagnoli) of the body
+//	body:
+//	u64     offset
+//	i64     time, Unix nanoseconds
+//	uvarint length, then the UUID
+//	uvarint number of metadata pairs, then per pair:
+//	        uvarint length, key, uvarint length, value
+//	        the payload: the rest of the body
+//
+// Offsets inside a segment are dense, starting at the number in its name.
+//
+// Recovery. On open the newest segment of each topic is read in full: at the
+// first frame that is cut short or fails its checksum the file is truncated
+// and the cut is logged (file and bytes). Only an append that never returned
+// can be there, so no acknowledged record is lost. Older segments are read
+// lazily; a bad frame in one of them ends that segment at that point: the
+// records after it are skipped (and logged), the file is left untouched for
+// inspection.
+//
+// Memory. Besides the tail cache, each topic keeps a summary per segment
+// (first and last offset and time: a few words) and a sparse index (one entry
+// per 64 KiB of records) for the active segment and at most 16 sealed ones;
+// an index evicted is rebuilt by reading its segment when needed.
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill"
+
+	"github.com/sinkbus/sinkbus/sinks"
+)
+
+// ErrSegmentsClosed is returned by a Segments storage after Close.
+var ErrSegmentsClosed = errors.New("sinkbus: journal storage closed")
+
+// ErrRecordTooLarge is returned by Append for a record whose encoding exceeds
+// 256 MiB.
+var ErrRecordTooLarge = errors.New("sinkbus: journal record too large")
+
+// SyncPolicy says when Segments forces appended records to stable storage.
+type SyncPolicy int
+
+const (
+	// SyncGroupCommit: Append returns after an fsync covering its records.
+	// Concurrent appends to a topic share one write and one fsync. Nothing
+	// acknowledged is lost, even by a power cut.
+	SyncGroupCommit SyncPolicy = iota
+	// SyncInterval: Append returns once its records are written to the
+	// operating system; a background fsync runs every SyncEvery. A process
+	// crash loses nothing; a power cut or kernel crash loses at most the last
+	// SyncEvery of acknowledged records.
+	SyncInterval
+	// SyncNone: Append returns once written; the operating system decides
+	// when the data reaches the disk (Close still syncs). A process crash
+	// loses nothing; a power cut may lose much.
+	SyncNone
+)
+
+var syncNames = [...]string{"group_commit", "interval", "none"}
+
+// String returns "group_commit", "interval" or "none".
+func (p SyncPolicy) String() string {
+	if p >= 0 && int(p) < len(syncNames) {
+		return syncNames[p]
+	}
+	return fmt.Sprintf("SyncPolicy(%d)", int(p))
+}
+
+// MarshalText writes the name String returns.
+func (p SyncPolicy) MarshalText() ([]byte, error) {
+	if p < 0 || int(p) >= len(syncNames) {
+		return nil, fmt.Errorf("sinkbus: unknown sync policy %d", int(p))
+	}
+	return []byte(p.String()), nil
+}
+
+// UnmarshalText reads "group_commit", "interval" or "none".
+func (p *SyncPolicy) UnmarshalText(b []byte) error {
+	for i, n := range syncNames {
+		if string(b) == n {
+			*p = SyncPolicy(i)
+			return nil
+		}
+	}
+	return sinks.Field("sync", "must be one of group_commit, interval, none")
+}
+
+// Defaults of SegmentConfig.
+const (
+	DefaultSegmentBytes   = 64 << 20
+	DefaultTailCacheBytes = 8 << 20
+	DefaultSyncEvery      = 200 * time.Millisecond
+)
+
+// SegmentConfig configures OpenSegments.
+type SegmentConfig struct {
+	// Dir holds the journal; it is created when missing. Required.
+	Dir string `json:"dir"`
+	// SegmentBytes is the size past which a topic starts a new segment file.
+	// Retention removes whole segments, so it is also the granularity of
+	// Trim. Zero means DefaultSegmentBytes (64 MiB).
+	SegmentBytes int64 `json:"segment_bytes"`
+	// Sync is the durability of Append. The zero value is SyncGroupCommit.
+	Sync SyncPolicy `json:"sync"`
+	// SyncEvery is the fsync period of SyncInterval. Zero means
+	// DefaultSyncEvery (200 ms).
+	SyncEvery time.Duration `json:"sync_every"`
+	// TailCacheBytes is how many bytes of each topic's newest records stay in
+	// memory, so readers that keep up never touch the disk. Zero means
+	// DefaultTailCacheBytes (8 MiB); negative disables the cache.
+	TailCacheBytes int64 `json:"tail_cache_bytes"`
+	// Logger receives recovery and corruption reports. Nil means
+	// watermill.NopLogger{}.
+	Logger watermill.LoggerAdapter `json:"-"`
+}
+
+func (c *SegmentConfig) setDefaults() {
+	if c.SegmentBytes == 0 {
+		c.SegmentBytes = DefaultSegmentBytes
+	}
+	if c.SyncEvery == 0 {
+		c.SyncEvery = DefaultSyncEvery
+	}
+	if c.TailCacheBytes == 0 {
+		c.TailCacheBytes = DefaultTailCacheBytes
+	}
+	if c.Logger == nil {
+		c.Logger = watermill.NopLogger{}
+	}
+}
+
+// Validate reports every problem of the configuration at once.
+func (c SegmentConfig) Validate() error {
+	var p sinks.Problems
+	if c.Dir == "" {
+		p.Add("dir", "is required")
+	}
+	if c.SegmentBytes < 0 {
+		p.Add("segment_bytes", "must not be negative")
+	}
+	if c.Sync < SyncGroupCommit || c.Sync > SyncNone {
+		p.Add("sync", "must be one of group_commit, interval, none")
+	}
+	if c.SyncEvery < 0 {
+		p.Add("sync_every", "must not be negative")
+	}
+	return p.Err()
+}
+
+// Segments is the embedded, durable Storage: one directory, a log of segment
+// files per topic. Safe for concurrent use; one process at a time may open a
+// directory.
+type Segments struct {
+	cfg    SegmentConfig
+	logger watermill.LoggerAdapter
+
+	mu     sync.RWMutex
+	topics map[string]*topicLog
+
+	cursorMu sync.Mutex
+	cursors  map[CursorKey]uint64
+
+	trimMu sync.Mutex
+	closed atomic.Bool
+	stop   chan struct{}
+	wg     sync.WaitGroup
+}
+
+var _ Storage = (*Segments)(nil)
+
+// OpenSegments opens (or creates) the journal in cfg.Dir, repairing the tail
+// of each topic left by a crash.
+func OpenSegments(cfg SegmentConfig) (*Segments, error) {
+	cfg.setDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(cfg.Dir, 0o755); err != nil {
+		return nil, fmt.Errorf("sinkbus: journal directory: %w", err)
+	}
+	s := &Segments{
+		cfg:    cfg,
+		logger: cfg.Logger.With(watermill.LogFields{"journal_dir": cfg.Dir}),
+		topics: make(map[string]*topicLog),
+		stop:   make(chan struct{}),
+	}
+	cursors, err := loadCursors(cfg.Dir)
+	if err != nil {
+		return nil, err
+	}
+	s.cursors = cursors
+	entries, err := os.ReadDir(cfg.Dir)
+	if err != nil {
+		return nil, fmt.Errorf("sinkbus: journal directory: %w", err)
+	}
+	for _, e := range entries {
+		if !e.IsDir() {
+			continue
+		}
+		name, ok := s.topicOfDir(e.Name())
+		if !ok {
+			s.logger.Info("Ignoring a directory that is not a journal topic", watermill.LogFields{"name": e.Name()})
+			continue
+		}
+		t := s.newTopic(name)
+		t.dirReady = true
+		if err := t.load(); err != nil {
+			return nil, err
+		}
+		s.topics[name] = t
+	}
+	s.skipAcknowledged()
+	if cfg.Sync == SyncInterval {
+		s.wg.Add(1)
+		go s.syncLoop()
+	}
+	return s, nil
+}
+
+func (s *Segments) topicOfDir(name string) (string, bool) {
+	if !hashedTopicDir(name) {
+		return unescapeTopic(name)
+	}
+	b, err := os.ReadFile(filepath.Join(s.cfg.Dir, name, topicNameFile))
+	if err != nil || escapeTopic(string(b)) != name {
+		return "", false
+	}
+	return string(b), true
+}
+
+// skipAcknowledged moves a topic's next offset past every saved cursor. A
+// cursor beyond the records means records were acknowledged, then lost (a
+// power cut with SyncInterval or SyncNone); reusing their offsets would make
+// consumers skip the new records.
+func (s *Segments) skipAcknowledged() {
+	for k, c := range s.cursors {
+		t := s.topics[k.Topic]
+		if t == nil {
+			t = s.newTopic(k.Topic)
+			s.topics[k.Topic] = t
+		}
+		if c > t.next {
+			s.logger.Error("Journal lost records its consumers had acknowledged; offsets continue after them",
+				nil, watermill.LogFields{"topic": k.Topic, "group": k.Group, "next": t.next, "cursor": c})
+			t.next, t.visible = c, c
+		}
+	}
+}
+
+func (s *Segments) newTopic(name string) *topicLog {
+	t := &topicLog{
+		s:       s,
+		name:    name,
+		dir:     filepath.Join(s.cfg.Dir, escapeTopic(name)),
+		next:    1,
+		visible: 1,
+		cache:   tailCache{limit: s.cfg.TailCacheBytes},
+		log:     s.logger.With(watermill.LogFields{"topic": name}),
+	}
+	t.cond.L = &t.mu
+	return t
+}
+
+func (s *Segments) lookup(topic string) *topicLog {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.topics[topic]
+}
+
+func (s *Segments) topicFor(topic string) *topicLog {
+	if t := s.lookup(topic); t != nil {
+		return t
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	t := s.topics[topic]
+	if t == nil {
+		t = s.newTopic(topic)
+		s.topics[topic] = t
+	}
+	return t
+}
+
+func (s *Segments) allTopics() []*topicLog {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	out := make([]*topicLog, 0, len(s.topics))
+	for _, t := range s.topics {
+		out = append(out, t)
+	}
+	return out
+}
+
+// Append implements Storage. It sets each record's Offset and Time. With
+// SyncGroupCommit it returns after the fsync that covers its records.
+// Records of one call are contiguous in the topic. After a write or fsync
+// error the topic refuses appends until the storage is reopened (recovery
+// then decides what reached the disk).
+func (s *Segments) Append(topic string, recs []*Record, now func() time.Time) error {
+	if s.closed.Load() {
+		return ErrSegmentsClosed
+	}
+	if len(recs) == 0 {
+		return nil
+	}
+	for _, r := range recs {
+		if frameSize(r) < 0 {
+			return ErrRecordTooLarge
+		}
+	}
+	if now == nil {
+		now = time.Now
+	}
+	return s.topicFor(topic).append(recs, now)
+}
+
+// Read implements Storage. Only records whose Append has made them as
+// durable as the policy promises are returned. The records share no memory
+// with the storage; empty metadata comes back as an empty map, an empty
+// payload as nil.
+func (s *Segments) Read(topic string, from uint64, max int) ([]Record, error) {
+	if s.closed.Load() {
+		return nil, ErrSegmentsClosed
+	}
+	t := s.lookup(topic)
+	if t == nil || max <= 0 {
+		return nil, nil
+	}
+	return t.read(from, max)
+}
+
+// Bounds implements Storage. next is one past the last record Read can
+// return; records of an Append still waiting for its fsync are not counted.
+// Offsets in between may hold no record (trimmed, or lost to corruption):
+// Read skips them.
+func (s *Segments) Bounds(topic string) (first, next uint64) {
+	t := s.lookup(topic)
+	if t == nil {
+		return 1, 1
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.firstLocked(), t.visible
+}
+
+// Seek implements Storage.
+func (s *Segments) Seek(topic string, at time.Time) (uint64, error) {
+	if s.closed.Load() {
+		return 0, ErrSegmentsClosed
+	}
+	t := s.lookup(topic)
+	if t == nil {
+		return 1, nil
+	}
+	return t.seek(at.UnixNano())
+}
+
+// Trim implements Storage. It removes whole segments, oldest first, whose
+// last record is older than before; the segment being written is never
+// removed, so up to one segment per topic may outlive the retention. The
+// count is exact except for a segment cut short by corruption and never
+// read, counted by the offsets it spans.
+func (s *Segments) Trim(before time.Time) (int, error) {
+	if s.closed.Load() {
+		return 0, ErrSegmentsClosed
+	}
+	s.trimMu.Lock()
+	defer s.trimMu.Unlock()
+	removed := 0
+	var errs []error
+	for _, t := range s.allTopics() {
+		n, err := t.trim(before.UnixNano())
+		removed += n
+		errs = append(errs, err)
+	}
+	return removed, errors.Join(errs...)
+}
+
+// Topics implements Storage.
+func (s *Segments) Topics() []string {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	out := make([]string, 0, len(s.topics))
+	for n := range s.topics {
+		out = append(out, n)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// Close waits for appends under way, syncs and closes every file. Later
+// calls return nil.
+func (s *Segments) Close() error {
+	if !s.closed.CompareAndSwap(false, true) {
+		return nil
+	}
+	close(s.stop)
+	s.wg.Wait()
+	var errs []error
+	for _, t := range s.allTopics() {
+		errs = append(errs, t.close())
+	}
+	return errors.Join(errs...)
+}
+
+func (s *Segments) syncLoop() {
+	defer s.wg.Done()
+	tick := time.NewTicker(s.cfg.SyncEvery)
+	defer tick.Stop()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-tick.C:
+		}
+		for _, t := range s.allTopics() {
+			t.syncNow()
+		}
+	}
+}
+
+// load reads the topic's segment files; the newest is recovered.
+func (t *topicLog) load() error {
+	entries, err := os.ReadDir(t.dir)
+	if err != nil {
+		return fmt.Errorf("sinkbus: journal topic %q: %w", t.name, err)
+	}
+	for _, e := range entries {
+		base, ok := parseSegmentName(e.Name())
+		if !ok || !e.Type().IsRegular() {
+			continue
+		}
+		info, err := e.Info()
+		if err != nil {
+			return fmt.Errorf("sinkbus: journal topic %q: %w", t.name, err)
+		}
+		t.segs = append(t.segs, &segment{
+			base: base, nextOff: base, path: filepath.Join(t.dir, e.Name()),
+			size: info.Size(), end: info.Size(), onDisk: true,
+		})
+	}
+	sort.Slice(t.segs, func(i, j int) bool { return t.segs[i].base < t.segs[j].base })
+	if len(t.segs) == 0 {
+		return nil
+	}
+	last := t.segs[len(t.segs)-1]
+	for _, seg := range t.segs[:len(t.segs)-1] {
+		if err := t.peek(seg); err != nil {
+			return err
+		}
+	}
+	if err := t.recover(last); err != nil {
+		return err
+	}
+	t.next = last.nextOff
+	t.visible = t.next
+	// The clamp of Append needs the newest record's time, which may sit in
+	// an earlier segment when the newest is empty.
+	for i := len(t.segs) - 1; i >= 0; i-- {
+		seg := t.segs[i]
+		if !seg.hasRecords {
+			continue
+		}
+		if !seg.summarized {
+			if err := t.ensureIndex(seg); err != nil {
+				return err
+			}
+		}
+		if seg.hasRecords {
+			t.lastTime = seg.lastTime
+			break
+		}
+	}
+	return nil
+}
+
+// peek reads the first record of a sealed segment: its time places the
+// segment for Seek and Trim without reading the rest.
+func (t *topicLog) peek(seg *segment) error {
+	f, err := os.Open(seg.path)
+	if err != nil {
+		return fmt.Errorf("sinkbus: journal segment: %w", err)
+	}
+	defer f.Close()
+	sc := newFrameScanner(f, 0, seg.size, make([]byte, 4<<10))
+	body, _, err := sc.next()
+	switch {
+	case err == nil && bodyOffset(body) == seg.base:
+		seg.hasRecords = true
+		seg.firstTime = bodyNanos(body)
+	case errors.Is(err, io.EOF):
+		seg.summarized, seg.indexed = true, true
+	case err == nil, errors.Is(err, errTorn), errors.Is(err, errCorrupt):
+		t.log.Error("Journal segment is unreadable from its first record; skipping it", errCorrupt,
+			watermill.LogFields{"file": seg.path, "bytes_skipped": seg.size})
+		seg.size, seg.end = 0, 0
+		seg.summarized, seg.indexed = true, true
+	default:
+		return fmt.Errorf("sinkbus: journal segment %s: %w", seg.path, err)
+	}
+	return nil
+}
+
+// recover reads the newest segment in full and cuts a bad tail off.
+func (t *topicLog) recover(seg *segment) error {
+	sum, err := scanSegment(seg.path, seg.base, seg.size)
+	if err != nil {
+		return fmt.Errorf("sinkbus: journal segment %s: %w", seg.path, err)
+	}
+	if cut := seg.size - sum.valid; cut > 0 {
+		t.log.Error("Journal segment ends with an incomplete or corrupt record; cutting it off", sum.err,
+			watermill.LogFields{"file": seg.path, "bytes_cut": cut, "at": sum.valid, "records_kept": sum.count})
+		if err := truncateSync(seg.path, sum.valid); err != nil {
+			return fmt.Errorf("sinkbus: journal segment %s: %w", seg.path, err)
+		}
+	}
+	seg.apply(sum)
+	return nil
+}
+
+func truncateSync(path string, size int64) error {
+	f, err := os.OpenFile(path, os.O_WRONLY, 0)
+	if err != nil {
+		return err
+	}
+	err = f.Truncate(size)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}

@@ -1,0 +1,266 @@
+package replay_test
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/sinkbus/sinkbus/replay"
+)
+
+// errorsLogged returns the Error entries of logger naming file.
+func errorsLogged(logger *watermill.CaptureLoggerAdapter, file string) []watermill.CapturedMessage {
+	var out []watermill.CapturedMessage
+	for _, m := range logger.Captured()[watermill.ErrorLogLevel] {
+		if m.Fields["file"] == file {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+func copyDir(t *testing.T, src, dst string) {
+	t.Helper()
+	require.NoError(t, os.CopyFS(dst, os.DirFS(src)))
+}
+
+func TestSegments_recovery_cuts_a_torn_tail_at_every_byte(t *testing.T) {
+	src := t.TempDir()
+	clk := newStepClock(time.Second)
+	s := openSegs(t, replay.SegmentConfig{Dir: src})
+	want := appendN(t, s, "orders", 1, 4, clk.Now)
+	require.NoError(t, s.Close())
+	seg := filepath.Join("orders", "00000000000000000001.seg")
+	complete, err := os.ReadFile(filepath.Join(src, seg))
+	require.NoError(t, err)
+	s = openSegs(t, replay.SegmentConfig{Dir: src})
+	last := appendN(t, s, "orders", 5, 1, clk.Now)
+	require.NoError(t, s.Close())
+	withLast, err := os.ReadFile(filepath.Join(src, seg))
+	require.NoError(t, err)
+	require.Greater(t, len(withLast), len(complete)+20)
+
+	garbage := map[string][]byte{
+		"nothing": nil,
+		"zeros":   make([]byte, 16),
+		"ones":    bytes.Repeat([]byte{0xff}, 9),
+		"random":  []byte("\x13\x37\xde\xad\xbe\xef\x00\x01\x02garbage after the crash"),
+		// A header announcing a frame longer than the file.
+		"long frame": {0x00, 0x10, 0x00, 0x00, 1, 2, 3, 4, 5},
+	}
+	for cut := len(complete); cut <= len(withLast); cut++ {
+		for name, junk := range garbage {
+			whole := cut == len(withLast)
+			t.Run(fmt.Sprintf("at_%d_%s", cut, strings.ReplaceAll(name, " ", "_")), func(t *testing.T) {
+				dir := t.TempDir()
+				copyDir(t, src, dir)
+				file := filepath.Join(dir, seg)
+				data := append(append([]byte(nil), withLast[:cut]...), junk...)
+				require.NoError(t, os.WriteFile(file, data, 0o644))
+
+				logger := watermill.NewCaptureLogger()
+				s := openSegs(t, replay.SegmentConfig{Dir: dir, Logger: logger})
+				kept := want
+				if whole {
+					kept = append(append([]replay.Record(nil), want...), last...)
+				}
+				assertSameRecords(t, kept, readAll(t, s, "orders"))
+				_, next := s.Bounds("orders")
+				assert.Equal(t, uint64(len(kept)+1), next)
+
+				cutBytes := int64(len(data) - len(complete))
+				if whole {
+					cutBytes = int64(len(junk))
+				}
+				logged := errorsLogged(logger, file)
+				if cutBytes == 0 {
+					assert.Empty(t, logged)
+				} else if assert.Len(t, logged, 1) {
+					assert.Equal(t, cutBytes, logged[0].Fields["bytes_cut"])
+				}
+				info, err := os.Stat(file)
+				require.NoError(t, err)
+				assert.Equal(t, int64(len(data))-cutBytes, info.Size(), "the file is truncated")
+
+				more := appendN(t, s, "orders", 9, 1, clk.Now)
+				assert.Equal(t, next, more[0].Offset, "appends continue with the next offset")
+				require.NoError(t, s.Close())
+				s = openSegs(t, replay.SegmentConfig{Dir: dir})
+				assertSameRecords(t, append(kept, more...), readAll(t, s, "orders"))
+			})
+		}
+	}
+}
+
+func TestSegments_corrupt_older_segment_is_read_up_to_the_damage(t *testing.T) {
+	dir := t.TempDir()
+	cfg := replay.SegmentConfig{Dir: dir, SegmentBytes: 400, TailCacheBytes: -1}
+	clk := newStepClock(time.Second)
+	s := openSegs(t, cfg)
+	want := appendN(t, s, "orders", 1, 30, clk.Now)
+	require.NoError(t, s.Close())
+	files, err := filepath.Glob(filepath.Join(dir, "orders", "*.seg"))
+	require.NoError(t, err)
+	require.Greater(t, len(files), 3)
+
+	// Flip a byte in the payload of the third record of the second segment.
+	second := files[1]
+	base, err := strconv.ParseUint(strings.TrimSuffix(filepath.Base(second), ".seg"), 10, 64)
+	require.NoError(t, err)
+	data, err := os.ReadFile(second)
+	require.NoError(t, err)
+	bad := bytes.Index(data, want[base+1].Payload)
+	require.Positive(t, bad)
+	data[bad+3] ^= 0x40
+	require.NoError(t, os.WriteFile(second, data, 0o644))
+
+	logger := watermill.NewCaptureLogger()
+	s = openSegs(t, replay.SegmentConfig{Dir: dir, SegmentBytes: 400, TailCacheBytes: -1, Logger: logger})
+	got := readAll(t, s, "orders")
+	var expect []replay.Record
+	for _, r := range want {
+		if r.Offset < base+2 || r.Offset >= nextBase(t, files, 1) {
+			expect = append(expect, r)
+		}
+	}
+	assertSameRecords(t, expect, got)
+	assert.Len(t, errorsLogged(logger, second), 1, "the damage is logged once, naming the file")
+	after, err := os.ReadFile(second)
+	require.NoError(t, err)
+	assert.Equal(t, data, after, "an older segment is left as it is")
+
+	// Seek and Trim still work around the damage.
+	off, err := s.Seek("orders", want[base+1].Time)
+	require.NoError(t, err)
+	assert.Equal(t, nextBase(t, files, 1), off)
+	_, err = s.Trim(want[len(want)-1].Time)
+	require.NoError(t, err)
+}
+
+func nextBase(t *testing.T, files []string, i int) uint64 {
+	t.Helper()
+	b, err := strconv.ParseUint(strings.TrimSuffix(filepath.Base(files[i+1]), ".seg"), 10, 64)
+	require.NoError(t, err)
+	return b
+}
+
+// killPayload is the content of writer w's record n: long enough to cross
+// page boundaries, and checkable.
+func killPayload(w, n int) []byte {
+	return []byte(fmt.Sprintf("%d/%d/%s", w, n, strings.Repeat(strconv.Itoa(w), 100+(n*37)%3000)))
+}
+
+const killChildEnv = "SINKBUS_SEGMENTS_KILL_CHILD_DIR"
+
+// TestSegmentsHelperProcess is the child of the kill test: it appends until
+// killed, printing "ack offset writer n" for every acknowledged record.
+func TestSegmentsHelperProcess(t *testing.T) {
+	dir := os.Getenv(killChildEnv)
+	if dir == "" {
+		t.Skip("child process of TestSegments_acknowledged_records_survive_kill")
+	}
+	s, err := replay.OpenSegments(replay.SegmentConfig{Dir: dir, SegmentBytes: 64 << 10})
+	if err != nil {
+		fmt.Println("open:", err)
+		os.Exit(2)
+	}
+	round := os.Getenv(killChildEnv + "_ROUND")
+	var out sync.Mutex
+	var wg sync.WaitGroup
+	for w := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for n := 0; n < 1_000_000; n++ {
+				rec := &replay.Record{
+					UUID:     fmt.Sprintf("r%s-w%d-n%d", round, w, n),
+					Metadata: map[string]string{"w": strconv.Itoa(w)},
+					Payload:  killPayload(w, n),
+				}
+				if err := s.Append("kill", []*replay.Record{rec}, time.Now); err != nil {
+					fmt.Println("append:", err)
+					os.Exit(2)
+				}
+				out.Lock()
+				fmt.Printf("ack %d %s\n", rec.Offset, rec.UUID)
+				out.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	os.Exit(0)
+}
+
+func TestSegments_acknowledged_records_survive_kill(t *testing.T) {
+	if testing.Short() {
+		t.Skip("re-executes the test binary")
+	}
+	dir := t.TempDir()
+	acked := make(map[uint64]string) // offset -> uuid
+	for round := range 3 {
+		killAfter := 100 + rand.IntN(1500)
+		cmd := exec.CommandContext(t.Context(), os.Args[0], "-test.run=^TestSegmentsHelperProcess$")
+		cmd.Env = append(os.Environ(), killChildEnv+"="+dir, fmt.Sprintf("%s_ROUND=%d", killChildEnv, round))
+		stdout, err := cmd.StdoutPipe()
+		require.NoError(t, err)
+		cmd.Stderr = os.Stderr
+		require.NoError(t, cmd.Start())
+		lines := bufio.NewScanner(stdout)
+		seen := 0
+		for lines.Scan() {
+			var off uint64
+			var uuid string
+			if _, err := fmt.Sscanf(lines.Text(), "ack %d %s", &off, &uuid); err != nil {
+				t.Fatalf("child: %s", lines.Text())
+			}
+			if _, twice := acked[off]; twice {
+				t.Fatalf("offset %d acknowledged twice", off)
+			}
+			acked[off] = uuid
+			if seen++; seen == killAfter {
+				require.NoError(t, cmd.Process.Signal(syscall.SIGKILL))
+			}
+		}
+		err = cmd.Wait()
+		var exit *exec.ExitError
+		require.ErrorAs(t, err, &exit)
+		require.Equal(t, "signal: killed", exit.Error(), "the child must die by the kill, not on its own")
+
+		s, err := replay.OpenSegments(replay.SegmentConfig{Dir: dir, SegmentBytes: 64 << 10})
+		require.NoError(t, err)
+		first, next := s.Bounds("kill")
+		require.Equal(t, uint64(1), first)
+		all := readAll(t, s, "kill")
+		require.Len(t, all, int(next-1), "offsets are dense")
+		for i, r := range all {
+			require.Equal(t, uint64(i+1), r.Offset)
+			var rr, w, n int
+			_, err := fmt.Sscanf(r.UUID, "r%d-w%d-n%d", &rr, &w, &n)
+			require.NoError(t, err, r.UUID)
+			require.Equal(t, string(killPayload(w, n)), string(r.Payload), "record %d is intact", r.Offset)
+			require.Equal(t, strconv.Itoa(w), r.Metadata["w"])
+			if uuid, ok := acked[r.Offset]; ok {
+				require.Equal(t, uuid, r.UUID)
+			}
+		}
+		for off := range acked {
+			require.Less(t, off, next, "acknowledged record %d lost", off)
+		}
+		t.Logf("round %d: killed after %d acks, %d records kept, %d acknowledged in all", round, seen, len(all), len(acked))
+		require.NoError(t, s.Close())
+	}
+}

@@ -1,0 +1,25 @@
+package replay
+
+// Hooks for the external tests of the segment format.
+
+// DecodeFrame decodes the frame at the start of b and returns the record and
+// the frame's length.
+func DecodeFrame(b []byte) (Record, int, error) {
+	body, n, err := frameBody(b)
+	if err != nil {
+		return Record{}, 0, err
+	}
+	rec, err := decodeBody(body)
+	return rec, n, err
+}
+
+// DecodeBody decodes a frame's body, the part after the checksum.
+func DecodeBody(b []byte) (Record, error) { return decodeBody(b) }
+
+// EncodeFrame encodes r with its own Offset and Time.
+func EncodeFrame(r *Record) []byte { return appendFrame(nil, r, r.Offset, r.Time.UnixNano()) }
+
+var (
+	EscapeTopic   = escapeTopic
+	UnescapeTopic = unescapeTopic
+)

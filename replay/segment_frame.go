@@ -1,0 +1,225 @@
+package replay
+
+import (
+	"encoding/binary"
+	"errors"
+	"hash/crc32"
+	"io"
+	"os"
+	"time"
+)
+
+// The frame format is described at the top of segment.go.
+const (
+	frameHeader = 8  // u32 body length + u32 CRC32C of the body
+	bodyFixed   = 16 // u64 offset + i64 unix nanoseconds
+	minBody     = bodyFixed + 2
+	// maxBody bounds a frame so a corrupt length never makes a reader
+	// allocate gigabytes.
+	maxBody = 1 << 28
+)
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+var (
+	// errTorn: the bytes end inside a frame (a write cut short by a crash).
+	errTorn = errors.New("incomplete record")
+	// errCorrupt: a frame is complete but wrong (length, checksum, contents).
+	errCorrupt = errors.New("corrupt record")
+)
+
+// frameSize returns the encoded size of r, or -1 when it exceeds maxBody.
+func frameSize(r *Record) int {
+	n := bodyFixed + uvarintLen(len(r.UUID)) + len(r.UUID) + uvarintLen(len(r.Metadata)) + len(r.Payload)
+	for k, v := range r.Metadata {
+		n += uvarintLen(len(k)) + len(k) + uvarintLen(len(v)) + len(v)
+	}
+	if n > maxBody {
+		return -1
+	}
+	return frameHeader + n
+}
+
+func uvarintLen(n int) int {
+	l := 1
+	for n >= 0x80 {
+		n >>= 7
+		l++
+	}
+	return l
+}
+
+// appendFrame appends r's frame, with the given offset and time, to dst.
+func appendFrame(dst []byte, r *Record, off uint64, nanos int64) []byte {
+	start := len(dst)
+	dst = append(dst, 0, 0, 0, 0, 0, 0, 0, 0)
+	dst = binary.LittleEndian.AppendUint64(dst, off)
+	dst = binary.LittleEndian.AppendUint64(dst, uint64(nanos))
+	dst = binary.AppendUvarint(dst, uint64(len(r.UUID)))
+	dst = append(dst, r.UUID...)
+	dst = binary.AppendUvarint(dst, uint64(len(r.Metadata)))
+	for k, v := range r.Metadata {
+		dst = binary.AppendUvarint(dst, uint64(len(k)))
+		dst = append(dst, k...)
+		dst = binary.AppendUvarint(dst, uint64(len(v)))
+		dst = append(dst, v...)
+	}
+	dst = append(dst, r.Payload...)
+	body := dst[start+frameHeader:]
+	binary.LittleEndian.PutUint32(dst[start:], uint32(len(body)))
+	binary.LittleEndian.PutUint32(dst[start+4:], crc32.Checksum(body, castagnoli))
+	return dst
+}
+
+// frameBody checks the frame at the start of b and returns its body and the
+// frame's total length. errTorn means b ends inside the frame.
+func frameBody(b []byte) (body []byte, n int, err error) {
+	if len(b) < frameHeader {
+		return nil, 0, errTorn
+	}
+	l, err := bodyLen(b)
+	if err != nil {
+		return nil, 0, err
+	}
+	if len(b)-frameHeader < l {
+		return nil, 0, errTorn
+	}
+	body = b[frameHeader : frameHeader+l]
+	if crc32.Checksum(body, castagnoli) != binary.LittleEndian.Uint32(b[4:]) {
+		return nil, 0, errCorrupt
+	}
+	return body, frameHeader + l, nil
+}
+
+func bodyLen(header []byte) (int, error) {
+	l := binary.LittleEndian.Uint32(header)
+	if l < minBody || l > maxBody {
+		return 0, errCorrupt
+	}
+	return int(l), nil
+}
+
+func bodyOffset(body []byte) uint64 { return binary.LittleEndian.Uint64(body) }
+func bodyNanos(body []byte) int64   { return int64(binary.LittleEndian.Uint64(body[8:])) }
+
+// decodeBody returns a Record that shares nothing with body.
+func decodeBody(body []byte) (Record, error) {
+	if len(body) < minBody {
+		return Record{}, errCorrupt
+	}
+	rec := Record{Offset: bodyOffset(body), Time: time.Unix(0, bodyNanos(body)).UTC()}
+	rest := body[bodyFixed:]
+	uuid, rest, ok := cutString(rest)
+	if !ok {
+		return Record{}, errCorrupt
+	}
+	rec.UUID = uuid
+	n, k := binary.Uvarint(rest)
+	// Each pair takes at least two bytes: a corrupt count cannot make us
+	// allocate more than the body justifies.
+	if k <= 0 || n > uint64(len(rest)-k)/2 {
+		return Record{}, errCorrupt
+	}
+	rest = rest[k:]
+	rec.Metadata = make(map[string]string, n)
+	for range n {
+		var key, val string
+		if key, rest, ok = cutString(rest); !ok {
+			return Record{}, errCorrupt
+		}
+		if val, rest, ok = cutString(rest); !ok {
+			return Record{}, errCorrupt
+		}
+		rec.Metadata[key] = val
+	}
+	if len(rest) > 0 {
+		rec.Payload = append([]byte(nil), rest...)
+	}
+	return rec, nil
+}
+
+func cutString(b []byte) (string, []byte, bool) {
+	n, k := binary.Uvarint(b)
+	if k <= 0 || n > uint64(len(b)-k) {
+		return "", nil, false
+	}
+	end := k + int(n)
+	return string(b[k:end]), b[end:], true
+}
+
+// frameScanner reads the frames of a file between two positions through a
+// buffer that grows only to the largest frame.
+type frameScanner struct {
+	f    *os.File
+	pos  int64 // file position of buf[r]
+	end  int64
+	buf  []byte
+	r, w int
+}
+
+const scanBuffer = 64 << 10
+
+func newFrameScanner(f *os.File, pos, end int64, buf []byte) *frameScanner {
+	if len(buf) == 0 {
+		buf = make([]byte, scanBuffer)
+	}
+	return &frameScanner{f: f, pos: pos, end: end, buf: buf}
+}
+
+// next returns the body of the frame at s.pos and that position; the body is
+// valid until the following call. It returns io.EOF at the end, errTorn or
+// errCorrupt at a bad frame (without moving), or a read error.
+func (s *frameScanner) next() (body []byte, at int64, err error) {
+	at = s.pos
+	if at >= s.end {
+		return nil, at, io.EOF
+	}
+	if err := s.fill(frameHeader); err != nil {
+		return nil, at, err
+	}
+	l, err := bodyLen(s.buf[s.r:])
+	if err != nil {
+		return nil, at, err
+	}
+	if err := s.fill(frameHeader + l); err != nil {
+		return nil, at, err
+	}
+	body, n, err := frameBody(s.buf[s.r:s.w])
+	if err != nil {
+		return nil, at, err
+	}
+	s.r += n
+	s.pos += int64(n)
+	return body, at, nil
+}
+
+// fill makes at least n unread bytes available, or returns errTorn when the
+// range (or the file) ends first.
+func (s *frameScanner) fill(n int) error {
+	if s.w-s.r >= n {
+		return nil
+	}
+	if int64(n) > s.end-s.pos {
+		return errTorn
+	}
+	copy(s.buf, s.buf[s.r:s.w])
+	s.w -= s.r
+	s.r = 0
+	if len(s.buf) < n {
+		s.buf = append(s.buf[:s.w], make([]byte, n-s.w)...)
+		s.buf = s.buf[:cap(s.buf)]
+	}
+	want := int64(len(s.buf))
+	if rest := s.end - s.pos; rest < want {
+		want = rest
+	}
+	got, err := s.f.ReadAt(s.buf[s.w:want], s.pos+int64(s.w))
+	s.w += got
+	if s.w >= n {
+		return nil
+	}
+	if err == nil || errors.Is(err, io.EOF) {
+		return errTorn
+	}
+	return err
+}

@@ -1,0 +1,840 @@
+package replay
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill"
+)
+
+const (
+	// indexEvery is the spacing of the sparse index: a reader positioned by
+	// it reads at most this much before the record it wants.
+	indexEvery = 64 << 10
+	// maxSealedIndexes bounds the sealed segments of a topic whose index
+	// stays in memory.
+	maxSealedIndexes = 16
+	// readHints remembers where recent reads stopped, so a reader that comes
+	// back for the next records starts there without the index.
+	readHints = 16
+)
+
+type indexEntry struct {
+	off   uint64
+	pos   int64
+	nanos int64
+}
+
+// segment is one file of a topic. base and path never change; onDisk belongs
+// to whoever holds the topic's write turn (topicLog.syncing); everything else
+// is guarded by topicLog.mu.
+type segment struct {
+	base   uint64
+	path   string
+	scanMu sync.Mutex // one index build at a time
+	onDisk bool
+
+	size                int64  // bytes of readable records
+	end                 int64  // bytes assigned, including those not written yet
+	nextOff             uint64 // offset the next record of this segment would take
+	count               int
+	hasRecords          bool
+	firstTime, lastTime int64
+	lastOff             uint64
+	summarized          bool // count, lastOff and lastTime are exact
+	indexed             bool
+	index               []indexEntry
+	lastUse             uint64
+	removed             bool
+	corruptLogged       bool
+}
+
+// segSummary is what reading a segment from its start learns.
+type segSummary struct {
+	valid               int64 // bytes of good records
+	count               int
+	lastOff             uint64
+	firstTime, lastTime int64
+	index               []indexEntry
+	err                 error // why reading stopped before size, if it did
+}
+
+func scanSegment(path string, base uint64, size int64) (segSummary, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return segSummary{}, err
+	}
+	defer f.Close()
+	var sum segSummary
+	sc := newFrameScanner(f, 0, size, nil)
+	want := base
+	for {
+		body, at, err := sc.next()
+		if errors.Is(err, io.EOF) {
+			sum.valid = at
+			return sum, nil
+		}
+		if err == nil && bodyOffset(body) != want {
+			err = fmt.Errorf("%w: offset %d where %d was expected", errCorrupt, bodyOffset(body), want)
+		}
+		if errors.Is(err, errTorn) || errors.Is(err, errCorrupt) {
+			sum.valid, sum.err = at, err
+			return sum, nil
+		}
+		if err != nil {
+			return sum, err
+		}
+		nanos := bodyNanos(body)
+		if sum.count == 0 {
+			sum.firstTime = nanos
+		}
+		if n := len(sum.index); n == 0 || at-sum.index[n-1].pos >= indexEvery {
+			sum.index = append(sum.index, indexEntry{off: want, pos: at, nanos: nanos})
+		}
+		sum.count++
+		sum.lastOff, sum.lastTime = want, nanos
+		want++
+	}
+}
+
+func (seg *segment) apply(sum segSummary) {
+	cut := seg.size - sum.valid
+	seg.size = sum.valid
+	seg.end -= cut
+	seg.count = sum.count
+	seg.hasRecords = sum.count > 0
+	seg.firstTime, seg.lastTime, seg.lastOff = sum.firstTime, sum.lastTime, sum.lastOff
+	seg.nextOff = seg.base + uint64(sum.count)
+	seg.index, seg.indexed, seg.summarized = sum.index, true, true
+}
+
+// chunk is a run of encoded records of one segment, written with one write
+// call. Once written it is immutable and may join the tail cache.
+type chunk struct {
+	seg                 *segment
+	data                []byte
+	first, last         uint64
+	firstTime, lastTime int64
+	count               int
+}
+
+type readHint struct {
+	seg *segment
+	off uint64
+	pos int64
+}
+
+// topicLog is one topic's log. Appends encode under mu into pending chunks;
+// whoever finds no write under way (syncing false) takes every pending
+// chunk, writes and syncs them without the lock, and publishes them for all.
+type topicLog struct {
+	s    *Segments
+	name string
+	dir  string
+	log  watermill.LoggerAdapter
+
+	mu       sync.Mutex
+	cond     sync.Cond
+	segs     []*segment
+	next     uint64 // next offset to assign
+	lastTime int64  // time of the last record assigned
+	visible  uint64 // one past the last readable record
+	pending  []*chunk
+	syncing  bool
+	closed   bool
+	err      error
+	cache    tailCache
+	hints    [readHints]readHint
+	hintAt   int
+	useClock uint64
+	chunkCap int // initial capacity of a new chunk
+
+	// Owned by whoever set syncing.
+	dirReady bool
+	wseg     *segment
+	wfile    *os.File
+	dirty    bool // written since the last fsync
+}
+
+func (t *topicLog) append(recs []*Record, now func() time.Time) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.closed {
+		return ErrSegmentsClosed
+	}
+	if t.err != nil {
+		return t.err
+	}
+	nanos := now().UnixNano()
+	if nanos < t.lastTime {
+		nanos = t.lastTime
+	}
+	t.lastTime = nanos
+	at := time.Unix(0, nanos).UTC()
+	for _, r := range recs {
+		seg := t.writable()
+		c := t.chunkFor(seg)
+		pos, before := seg.end, len(c.data)
+		c.data = appendFrame(c.data, r, t.next, nanos)
+		seg.end += int64(len(c.data) - before)
+		if n := len(seg.index); n == 0 || pos-seg.index[n-1].pos >= indexEvery {
+			seg.index = append(seg.index, indexEntry{off: t.next, pos: pos, nanos: nanos})
+		}
+		if c.count == 0 {
+			c.first, c.firstTime = t.next, nanos
+		}
+		c.last, c.lastTime = t.next, nanos
+		c.count++
+		r.Offset, r.Time = t.next, at
+		t.next++
+		seg.nextOff = t.next
+	}
+	mine := t.next
+	for t.visible < mine {
+		switch {
+		case t.err != nil:
+			return t.err
+		case t.closed:
+			return ErrSegmentsClosed
+		case !t.syncing:
+			t.lead()
+		default:
+			t.cond.Wait()
+		}
+	}
+	return nil
+}
+
+// writable returns the segment the next record goes to, starting a new one
+// when the current is full or the offsets jumped.
+func (t *topicLog) writable() *segment {
+	if n := len(t.segs); n > 0 {
+		seg := t.segs[n-1]
+		if seg.nextOff == t.next && (seg.end == 0 || seg.end < t.s.cfg.SegmentBytes) {
+			return seg
+		}
+		t.useClock++
+		seg.lastUse = t.useClock
+	}
+	seg := &segment{
+		base: t.next, nextOff: t.next, path: filepath.Join(t.dir, segmentName(t.next)),
+		summarized: true, indexed: true,
+	}
+	t.segs = append(t.segs, seg)
+	t.evictIndexes()
+	return seg
+}
+
+func (t *topicLog) chunkFor(seg *segment) *chunk {
+	if n := len(t.pending); n > 0 && t.pending[n-1].seg == seg {
+		return t.pending[n-1]
+	}
+	c := &chunk{seg: seg, data: make([]byte, 0, t.chunkCap)}
+	t.pending = append(t.pending, c)
+	return c
+}
+
+// lead writes every pending chunk for everyone. Called with mu held; releases
+// it during the I/O.
+func (t *topicLog) lead() {
+	t.syncing = true
+	// Appenders woken by the previous sync come back with their next
+	// records within microseconds: let them join this group while it grows.
+	for range 4 {
+		before := t.pendingRecords()
+		t.mu.Unlock()
+		runtime.Gosched()
+		t.mu.Lock()
+		if t.pendingRecords() == before {
+			break
+		}
+	}
+	chunks := t.pending
+	t.pending = nil
+	if n := len(chunks); n > 0 {
+		// The next group is likely the size of this one: allocate once.
+		t.chunkCap = min(max(len(chunks[n-1].data)+len(chunks[n-1].data)/4, 256), 1<<20)
+	}
+	t.mu.Unlock()
+	err := t.write(chunks)
+	t.mu.Lock()
+	t.syncing = false
+	if err != nil {
+		if t.err == nil {
+			t.err = fmt.Errorf("sinkbus: journal topic %q: %w", t.name, err)
+			t.log.Error("Journal cannot write; the topic refuses appends until the journal is reopened", err, nil)
+		}
+	} else {
+		for _, c := range chunks {
+			t.publish(c)
+		}
+	}
+	t.cond.Broadcast()
+}
+
+func (t *topicLog) pendingRecords() int {
+	n := 0
+	for _, c := range t.pending {
+		n += c.count
+	}
+	return n
+}
+
+func (t *topicLog) write(chunks []*chunk) error {
+	for _, c := range chunks {
+		if t.wseg != c.seg {
+			if err := t.closeWriter(); err != nil {
+				return err
+			}
+			if err := t.openWriter(c.seg); err != nil {
+				return err
+			}
+		}
+		if _, err := t.wfile.Write(c.data); err != nil {
+			return err
+		}
+		t.dirty = true
+	}
+	if t.s.cfg.Sync == SyncGroupCommit && t.dirty {
+		if err := t.wfile.Sync(); err != nil {
+			return err
+		}
+		t.dirty = false
+	}
+	return nil
+}
+
+// closeWriter syncs and closes the file being written. A sealed segment is
+// always synced before the next one receives data, so after a crash only the
+// newest segment can have a torn tail.
+func (t *topicLog) closeWriter() error {
+	if t.wfile == nil {
+		return nil
+	}
+	err := t.wfile.Sync()
+	if cerr := t.wfile.Close(); err == nil {
+		err = cerr
+	}
+	t.wfile, t.wseg, t.dirty = nil, nil, false
+	return err
+}
+
+func (t *topicLog) openWriter(seg *segment) error {
+	if !t.dirReady {
+		if err := os.Mkdir(t.dir, 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
+			return err
+		}
+		if hashedTopicDir(filepath.Base(t.dir)) {
+			if err := writeFileSync(filepath.Join(t.dir, topicNameFile), []byte(t.name)); err != nil {
+				return err
+			}
+		}
+		if err := syncDir(t.s.cfg.Dir); err != nil {
+			return err
+		}
+		t.dirReady = true
+	}
+	flag := os.O_WRONLY | os.O_APPEND
+	if !seg.onDisk {
+		flag |= os.O_CREATE | os.O_EXCL
+	}
+	f, err := os.OpenFile(seg.path, flag, 0o644)
+	if err != nil {
+		return err
+	}
+	if !seg.onDisk {
+		if err := syncDir(t.dir); err != nil {
+			f.Close()
+			return err
+		}
+		seg.onDisk = true
+	}
+	t.wfile, t.wseg = f, seg
+	return nil
+}
+
+func writeFileSync(path string, data []byte) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(data)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// publish makes a written chunk readable. Called with mu held.
+func (t *topicLog) publish(c *chunk) {
+	seg := c.seg
+	seg.size += int64(len(c.data))
+	if !seg.hasRecords {
+		seg.hasRecords, seg.firstTime = true, c.firstTime
+	}
+	seg.count += c.count
+	seg.lastOff, seg.lastTime = c.last, c.lastTime
+	t.visible = c.last + 1
+	t.cache.add(c)
+}
+
+// syncNow is the periodic fsync of SyncInterval.
+func (t *topicLog) syncNow() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.syncing || t.closed || !t.dirty || t.wfile == nil {
+		return
+	}
+	t.syncing = true
+	f := t.wfile
+	t.mu.Unlock()
+	err := f.Sync()
+	t.mu.Lock()
+	t.syncing = false
+	if err == nil {
+		t.dirty = false
+	} else if t.err == nil {
+		t.err = fmt.Errorf("sinkbus: journal topic %q: %w", t.name, err)
+		t.log.Error("Journal cannot sync; the topic refuses appends until the journal is reopened", err, nil)
+	}
+	t.cond.Broadcast()
+}
+
+// close writes what is pending, then syncs and closes the file.
+func (t *topicLog) close() error {
+	t.mu.Lock()
+	for {
+		if t.syncing {
+			t.cond.Wait()
+			continue
+		}
+		if len(t.pending) > 0 && t.err == nil {
+			t.lead()
+			continue
+		}
+		break
+	}
+	t.closed = true
+	t.syncing = true // the write turn is never given back
+	t.cond.Broadcast()
+	t.mu.Unlock()
+	return t.closeWriter()
+}
+
+// firstLocked returns the first retained offset, or visible when the topic
+// holds no record.
+func (t *topicLog) firstLocked() uint64 {
+	for _, seg := range t.segs {
+		if seg.hasRecords {
+			return seg.base
+		}
+	}
+	return t.visible
+}
+
+func (t *topicLog) read(from uint64, n int) ([]Record, error) {
+	var out []Record
+	for len(out) < n {
+		t.mu.Lock()
+		from = max(from, t.firstLocked())
+		if from >= t.visible || len(t.segs) == 0 {
+			t.mu.Unlock()
+			break
+		}
+		if chunks := t.cache.from(from, n-len(out)); len(chunks) > 0 {
+			t.mu.Unlock()
+			return decodeChunks(out, chunks, from, n)
+		}
+		i := sort.Search(len(t.segs), func(i int) bool { return t.segs[i].base > from })
+		seg := t.segs[max(i-1, 0)]
+		t.mu.Unlock()
+
+		recs, done, err := t.readSegment(seg, from, n-len(out))
+		out = append(out, recs...)
+		if err != nil || !done {
+			return out, err
+		}
+		if k := len(recs); k > 0 {
+			from = recs[k-1].Offset + 1
+		}
+		t.mu.Lock()
+		succ := t.successor(seg)
+		t.mu.Unlock()
+		if succ == nil {
+			break
+		}
+		from = max(from, succ.base)
+	}
+	return out, nil
+}
+
+func (t *topicLog) successor(seg *segment) *segment {
+	i := sort.Search(len(t.segs), func(i int) bool { return t.segs[i].base > seg.base })
+	if i == len(t.segs) {
+		return nil
+	}
+	return t.segs[i]
+}
+
+var scanBuffers = sync.Pool{New: func() any { b := make([]byte, scanBuffer); return &b }}
+
+// readSegment reads up to n records of seg from offset from on. done reports
+// that it reached the end of what seg holds (or seg is gone).
+func (t *topicLog) readSegment(seg *segment, from uint64, n int) (recs []Record, done bool, err error) {
+	pos, size, err := t.locate(seg, from)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, true, nil // trimmed meanwhile
+	}
+	if err != nil {
+		return nil, false, err
+	}
+	f, err := os.Open(seg.path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, true, nil
+	}
+	if err != nil {
+		return nil, false, err
+	}
+	defer f.Close()
+	bp := scanBuffers.Get().(*[]byte)
+	sc := newFrameScanner(f, pos, size, *bp)
+	defer func() {
+		if cap(sc.buf) <= 4*scanBuffer {
+			*bp = sc.buf
+			scanBuffers.Put(bp)
+		}
+	}()
+	for len(recs) < n {
+		body, at, err := sc.next()
+		if errors.Is(err, io.EOF) {
+			return recs, true, nil
+		}
+		if err == nil && bodyOffset(body) < from {
+			continue
+		}
+		var rec Record
+		if err == nil {
+			rec, err = decodeBody(body)
+		}
+		if errors.Is(err, errTorn) || errors.Is(err, errCorrupt) {
+			t.corrupt(seg, at, err)
+			return recs, true, nil
+		}
+		if err != nil {
+			return recs, false, err
+		}
+		recs = append(recs, rec)
+	}
+	t.mu.Lock()
+	t.hints[t.hintAt] = readHint{seg: seg, off: recs[len(recs)-1].Offset + 1, pos: sc.pos}
+	t.hintAt = (t.hintAt + 1) % readHints
+	t.mu.Unlock()
+	return recs, false, nil
+}
+
+// locate returns where to start reading seg for offset from, and how far
+// seg may be read.
+func (t *topicLog) locate(seg *segment, from uint64) (pos, size int64, err error) {
+	t.mu.Lock()
+	for _, h := range t.hints {
+		if h.seg == seg && h.off == from {
+			t.mu.Unlock()
+			return h.pos, seg.size, nil
+		}
+	}
+	t.mu.Unlock()
+	if err := t.ensureIndex(seg); err != nil {
+		return 0, 0, err
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.useClock++
+	seg.lastUse = t.useClock
+	i := sort.Search(len(seg.index), func(i int) bool { return seg.index[i].off > from }) - 1
+	if i >= 0 {
+		pos = seg.index[i].pos
+	}
+	return pos, seg.size, nil
+}
+
+// ensureIndex reads seg to build its index when it has none (a segment
+// recovered lazily, or whose index was evicted).
+func (t *topicLog) ensureIndex(seg *segment) error {
+	t.mu.Lock()
+	indexed := seg.indexed
+	t.mu.Unlock()
+	if indexed {
+		return nil
+	}
+	seg.scanMu.Lock()
+	defer seg.scanMu.Unlock()
+	t.mu.Lock()
+	indexed, size := seg.indexed, seg.size
+	t.mu.Unlock()
+	if indexed {
+		return nil
+	}
+	sum, err := scanSegment(seg.path, seg.base, size)
+	if err != nil {
+		return err
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if seg.removed {
+		return nil
+	}
+	if sum.err != nil && !seg.corruptLogged {
+		seg.corruptLogged = true
+		t.log.Error("Journal segment is corrupt; the records after this point are skipped", sum.err,
+			watermill.LogFields{"file": seg.path, "at": sum.valid, "bytes_skipped": size - sum.valid})
+	}
+	seg.apply(sum)
+	t.useClock++
+	seg.lastUse = t.useClock
+	t.evictIndexes()
+	return nil
+}
+
+// corrupt records a bad frame found while reading seg at position at: a
+// sealed segment ends there from now on. The segment being written keeps its
+// size (appends continue after it); reads stop at the bad frame until it is
+// sealed.
+func (t *topicLog) corrupt(seg *segment, at int64, err error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if seg.removed || at >= seg.size {
+		return
+	}
+	if !seg.corruptLogged {
+		seg.corruptLogged = true
+		t.log.Error("Journal segment is corrupt; the records after this point are skipped", err,
+			watermill.LogFields{"file": seg.path, "at": at, "bytes_skipped": seg.size - at})
+	}
+	if seg == t.segs[len(t.segs)-1] {
+		return
+	}
+	cut := seg.size - at
+	seg.size -= cut
+	seg.end -= cut
+}
+
+// evictIndexes drops the least recently used indexes of sealed segments
+// beyond maxSealedIndexes. Called with mu held.
+func (t *topicLog) evictIndexes() {
+	if len(t.segs) < 2 {
+		return
+	}
+	sealed := t.segs[:len(t.segs)-1]
+	evictable := func(seg *segment) bool { return seg.indexed && len(seg.index) > 0 && seg.size == seg.end }
+	n := 0
+	for _, seg := range sealed {
+		if evictable(seg) {
+			n++
+		}
+	}
+	for ; n > maxSealedIndexes; n-- {
+		var lru *segment
+		for _, seg := range sealed {
+			if evictable(seg) && (lru == nil || seg.lastUse < lru.lastUse) {
+				lru = seg
+			}
+		}
+		lru.index, lru.indexed = nil, false
+	}
+}
+
+func (t *topicLog) seek(at int64) (uint64, error) {
+	t.mu.Lock()
+	var seg *segment
+	for i := len(t.segs) - 1; i >= 0; i-- {
+		if s := t.segs[i]; s.hasRecords && s.firstTime < at {
+			seg = s
+			break
+		}
+	}
+	if seg == nil {
+		first := t.firstLocked()
+		t.mu.Unlock()
+		return first, nil
+	}
+	t.mu.Unlock()
+	off, found, err := t.seekIn(seg, at)
+	if err != nil || found {
+		return off, err
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for s := t.successor(seg); s != nil; s = t.successor(s) {
+		if s.hasRecords {
+			return s.base, nil
+		}
+	}
+	return t.visible, nil
+}
+
+// seekIn returns the first record of seg at or after at, if seg has one.
+func (t *topicLog) seekIn(seg *segment, at int64) (uint64, bool, error) {
+	if err := t.ensureIndex(seg); err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return 0, false, nil
+		}
+		return 0, false, err
+	}
+	t.mu.Lock()
+	t.useClock++
+	seg.lastUse = t.useClock
+	i := sort.Search(len(seg.index), func(i int) bool { return seg.index[i].nanos >= at }) - 1
+	pos, size := int64(0), seg.size
+	if i >= 0 {
+		pos = seg.index[i].pos
+	}
+	t.mu.Unlock()
+	f, err := os.Open(seg.path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return 0, false, nil
+	}
+	if err != nil {
+		return 0, false, err
+	}
+	defer f.Close()
+	sc := newFrameScanner(f, pos, size, nil)
+	for {
+		body, _, err := sc.next()
+		if errors.Is(err, io.EOF) || errors.Is(err, errTorn) || errors.Is(err, errCorrupt) {
+			return 0, false, nil
+		}
+		if err != nil {
+			return 0, false, err
+		}
+		if bodyNanos(body) >= at {
+			return bodyOffset(body), true, nil
+		}
+	}
+}
+
+// trim removes the topic's oldest sealed segments whose records are all
+// older than before. The lock is held only to take them out of the list;
+// reading an unsummarised segment and deleting files happen without it.
+func (t *topicLog) trim(before int64) (int, error) {
+	removed := 0
+	var doomed []*segment
+	defer func() {
+		for _, seg := range doomed {
+			if err := os.Remove(seg.path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				t.log.Error("Cannot remove a trimmed journal segment", err, watermill.LogFields{"file": seg.path})
+			}
+		}
+	}()
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for len(t.segs) > 1 {
+		seg, succ := t.segs[0], t.segs[1]
+		if seg.size != seg.end {
+			break // records still being written
+		}
+		var old bool
+		switch {
+		case seg.summarized:
+			old = !seg.hasRecords || seg.lastTime < before
+		case succ.hasRecords && succ.firstTime < before:
+			old = true // its last record is no later than succ's first
+		default:
+			t.mu.Unlock()
+			err := t.ensureIndex(seg)
+			t.mu.Lock()
+			if err != nil {
+				return removed, err
+			}
+			continue
+		}
+		if !old {
+			break
+		}
+		if seg.summarized {
+			removed += seg.count
+		} else {
+			removed += int(succ.base - seg.base)
+		}
+		seg.removed = true
+		doomed = append(doomed, seg)
+		t.segs[0] = nil
+		t.segs = t.segs[1:]
+	}
+	if len(doomed) > 0 {
+		for i := range t.hints {
+			if h := t.hints[i].seg; h != nil && h.removed {
+				t.hints[i] = readHint{}
+			}
+		}
+	}
+	return removed, nil
+}
+
+// tailCache keeps the newest written chunks of a topic, up to limit bytes.
+type tailCache struct {
+	limit  int64
+	bytes  int64
+	chunks []*chunk
+}
+
+func (c *tailCache) add(ch *chunk) {
+	if c.limit < 0 {
+		return
+	}
+	c.chunks = append(c.chunks, ch)
+	c.bytes += int64(cap(ch.data))
+	for c.bytes > c.limit && len(c.chunks) > 0 {
+		c.bytes -= int64(cap(c.chunks[0].data))
+		c.chunks[0] = nil
+		c.chunks = c.chunks[1:]
+	}
+}
+
+// from returns a copy of the chunks holding offset off onwards, enough for n
+// records, or nil when off is not cached.
+func (c *tailCache) from(off uint64, n int) []*chunk {
+	if len(c.chunks) == 0 || off < c.chunks[0].first {
+		return nil
+	}
+	i := sort.Search(len(c.chunks), func(i int) bool { return c.chunks[i].last >= off })
+	var out []*chunk
+	for ; i < len(c.chunks) && n > 0; i++ {
+		ch := c.chunks[i]
+		out = append(out, ch)
+		n -= int(ch.last + 1 - max(off, ch.first))
+	}
+	return out
+}
+
+// decodeChunks appends to out the records of chunks from offset from on, up
+// to n in all. The chunks were encoded here: no checksum to verify.
+func decodeChunks(out []Record, chunks []*chunk, from uint64, n int) ([]Record, error) {
+	for _, c := range chunks {
+		for b := c.data; len(b) > 0 && len(out) < n; {
+			l := frameHeader + int(binary.LittleEndian.Uint32(b))
+			body := b[frameHeader:l]
+			b = b[l:]
+			if bodyOffset(body) < from {
+				continue
+			}
+			rec, err := decodeBody(body)
+			if err != nil {
+				return out, err
+			}
+			out = append(out, rec)
+		}
+	}
+	return out, nil
+}

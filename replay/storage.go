@@ -1,0 +1,59 @@
+package replay
+
+import (
+	"time"
+)
+
+// Record is one journal entry: a Watermill message with its position.
+type Record struct {
+	// Offset is the record's position in its topic: dense, starting at 1.
+	Offset uint64
+	// Time is when the journal appended it; never decreases within a topic.
+	Time     time.Time
+	UUID     string
+	Metadata map[string]string
+	Payload  []byte
+}
+
+// CursorKey names one consumer group's cursor in one topic.
+type CursorKey struct {
+	Topic string
+	Group string
+}
+
+// Storage is where a Journal keeps its records and cursors. The journal
+// itself (subscribers, acknowledgements, ordering, retention schedule) is the
+// same for every storage; Storage only stores. Implementations are safe for
+// concurrent use.
+type Storage interface {
+	// Append stores recs at the end of topic, assigning each its Offset and
+	// its Time (from now(), clamped so it never decreases), and returns once
+	// they are as durable as the storage promises. Concurrent callers may
+	// share one sync (group commit).
+	Append(topic string, recs []*Record, now func() time.Time) error
+	// Read returns up to max records of topic with Offset >= from, in order.
+	// Records trimmed away are skipped silently; the caller compares with
+	// Bounds to know how many were lost.
+	Read(topic string, from uint64, max int) ([]Record, error)
+	// Bounds returns the first retained offset and the next offset to be
+	// assigned in topic (first == next when the topic holds nothing).
+	Bounds(topic string) (first, next uint64)
+	// Seek returns the offset of the first record of topic whose Time is at
+	// or after t (the next offset when there is none).
+	Seek(topic string, t time.Time) (uint64, error)
+	// Trim removes records appended before t and returns how many it removed.
+	// It must not hold up Append for longer than a file deletion.
+	Trim(before time.Time) (int, error)
+	// Topics returns every topic that holds or held records.
+	Topics() []string
+
+	// Cursors returns every saved cursor: the first offset not yet
+	// acknowledged by the group.
+	Cursors() (map[CursorKey]uint64, error)
+	// SaveCursors stores cursors durably (all or nothing).
+	SaveCursors(cursors map[CursorKey]uint64) error
+	// DeleteCursor forgets a group's cursor.
+	DeleteCursor(key CursorKey) error
+
+	Close() error
+}

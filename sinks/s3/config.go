@@ -1,0 +1,158 @@
+package s3
+
+import (
+	"net/url"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+
+	"github.com/sinkbus/sinkbus/sinks"
+	"github.com/sinkbus/sinkbus/sinks/file"
+)
+
+// Type is the "s3" integration type.
+var Type = sinks.Type{Name: "s3", Decode: sinks.DecodeInto[Config]}
+
+// DefaultDrainTimeout is how long Close waits for pending uploads.
+const DefaultDrainTimeout = 30 * time.Second
+
+// Config is an S3 export, NewStore's s3_parameters plus the file rotation
+// settings and an endpoint for S3-compatible stores. Objects are named
+// {bucket}/{key_prefix}/{tenant}/{epoch_ms}-data-{random}.export.
+type Config struct {
+	// AccessKeyID and SecretAccessKey are static credentials. When both are
+	// empty the default AWS credential chain is used (environment, shared
+	// files, web identity, instance role).
+	AccessKeyID     string `json:"aws_access_key_id,omitempty"`
+	SecretAccessKey string `json:"aws_secret_access_key,omitempty"`
+	// Region is the bucket's region. Empty means the one the AWS
+	// environment names, else us-east-1.
+	Region string `json:"aws_region,omitempty"`
+	// Bucket is required.
+	Bucket string `json:"bucket"`
+	// KeyPrefix goes before {tenant} in each key; empty means none.
+	KeyPrefix string `json:"key_prefix,omitempty"`
+	// Endpoint replaces AWS's endpoint ("http://127.0.0.1:7070") for
+	// S3-compatible stores. Empty means AWS.
+	Endpoint string `json:"endpoint,omitempty"`
+	// PathStyle addresses the bucket in the path rather than the host name,
+	// as most S3-compatible stores need.
+	PathStyle bool `json:"path_style,omitempty"`
+
+	// RotateEvery, RotateBytes: see file.Config (defaults 5 min, 50 MiB).
+	RotateEvery sinks.Duration `json:"rotate_every,omitempty"`
+	RotateBytes int64          `json:"rotate_bytes,omitempty"`
+	// Fsync is when spooled events are forced to disk. Empty means
+	// file.FsyncBatch: the bus counts an event delivered when Publish
+	// returns, and until its file is uploaded the spool holds its only copy,
+	// so it must survive a machine crash. file.FsyncRotation is faster and
+	// may lose the last events of the open files if the machine crashes.
+	Fsync file.Fsync `json:"fsync,omitempty"`
+	// SpoolDir holds the files until they are uploaded. Empty means
+	// <data dir>/s3-spool/<integration id>; without a data directory it is
+	// required. One Publisher at a time may use a spool directory.
+	SpoolDir string `json:"spool_dir,omitempty"`
+	// DrainTimeout bounds how long Close waits for pending uploads; the
+	// files left stay in the spool and are uploaded on the next start.
+	// Zero means DefaultDrainTimeout.
+	DrainTimeout sinks.Duration `json:"drain_timeout,omitempty"`
+
+	// OnUploaded, when not nil, is called with each object key uploaded,
+	// after the local file is removed.
+	OnUploaded func(key string) `json:"-"`
+	// OnUploadError, when not nil, is called after each failed upload
+	// attempt, with an error that errors.As finds an *UploadError in and
+	// that sinks.Classify calls permanent for a refusal no retry fixes
+	// (wrong credentials, missing bucket). The file stays and is retried.
+	OnUploadError func(key string, err error) `json:"-"`
+}
+
+// Type returns "s3".
+func (c Config) Type() string { return Type.Name }
+
+// Masked returns c with the secret access key masked.
+func (c Config) Masked() sinks.Config {
+	c.SecretAccessKey = sinks.Mask(c.SecretAccessKey)
+	return c
+}
+
+// NewPublisher builds the sink; see New.
+func (c Config) NewPublisher(env sinks.Env) (message.Publisher, error) {
+	return New(c, env)
+}
+
+var (
+	bucketName = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9._-]{1,61}[a-zA-Z0-9]$`)
+	regionName = regexp.MustCompile(`^[a-zA-Z0-9_-]{1,64}$`)
+)
+
+// Validate returns every problem of c at once.
+func (c Config) Validate() error {
+	var p sinks.Problems
+	switch {
+	case c.Bucket == "":
+		p.Add("bucket", "is required")
+	case !bucketName.MatchString(c.Bucket):
+		// Underscores and capitals: legacy us-east-1 names, as in NewStore's examples.
+		p.Add("bucket", "must be 3 to 63 letters, digits, '.', '-' or '_', starting and ending with a letter or digit")
+	}
+	switch {
+	case c.AccessKeyID != "" && c.SecretAccessKey == "":
+		p.Add("aws_secret_access_key", "is required with aws_access_key_id")
+	case c.AccessKeyID == "" && c.SecretAccessKey != "":
+		p.Add("aws_access_key_id", "is required with aws_secret_access_key")
+	}
+	if c.Region != "" && !regionName.MatchString(c.Region) {
+		p.Add("aws_region", "must be a region name such as \"us-east-1\"")
+	}
+	if c.Endpoint != "" {
+		if rule := endpointProblem(c.Endpoint); rule != "" {
+			p.Add("endpoint", "%s", rule)
+		}
+	}
+	if strings.ContainsRune(c.SpoolDir, 0) {
+		p.Add("spool_dir", "must not contain a NUL character")
+	}
+	if c.DrainTimeout < 0 {
+		p.Add("drain_timeout", "must not be negative")
+	}
+	fc := c.fileConfig()
+	fc.Dir = "" // checked above as spool_dir
+	p = append(p, sinks.FieldErrors(fc.Validate())...)
+	return p.Err()
+}
+
+// endpointProblem returns what is wrong with an endpoint URL, "" if nothing.
+func endpointProblem(endpoint string) string {
+	u, err := url.Parse(endpoint)
+	switch {
+	case err != nil:
+		return "must be a URL such as \"https://s3.example.com\""
+	case u.Scheme != "http" && u.Scheme != "https":
+		return "must be an http or https URL"
+	case u.Host == "":
+		return "must name a host"
+	case u.User != nil:
+		return "must not hold credentials"
+	case u.RawQuery != "" || u.Fragment != "":
+		return "must not have a query or fragment"
+	}
+	return ""
+}
+
+// fileConfig is the file sink that spools the events.
+func (c Config) fileConfig() file.Config {
+	fsync := c.Fsync
+	if fsync == "" {
+		fsync = file.FsyncBatch
+	}
+	return file.Config{
+		Dir:         c.SpoolDir,
+		KeyPrefix:   c.KeyPrefix,
+		RotateEvery: c.RotateEvery,
+		RotateBytes: c.RotateBytes,
+		Fsync:       fsync,
+	}
+}

@@ -1,0 +1,62 @@
+package s3_test
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+
+	"github.com/sinkbus/sinkbus/sinks"
+	"github.com/sinkbus/sinkbus/sinks/s3"
+)
+
+// NewStore's s3_parameters decode into a Config; reads show the secret masked.
+func ExampleConfig_Masked() {
+	cfg, err := sinks.NewRegistry(s3.Type).Decode("s3", json.RawMessage(`{
+		"aws_access_key_id": "AKIAIOSFODNN7EXAMPLE",
+		"aws_secret_access_key": "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+		"aws_region": "us-east-1",
+		"bucket": "sap_export",
+		"key_prefix": "newstore_integration_002"
+	}`))
+	if err != nil {
+		panic(err)
+	}
+	fmt.Println(cfg.Validate())
+	out, _ := json.Marshal(cfg.Masked())
+	fmt.Println(string(out))
+	// Output:
+	// <nil>
+	// {"aws_access_key_id":"AKIAIOSFODNN7EXAMPLE","aws_secret_access_key":"****EKEY","aws_region":"us-east-1","bucket":"sap_export","key_prefix":"newstore_integration_002"}
+}
+
+// An export to an S3-compatible store, reporting refused uploads.
+func ExampleNew() {
+	sink, err := s3.New(s3.Config{
+		AccessKeyID:     "test",
+		SecretAccessKey: "testsecret",
+		Bucket:          "exports",
+		KeyPrefix:       "erp",
+		Endpoint:        "http://127.0.0.1:7070",
+		PathStyle:       true,
+		OnUploadError: func(key string, err error) {
+			var ue *s3.UploadError
+			if errors.As(err, &ue) && errors.Is(err, sinks.ErrPermanent) {
+				log.Printf("upload of %s refused (%s): fix the integration", key, ue.Code)
+			}
+		},
+	}, sinks.Env{IntegrationID: "erp-export", DataDir: "var/sinkbus"})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer sink.Close() // finishes the open files and waits for their upload
+
+	msg := message.NewMessage("evt-1", []byte(`{"order_id":"o-1"}`))
+	msg.Metadata.Set(sinks.MetaName, "order.fulfilled")
+	msg.Metadata.Set(sinks.MetaTenant, "acme")
+	if err := sink.Publish("events", msg); err != nil {
+		log.Print(err) // retryable: the spool could not take the event
+	}
+}

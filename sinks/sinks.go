@@ -1,0 +1,98 @@
+// Package sinks holds what every sinkbus sink shares: the failure vocabulary
+// (Classify, Permanent, RetryAfter, StatusError), the metadata keys the bus
+// sets on each message, the event envelope every sink sends, and the Config
+// interface through which an integration builds its sink.
+//
+// A sink is a Watermill message.Publisher: Publish is safe for concurrent
+// use, binds every network call to msg.Context(), and returns an error that
+// Classify understands; Close is idempotent and flushes. The sub-packages
+// (webhook, sqs, stomp, file, s3) are the built-in sinks.
+package sinks
+
+import (
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill"
+	"github.com/ThreeDotsLabs/watermill/message"
+
+	"github.com/sinkbus/sinkbus/internal/clock"
+)
+
+// Metadata keys the bus sets on every message it delivers. The message UUID
+// is the event id. User metadata may not use the "sinkbus_" prefix.
+const (
+	MetaPrefix      = "sinkbus_"
+	MetaName        = "sinkbus_name"         // event name, e.g. order.fulfilled
+	MetaTenant      = "sinkbus_tenant"       // tenant, may be empty
+	MetaPublishedAt = "sinkbus_published_at" // RFC 3339 with nanoseconds, UTC
+	MetaReplayed    = "sinkbus_replayed"     // "true" on replayed and retried-from-rejected deliveries
+	MetaAttempt     = "sinkbus_attempt"      // 1 for the first attempt of a delivery
+)
+
+// Config is the type-specific configuration of an integration. Each sink
+// package has one (webhook.Config, sqs.Config, ...); users may add their own
+// types with Registry.Register.
+type Config interface {
+	// Type is the integration_type this configuration belongs to.
+	Type() string
+	// Validate returns every problem at once (errors.Join of *FieldError),
+	// with field names relative to the configuration object ("url").
+	Validate() error
+	// Masked returns a copy safe to show: secrets replaced by Mask.
+	Masked() Config
+	// NewPublisher builds the sink. The bus calls Close on it when the
+	// integration stops or changes.
+	NewPublisher(env Env) (message.Publisher, error)
+}
+
+// AttemptTimeouter is implemented by configurations whose sink has its own
+// default per-attempt timeout (webhook: the configured timeout, else 30 s).
+type AttemptTimeouter interface {
+	AttemptTimeout() time.Duration
+}
+
+// Env is what the bus gives a sink when it builds it.
+type Env struct {
+	// IntegrationID names the integration the sink delivers for.
+	IntegrationID string
+	// Logger is never nil.
+	Logger watermill.LoggerAdapter
+	// Clock is never nil.
+	Clock clock.Clock
+	// Concurrency is how many Publish calls the bus may make at once; size
+	// connection pools for it.
+	Concurrency int
+	// DataDir is a directory the sink owns across restarts (file exports,
+	// pending uploads); empty when the bus runs in memory.
+	DataDir string
+}
+
+// Defaults fills the zero fields of env.
+func (env Env) Defaults() Env {
+	if env.Logger == nil {
+		env.Logger = watermill.NopLogger{}
+	}
+	env.Clock = clock.OrReal(env.Clock)
+	if env.Concurrency <= 0 {
+		env.Concurrency = 1
+	}
+	return env
+}
+
+// Mask hides a secret for display, keeping its last four characters
+// ("****PSYQ") when it is long enough for that to reveal little.
+func Mask(secret string) string {
+	if secret == "" {
+		return ""
+	}
+	if len(secret) < 12 {
+		return "****"
+	}
+	return "****" + secret[len(secret)-4:]
+}
+
+// IsMasked reports whether s is a value Mask produced; updates that send a
+// masked value back keep the stored secret.
+func IsMasked(s string) bool {
+	return len(s) >= 4 && s[:4] == "****"
+}

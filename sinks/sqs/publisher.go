@@ -1,0 +1,529 @@
+// Package sqs is the aws_sqs sink: a Watermill message.Publisher that sends
+// each event to one Amazon SQS queue (or an SQS-compatible server), as
+// Elastic Path's aws_sqs integrations do.
+//
+// The body of every SQS message is the event envelope (sinks.AppendEnvelope);
+// the attributes carry the event id, name, tenant and replay flag, and the
+// user metadata as long as SQS's ten attributes allow (see Marshaler). FIFO
+// queues get a MessageGroupId from Config.FIFOGroupKey and the event id as
+// MessageDeduplicationId, so a redelivered event is stored once.
+//
+// It builds on watermill-aws's sqs package (its Marshaler and Unmarshaler
+// shapes, queue creation input) but sends with the AWS SDK directly:
+// watermill-aws's Publisher sends with context.Background(), one
+// SendMessage per message, puts every metadata key into an attribute and has
+// no FIFO ids. Here every request is bound to the message's context,
+// concurrent sends are coalesced into SendMessageBatch requests, and each
+// failure is classified once (see Classify).
+package sqs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill"
+	wsqs "github.com/ThreeDotsLabs/watermill-aws/sqs"
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
+	awsconfig "github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
+	"github.com/aws/smithy-go"
+
+	"github.com/sinkbus/sinkbus/internal/clock"
+	"github.com/sinkbus/sinkbus/sinks"
+)
+
+// Publisher sends messages to the configured queue, whatever the topic
+// passed to Publish. Publish is safe for concurrent use; Close is
+// idempotent and waits for the sends in progress.
+type Publisher struct {
+	client   *sqs.Client
+	idle     interface{ CloseIdleConnections() } // nil when unknown
+	queue    queueURL
+	group    groupKey
+	maxSize  int
+	create   bool
+	wait     time.Duration
+	callers  int // env.Concurrency: Publish calls that may run at once
+	logger   watermill.LoggerAdapter
+	clock    clock.Clock
+	createMu sync.Mutex
+
+	mu     sync.Mutex
+	closed bool
+	active sync.WaitGroup // Publish calls in progress
+	done   chan struct{}  // closed when Close has finished
+
+	// Batching only: Publish hands entries to dispatch over in; a batch
+	// send reports its end over sent; quit stops dispatch, which closes
+	// stopped.
+	in      chan []*entry
+	sent    chan int // entries of the finished batch
+	quit    chan struct{}
+	stopped chan struct{}
+}
+
+var _ message.Publisher = (*Publisher)(nil)
+
+// NewPublisher validates c and builds the sink. It makes no request: a
+// missing queue or refused credentials show up as permanent Publish errors.
+//
+// env.Concurrency is how many Publish calls may run at once; the sink uses
+// it to tell when no other caller can join a batch, so that the batch need
+// not wait.
+func NewPublisher(c Config, env sinks.Env) (*Publisher, error) {
+	c.setDefaults()
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	env = env.Defaults()
+	q, _ := parseQueueURL(c.URL)
+	group, _ := parseGroupKey(c.FIFOGroupKey)
+	region := c.Region
+	if region == "" {
+		region = q.region
+	}
+	endpoint := q.origin
+	if c.Endpoint != "" {
+		endpoint, _ = parseEndpoint(c.Endpoint)
+	}
+
+	p := &Publisher{
+		queue:   q,
+		group:   group,
+		maxSize: c.MaxMessageSize,
+		create:  c.CreateQueue,
+		wait:    c.BatchWait.D(),
+		callers: env.Concurrency,
+		logger:  env.Logger.With(watermill.LogFields{"sqs_queue": q.name}),
+		clock:   env.Clock,
+		done:    make(chan struct{}),
+	}
+	httpClient := awshttp.NewBuildableClient().WithTransportOptions(func(t *http.Transport) {
+		if env.Concurrency > t.MaxIdleConnsPerHost {
+			t.MaxIdleConnsPerHost = env.Concurrency
+		}
+		if env.Concurrency > t.MaxIdleConns {
+			t.MaxIdleConns = env.Concurrency
+		}
+	})
+	opts := []func(*awsconfig.LoadOptions) error{
+		awsconfig.WithRegion(region),
+		awsconfig.WithHTTPClient(httpClient),
+		// One retry layer: the bus retries with its own backoff, from the
+		// class this sink reports; SDK retries would hide failures from it.
+		awsconfig.WithRetryer(func() aws.Retryer { return aws.NopRetryer{} }),
+	}
+	if c.AccessKeyID != "" {
+		opts = append(opts, awsconfig.WithCredentialsProvider(
+			credentials.NewStaticCredentialsProvider(c.AccessKeyID, c.SecretAccessKey, c.SessionToken)))
+	}
+	awsCfg, err := awsconfig.LoadDefaultConfig(context.Background(), opts...)
+	if err != nil {
+		return nil, fmt.Errorf("sinkbus: sqs: load the AWS configuration: %w", err)
+	}
+	// Built now (after AWS_CA_BUNDLE and the like were applied) so that
+	// Close can release its connections.
+	if b, ok := awsCfg.HTTPClient.(*awshttp.BuildableClient); ok {
+		awsCfg.HTTPClient = b.Freeze()
+	}
+	p.idle, _ = awsCfg.HTTPClient.(interface{ CloseIdleConnections() })
+	p.client = sqs.NewFromConfig(awsCfg, func(o *sqs.Options) {
+		if endpoint != "" {
+			o.BaseEndpoint = aws.String(endpoint)
+		}
+	})
+	if *c.Batch {
+		p.in = make(chan []*entry)
+		p.sent = make(chan int)
+		p.quit = make(chan struct{})
+		p.stopped = make(chan struct{})
+		go p.dispatch()
+	}
+	return p, nil
+}
+
+// Publish sends msgs to the queue and returns when SQS has accepted them
+// all, or with the error of a failed one (a retryable failure before a
+// permanent one, so that a retry resends). Each request is bound to the
+// message's context. After Close it returns sinks.ErrClosed.
+func (p *Publisher) Publish(_ string, msgs ...*message.Message) error {
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return sinks.ErrClosed
+	}
+	p.active.Add(1)
+	p.mu.Unlock()
+	defer p.active.Done()
+
+	entries := make([]*entry, 0, len(msgs))
+	errs := make([]error, len(msgs))
+	index := make([]int, 0, len(msgs)) // message index of each entry
+	for i, msg := range msgs {
+		e, err := p.newEntry(msg)
+		switch {
+		case err != nil:
+			errs[i] = err
+		case p.in == nil:
+			errs[i] = p.sendOne(e.ctx, e)
+		default:
+			entries = append(entries, e)
+			index = append(index, i)
+		}
+	}
+	if len(entries) > 0 {
+		select {
+		case p.in <- entries:
+			for j, e := range entries {
+				errs[index[j]] = p.result(e)
+			}
+		case <-entries[0].ctx.Done():
+			for j := range entries {
+				errs[index[j]] = p.ctxErr(entries[0].ctx)
+			}
+		}
+	}
+	var permanent error
+	for _, err := range errs {
+		if err == nil {
+			continue
+		}
+		if c, _ := sinks.Classify(err); c != sinks.ClassPermanent {
+			return err
+		}
+		if permanent == nil {
+			permanent = err
+		}
+	}
+	return permanent
+}
+
+// Close stops accepting messages and waits for the sends in progress, which
+// their messages' contexts bound. Further calls wait for the first.
+func (p *Publisher) Close() error {
+	p.mu.Lock()
+	first := !p.closed
+	p.closed = true
+	p.mu.Unlock()
+	if !first {
+		<-p.done
+		return nil
+	}
+	p.active.Wait()
+	if p.quit != nil {
+		close(p.quit)
+		<-p.stopped
+	}
+	if p.idle != nil {
+		p.idle.CloseIdleConnections()
+	}
+	close(p.done)
+	return nil
+}
+
+// entry is one message on its way: its send request and whom to tell.
+type entry struct {
+	ctx  context.Context
+	req  types.SendMessageBatchRequestEntry // Id is set per batch
+	size int
+	done chan error // buffered: a sender never waits for the caller
+}
+
+func (p *Publisher) newEntry(msg *message.Message) (*entry, error) {
+	body := sinks.AppendEnvelope(nil, msg)
+	attrs, attrSize := attributes(msg)
+	size := len(body) + attrSize
+	if size > p.maxSize {
+		return nil, tooLarge(size, p.maxSize)
+	}
+	e := &entry{
+		ctx:  msg.Context(),
+		size: size,
+		done: make(chan error, 1),
+		req:  types.SendMessageBatchRequestEntry{MessageBody: aws.String(string(body)), MessageAttributes: attrs},
+	}
+	if p.queue.fifo {
+		dedup := msg.UUID
+		if dedup == "" {
+			dedup = string(body)
+		}
+		e.req.MessageGroupId = aws.String(p.group.group(msg))
+		e.req.MessageDeduplicationId = aws.String(fifoID(dedup))
+	}
+	return e, nil
+}
+
+// result waits for e's outcome or its context, whichever comes first.
+func (p *Publisher) result(e *entry) error {
+	select {
+	case err := <-e.done:
+		return err
+	default:
+	}
+	select {
+	case err := <-e.done:
+		return err
+	case <-e.ctx.Done():
+		return p.ctxErr(e.ctx)
+	}
+}
+
+func (p *Publisher) ctxErr(ctx context.Context) error {
+	return &Error{Queue: p.queue.name, Err: ctx.Err()}
+}
+
+func (p *Publisher) classify(err error) error {
+	err = Classify(err)
+	var e *Error
+	if errors.As(err, &e) && e.Queue == "" {
+		e.Queue = p.queue.name
+	}
+	return err
+}
+
+// dispatch groups entries into batches. A batch goes out when it is full
+// (MaxBatchEntries or maxSize bytes); when no caller can join it (see
+// noneCanJoin); when a send finds nothing in flight and no send ended in the
+// last p.wait, so that a lone send waits for nothing; or when its first
+// entry has waited p.wait. Callers whose batch has just ended usually come
+// straight back with their next event: when all the callers fit in one
+// request, waiting for them (never longer than p.wait) gathers them in one,
+// where sending at once would split them into groups that each pay a
+// request.
+func (p *Publisher) dispatch() {
+	defer close(p.stopped)
+	var (
+		pending  []*entry
+		size     int
+		inflight int // batches
+		busy     int // entries in flight
+		lastDone time.Time
+		timer    clock.Timer
+		timeout  <-chan time.Time
+	)
+	flush := func() {
+		if timer != nil {
+			timer.Stop()
+			timer, timeout = nil, nil
+		}
+		if len(pending) == 0 {
+			return
+		}
+		batch := pending
+		pending, size = nil, 0
+		inflight++
+		busy += len(batch)
+		go func() {
+			p.sendBatch(batch)
+			p.sent <- len(batch)
+		}()
+	}
+	for {
+		select {
+		case entries := <-p.in:
+			for _, e := range entries {
+				if size+e.size > p.maxSize {
+					flush()
+				}
+				pending = append(pending, e)
+				size += e.size
+				if len(pending) == MaxBatchEntries {
+					flush()
+				}
+			}
+			switch {
+			case len(pending) == 0:
+			case p.noneCanJoin(len(pending), busy):
+				flush()
+			case inflight == 0 && (lastDone.IsZero() || p.clock.Now().Sub(lastDone) >= p.wait):
+				flush()
+			case timer == nil:
+				timer = p.clock.NewTimer(p.wait)
+				timeout = timer.C()
+			}
+		case <-timeout:
+			timer, timeout = nil, nil
+			flush()
+		case n := <-p.sent:
+			inflight--
+			busy -= n
+			lastDone = p.clock.Now()
+			if len(pending) > 0 && p.noneCanJoin(len(pending), busy) {
+				flush()
+			}
+		case <-p.quit:
+			// Every Publish has returned: nobody waits for what is pending.
+			for ; inflight > 0; inflight-- {
+				<-p.sent
+			}
+			if timer != nil {
+				timer.Stop()
+			}
+			return
+		}
+	}
+}
+
+// noneCanJoin reports whether a batch of pending entries should stop
+// waiting for companions: every caller that is not in flight waits in it
+// already, and the callers in flight (busy) could not all share its request
+// when they come back.
+func (p *Publisher) noneCanJoin(pending, busy int) bool {
+	return pending >= p.callers-busy && (busy == 0 || p.callers > MaxBatchEntries)
+}
+
+// sendBatch sends entries and gives each its own outcome.
+func (p *Publisher) sendBatch(entries []*entry) {
+	live := entries[:0]
+	for _, e := range entries {
+		if e.ctx.Err() != nil {
+			e.done <- p.ctxErr(e.ctx)
+		} else {
+			live = append(live, e)
+		}
+	}
+	switch len(live) {
+	case 0:
+		return
+	case 1:
+		live[0].done <- p.sendOne(live[0].ctx, live[0])
+		return
+	}
+
+	ctx, release := batchContext(live)
+	defer release()
+	in := &sqs.SendMessageBatchInput{QueueUrl: &p.queue.raw, Entries: make([]types.SendMessageBatchRequestEntry, len(live))}
+	for i, e := range live {
+		in.Entries[i] = e.req
+		in.Entries[i].Id = aws.String(strconv.Itoa(i))
+	}
+	out, err := p.client.SendMessageBatch(ctx, in)
+	err = p.classify(err)
+	if p.create && queueMissing(err) {
+		if err = p.createQueue(ctx); err == nil {
+			out, err = p.client.SendMessageBatch(ctx, in)
+			err = p.classify(err)
+		}
+	}
+	if err != nil {
+		if c, _ := sinks.Classify(err); c == sinks.ClassPermanent && !concernsQueue(err) {
+			// One entry may have sunk the whole request: send each alone,
+			// so that only its own caller fails.
+			p.logger.Debug("Batch refused, sending its entries one by one", watermill.LogFields{"err": err.Error()})
+			var wg sync.WaitGroup
+			for _, e := range live {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					e.done <- p.sendOne(e.ctx, e)
+				}()
+			}
+			wg.Wait()
+			return
+		}
+		for _, e := range live {
+			e.done <- err
+		}
+		return
+	}
+
+	answered := make([]bool, len(live))
+	answer := func(id *string, err error) {
+		i, convErr := strconv.Atoi(aws.ToString(id))
+		if convErr != nil || i < 0 || i >= len(live) || answered[i] {
+			return
+		}
+		answered[i] = true
+		live[i].done <- err
+	}
+	for _, s := range out.Successful {
+		answer(s.Id, nil)
+	}
+	for _, f := range out.Failed {
+		fault := smithy.FaultServer
+		if f.SenderFault {
+			fault = smithy.FaultClient
+		}
+		answer(f.Id, p.classify(&smithy.GenericAPIError{Code: aws.ToString(f.Code), Message: aws.ToString(f.Message), Fault: fault}))
+	}
+	for i, e := range live {
+		if !answered[i] {
+			e.done <- &Error{Queue: p.queue.name, Err: errors.New("SQS returned no result for this message")}
+		}
+	}
+}
+
+// sendOne sends e alone, bound to ctx.
+func (p *Publisher) sendOne(ctx context.Context, e *entry) error {
+	in := &sqs.SendMessageInput{
+		QueueUrl:               &p.queue.raw,
+		MessageBody:            e.req.MessageBody,
+		MessageAttributes:      e.req.MessageAttributes,
+		MessageGroupId:         e.req.MessageGroupId,
+		MessageDeduplicationId: e.req.MessageDeduplicationId,
+	}
+	_, err := p.client.SendMessage(ctx, in)
+	err = p.classify(err)
+	if p.create && queueMissing(err) {
+		if err = p.createQueue(ctx); err == nil {
+			_, err = p.client.SendMessage(ctx, in)
+			err = p.classify(err)
+		}
+	}
+	return err
+}
+
+// createQueue creates the configured queue; one creation at a time, as
+// every send that found it missing asks.
+func (p *Publisher) createQueue(ctx context.Context) error {
+	p.createMu.Lock()
+	defer p.createMu.Unlock()
+	in, err := wsqs.GenerateCreateQueueInputDefault(ctx, wsqs.QueueName(p.queue.name),
+		wsqs.QueueConfigAttributes{FifoQueue: wsqs.QueueConfigAttributesBool(p.queue.fifo)})
+	if err != nil {
+		return p.classify(err)
+	}
+	_, err = p.client.CreateQueue(ctx, in)
+	var exists *types.QueueNameExists
+	if errors.As(err, &exists) { // created meanwhile, with other attributes
+		return nil
+	}
+	if err != nil {
+		return p.classify(err)
+	}
+	p.logger.Info("Created SQS queue", nil)
+	return nil
+}
+
+// batchContext returns a context for a request that sends several callers'
+// messages: it carries the first one's values and ends when every caller
+// has stopped waiting, not when the first one has.
+func batchContext(entries []*entry) (context.Context, func()) {
+	ctx, cancel := context.WithCancel(context.WithoutCancel(entries[0].ctx))
+	var left atomic.Int32
+	left.Store(int32(len(entries)))
+	stops := make([]func() bool, len(entries))
+	for i, e := range entries {
+		stops[i] = context.AfterFunc(e.ctx, func() {
+			if left.Add(-1) == 0 {
+				cancel()
+			}
+		})
+	}
+	return ctx, func() {
+		for _, stop := range stops {
+			stop()
+		}
+		cancel()
+	}
+}

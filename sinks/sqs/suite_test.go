@@ -1,0 +1,101 @@
+package sqs_test
+
+import (
+	"context"
+	"sync"
+	"testing"
+
+	wsqs "github.com/ThreeDotsLabs/watermill-aws/sqs"
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/ThreeDotsLabs/watermill/pubsub/tests"
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awssqs "github.com/aws/aws-sdk-go-v2/service/sqs"
+	"github.com/stretchr/testify/require"
+
+	"github.com/sinkbus/sinkbus/sinks"
+	"github.com/sinkbus/sinkbus/sinks/sqs"
+)
+
+// topicPublisher gives each topic its own sink, on the queue named like
+// the topic: the sink itself always sends to its one configured queue.
+type topicPublisher struct {
+	t        *testing.T
+	endpoint string
+
+	mu     sync.Mutex
+	sinks  map[string]*sqs.Publisher
+	closed bool
+}
+
+func (p *topicPublisher) Publish(topic string, msgs ...*message.Message) error {
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return sinks.ErrClosed
+	}
+	sink, ok := p.sinks[topic]
+	if !ok {
+		c := config(p.endpoint + "/" + account + "/" + topic)
+		c.CreateQueue = true
+		var err error
+		if sink, err = sqs.NewPublisher(c, sinks.Env{Concurrency: 20}); err != nil {
+			p.mu.Unlock()
+			return err
+		}
+		p.sinks[topic] = sink
+		p.t.Cleanup(func() {
+			_, _ = rawClient(p.t, p.endpoint).DeleteQueue(context.Background(),
+				&awssqs.DeleteQueueInput{QueueUrl: aws.String(c.URL)})
+		})
+	}
+	p.mu.Unlock()
+	return sink.Publish(topic, msgs...)
+}
+
+func (p *topicPublisher) Close() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.closed = true
+	for _, s := range p.sinks {
+		if err := s.Close(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func newPubSub(t *testing.T) (message.Publisher, message.Subscriber) {
+	endpoint := sqsEndpoint(t)
+	sub, err := wsqs.NewSubscriber(wsqs.SubscriberConfig{
+		AWSConfig: awsConfig(t),
+		OptFns:    []func(*awssqs.Options){withEndpoint(endpoint)},
+		GenerateReceiveMessageInput: func(ctx context.Context, q wsqs.QueueURL) (*awssqs.ReceiveMessageInput, error) {
+			in, err := wsqs.GenerateReceiveMessageInputDefault(ctx, q)
+			in.MaxNumberOfMessages = 10
+			in.WaitTimeSeconds = 1
+			return in, err
+		},
+		Unmarshaler: sqs.Unmarshaler{},
+	}, nil)
+	require.NoError(t, err)
+	return &topicPublisher{t: t, endpoint: endpoint, sinks: map[string]*sqs.Publisher{}}, sub
+}
+
+func suiteContext() tests.TestContext {
+	return tests.TestContext{
+		TestID:   tests.NewTestID(),
+		Features: tests.Features{Persistent: true, ForceShort: true},
+	}
+}
+
+func TestWatermillSuite_PublishSubscribe(t *testing.T) {
+	tests.TestPublishSubscribe(t, suiteContext(), newPubSub)
+}
+
+func TestWatermillSuite_PublisherClose(t *testing.T) {
+	tests.TestPublisherClose(t, suiteContext(), newPubSub)
+}
+
+func TestWatermillSuite_Topic(t *testing.T) {
+	tests.TestTopic(t, suiteContext(), newPubSub)
+}

@@ -1,0 +1,382 @@
+package stomp
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"math/rand/v2"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill"
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/go-stomp/stomp/v3"
+
+	"github.com/sinkbus/sinkbus/internal/clock"
+	"github.com/sinkbus/sinkbus/sinks"
+)
+
+const (
+	// disconnectTimeout bounds the wait for the receipt of a DISCONNECT.
+	disconnectTimeout = 5 * time.Second
+	// receiptBackstop is how long after the receipt timeout go-stomp gives up
+	// on a receipt by itself.
+	receiptBackstop = 5 * time.Second
+)
+
+// Publisher is the STOMP sink: a message.Publisher that SENDs each event's
+// envelope to the destination over a pool of connections, and returns nil
+// only once the broker's receipt for that SEND arrived. Safe for concurrent
+// use; concurrent Publish calls go over different connections.
+type Publisher struct {
+	cfg      Config
+	addrs    []Address
+	env      sinks.Env
+	log      watermill.LoggerAdapter
+	opts     Options
+	tls      *tls.Config
+	connOpts []func(*stomp.Conn) error
+
+	reqs      chan *request
+	ctx       context.Context // done once Close began: ends dials, waits and serving
+	cancel    context.CancelFunc
+	closeOnce sync.Once
+	wg        sync.WaitGroup
+
+	mu        sync.Mutex
+	up        int            // connections serving
+	lastErr   error          // last connect failure since a connect succeeded
+	changed   chan struct{}  // closed and replaced when up or lastErr change
+	wake      chan struct{}  // closed and replaced to wake connections that gave up
+	preferred int            // index of the address that last connected
+	live      map[*conn]bool // for Close to cut what does not end in time
+}
+
+// request is one event on its way to a connection.
+type request struct {
+	ctx  context.Context
+	dest string
+	msg  *message.Message
+	body []byte
+	done chan error // buffered: the connection never waits for the caller
+}
+
+// errNotSent is a connection's answer for a request it handed back without
+// writing anything, because the connection had just died.
+var errNotSent = errors.New("sinkbus: stomp: not sent")
+
+// New validates c and starts the sink's connections in the background. It
+// does not wait for them: a broker that is down when the sink starts makes
+// Publish fail (retryably) until one connection is up.
+func New(c Config, env sinks.Env, opts ...Option) (*Publisher, error) {
+	env = env.Defaults()
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	c.setDefaults(env.Concurrency)
+	addrs, _ := ParseAddresses(c.Addresses) // Validate checked them
+	c.Addresses = append([]string(nil), c.Addresses...)
+
+	var o Options
+	for _, opt := range opts {
+		opt(&o)
+	}
+	tlsCfg, err := tlsConfig(c.TLS, o.TLSConfig)
+	if err != nil {
+		return nil, err
+	}
+	log := env.Logger.With(watermill.LogFields{"integration_id": env.IntegrationID, "sink": "stomp"})
+
+	ctx, cancel := context.WithCancel(context.Background())
+	p := &Publisher{
+		cfg:     c,
+		addrs:   addrs,
+		env:     env,
+		log:     log,
+		opts:    o,
+		tls:     tlsCfg,
+		reqs:    make(chan *request),
+		ctx:     ctx,
+		cancel:  cancel,
+		changed: make(chan struct{}),
+		wake:    make(chan struct{}),
+		live:    make(map[*conn]bool),
+	}
+	p.connOpts = []func(*stomp.Conn) error{
+		stomp.ConnOpt.Host(c.VHost),
+		stomp.ConnOpt.HeartBeat(max(c.HeartBeatSend.D(), 0), max(c.HeartBeatReceive.D(), 0)),
+		// The sink times receipts itself, on env.Clock, and cuts the
+		// connection at its timeout, which fails the send: go-stomp's own
+		// timeout would leave its reader stuck on a receipt that comes late.
+		// go-stomp's comes later, as a backstop for a send that raced an
+		// ERROR frame (its reader gone, a cut connection cannot end it).
+		stomp.ConnOpt.RcvReceiptTimeout(c.ReceiptTimeout.D() + receiptBackstop),
+		stomp.ConnOpt.DisconnectReceiptTimeout(min(c.ReceiptTimeout.D(), disconnectTimeout)),
+		stomp.ConnOpt.Logger(stompLogger{log}),
+	}
+	if c.Username != "" || c.Password != "" {
+		p.connOpts = append(p.connOpts, stomp.ConnOpt.Login(c.Username, c.Password))
+	}
+	p.wg.Add(c.Connections)
+	for i := 0; i < c.Connections; i++ {
+		go p.run(i)
+	}
+	return p, nil
+}
+
+func tlsConfig(t TLS, base *tls.Config) (*tls.Config, error) {
+	cfg := &tls.Config{MinVersion: tls.VersionTLS12}
+	if base != nil {
+		cfg = base.Clone()
+	}
+	if t.ServerName != "" {
+		cfg.ServerName = t.ServerName
+	}
+	if t.InsecureSkipVerify {
+		cfg.InsecureSkipVerify = true
+	}
+	if t.CAFile != "" {
+		pem, err := os.ReadFile(t.CAFile)
+		if err != nil {
+			return nil, sinks.Field("tls.ca_file", "cannot be read: %s", errors.Unwrap(err))
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, sinks.Field("tls.ca_file", "holds no PEM certificate")
+		}
+		cfg.RootCAs = pool
+	}
+	return cfg, nil
+}
+
+// Publish sends msgs in order, each to the destination, and returns at the
+// first failure. A nil return means the broker gave a receipt for every
+// one. Each send is bound to its message's context: when it ends first,
+// Publish returns its error, though the send may still reach the broker
+// (at-least-once). The topic is ignored unless Options.Destination uses it.
+func (p *Publisher) Publish(topic string, msgs ...*message.Message) error {
+	for _, msg := range msgs {
+		if err := p.publish(topic, msg); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (p *Publisher) publish(topic string, msg *message.Message) error {
+	if p.ctx.Err() != nil {
+		return sinks.ErrClosed
+	}
+	req := &request{ctx: msg.Context(), dest: p.cfg.Destination, msg: msg, done: make(chan error, 1)}
+	if p.opts.Destination != nil {
+		if d := p.opts.Destination(topic, msg); d != "" {
+			req.dest = d
+		}
+	}
+	req.body = sinks.AppendEnvelope(make([]byte, 0, len(msg.Payload)+256), msg)
+	for {
+		if err := p.handOff(req); err != nil {
+			return err
+		}
+		select {
+		case err := <-req.done:
+			if err == errNotSent {
+				continue
+			}
+			return err
+		case <-req.ctx.Done():
+			return &Error{Op: "send", Destination: req.dest, Err: req.ctx.Err()}
+		}
+	}
+}
+
+// handOff gives req to the next idle connection. It fails at once when no
+// connection is up and the last connect attempt failed, so that the caller's
+// retry policy, not this call, waits out an outage.
+func (p *Publisher) handOff(req *request) error {
+	for {
+		p.mu.Lock()
+		up, last, changed := p.up, p.lastErr, p.changed
+		p.mu.Unlock()
+		if up == 0 && last != nil {
+			p.wakeUp()
+			return &Error{
+				Op: "send", Destination: req.dest, Err: &notConnectedError{last: last},
+				Permanent: errors.Is(last, sinks.ErrPermanent),
+			}
+		}
+		select {
+		case p.reqs <- req:
+			return nil
+		case <-changed:
+		case <-req.ctx.Done():
+			return &Error{Op: "send", Destination: req.dest, Err: req.ctx.Err()}
+		case <-p.ctx.Done():
+			return sinks.ErrClosed
+		}
+	}
+}
+
+// Close stops taking events, lets the sends in flight finish (at most the
+// receipt timeout), disconnects every connection and waits for them. It is
+// idempotent and always returns nil.
+func (p *Publisher) Close() error {
+	p.closeOnce.Do(func() {
+		p.cancel()
+		done := make(chan struct{})
+		go func() {
+			p.wg.Wait()
+			close(done)
+		}()
+		t := p.env.Clock.NewTimer(p.cfg.ReceiptTimeout.D() + disconnectTimeout)
+		defer t.Stop()
+		select {
+		case <-done:
+		case <-t.C():
+			p.mu.Lock()
+			for c := range p.live {
+				c.kill()
+			}
+			p.mu.Unlock()
+			<-done
+		}
+	})
+	return nil
+}
+
+// broadcast wakes the handOffs waiting for a change. Call with p.mu held.
+func (p *Publisher) broadcast() {
+	close(p.changed)
+	p.changed = make(chan struct{})
+}
+
+// wakeUp restarts the connections that gave up redialling.
+func (p *Publisher) wakeUp() {
+	p.mu.Lock()
+	close(p.wake)
+	p.wake = make(chan struct{})
+	p.mu.Unlock()
+}
+
+// run keeps connection slot id up: dial the addresses in turn from the one
+// that last worked, pause after each round that failed, serve requests while
+// connected, and start over when the connection drops.
+func (p *Publisher) run(id int) {
+	defer p.wg.Done()
+	fields := watermill.LogFields{"connection": id}
+	failures := 0 // failed attempts in a row
+	p.mu.Lock()
+	next := p.preferred
+	p.mu.Unlock()
+	for p.ctx.Err() == nil {
+		a := p.addrs[next%len(p.addrs)]
+		c, err := p.dial(a)
+		if err != nil {
+			if p.ctx.Err() != nil {
+				return
+			}
+			failures++
+			next++
+			giveUp := p.cfg.MaxReconnects > 0 && failures >= p.cfg.MaxReconnects
+			roundOver := failures%len(p.addrs) == 0
+			wake := p.dialFailed(a, err, failures, giveUp || roundOver, fields)
+			switch {
+			case giveUp:
+				if !p.park(wake) {
+					return
+				}
+				failures = 0
+			case roundOver:
+				if clock.Sleep(p.ctx, p.env.Clock, p.reconnectDelay(failures/len(p.addrs))) != nil {
+					return
+				}
+			}
+			continue
+		}
+		failures = 0
+		p.connected(c, next%len(p.addrs), fields)
+		err = p.serve(c)
+		p.disconnected(c, err, fields)
+	}
+}
+
+func (p *Publisher) reconnectDelay(rounds int) time.Duration {
+	if p.opts.CustomReconnectDelay != nil {
+		return p.opts.CustomReconnectDelay(rounds)
+	}
+	d := p.cfg.ReconnectWait.D()
+	if j := p.cfg.ReconnectJitter.D(); j > 0 {
+		d += rand.N(j)
+	}
+	return d
+}
+
+// park waits until a Publish finds no connection (closing wake), or Close;
+// it reports whether to dial again.
+func (p *Publisher) park(wake <-chan struct{}) bool {
+	select {
+	case <-wake:
+		return true
+	case <-p.ctx.Done():
+		return false
+	}
+}
+
+// dialFailed reports a failed connect. Once every address failed in a row
+// (final), Publish stops waiting for a connection and fails with err, and
+// closes the wake channel returned, taken in the same critical section so
+// that no such Publish can be missed.
+func (p *Publisher) dialFailed(a Address, err error, failures int, final bool, fields watermill.LogFields) (wake <-chan struct{}) {
+	if final {
+		p.mu.Lock()
+		p.lastErr = err
+		p.broadcast()
+		wake = p.wake
+		p.mu.Unlock()
+	}
+	f := fields.Add(watermill.LogFields{"address": a.String(), "attempt": failures})
+	if failures == 1 {
+		p.log.Error("STOMP connect failed", err, f)
+	} else {
+		p.log.Debug("STOMP connect failed again: "+err.Error(), f)
+	}
+	if p.opts.OnDialError != nil {
+		p.opts.OnDialError(a.String(), err)
+	}
+	return wake
+}
+
+func (p *Publisher) connected(c *conn, index int, fields watermill.LogFields) {
+	p.mu.Lock()
+	p.up++
+	p.lastErr = nil
+	p.preferred = index
+	p.live[c] = true
+	p.broadcast()
+	p.mu.Unlock()
+	p.log.Info("STOMP connection up", fields.Add(watermill.LogFields{
+		"address": c.addr, "server": c.sc.Server(), "version": string(c.sc.Version()),
+	}))
+	if p.opts.OnConnect != nil {
+		p.opts.OnConnect(c.addr)
+	}
+}
+
+func (p *Publisher) disconnected(c *conn, err error, fields watermill.LogFields) {
+	c.kill()
+	p.mu.Lock()
+	p.up--
+	delete(p.live, c)
+	p.broadcast()
+	p.mu.Unlock()
+	if err == nil { // Close
+		p.log.Debug("STOMP connection closed", fields.Add(watermill.LogFields{"address": c.addr}))
+		return
+	}
+	p.log.Error("STOMP connection lost", err, fields.Add(watermill.LogFields{"address": c.addr}))
+	if p.opts.OnDisconnect != nil {
+		p.opts.OnDisconnect(c.addr, err)
+	}
+}

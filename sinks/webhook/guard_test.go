@@ -1,0 +1,96 @@
+package webhook_test
+
+import (
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/sinkbus/sinkbus/sinks"
+	"github.com/sinkbus/sinkbus/sinks/webhook"
+)
+
+func TestWebhookSink_refuses_internal_addresses(t *testing.T) {
+	tests := []struct {
+		url  string
+		rule string
+	}{
+		{"http://127.0.0.1/hook", "loopback"},
+		{"http://127.8.9.10:8080/hook", "loopback"},
+		{"http://[::1]:9/hook", "loopback"},
+		{"http://[::ffff:127.0.0.1]/hook", "loopback"},
+		{"http://localhost:9/hook", "loopback"},
+		{"http://0.0.0.0/hook", "unspecified"},
+		{"http://10.0.0.1/hook", "private"},
+		{"http://172.16.5.4/hook", "private"},
+		{"https://192.168.1.1/hook", "private"},
+		{"http://[fd00::1]/hook", "private"},
+		{"http://169.254.169.254/latest/meta-data/", "link-local"},
+		{"http://100.64.0.1/hook", "shared (CGNAT)"},
+		{"http://[64:ff9b::a00:1]/hook", "private"},
+		{"http://224.0.0.1/hook", "multicast"},
+	}
+	env, _ := testEnv()
+	for _, tt := range tests {
+		t.Run(tt.url, func(t *testing.T) {
+			// A long timeout: a dial that got through to 10.0.0.1 would hang
+			// and end as a retryable timeout, not as a permanent refusal.
+			p, err := webhook.New(webhook.Config{URL: tt.url, Timeout: sinks.Duration(time.Minute)}, env)
+			require.NoError(t, err)
+			defer p.Close()
+
+			err = p.Publish("t", event("e-1", "a.b", `{}`))
+
+			assert.Equal(t, sinks.ClassPermanent, class(err), "%v", err)
+			assert.ErrorIs(t, err, webhook.ErrBlockedAddress)
+			var blocked *webhook.BlockedAddressError
+			require.ErrorAs(t, err, &blocked)
+			assert.Equal(t, tt.rule, blocked.Rule)
+			assert.Contains(t, err.Error(), "allow_private_networks")
+			assert.False(t, sinks.IsTimeout(err))
+		})
+	}
+}
+
+func TestWebhookSink_guard_checks_the_resolved_address(t *testing.T) {
+	rc := newReceiver(t, http.StatusNoContent)
+	u, err := url.Parse(rc.URL)
+	require.NoError(t, err)
+	byName := "http://localhost:" + u.Port() + "/hook"
+	env, _ := testEnv()
+
+	p, err := webhook.New(webhook.Config{URL: byName}, env)
+	require.NoError(t, err)
+	defer p.Close()
+	err = p.Publish("t", event("e-1", "a.b", `{}`))
+	assert.ErrorIs(t, err, webhook.ErrBlockedAddress)
+	assert.Zero(t, rc.hits.Load(), "the refused request reached the receiver")
+
+	for _, target := range []string{byName, rc.URL} {
+		allowed, err := webhook.New(webhook.Config{URL: target, AllowPrivateNetworks: true}, env)
+		require.NoError(t, err)
+		assert.NoError(t, allowed.Publish("t", event("e-1", "a.b", `{}`)), target)
+		require.NoError(t, allowed.Close())
+	}
+	assert.EqualValues(t, 2, rc.hits.Load())
+}
+
+func TestWebhookSink_public_addresses_pass_the_guard(t *testing.T) {
+	// 192.0.2.1 (TEST-NET-1) is public as far as the guard is concerned, and
+	// unreachable: the dial gets past the guard and times out.
+	env, _ := testEnv()
+	p, err := webhook.New(webhook.Config{URL: "http://192.0.2.1/hook", Timeout: sinks.Duration(50 * time.Millisecond)}, env)
+	require.NoError(t, err)
+	defer p.Close()
+
+	err = p.Publish("t", event("e-1", "a.b", `{}`))
+
+	require.Error(t, err)
+	assert.NotErrorIs(t, err, webhook.ErrBlockedAddress)
+	assert.Equal(t, sinks.ClassRetryable, class(err))
+	assert.False(t, strings.Contains(err.Error(), "allow_private_networks"))
+}
