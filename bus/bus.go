@@ -90,6 +90,11 @@ type Config struct {
 	// CloseTimeout bounds how long Close waits for deliveries in flight.
 	// Zero means 30 s.
 	CloseTimeout time.Duration
+	// StopGrace is how long stopping or updating an integration lets an
+	// attempt under way finish before cancelling it (a cancelled event is
+	// delivered again later). Waits between attempts end at once. Zero
+	// means 5 s; negative means none.
+	StopGrace time.Duration
 	// Clock is the time source. Nil means the wall clock.
 	Clock Clock
 	// Logger receives the bus's logs. Nil means watermill.NopLogger{}.
@@ -114,6 +119,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.CloseTimeout == 0 {
 		c.CloseTimeout = 30 * time.Second
+	}
+	if c.StopGrace == 0 {
+		c.StopGrace = 5 * time.Second
 	}
 	if c.Sinks == nil {
 		c.Sinks = DefaultSinks()

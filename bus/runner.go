@@ -119,6 +119,7 @@ func (r *runner) start() error {
 		Group:       r.in.ID,
 		MaxInFlight: r.concurrency(),
 		OrderKey:    orderKeyFunc(r.in.OrderKey),
+		StopGrace:   r.b.cfg.StopGrace,
 		OnRetentionLoss: func(lost uint64) {
 			r.b.log(r.in.ID, middleware.ActionRetentionLoss,
 				fmt.Sprintf("%d events were removed by retention before the integration caught up.", lost))

@@ -12,6 +12,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 
 	"github.com/sinkbus/sinkbus/internal/clock"
+	"github.com/sinkbus/sinkbus/internal/stopping"
 	"github.com/sinkbus/sinkbus/sinks"
 )
 
@@ -243,6 +244,8 @@ func (b *Breaker) sleep(ctx context.Context, d time.Duration, wake <-chan struct
 	case <-wake:
 	case <-ctx.Done():
 		return ctx.Err()
+	case <-stopping.Signal(ctx):
+		return stopping.ErrStopping
 	}
 	return nil
 }

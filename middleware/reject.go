@@ -10,6 +10,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 
 	"github.com/sinkbus/sinkbus/internal/clock"
+	"github.com/sinkbus/sinkbus/internal/stopping"
 	"github.com/sinkbus/sinkbus/sinks"
 )
 
@@ -49,8 +50,8 @@ func (r Reject) Middleware(h message.HandlerFunc) message.HandlerFunc {
 		if err == nil {
 			return out, nil
 		}
-		if ctx.Err() != nil {
-			return nil, err
+		if ctx.Err() != nil || errors.Is(err, stopping.ErrStopping) {
+			return nil, err // not final: delivered again after the stop
 		}
 		if class, _ := sinks.Classify(err); class == sinks.ClassDelivered {
 			return out, nil

@@ -9,6 +9,7 @@ import (
 	"github.com/cenkalti/backoff/v4"
 
 	"github.com/sinkbus/sinkbus/internal/clock"
+	"github.com/sinkbus/sinkbus/internal/stopping"
 	"github.com/sinkbus/sinkbus/sinks"
 )
 
@@ -19,8 +20,8 @@ import (
 // sinks.MetaAttempt on the message before each attempt (1 for the first).
 //
 // It returns at once on success, on a permanent failure, and when the
-// message's context is done (with the context's error: the router nacks and
-// the event stays in the journal). After Policy.MaxAttempts attempts, or once
+// message's context is done or its integration is stopping (the router nacks
+// and the event stays in the journal). After Policy.MaxAttempts attempts, or once
 // the next wait would pass Policy.MaxElapsedTime, it returns the last
 // failure. Nothing is allocated unless an attempt fails.
 type Retry struct {
@@ -77,8 +78,11 @@ func (r Retry) Middleware(h message.HandlerFunc) message.HandlerFunc {
 			if b.GetElapsedTime()+wait > r.Policy.MaxElapsedTime {
 				return out, err
 			}
+			if stopping.Raised(ctx) {
+				return nil, stopping.ErrStopping
+			}
 			r.logRetry(msg, err, attempt, wait)
-			if err := clock.Sleep(ctx, r.Clock, wait); err != nil {
+			if err := stopping.Sleep(ctx, r.Clock, wait); err != nil {
 				return nil, err
 			}
 		}

@@ -9,6 +9,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 
 	"github.com/sinkbus/sinkbus/internal/clock"
+	"github.com/sinkbus/sinkbus/internal/stopping"
 )
 
 // ConsumerConfig says where a consumer starts, where it ends, and how many
@@ -39,6 +40,13 @@ type ConsumerConfig struct {
 	// NackDelay is how long a nacked message waits before it is delivered
 	// again. Zero means one second.
 	NackDelay time.Duration
+	// StopGrace is how long messages already sent may still be answered
+	// once the subscription's context is done: their contexts stay alive
+	// that long, so an attempt under way can finish and be acknowledged
+	// rather than delivered again. Waits that honour the stop signal (the
+	// delivery middleware's) end at once. Closing the consumer or the
+	// journal ends the grace. Zero means none.
+	StopGrace time.Duration
 	// Decorate, when set, is called on each message before it is sent.
 	Decorate func(*message.Message)
 	// OnEnd is called once when Until is reached.
@@ -68,7 +76,7 @@ type Consumer struct {
 
 	mu     sync.Mutex
 	closed bool
-	cancel []context.CancelFunc
+	cancel []context.CancelFunc // subscriptions and their graces
 	wg     sync.WaitGroup
 }
 
@@ -87,24 +95,36 @@ func (c *Consumer) Subscribe(ctx context.Context, topic string) (<-chan *message
 		return nil, ErrClosed
 	}
 	ctx, cancel := context.WithCancel(ctx)
-	stop := context.AfterFunc(c.j.ctx, cancel)
-	c.cancel = append(c.cancel, cancel)
+	// Messages get a context of their own that outlives ctx by the grace.
+	msgCtx, endGrace := context.WithCancel(stopping.With(context.WithoutCancel(ctx), ctx.Done()))
+	stopGrace := context.AfterFunc(ctx, func() {
+		if c.cfg.StopGrace <= 0 {
+			endGrace()
+			return
+		}
+		time.AfterFunc(c.cfg.StopGrace, endGrace) // a real-time bound, whatever the journal's clock
+	})
+	cancelBoth := func() { cancel(); endGrace() }
+	stop := context.AfterFunc(c.j.ctx, cancelBoth)
+	c.cancel = append(c.cancel, cancelBoth)
 	c.wg.Add(1)
 	c.mu.Unlock()
 
 	r, err := c.newReader(ctx, topic)
 	if err != nil {
 		stop()
-		cancel()
+		stopGrace()
+		cancelBoth()
 		c.wg.Done()
 		return nil, err
 	}
+	r.msgCtx = msgCtx
 	out := make(chan *message.Message)
 	c.j.wg.Add(1)
 	go func() {
 		defer c.j.wg.Done()
 		defer c.wg.Done()
-		defer cancel()
+		defer cancelBoth()
 		defer stop()
 		r.run(out)
 		if err := c.j.Flush(); err != nil {
@@ -142,12 +162,13 @@ type outcome struct {
 }
 
 type reader struct {
-	c     *Consumer
-	j     *Journal
-	ctx   context.Context
-	topic string
-	key   CursorKey
-	log   watermill.LoggerAdapter
+	c      *Consumer
+	j      *Journal
+	ctx    context.Context // the subscription's: done means send no more
+	msgCtx context.Context // the messages': outlives ctx by the stop grace
+	topic  string
+	key    CursorKey
+	log    watermill.LoggerAdapter
 
 	// Guarded by mu:
 	pos       uint64 // next offset to read
@@ -331,7 +352,7 @@ func (r *reader) send(out chan<- *message.Message, d *delivery) bool {
 	}
 	// Each message gets its own context, cancelled once it is answered, as
 	// Watermill's Pub/Subs do.
-	ctx, cancel := context.WithCancel(r.ctx)
+	ctx, cancel := context.WithCancel(r.msgCtx)
 	defer cancel()
 	msg.SetContext(ctx)
 	select {
@@ -344,11 +365,16 @@ func (r *reader) send(out chan<- *message.Message, d *delivery) bool {
 		return true
 	case <-msg.Nacked():
 		return false
-	case <-r.ctx.Done():
+	case <-r.msgCtx.Done():
 	}
-	// Without an answer the record is not acknowledged and will be
-	// delivered again.
-	return false
+	// Without an answer within the grace the record is not acknowledged and
+	// will be delivered again. An answer may have raced the end of it.
+	select {
+	case <-msg.Acked():
+		return true
+	default:
+		return false
+	}
 }
 
 func (r *reader) canRead() bool {

@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/sinkbus/sinkbus/internal/clock"
+	"github.com/sinkbus/sinkbus/internal/stopping"
 	"github.com/sinkbus/sinkbus/replay"
 )
 
@@ -113,6 +114,60 @@ func TestConsumer_resumes_from_cursor_and_redelivers_unacked(t *testing.T) {
 	m = <-again
 	assert.Equal(t, itoa(4), m.Metadata.Get("n"), "the unacknowledged message comes again")
 	m.Ack()
+}
+
+func TestConsumer_stop_grace_lets_an_answer_under_way_land(t *testing.T) {
+	for _, tc := range []struct {
+		grace  time.Duration
+		cursor uint64
+	}{
+		// Offsets start at 1: a cursor of 1 has the first record to come.
+		{grace: time.Minute, cursor: 2}, // acknowledged within the grace
+		{grace: 0, cursor: 1},           // cut off: delivered again
+	} {
+		j := newJournal(t, nil)
+		publishN(t, j, "t", 0, 2, nil)
+		group := "g" + tc.grace.String()
+		c := j.Consumer(replay.ConsumerConfig{Group: group, FromOldest: true, StopGrace: tc.grace})
+		ctx, cancel := context.WithCancel(context.Background())
+		msgs, err := c.Subscribe(ctx, "t")
+		require.NoError(t, err)
+		m := <-msgs
+		cancel()
+		// The stop signal is raised at once; the context lives on only
+		// with a grace.
+		select {
+		case <-stopping.Signal(m.Context()):
+		case <-time.After(5 * time.Second):
+			t.Fatal("no stop signal")
+		}
+		if tc.grace > 0 {
+			assert.NoError(t, m.Context().Err(), "the attempt under way may finish")
+			m.Ack()
+		} else {
+			<-m.Context().Done()
+		}
+		for range msgs {
+		}
+		require.NoError(t, c.Close())
+		cur, _ := j.Cursor("t", group)
+		assert.Equal(t, tc.cursor, cur, "grace %s", tc.grace)
+	}
+}
+
+func TestConsumer_close_ends_the_stop_grace(t *testing.T) {
+	j := newJournal(t, nil)
+	publishN(t, j, "t", 0, 1, nil)
+	c := j.Consumer(replay.ConsumerConfig{Group: "g", FromOldest: true, StopGrace: time.Hour})
+	msgs, err := c.Subscribe(context.Background(), "t")
+	require.NoError(t, err)
+	m := <-msgs
+	require.NoError(t, c.Close()) // would wait an hour for the answer otherwise
+	assert.Error(t, m.Context().Err())
+	_, open := <-msgs
+	assert.False(t, open)
+	cur, _ := j.Cursor("t", "g")
+	assert.Equal(t, uint64(1), cur, "still at the first record")
 }
 
 func TestConsumer_order_key_keeps_key_order_and_lets_others_pass(t *testing.T) {
