@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"reflect"
 	"sort"
 	"strings"
 	"time"
@@ -126,8 +125,11 @@ func (m *Integrations) List(ctx context.Context) ([]Integration, error) {
 // Update replaces the mutable fields of integration id with those of in:
 // name, description, observes, filter, configuration, delivery settings,
 // concurrency and order key. The type, kind, StartsAt and EndsAt cannot
-// change (ErrImmutable). A running integration restarts on the new settings
-// from its cursor: nothing is skipped.
+// change (ErrImmutable). A configuration string sent back as Get shows it
+// (masked) keeps the stored value at the same place, so a client can change
+// one field without knowing the secrets; a nil configuration keeps the
+// stored one. A running integration restarts on the new settings from its
+// cursor: nothing is skipped.
 func (m *Integrations) Update(ctx context.Context, id string, in Integration) (Integration, error) {
 	if err := ctx.Err(); err != nil {
 		return Integration{}, err
@@ -158,10 +160,12 @@ func (m *Integrations) Update(ctx context.Context, id string, in Integration) (I
 	next := in.clone()
 	next.ID, next.Kind, next.StartsAt, next.EndsAt = id, old.in.Kind, old.in.StartsAt, old.in.EndsAt
 	next.Status, next.CreatedAt = old.in.Status, old.in.CreatedAt
-	// A configuration read back (masked) and sent unchanged keeps the
-	// stored secrets.
-	if next.Sink == nil || reflect.DeepEqual(next.Sink, old.in.Sink.Masked()) {
+	// A configuration read back (masked) keeps the stored secret wherever
+	// a masked one was sent back.
+	if next.Sink == nil {
 		next.Sink = old.in.Sink
+	} else if next.Sink, err = unmaskConfig(b.cfg.Sinks, next.Sink, old.in.Sink); err != nil {
+		return Integration{}, fmt.Errorf("%w: %w", ErrInvalid, sinks.Prefix("configuration", err))
 	}
 	next.UpdatedAt = b.cfg.Clock.Now()
 	// StartsAt is in the past by now; validate as at creation.

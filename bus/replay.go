@@ -60,11 +60,7 @@ func (m *Integrations) Replay(ctx context.Context, id string, req replay.Request
 		OnEnd:       func() { close(done) },
 	}
 	consumer := b.journal.Consumer(cc)
-	handle := d.handle
-	h := b.router.AddConsumerHandler(fmt.Sprintf("%s~%s", id, job.ID), Topic, consumer, func(msg *message.Message) error {
-		_, err := handle(msg)
-		return err
-	})
+	h := b.router.AddConsumerHandler(fmt.Sprintf("%s~%s", id, job.ID), Topic, consumer, d.routerHandler())
 	if err := b.router.RunHandlers(b.runCtx); err != nil {
 		return replay.Job{}, err
 	}

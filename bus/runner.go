@@ -106,6 +106,17 @@ func (r *runner) open() (*delivery, error) {
 	return &delivery{sink: sink, handle: handle}, nil
 }
 
+// routerHandler is the delivery as the router runs it, once per message in
+// a goroutine of its own.
+func (d *delivery) routerHandler() message.NoPublishHandlerFunc {
+	handle := d.handle
+	return func(msg *message.Message) error {
+		growStack()
+		_, err := handle(msg)
+		return err
+	}
+}
+
 // start begins delivering from the integration's cursor. The bus must run.
 func (r *runner) start() error {
 	if r.live != nil || r.b.runCtx == nil {
@@ -133,11 +144,7 @@ func (r *runner) start() error {
 	d.consumer = r.b.journal.Consumer(cc)
 	r.gen++
 	name := fmt.Sprintf("%s#%d", r.in.ID, r.gen)
-	handle := d.handle
-	d.handler = r.b.router.AddConsumerHandler(name, Topic, d.consumer, func(msg *message.Message) error {
-		_, err := handle(msg)
-		return err
-	})
+	d.handler = r.b.router.AddConsumerHandler(name, Topic, d.consumer, d.routerHandler())
 	if err := r.b.router.RunHandlers(r.b.runCtx); err != nil {
 		_ = d.sink.Close()
 		return err

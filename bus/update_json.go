@@ -21,21 +21,6 @@ func (m *Integrations) UpdateJSON(ctx context.Context, id string, body []byte) (
 	if err != nil {
 		return Integration{}, err
 	}
-	m.b.mu.Lock()
-	r, err := m.b.runner(id)
-	var stored sinks.Config
-	if err == nil {
-		stored = r.in.Sink
-	}
-	m.b.mu.Unlock()
-	if err != nil {
-		return Integration{}, err
-	}
-	if in.Sink != nil && stored != nil && in.Sink.Type() == stored.Type() {
-		if in.Sink, err = unmaskConfig(m.b.cfg.Sinks, in.Sink, stored); err != nil {
-			return Integration{}, err
-		}
-	}
 	return m.Update(ctx, id, in)
 }
 

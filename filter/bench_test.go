@@ -3,6 +3,7 @@ package filter_test
 import (
 	"encoding/json"
 	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/sinkbus/sinkbus/filter"
@@ -105,4 +106,16 @@ func benchPayload() []byte {
 		out, _ = json.Marshal(order)
 	}
 	return out
+}
+
+// BenchmarkValidJSON is the check every published payload goes through.
+func BenchmarkValidJSON(b *testing.B) {
+	payload := []byte(`{"order_id":"o-1","items":[{"sku":"a","qty":2,"price":12.5}],"note":"` +
+		strings.Repeat("lorem ipsum dolor sit amet ", 36) + `"}`)
+	b.SetBytes(int64(len(payload)))
+	for b.Loop() {
+		if !filter.ValidJSON(payload) {
+			b.Fatal("invalid")
+		}
+	}
 }

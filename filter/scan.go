@@ -254,9 +254,28 @@ func (s *scanner) array(n *pathNode) bool {
 
 // string scans a string; plain reports that it has neither escapes nor
 // bytes outside ASCII, so its text is its value.
+// plainByte marks the bytes a string may hold as they are: printable ASCII
+// but the quote and the backslash. A table lookup per byte lets the common
+// run of plain characters go by in a tight loop.
+var plainByte = func() (t [256]bool) {
+	for c := 0x20; c < utf8.RuneSelf; c++ {
+		t[c] = c != '"' && c != '\\'
+	}
+	return t
+}()
+
 func (s *scanner) string() (ok, plain bool) {
 	d, plain := s.data, true
 	for i := s.pos + 1; i < len(d); {
+		for i+4 <= len(d) && plainByte[d[i]] && plainByte[d[i+1]] && plainByte[d[i+2]] && plainByte[d[i+3]] {
+			i += 4
+		}
+		for i < len(d) && plainByte[d[i]] {
+			i++
+		}
+		if i >= len(d) {
+			break
+		}
 		switch c := d[i]; {
 		case c == '"':
 			s.pos = i + 1

@@ -6,12 +6,15 @@
 //	case=pipeline ours=81234/s raw=90123/s ratio=0.90
 //
 // Usage: go run ./cmd/sinkbench [-case NAME] [-quick]
+//
+// To profile one side alone: -side ours -cpuprofile FILE.
 package main
 
 import (
 	"flag"
 	"fmt"
 	"os"
+	"runtime"
 	"runtime/pprof"
 	"sort"
 	"strings"
@@ -39,12 +42,24 @@ func main() {
 	only := flag.String("case", "", "run only this case ("+caseNames()+")")
 	quick := flag.Bool("quick", false, "fewer and shorter rounds: each case under 30 s")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
+	memprofile := flag.String("memprofile", "", "write an allocation profile of the whole run to this file")
+	side := flag.String("side", "", "run only this side, ours or raw, to profile it alone (no ratio)")
 	flag.Parse()
 	if *cpuprofile != "" {
 		f, err := os.Create(*cpuprofile)
 		must(err)
 		must(pprof.StartCPUProfile(f))
 		defer pprof.StopCPUProfile()
+	}
+
+	if *memprofile != "" {
+		runtime.MemProfileRate = 4096
+		defer func() {
+			f, err := os.Create(*memprofile)
+			must(err)
+			must(pprof.Lookup("allocs").WriteTo(f, 0))
+			must(f.Close())
+		}()
 	}
 
 	ran := 0
@@ -73,12 +88,23 @@ func main() {
 		}
 		var o, r []float64
 		for range rounds {
-			r = append(r, raw())
-			o = append(o, ours())
+			if *side != "ours" {
+				r = append(r, raw())
+			}
+			if *side != "raw" {
+				o = append(o, ours())
+			}
 		}
 		cleanup()
-		mo, mr := median(o), median(r)
-		fmt.Printf("case=%s ours=%s raw=%s ratio=%.2f\n", c.name, rate(mo, c.unit), rate(mr, c.unit), mo/mr)
+		switch *side {
+		case "ours":
+			fmt.Printf("case=%s ours=%s\n", c.name, rate(median(o), c.unit))
+		case "raw":
+			fmt.Printf("case=%s raw=%s\n", c.name, rate(median(r), c.unit))
+		default:
+			mo, mr := median(o), median(r)
+			fmt.Printf("case=%s ours=%s raw=%s ratio=%.2f\n", c.name, rate(mo, c.unit), rate(mr, c.unit), mo/mr)
+		}
 	}
 	if ran == 0 {
 		fmt.Fprintf(os.Stderr, "sinkbench: no case %q (cases: %s)\n", *only, caseNames())

@@ -90,9 +90,31 @@ func startReceiver(c *counter, lat *latencies) (url string, stop func()) {
 	return "http://" + ln.Addr().String(), func() { _ = srv.Close() }
 }
 
-var oursCPU, rawCPU time.Duration
+// cost adds up the process's CPU time and allocations over one side's
+// rounds. CPU per event is steadier than the rate on a shared machine.
+type cost struct {
+	cpu    time.Duration
+	allocs uint64
+	events int
+}
 
-var oursAllocs, rawAllocs uint64
+// measure starts measuring a round of n events; call the result at its end.
+func (c *cost) measure(n int) (end func()) {
+	cpu0, m0 := cpuTime(), mallocs()
+	return func() {
+		c.cpu += cpuTime() - cpu0
+		c.allocs += mallocs() - m0
+		c.events += n
+	}
+}
+
+func (c *cost) String() string {
+	if c.events == 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.1fµs cpu, %d allocs per event",
+		float64(c.cpu.Microseconds())/float64(c.events), c.allocs/uint64(c.events))
+}
 
 func mallocs() uint64 {
 	var ms runtime.MemStats
@@ -113,6 +135,7 @@ func setupWebhook(quick bool) (ours, raw func() float64, cleanup func(), skip st
 	}
 	n -= n % publishers
 
+	var oursCost, rawCost cost
 	oc, lat := &counter{}, &latencies{}
 	oursURL, stopOurs := startReceiver(oc, lat)
 	b, stopBus := runBus(bus.Config{Retention: -1})
@@ -123,8 +146,7 @@ func setupWebhook(quick bool) (ours, raw func() float64, cleanup func(), skip st
 	must(err)
 	ours = func() float64 {
 		done := oc.expect(int64(n))
-		cpu0, m0 := cpuTime(), mallocs()
-		defer func() { oursCPU += cpuTime() - cpu0; oursAllocs += mallocs() - m0 }()
+		defer oursCost.measure(n)()
 		start := time.Now()
 		publishAll(n, func(int) {
 			must(b.Publish(context.Background(), bus.Event{Name: "order.created", Payload: payload1K}))
@@ -140,8 +162,7 @@ func setupWebhook(quick bool) (ours, raw func() float64, cleanup func(), skip st
 	body = append(body, '}')
 	raw = func() float64 {
 		done := rc.expect(int64(n))
-		cpu0, m0 := cpuTime(), mallocs()
-		defer func() { rawCPU += cpuTime() - cpu0; rawAllocs += mallocs() - m0 }()
+		defer rawCost.measure(n)()
 		start := time.Now()
 		publishAll(n, func(int) {
 			req, err := http.NewRequest(http.MethodPost, rawURL+"/hook", bytes.NewReader(body))
@@ -159,8 +180,8 @@ func setupWebhook(quick bool) (ours, raw func() float64, cleanup func(), skip st
 		stopBus()
 		stopOurs()
 		stopRaw()
-		fmt.Printf("connections ours=%d raw=%d cpu ours=%s raw=%s\n", oc.conns.Load(), rc.conns.Load(), oursCPU, rawCPU)
-		fmt.Printf("allocs per event ours=%d raw=%d\n", oursAllocs/uint64(3*n), rawAllocs/uint64(3*n))
+		fmt.Printf("case=webhook connections ours=%d raw=%d\n", oc.conns.Load(), rc.conns.Load())
+		fmt.Printf("case=webhook cost ours=%s raw=%s\n", &oursCost, &rawCost)
 		p50, p99 := lat.percentiles()
 		fmt.Printf("case=webhook latency publish→receipt p50=%s p99=%s\n", p50.Round(10*time.Microsecond), p99.Round(10*time.Microsecond))
 	}

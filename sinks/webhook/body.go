@@ -3,93 +3,51 @@ package webhook
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
 	"io"
 	"sync"
-	"sync/atomic"
 
 	"github.com/ThreeDotsLabs/watermill/message"
 
 	"github.com/sinkbus/sinkbus/sinks"
 )
 
-// maxPooledBody is the largest body buffer kept for reuse; a rare huge event
-// should not pin its buffer for the life of the process.
-const maxPooledBody = 256 << 10
+// maxPooledScratch is the largest scratch buffer kept for reuse; a rare
+// huge event should not pin its buffer for the life of the process.
+const maxPooledScratch = 256 << 10
 
-var errBodyClosed = errors.New("sinkbus: webhook request body closed")
-
-// requestBody is one request's body, taken from a pool. The HTTP transport
-// may still read or close a request body in its own goroutine after Do has
-// returned (an early response while the body is being written), so the
-// buffer goes back to the pool only when both the publisher and the
-// transport are done with it: two references, the last one recycles.
-type requestBody struct {
-	mu     sync.Mutex
-	buf    []byte
-	off    int
-	closed bool
-	refs   atomic.Int32
-
-	// scratch holds the per-request header values before they become one
-	// string.
-	scratch []byte
-	getBody func() (io.ReadCloser, error)
+// scratch is where one request's body and per-request header values are
+// built, taken from a pool. The request itself gets a copy of the body it
+// owns: the transport may still read or close a request body after
+// RoundTrip has returned (an early response while the body is being
+// written), so a pooled buffer could be recycled under it.
+type scratch struct {
+	body   []byte
+	header []byte
 }
 
-var bodyPool = sync.Pool{New: func() any {
-	b := &requestBody{buf: make([]byte, 0, 2048), scratch: make([]byte, 0, 256)}
-	b.getBody = b.copyBody
-	return b
+var scratchPool = sync.Pool{New: func() any {
+	return &scratch{body: make([]byte, 0, 2048), header: make([]byte, 0, 256)}
 }}
 
-func getRequestBody() *requestBody {
-	b := bodyPool.Get().(*requestBody)
-	b.buf, b.off, b.closed = b.buf[:0], 0, false
-	b.refs.Store(2) // the publisher's and the transport's
-	return b
+func getScratch() *scratch {
+	s := scratchPool.Get().(*scratch)
+	s.body, s.header = s.body[:0], s.header[:0]
+	return s
 }
 
-// Read implements io.Reader for the transport.
-func (b *requestBody) Read(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.closed {
-		return 0, errBodyClosed
+func (s *scratch) release() {
+	if cap(s.body) <= maxPooledScratch {
+		scratchPool.Put(s)
 	}
-	if b.off >= len(b.buf) {
-		return 0, io.EOF
-	}
-	n := copy(p, b.buf[b.off:])
-	b.off += n
-	return n, nil
 }
 
-// Close is the transport's release; it may come from any goroutine, more
-// than once.
-func (b *requestBody) Close() error {
-	b.mu.Lock()
-	already := b.closed
-	b.closed = true
-	b.mu.Unlock()
-	if !already {
-		b.release()
-	}
-	return nil
-}
-
-// copyBody is the request's GetBody: the transport calls it, before Do
-// returns, to resend on a fresh connection when a reused one was dead.
-func (b *requestBody) copyBody() (io.ReadCloser, error) {
-	return io.NopCloser(bytes.NewReader(bytes.Clone(b.buf))), nil
-}
-
-func (b *requestBody) release() {
-	if b.refs.Add(-1) != 0 {
-		return
-	}
-	if cap(b.buf) <= maxPooledBody {
-		bodyPool.Put(b)
+// requestBody returns body as a request body and its GetBody. A
+// *bytes.Reader behind io.NopCloser is a body net/http can see through: it
+// writes the headers and the body with one write instead of flushing the
+// headers first, which halves the syscalls per request.
+func requestBody(body []byte) (io.ReadCloser, func() (io.ReadCloser, error)) {
+	return io.NopCloser(bytes.NewReader(body)), func() (io.ReadCloser, error) {
+		return io.NopCloser(bytes.NewReader(body)), nil
 	}
 }
 

@@ -1,6 +1,7 @@
 package webhook
 
 import (
+	"bytes"
 	"context"
 	"encoding/base64"
 	"errors"
@@ -197,40 +198,49 @@ func (p *Publisher) Close() error {
 
 func (p *Publisher) deliver(topic string, msg *message.Message) error {
 	parent := msg.Context()
-	ctx, cancel := context.WithTimeout(parent, p.timeout)
-	defer cancel()
-
-	body := getRequestBody()
-	if p.sourceJSON != nil {
-		body.buf = appendCloudEvent(body.buf, p.sourceJSON, topic, msg)
-	} else {
-		body.buf = sinks.AppendEnvelope(body.buf, msg)
+	ctx := parent
+	// Inside the bus the attempt already has this deadline (the Timeout
+	// middleware's): a second timer per request would be waste.
+	if dl, ok := parent.Deadline(); !ok || time.Until(dl) > p.timeout {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(parent, p.timeout)
+		defer cancel()
 	}
+
+	sc := getScratch()
+	if p.sourceJSON != nil {
+		sc.body = appendCloudEvent(sc.body, p.sourceJSON, topic, msg)
+	} else {
+		sc.body = sinks.AppendEnvelope(sc.body, msg)
+	}
+	header := p.header(sc, topic, msg)
+	body := bytes.Clone(sc.body)
+	sc.release()
+	rc, getBody := requestBody(body)
 	req := (&http.Request{
 		Method:        http.MethodPost,
 		URL:           p.url,
 		Proto:         "HTTP/1.1",
 		ProtoMajor:    1,
 		ProtoMinor:    1,
-		Header:        p.header(body, topic, msg),
-		Body:          body,
-		GetBody:       body.getBody,
-		ContentLength: int64(len(body.buf)),
+		Header:        header,
+		Body:          rc,
+		GetBody:       getBody,
+		ContentLength: int64(len(body)),
 		Host:          p.url.Host,
 	}).WithContext(ctx)
 
 	resp, err := p.transport.RoundTrip(req)
-	body.release()
 	if err != nil {
 		return p.requestError(parent, ctx, err)
 	}
 	return p.response(resp)
 }
 
-// header returns the headers of one request. The per-request values are
-// written into body.scratch and become one string, and share one slice, to
-// keep allocations per request flat.
-func (p *Publisher) header(body *requestBody, topic string, msg *message.Message) http.Header {
+// header returns the headers of one request, signing sc.body. The
+// per-request values are written into sc.header and become one string, and
+// share one slice, to keep allocations per request flat.
+func (p *Publisher) header(sc *scratch, topic string, msg *message.Message) http.Header {
 	h := make(http.Header, len(p.static)+6)
 	for k, v := range p.static {
 		h[k] = v // shared, read-only
@@ -241,7 +251,7 @@ func (p *Publisher) header(body *requestBody, topic string, msg *message.Message
 		h[k] = vals[len(vals)-1 : len(vals) : len(vals)]
 	}
 
-	s := body.scratch[:0]
+	s := sc.header
 	s = appendRequestID(s)
 	idEnd := len(s)
 	var tsEnd int
@@ -252,7 +262,7 @@ func (p *Publisher) header(body *requestBody, topic string, msg *message.Message
 			if i > 0 {
 				s = append(s, ' ')
 			}
-			s = sg.appendStandard(s, msg.UUID, s[idEnd:tsEnd], body.buf)
+			s = sg.appendStandard(s, msg.UUID, s[idEnd:tsEnd], sc.body)
 		}
 	} else {
 		tsEnd = idEnd
@@ -260,10 +270,10 @@ func (p *Publisher) header(body *requestBody, topic string, msg *message.Message
 			if i > 0 {
 				s = append(s, ' ')
 			}
-			s = sg.appendHex(s, body.buf)
+			s = sg.appendHex(s, sc.body)
 		}
 	}
-	body.scratch = s
+	sc.header = s
 	str := string(s)
 
 	set(headerTopic, eventName(topic, msg))
