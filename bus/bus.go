@@ -167,6 +167,7 @@ type Bus struct {
 	mu      sync.Mutex
 	runners map[string]*runner
 	runCtx  context.Context // set while Run runs
+	routing bool            // the router runs: integrations may start
 	running chan struct{}   // closed once Run has started the integrations
 	closed  bool
 	replays int
@@ -334,6 +335,7 @@ func (b *Bus) Run(ctx context.Context) error {
 	}
 
 	b.mu.Lock()
+	b.routing = true
 	if !b.closed {
 		for _, r := range b.runners {
 			if r.in.Status == Running {
@@ -345,7 +347,11 @@ func (b *Bus) Run(ctx context.Context) error {
 	}
 	close(b.running)
 	b.mu.Unlock()
-	return <-errc
+	err := <-errc
+	b.mu.Lock()
+	b.routing = false // the router is closed: it takes no new handler
+	b.mu.Unlock()
+	return err
 }
 
 // Running is closed once Run has started every integration.

@@ -347,14 +347,7 @@ func TestIntegrations_Replay_delivers_the_range_again_marked_replayed(t *testing
 	assert.Equal(t, 2, job.Matched)
 	assert.Nil(t, job.Done)
 
-	job, err = tb.Integrations().Replay(ctx, "erp", req)
-	require.NoError(t, err)
-	assert.Equal(t, 2, job.Matched)
-	select {
-	case <-job.Done:
-	case <-time.After(10 * time.Second):
-		t.Fatal("replay did not finish")
-	}
+	assert.Equal(t, 2, replayAndWait(t, tb, "erp", req).Matched)
 	events := sink.WaitFor(t, 6)
 	var replayed []string
 	for _, e := range events[4:] {
@@ -362,6 +355,24 @@ func TestIntegrations_Replay_delivers_the_range_again_marked_replayed(t *testing
 	}
 	sort.Strings(replayed)
 	assert.Equal(t, []string{"in-1", "in-2"}, replayed)
+}
+
+func TestIntegrations_Replay_without_an_end_covers_what_is_published_and_ends_on_a_still_clock(t *testing.T) {
+	tb := bustest.New(t) // its clock never moves by itself
+	sink := tb.NewSinkIntegration(bus.Integration{ID: "erp", Observes: []string{"order.*"}})
+	tb.Publish(bus.Event{Name: "order.created", ID: "a"}, bus.Event{Name: "order.created", ID: "b"})
+	sink.WaitFor(t, 2)
+
+	assert.Equal(t, 2, replayAndWait(t, tb, "erp", replay.Request{}).Matched)
+	events := sink.WaitFor(t, 4)
+	replayed := []string{events[2].ID, events[3].ID}
+	sort.Strings(replayed)
+	assert.Equal(t, []string{"a", "b"}, replayed)
+
+	tb.Publish(bus.Event{Name: "order.created", ID: "later"})
+	sink.WaitFor(t, 5)
+	waitLag(t, tb, "erp")
+	assert.Len(t, sink.Events(), 5, "what was published after the replay ended is delivered once, live")
 }
 
 func TestIntegrations_temporary_integration_delivers_its_range_and_stops_itself(t *testing.T) {
@@ -410,4 +421,48 @@ func waitLag(t *testing.T, tb *bustest.Bus, id string) {
 		}
 		return true
 	}, 10*time.Second, time.Millisecond)
+}
+
+// Integrations created while Run is starting the router, or after it
+// returned, must neither panic nor lose events.
+func TestBus_create_while_Run_starts_and_after_it_returned(t *testing.T) {
+	for i := range 100 {
+		b, err := bus.New(bus.Config{})
+		require.NoError(t, err)
+		runCtx, stop := context.WithCancel(ctx)
+		ran := make(chan error, 1)
+		go func() { ran <- b.Run(runCtx) }()
+		time.Sleep(time.Duration(i%20) * 10 * time.Microsecond) // into Run's start-up, at varying depths
+		got := make(chan string, 1)
+		require.NoError(t, b.Handle("h", nil, func(_ context.Context, e bus.Event) error {
+			got <- e.Name
+			return nil
+		}))
+		require.NoError(t, b.Publish(ctx, bus.Event{Name: "order.created"}))
+		select {
+		case name := <-got:
+			assert.Equal(t, "order.created", name)
+		case <-time.After(10 * time.Second):
+			t.Fatal("not delivered")
+		}
+		stop()
+		require.NoError(t, <-ran)
+		require.NoError(t, b.Handle("late", nil, func(context.Context, bus.Event) error { return nil }),
+			"created on a bus whose router has closed")
+		require.NoError(t, b.Close())
+	}
+}
+
+// replayAndWait starts a replay and waits until every event of its range
+// is settled.
+func replayAndWait(t *testing.T, tb *bustest.Bus, id string, req replay.Request) replay.Job {
+	t.Helper()
+	job, err := tb.Integrations().Replay(ctx, id, req)
+	require.NoError(t, err)
+	select {
+	case <-job.Done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("replay did not finish")
+	}
+	return job
 }

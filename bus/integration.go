@@ -346,12 +346,8 @@ func validOrderKey(k string) error {
 	case k == "", k == "tenant", k == "name", k == "id":
 		return nil
 	case strings.HasPrefix(k, "payload.") && len(k) > len("payload."):
-		for _, seg := range strings.Split(strings.TrimPrefix(k, "payload."), ".") {
-			if seg == "" {
-				return fmt.Errorf("empty segment in %q", k)
-			}
-		}
-		return nil
+		_, err := filter.NewPath(strings.TrimPrefix(k, "payload."))
+		return err
 	}
 	return fmt.Errorf(`must be "tenant", "name", "id" or "payload.<field path>"`)
 }

@@ -20,4 +20,19 @@ type Observer interface {
 	// Skipped is called when an event does not match an integration's
 	// filter.
 	Skipped(integrationID, integrationType string, msg *message.Message)
+	// SkippedWhileOpen is called when an integration with SkipWhileOpen
+	// dropped an event because its circuit was open (the integration log
+	// has an event_skipped entry for it).
+	SkippedWhileOpen(integrationID, integrationType string, msg *message.Message)
 }
+
+// NopObserver ignores everything. Embed it in an Observer that needs only
+// some of the methods: it keeps compiling when Observer gains one.
+type NopObserver struct{}
+
+var _ Observer = NopObserver{}
+
+func (NopObserver) Attempted(string, middleware.Attempt)              {}
+func (NopObserver) Rejected(string, string, middleware.RejectedEvent) {}
+func (NopObserver) Skipped(string, string, *message.Message)          {}
+func (NopObserver) SkippedWhileOpen(string, string, *message.Message) {}

@@ -29,8 +29,15 @@ func (m *Integrations) Replay(ctx context.Context, id string, req replay.Request
 	if err != nil {
 		return replay.Job{}, err
 	}
+	// The range also ends at what is published now, so that the count and
+	// the delivery agree, and a replay ends even on a clock that stands
+	// still (a test's).
+	_, head := b.journal.Storage().Bounds(Topic)
 	job := replay.Job{}
 	err = b.journal.Scan(ctx, Topic, req.From, req.To, func(rec replay.Record) bool {
+		if rec.Offset >= head {
+			return false
+		}
 		if r.filter.Match(rec.Metadata[sinks.MetaName], rec.Payload) {
 			job.Matched++
 		}
@@ -54,6 +61,7 @@ func (m *Integrations) Replay(ctx context.Context, id string, req replay.Request
 		StartAt:     req.From,
 		FromOldest:  req.From.IsZero(),
 		Until:       req.To.Add(-1), // the range excludes To
+		UntilOffset: head,
 		MaxInFlight: r.concurrency(),
 		OrderKey:    orderKeyFunc(r.in.OrderKey),
 		Decorate:    func(msg *message.Message) { msg.Metadata[sinks.MetaReplayed] = "true" },

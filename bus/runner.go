@@ -1,7 +1,6 @@
 package bus
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -42,10 +41,12 @@ type delivery struct {
 func (b *Bus) newRunner(in Integration, f *filter.Filter) (*runner, error) {
 	var onAttempt func(middleware.Attempt)
 	var onReject func(string, middleware.RejectedEvent)
+	var onSkip func(string, *message.Message)
 	if obs := b.cfg.Observer; obs != nil {
 		typ := in.Type()
 		onAttempt = func(a middleware.Attempt) { obs.Attempted(typ, a) }
 		onReject = func(id string, e middleware.RejectedEvent) { obs.Rejected(id, typ, e) }
+		onSkip = func(id string, msg *message.Message) { obs.SkippedWhileOpen(id, typ, msg) }
 	}
 	chain, err := middleware.New(middleware.Config{
 		IntegrationID:  in.ID,
@@ -58,6 +59,7 @@ func (b *Bus) newRunner(in Integration, f *filter.Filter) (*runner, error) {
 		OnWarning:      b.cfg.OnCircuitWarning,
 		OnAttempt:      onAttempt,
 		OnReject:       onReject,
+		OnSkip:         onSkip,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInvalid, sinks.Prefix("delivery", err))
@@ -117,9 +119,10 @@ func (d *delivery) routerHandler() message.NoPublishHandlerFunc {
 	}
 }
 
-// start begins delivering from the integration's cursor. The bus must run.
+// start begins delivering from the integration's cursor. Before the router
+// runs it does nothing: Run starts every running integration then.
 func (r *runner) start() error {
-	if r.live != nil || r.b.runCtx == nil {
+	if r.live != nil || !r.b.routing {
 		return nil
 	}
 	d, err := r.open()
@@ -181,31 +184,9 @@ func orderKeyFunc(key string) func(*message.Message) string {
 	case key == "id":
 		return func(m *message.Message) string { return m.UUID }
 	}
-	path := strings.Split(strings.TrimPrefix(key, "payload."), ".")
-	return func(m *message.Message) string { return payloadString(m.Payload, path) }
-}
-
-// payloadString returns the value at path in a JSON document as a string
-// ("" when absent), for order keys.
-func payloadString(doc []byte, path []string) string {
-	var cur any
-	if err := json.Unmarshal(doc, &cur); err != nil {
-		return ""
+	path, err := filter.NewPath(strings.TrimPrefix(key, "payload."))
+	if err != nil {
+		return nil // refused at validation
 	}
-	for _, seg := range path {
-		obj, ok := cur.(map[string]any)
-		if !ok {
-			return ""
-		}
-		cur = obj[seg]
-	}
-	switch v := cur.(type) {
-	case nil:
-		return ""
-	case string:
-		return v
-	default:
-		b, _ := json.Marshal(v)
-		return string(b)
-	}
+	return func(m *message.Message) string { return path.String(m.Payload) }
 }

@@ -58,6 +58,9 @@ type BreakerConfig struct {
 	OnWarning func(integrationID string, consecutiveFailures int)
 	// OnStateChange is called after each change of state. Nil means no call.
 	OnStateChange func(integrationID string, s BreakerState)
+	// OnSkip is called for each event skipped while open (SkipWhileOpen),
+	// for metrics. Nil means no call.
+	OnSkip func(integrationID string, msg *message.Message)
 }
 
 // Breaker is the circuit breaker of one integration, a middleware that sees
@@ -86,6 +89,7 @@ type Breaker struct {
 	logger    watermill.LoggerAdapter
 	onWarning func(string, int)
 	onState   func(string, BreakerState)
+	onSkip    func(string, *message.Message)
 
 	// clean is true while the circuit is closed with no failure counted, so
 	// that a successful attempt takes no lock.
@@ -127,6 +131,7 @@ func NewBreaker(cfg BreakerConfig) (*Breaker, error) {
 		logger:    cfg.Logger,
 		onWarning: cfg.OnWarning,
 		onState:   cfg.OnStateChange,
+		onSkip:    cfg.OnSkip,
 		state:     StateClosed,
 		coolDown:  cfg.Policy.CoolDown,
 		wake:      make(chan struct{}),
@@ -410,6 +415,9 @@ func (b *Breaker) skipped(msg *message.Message) {
 		since.UTC().Format(time.RFC3339)), b.clock.Now())
 	n.entries[0].EventID = msg.UUID
 	b.notify(n)
+	if b.onSkip != nil {
+		b.onSkip(b.id, msg)
+	}
 }
 
 // notice is what a change of the breaker tells the world, gathered under

@@ -41,6 +41,9 @@ type Config struct {
 	// OnReject is called after an event was stored as rejected, for
 	// metrics. Nil means no call.
 	OnReject func(integrationID string, e RejectedEvent)
+	// OnSkip is called for each event the breaker skipped while open
+	// (SkipWhileOpen), for metrics. Nil means no call.
+	OnSkip func(integrationID string, msg *message.Message)
 }
 
 // Attempt describes one attempt to deliver an event, for OnAttempt.
@@ -118,6 +121,7 @@ func New(cfg Config) (*Chain, error) {
 		Logger:        cfg.Logger,
 		OnWarning:     cfg.OnWarning,
 		OnStateChange: cfg.OnStateChange,
+		OnSkip:        cfg.OnSkip,
 	})
 	if err != nil {
 		return nil, err

@@ -28,6 +28,11 @@ type ConsumerConfig struct {
 	// it has been acknowledged: the channel closes and OnEnd is called.
 	// Zero means never.
 	Until time.Time
+	// UntilOffset, when not zero, ends the consumer in the same way after
+	// the records before this offset: a range fixed by what was appended
+	// when it was asked for, whatever the clock says (a fake one stands
+	// still).
+	UntilOffset uint64
 	// MaxInFlight is how many messages may wait for acknowledgement at once.
 	// Zero means 1: strictly one after the other.
 	MaxInFlight int
@@ -49,10 +54,12 @@ type ConsumerConfig struct {
 	StopGrace time.Duration
 	// Decorate, when set, is called on each message before it is sent.
 	Decorate func(*message.Message)
-	// OnEnd is called once when Until is reached.
+	// OnEnd is called once when Until or UntilOffset is reached.
 	OnEnd func()
-	// OnRetentionLoss is called when the group's cursor points before the
-	// oldest retained record, with how many records were lost.
+	// OnRetentionLoss is called, with how many records were lost, when a
+	// group's cursor points before the oldest retained record: at start,
+	// or while the group is running behind. It may be called with the
+	// reader's lock held: it must not call back into the consumer.
 	OnRetentionLoss func(lost uint64)
 }
 
@@ -215,13 +222,12 @@ func (c *Consumer) newReader(ctx context.Context, topic string) (*reader, error)
 	default:
 		r.pos = next
 	}
-	if r.pos < first {
-		if hasCursor && c.cfg.OnRetentionLoss != nil {
-			c.cfg.OnRetentionLoss(first - r.pos)
-		}
+	if r.pos < first { // only a cursor can point there
+		r.lostToRetention(first - r.pos)
 		r.pos = first
 	}
 	r.committed = r.pos
+	r.end = c.cfg.UntilOffset
 	if c.cfg.Group != "" {
 		// Pin the start now: a crash before the first acknowledgement must
 		// resume here, not at a later head.
@@ -390,20 +396,25 @@ func (r *reader) fill() (atHead bool) {
 	for len(r.ready) < r.c.cfg.MaxInFlight && r.canRead() {
 		if len(r.buf) == 0 {
 			recs, err := r.j.st.Read(r.topic, r.pos, 256)
+			if err == nil && len(recs) == 0 {
+				if _, next := r.j.st.Bounds(r.topic); next > r.pos {
+					// Read again: a record may have been appended since.
+					if recs, err = r.j.st.Read(r.topic, r.pos, 256); err == nil && len(recs) == 0 {
+						// A gap the storage cannot read (records lost to a
+						// power cut or damage): step over it, or we would spin.
+						r.log.Error("Skipping unreadable journal records", nil,
+							watermill.LogFields{"from": r.pos, "to": next})
+						r.markDone(r.pos, next)
+						r.pos = next
+						continue
+					}
+				}
+			}
 			if err != nil {
 				r.log.Error("Cannot read journal", err, nil)
 				return false
 			}
 			if len(recs) == 0 {
-				if _, next := r.j.st.Bounds(r.topic); next > r.pos {
-					// A gap the storage cannot read (records lost to a
-					// power cut or damage): step over it, or we would spin.
-					r.log.Error("Skipping unreadable journal records", nil,
-						watermill.LogFields{"from": r.pos, "to": next})
-					r.markDone(r.pos, next)
-					r.pos = next
-					continue
-				}
 				r.checkEndAtHead()
 				return r.end == 0
 			}
@@ -413,6 +424,7 @@ func (r *reader) fill() (atHead bool) {
 		r.buf = r.buf[1:]
 		if rec.Offset > r.pos {
 			// Records trimmed by retention while we were behind.
+			r.lostToRetention(rec.Offset - r.pos)
 			r.markDone(r.pos, rec.Offset)
 		}
 		if u := r.c.cfg.Until; !u.IsZero() && rec.Time.After(u) {
@@ -428,6 +440,13 @@ func (r *reader) fill() (atHead bool) {
 		r.enqueue(d)
 	}
 	return false
+}
+
+// lostToRetention reports n records a group will never see.
+func (r *reader) lostToRetention(n uint64) {
+	if r.c.cfg.Group != "" && r.c.cfg.OnRetentionLoss != nil {
+		r.c.cfg.OnRetentionLoss(n)
+	}
 }
 
 // checkEndAtHead ends a consumer whose Until has passed once it has read

@@ -1,6 +1,8 @@
 package replay
 
 import (
+	"bytes"
+	"maps"
 	"sort"
 	"sync"
 	"time"
@@ -47,7 +49,11 @@ func (m *Memory) Append(topic string, recs []*Record, now func() time.Time) erro
 	for _, r := range recs {
 		r.Offset = t.base + uint64(len(t.recs))
 		r.Time = ts
-		t.recs = append(t.recs, *r)
+		kept := *r
+		// Copies: a publisher may reuse its buffer once Append returns.
+		kept.Payload = bytes.Clone(r.Payload)
+		kept.Metadata = maps.Clone(r.Metadata)
+		t.recs = append(t.recs, kept)
 	}
 	return nil
 }

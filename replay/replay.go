@@ -8,7 +8,8 @@ import "time"
 type Request struct {
 	// From is inclusive; zero means the oldest retained event.
 	From time.Time
-	// To is exclusive; zero means now.
+	// To is exclusive; zero means now. Either way the range ends with the
+	// last event published when the replay is asked for.
 	To time.Time
 	// DryRun only counts the events that would be delivered.
 	DryRun bool

@@ -550,8 +550,9 @@ func (t *topicLog) locate(seg *segment, from uint64) (pos, size int64, err error
 	t.mu.Lock()
 	for _, h := range t.hints {
 		if h.seg == seg && h.off == from {
+			size := seg.size // publish writes it under mu
 			t.mu.Unlock()
-			return h.pos, seg.size, nil
+			return h.pos, size, nil
 		}
 	}
 	t.mu.Unlock()

@@ -29,7 +29,8 @@ type Storage interface {
 	// Append stores recs at the end of topic, assigning each its Offset and
 	// its Time (from now(), clamped so it never decreases), and returns once
 	// they are as durable as the storage promises. Concurrent callers may
-	// share one sync (group commit).
+	// share one sync (group commit). It keeps no reference to the records'
+	// payloads or metadata: the caller may reuse them once it returns.
 	Append(topic string, recs []*Record, now func() time.Time) error
 	// Read returns up to max records of topic with Offset >= from, in order.
 	// Records trimmed away are skipped silently; the caller compares with

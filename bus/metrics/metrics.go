@@ -6,6 +6,7 @@
 //	sinkbus_retries_total{integration,type}                    attempts after the first of a delivery
 //	sinkbus_rejected_total{integration,type}                   events that ended in the rejected store
 //	sinkbus_skipped_total{integration,type}                    events the integration's filter did not match
+//	sinkbus_skipped_while_open_total{integration,type}         events dropped by an open circuit (SkipWhileOpen)
 //	sinkbus_delivery_duration_seconds{integration,type,result} each attempt, result delivered or failed
 //	sinkbus_circuit_state{integration,type,state}              1 for the breaker's state (closed, open, half-open), else 0
 //	sinkbus_circuit_consecutive_failures{integration,type}     the breaker's failure count
@@ -16,6 +17,11 @@
 // bus.Observer: set it as bus.Config.Observer); the gauges are read from the
 // bus when Prometheus scrapes (Watch). Series of deleted integrations are
 // dropped at the next scrape.
+//
+// Watermill's components/metrics is not used: it labels by router handler
+// name, which here is "<integration>#<generation>" and changes each time an
+// integration restarts (a new series each time), and it counts messages
+// rather than deliveries. These metrics are per integration and attempt.
 //
 //	m, _ := metrics.New(metrics.Config{})
 //	b, _ := bus.New(bus.Config{Observer: m})
@@ -94,6 +100,7 @@ type Metrics struct {
 	retries   *prometheus.CounterVec
 	rejected  *prometheus.CounterVec
 	skipped   *prometheus.CounterVec
+	dropped   *prometheus.CounterVec
 	latency   *prometheus.HistogramVec
 
 	circuitState    *prometheus.Desc
@@ -128,6 +135,7 @@ func New(cfg Config) (*Metrics, error) {
 		retries:   counter("retries_total", "Delivery attempts after the first attempt of an event."),
 		rejected:  counter("rejected_total", "Events stored in the rejected store (permanent failure or retries exhausted)."),
 		skipped:   counter("skipped_total", "Events the integration's filter did not match."),
+		dropped:   counter("skipped_while_open_total", "Events not delivered because the circuit was open and the integration skips while open."),
 		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Namespace: ns, Name: "delivery_duration_seconds",
 			Help:    "Duration of each delivery attempt, by result (delivered or failed).",
@@ -138,7 +146,7 @@ func New(cfg Config) (*Metrics, error) {
 		lag:             desc("lag_events", "Journal events the integration has not settled yet."),
 		running:         desc("integration_running", "1 while the integration runs, 0 while it is stopped."),
 	}
-	for _, c := range []prometheus.Collector{m.delivered, m.failed, m.retries, m.rejected, m.skipped, m.latency, scrape{m}} {
+	for _, c := range []prometheus.Collector{m.delivered, m.failed, m.retries, m.rejected, m.skipped, m.dropped, m.latency, scrape{m}} {
 		if err := cfg.Registerer.Register(c); err != nil {
 			return nil, err
 		}
@@ -188,6 +196,12 @@ func (m *Metrics) Skipped(integrationID, typ string, _ *message.Message) {
 	m.skipped.WithLabelValues(integrationID, typ).Inc()
 }
 
+// SkippedWhileOpen implements bus.Observer.
+func (m *Metrics) SkippedWhileOpen(integrationID, typ string, _ *message.Message) {
+	m.seen(integrationID)
+	m.dropped.WithLabelValues(integrationID, typ).Inc()
+}
+
 func (m *Metrics) seen(id string) {
 	if _, ok := m.known.Load(id); !ok {
 		m.known.Store(id, struct{}{})
@@ -209,6 +223,7 @@ func (m *Metrics) forget(known []string, exist map[string]bool) {
 		m.retries.DeletePartialMatch(match)
 		m.rejected.DeletePartialMatch(match)
 		m.skipped.DeletePartialMatch(match)
+		m.dropped.DeletePartialMatch(match)
 		m.latency.DeletePartialMatch(match)
 	}
 }

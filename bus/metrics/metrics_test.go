@@ -241,3 +241,31 @@ func TestNew_refuses_to_register_twice(t *testing.T) {
 	assert.Equal(t, http.StatusOK, rec.Code)
 	assert.True(t, strings.HasPrefix(rec.Header().Get("Content-Type"), "text/plain"))
 }
+
+func TestMetrics_count_events_skipped_while_the_circuit_is_open(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	m, err := metrics.New(metrics.Config{Registerer: reg})
+	require.NoError(t, err)
+	tb := bustest.New(t, func(c *bus.Config) {
+		c.Observer = m
+		c.Clock = nil // real backoffs of a millisecond; the cool-down is far longer than the test
+	})
+	skipping := tb.NewSinkIntegration(bus.Integration{ID: "skipping", Concurrency: 1, Delivery: middleware.Settings{
+		Retry:   middleware.RetryPolicy{InitialInterval: time.Millisecond, MaxInterval: time.Millisecond},
+		Breaker: middleware.BreakerPolicy{WarnAfter: 1, OpenAfter: 1, CoolDown: time.Hour, MaxCoolDown: time.Hour, SkipWhileOpen: true}}})
+	skipping.FailNext(1, http.StatusServiceUnavailable)
+	tb.Publish(bus.Event{Name: "order.created"}, bus.Event{Name: "order.created"}, bus.Event{Name: "order.created"})
+	waitSettled(t, tb.Bus)
+
+	entries, err := tb.Integrations().Log(ctx, "skipping")
+	require.NoError(t, err)
+	logged := 0
+	for _, e := range entries {
+		if e.Action == middleware.ActionEventSkipped {
+			logged++
+		}
+	}
+	require.Positive(t, logged, "the open circuit skipped events")
+	assert.Equal(t, float64(logged), value(t, reg, "sinkbus_skipped_while_open_total", lbl("skipping", "bustest")))
+	assert.Equal(t, -1.0, value(t, reg, "sinkbus_skipped_total", lbl("skipping", "bustest")), "filter skips are another count")
+}

@@ -99,16 +99,19 @@ func runBus(cfg bus.Config) (*bus.Bus, func()) {
 	return b, func() { cancel(); must(b.Close()); <-done }
 }
 
-// publishAll publishes n events from several goroutines.
-func publishAll(n int, publish func(i int)) {
+// publishAll publishes n events from the cases' publishers goroutines.
+func publishAll(n int, publish func(i int)) { publishFrom(publishers, n, publish) }
+
+// publishFrom calls publish once for each i in [0, n), from workers
+// goroutines.
+func publishFrom(workers, n int, publish func(i int)) {
 	var wg sync.WaitGroup
-	per := n / publishers
-	for p := range publishers {
+	for w := range workers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for i := range per {
-				publish(p*per + i)
+			for i := w; i < n; i += workers {
+				publish(i)
 			}
 		}()
 	}

@@ -63,13 +63,16 @@ type Publisher struct {
 	active sync.WaitGroup // Publish calls in progress
 	done   chan struct{}  // closed when Close has finished
 
-	// Batching only: Publish hands entries to dispatch over in; a batch
-	// send reports its end over sent; quit stops dispatch, which closes
-	// stopped.
+	// Batching only: Publish hands entries to dispatch over in; dispatch
+	// hands batches to idle senders over batches; a batch send reports its
+	// end over sent; quit stops dispatch and the senders, and dispatch
+	// closes stopped once they are gone.
 	in      chan []*entry
+	batches chan []*entry
 	sent    chan int // entries of the finished batch
 	quit    chan struct{}
 	stopped chan struct{}
+	senders sync.WaitGroup
 }
 
 var _ message.Publisher = (*Publisher)(nil)
@@ -144,6 +147,7 @@ func NewPublisher(c Config, env sinks.Env) (*Publisher, error) {
 	})
 	if *c.Batch {
 		p.in = make(chan []*entry)
+		p.batches = make(chan []*entry)
 		p.sent = make(chan int)
 		p.quit = make(chan struct{})
 		p.stopped = make(chan struct{})
@@ -240,7 +244,9 @@ type entry struct {
 }
 
 func (p *Publisher) newEntry(msg *message.Message) (*entry, error) {
-	body := sinks.AppendEnvelope(nil, msg)
+	// Sized so that the envelope (payload plus a few short fields) usually
+	// takes one allocation rather than a doubling series.
+	body := sinks.AppendEnvelope(make([]byte, 0, len(msg.Payload)+256), msg)
 	attrs, attrSize := attributes(msg)
 	size := len(body) + attrSize
 	if size > p.maxSize {
@@ -323,10 +329,12 @@ func (p *Publisher) dispatch() {
 		pending, size = nil, 0
 		inflight++
 		busy += len(batch)
-		go func() {
-			p.sendBatch(batch)
-			p.sent <- len(batch)
-		}()
+		select {
+		case p.batches <- batch: // an idle sender
+		default:
+			p.senders.Add(1)
+			go p.sender(batch)
+		}
 	}
 	for {
 		select {
@@ -366,9 +374,26 @@ func (p *Publisher) dispatch() {
 			for ; inflight > 0; inflight-- {
 				<-p.sent
 			}
+			p.senders.Wait()
 			if timer != nil {
 				timer.Stop()
 			}
+			return
+		}
+	}
+}
+
+// sender sends batch, then each batch dispatch hands it, until quit. It
+// outlives its batch because a new goroutine would grow its stack anew
+// through the SDK's deep middleware stack on every request.
+func (p *Publisher) sender(batch []*entry) {
+	defer p.senders.Done()
+	for {
+		p.sendBatch(batch)
+		p.sent <- len(batch)
+		select {
+		case batch = <-p.batches:
+		case <-p.quit:
 			return
 		}
 	}

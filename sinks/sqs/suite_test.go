@@ -78,7 +78,39 @@ func newPubSub(t *testing.T) (message.Publisher, message.Subscriber) {
 		Unmarshaler: sqs.Unmarshaler{},
 	}, nil)
 	require.NoError(t, err)
-	return &topicPublisher{t: t, endpoint: endpoint, sinks: map[string]*sqs.Publisher{}}, sub
+	return &topicPublisher{t: t, endpoint: endpoint, sinks: map[string]*sqs.Publisher{}}, &closeWaitingSubscriber{Subscriber: sub}
+}
+
+// closeWaitingSubscriber makes Close return only once the subscriptions'
+// channels are closed, as the suite expects: watermill-aws v1.0.1's
+// Subscriber.Close returns when its receive loops have ended, but each
+// closes its channel just after that.
+type closeWaitingSubscriber struct {
+	*wsqs.Subscriber
+	mu   sync.Mutex
+	subs []<-chan *message.Message
+}
+
+func (s *closeWaitingSubscriber) Subscribe(ctx context.Context, topic string) (<-chan *message.Message, error) {
+	ch, err := s.Subscriber.Subscribe(ctx, topic)
+	if err == nil {
+		s.mu.Lock()
+		s.subs = append(s.subs, ch)
+		s.mu.Unlock()
+	}
+	return ch, err
+}
+
+func (s *closeWaitingSubscriber) Close() error {
+	err := s.Subscriber.Close()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, ch := range s.subs {
+		// The receive loop has returned: nothing but the close can come.
+		for range ch {
+		}
+	}
+	return err
 }
 
 func suiteContext() tests.TestContext {
