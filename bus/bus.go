@@ -95,6 +95,13 @@ type Config struct {
 	// delivered again later). Waits between attempts end at once. Zero
 	// means 5 s; negative means none.
 	StopGrace time.Duration
+	// AllowPrivateNetworks lets integrations that ask for it (webhook's
+	// allow_private_networks) deliver to loopback, private and link-local
+	// addresses: receivers on the same host or network, and tests. False
+	// refuses such integrations, so that whoever may create integrations
+	// (through the management API, say) cannot probe the network the
+	// application runs in.
+	AllowPrivateNetworks bool
 	// Clock is the time source. Nil means the wall clock.
 	Clock Clock
 	// Logger receives the bus's logs. Nil means watermill.NopLogger{}.

@@ -61,7 +61,7 @@ func TestCrashChild(t *testing.T) {
 		}
 	}
 
-	b, err := bus.New(bus.Config{DataDir: dir, CloseTimeout: 5 * time.Second,
+	b, err := bus.New(bus.Config{DataDir: dir, CloseTimeout: 5 * time.Second, AllowPrivateNetworks: true,
 		// Errors go to stderr, which the parent shows when it fails.
 		Logger: watermill.NewSlogLogger(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError})))})
 	if err != nil {
@@ -376,7 +376,7 @@ func TestCrash_kill_9_loses_no_published_event(t *testing.T) {
 
 // crashDiagnosis describes the crash integration as the DataDir keeps it.
 func crashDiagnosis(t *testing.T, dir string, missing []int) string {
-	b, err := bus.New(bus.Config{DataDir: dir})
+	b, err := bus.New(bus.Config{DataDir: dir, AllowPrivateNetworks: true})
 	require.NoError(t, err)
 	defer b.Close()
 	var out strings.Builder

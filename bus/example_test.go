@@ -25,7 +25,8 @@ func Example() {
 	}))
 	defer receiver.Close()
 
-	b, err := bus.New(bus.Config{}) // in memory; set DataDir for a durable journal
+	// In memory (set DataDir for a durable journal); the receiver is on loopback.
+	b, err := bus.New(bus.Config{AllowPrivateNetworks: true})
 	if err != nil {
 		panic(err)
 	}

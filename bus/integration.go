@@ -101,7 +101,7 @@ var idPattern = regexp.MustCompile(`^[a-z0-9-]{1,50}$`)
 
 // validate collects every problem of in, with the JSON field names. now is
 // the bus clock's time; compiled is the filter when valid.
-func (in *Integration) validate(reg *sinks.Registry, now time.Time) (compiled *filter.Filter, err error) {
+func (in *Integration) validate(reg *sinks.Registry, now time.Time, allowPrivate bool) (compiled *filter.Filter, err error) {
 	var p sinks.Problems
 	if in.ID != "" && !idPattern.MatchString(in.ID) {
 		p.Add("id", "must match ^[a-z0-9-]+$ and be 1 to 50 characters")
@@ -120,6 +120,9 @@ func (in *Integration) validate(reg *sinks.Registry, now time.Time) (compiled *f
 		p.Add("integration_type", "unknown type %q (known: %s)", in.Sink.Type(), strings.Join(reg.Names(), ", "))
 	default:
 		p.Merge("configuration", in.Sink.Validate())
+		if !allowPrivate && usesPrivateNetworks(in.Sink) {
+			p.Add("configuration.allow_private_networks", "not allowed by this application (bus.Config.AllowPrivateNetworks)")
+		}
 	}
 	switch in.Kind {
 	case "", Permanent:
@@ -350,4 +353,9 @@ func validOrderKey(k string) error {
 		return err
 	}
 	return fmt.Errorf(`must be "tenant", "name", "id" or "payload.<field path>"`)
+}
+
+func usesPrivateNetworks(c sinks.Config) bool {
+	pn, ok := c.(sinks.PrivateNetworker)
+	return ok && pn.UsesPrivateNetworks()
 }

@@ -30,7 +30,7 @@ func (m *Integrations) Create(ctx context.Context, in Integration) (Integration,
 	}
 	b := m.b
 	now := b.cfg.Clock.Now()
-	f, err := in.validate(b.cfg.Sinks, now)
+	f, err := in.validate(b.cfg.Sinks, now, b.cfg.AllowPrivateNetworks)
 	if err != nil {
 		return Integration{}, err
 	}
@@ -169,7 +169,7 @@ func (m *Integrations) Update(ctx context.Context, id string, in Integration) (I
 	}
 	next.UpdatedAt = b.cfg.Clock.Now()
 	// StartsAt is in the past by now; validate as at creation.
-	f, err := next.validate(b.cfg.Sinks, maxTime(b.cfg.Clock.Now(), next.StartsAt))
+	f, err := next.validate(b.cfg.Sinks, maxTime(b.cfg.Clock.Now(), next.StartsAt), b.cfg.AllowPrivateNetworks)
 	if err != nil {
 		return Integration{}, err
 	}

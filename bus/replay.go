@@ -63,7 +63,7 @@ func (m *Integrations) Replay(ctx context.Context, id string, req replay.Request
 		Until:       req.To.Add(-1), // the range excludes To
 		UntilOffset: head,
 		MaxInFlight: r.concurrency(),
-		OrderKey:    orderKeyFunc(r.in.OrderKey),
+		OrderKey:    orderKeyFunc(r.orderKey()),
 		Decorate:    func(msg *message.Message) { msg.Metadata[sinks.MetaReplayed] = "true" },
 		OnEnd:       func() { close(done) },
 	}

@@ -83,14 +83,20 @@ func (r *runner) concurrency() int {
 
 // open builds the sink and the handler chain.
 func (r *runner) open() (*delivery, error) {
+	id := r.in.ID
 	env := sinks.Env{
 		IntegrationID: r.in.ID,
 		Logger:        r.b.cfg.Logger.With(watermill.LogFields{"integration": r.in.ID}),
 		Clock:         r.b.cfg.Clock,
 		Concurrency:   r.concurrency(),
+		Log:           func(action, reason string) { r.b.log(id, action, reason) },
 	}
 	if r.b.cfg.DataDir != "" {
 		env.DataDir = r.b.cfg.DataDir
+	}
+	if !r.b.cfg.AllowPrivateNetworks && usesPrivateNetworks(r.in.Sink) {
+		// Saved while the application allowed it; it no longer does.
+		return nil, fmt.Errorf("%w: configuration.allow_private_networks: not allowed by this application", ErrInvalid)
 	}
 	sink, err := r.in.Sink.NewPublisher(env.Defaults())
 	if err != nil {
@@ -132,7 +138,7 @@ func (r *runner) start() error {
 	cc := replay.ConsumerConfig{
 		Group:       r.in.ID,
 		MaxInFlight: r.concurrency(),
-		OrderKey:    orderKeyFunc(r.in.OrderKey),
+		OrderKey:    orderKeyFunc(r.orderKey()),
 		StopGrace:   r.b.cfg.StopGrace,
 		OnRetentionLoss: func(lost uint64) {
 			r.b.log(r.in.ID, middleware.ActionRetentionLoss,
@@ -170,6 +176,18 @@ func (r *runner) stop() error {
 		errs = append(errs, c.Close())
 	}
 	return errors.Join(append(errs, d.sink.Close())...)
+}
+
+// orderKey is the integration's order key, or the one its sink's
+// destination keeps order by (an SQS FIFO queue's group).
+func (r *runner) orderKey() string {
+	if r.in.OrderKey != "" {
+		return r.in.OrderKey
+	}
+	if k, ok := r.in.Sink.(sinks.OrderKeyer); ok {
+		return k.DefaultOrderKey()
+	}
+	return ""
 }
 
 // orderKeyFunc returns the key function for an Integration.OrderKey.

@@ -103,7 +103,7 @@ func (b *Bus) loadIntegrations() error {
 		return err
 	}
 	for _, in := range list {
-		f, err := in.validate(b.cfg.Sinks, maxTime(b.cfg.Clock.Now(), in.StartsAt))
+		f, err := in.validate(b.cfg.Sinks, maxTime(b.cfg.Clock.Now(), in.StartsAt), true)
 		if err != nil {
 			return fmt.Errorf("sinkbus: saved integration %q: %w", in.ID, err)
 		}

@@ -51,6 +51,24 @@ type AttemptTimeouter interface {
 	AttemptTimeout() time.Duration
 }
 
+// OrderKeyer is implemented by configurations whose destination keeps order
+// per key, as an SQS FIFO queue does per message group. When an integration
+// sets no order key the bus uses this one (same syntax as
+// bus.Integration.OrderKey), so the events of one key reach the sink one at a
+// time, in publication order. An empty key means none.
+type OrderKeyer interface {
+	DefaultOrderKey() string
+}
+
+// PrivateNetworker is implemented by configurations that can ask to reach
+// loopback, private and link-local addresses (webhook's
+// allow_private_networks). The bus refuses such an integration unless the
+// application allows it (bus.Config.AllowPrivateNetworks): whoever may
+// create integrations must not be able to probe the application's network.
+type PrivateNetworker interface {
+	UsesPrivateNetworks() bool
+}
+
 // Env is what the bus gives a sink when it builds it.
 type Env struct {
 	// IntegrationID names the integration the sink delivers for.
@@ -65,6 +83,11 @@ type Env struct {
 	// DataDir is a directory the sink owns across restarts (file exports,
 	// pending uploads); empty when the bus runs in memory.
 	DataDir string
+	// Log writes an entry into the integration's log, the one the management
+	// API shows, for what the sink sees outside a delivery's own result (an
+	// upload that failed, a broker connection lost). Reasons must not hold
+	// secrets. Never nil after Defaults.
+	Log func(action, reason string)
 }
 
 // Defaults fills the zero fields of env.
@@ -75,6 +98,9 @@ func (env Env) Defaults() Env {
 	env.Clock = clock.OrReal(env.Clock)
 	if env.Concurrency <= 0 {
 		env.Concurrency = 1
+	}
+	if env.Log == nil {
+		env.Log = func(string, string) {}
 	}
 	return env
 }

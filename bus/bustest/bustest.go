@@ -58,7 +58,7 @@ type Bus struct {
 func New(t testing.TB, opts ...func(*bus.Config)) *Bus {
 	t.Helper()
 	clk := NewClock(time.Time{})
-	cfg := bus.Config{Clock: clk, Sinks: Registry(), CloseTimeout: 5 * time.Second}
+	cfg := bus.Config{Clock: clk, Sinks: Registry(), CloseTimeout: 5 * time.Second, AllowPrivateNetworks: true}
 	for _, o := range opts {
 		o(&cfg)
 	}

@@ -81,7 +81,8 @@ func run() error {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	b, err := bus.New(bus.Config{DataDir: dir})
+	// The receivers of this example run on loopback.
+	b, err := bus.New(bus.Config{DataDir: dir, AllowPrivateNetworks: true})
 	if err != nil {
 		return err
 	}

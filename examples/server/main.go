@@ -49,6 +49,7 @@ type config struct {
 	ingestEvents string
 	apiToken     string
 	demoSecret   string
+	allowPrivate bool
 }
 
 func parseFlags(args []string, stderr io.Writer) (config, error) {
@@ -61,6 +62,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.StringVar(&c.ingestToken, "ingest-token", os.Getenv("SINKBUS_INGEST_TOKEN"), "bearer token of /ingest (default $SINKBUS_INGEST_TOKEN; empty: /ingest refuses every request)")
 	fs.StringVar(&c.ingestEvents, "ingest-events", "be-observer.*", "comma-separated event patterns /ingest accepts")
 	fs.StringVar(&c.apiToken, "api-token", os.Getenv("SINKBUS_API_TOKEN"), "bearer token of /api (default $SINKBUS_API_TOKEN; empty: no authentication)")
+	fs.BoolVar(&c.allowPrivate, "allow-private-networks", true, "let integrations that ask for it deliver to loopback and private addresses (the demo receiver is on loopback)")
 	fs.StringVar(&c.demoSecret, "demo-secret", "SOME_SECRET_KEY", "secret /demo/webhook verifies signatures with (the seed's secret_key)")
 	err := fs.Parse(args)
 	return c, err
@@ -91,7 +93,7 @@ func run(ctx context.Context, cfg config, logger *slog.Logger, ready func(addr s
 	if err != nil {
 		return err
 	}
-	b, err := bus.New(bus.Config{DataDir: cfg.dataDir, Observer: m, Logger: wmLogger})
+	b, err := bus.New(bus.Config{DataDir: cfg.dataDir, Observer: m, Logger: wmLogger, AllowPrivateNetworks: cfg.allowPrivate})
 	if err != nil {
 		return err
 	}

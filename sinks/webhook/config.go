@@ -390,3 +390,7 @@ func validHeaderName(s string) bool {
 // isCTL reports control characters other than horizontal tab, which header
 // values may not hold.
 func isCTL(r rune) bool { return (r < 0x20 && r != '\t') || r == 0x7f }
+
+// UsesPrivateNetworks implements sinks.PrivateNetworker: the bus allows
+// AllowPrivateNetworks only where the application does.
+func (c Config) UsesPrivateNetworks() bool { return c.AllowPrivateNetworks }
