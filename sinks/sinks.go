@@ -69,6 +69,15 @@ type PrivateNetworker interface {
 	UsesPrivateNetworks() bool
 }
 
+// Purger is implemented by configurations whose sink keeps state of its own
+// in Env.DataDir that would outlive the integration (the s3 sink's files
+// waiting for upload). The bus calls Purge, with the Env it would build the
+// sink with, when the integration is deleted, so that a new integration with
+// the same id does not inherit it.
+type Purger interface {
+	Purge(env Env) error
+}
+
 // Env is what the bus gives a sink when it builds it.
 type Env struct {
 	// IntegrationID names the integration the sink delivers for.
