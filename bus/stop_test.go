@@ -77,6 +77,12 @@ func TestIntegrations_Stop_lets_the_attempt_under_way_finish(t *testing.T) {
 	require.NoError(t, err)
 	tb.Publish(bus.Event{ID: "e2", Name: "order.created"})
 	assert.Equal(t, "e2", next())
+	// The receiver counts e2 just after it reports its arrival.
+	assert.Eventually(t, func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return counts["e2"] == 1
+	}, 10*time.Second, time.Millisecond)
 	mu.Lock()
 	defer mu.Unlock()
 	assert.Equal(t, map[string]int{"e1": 1, "e2": 1}, counts)

@@ -78,7 +78,7 @@ func BenchmarkRawClient(b *testing.B) {
 	body := sinks.AppendEnvelope(nil, event("01J00000000000000000000000", "order.fulfilled", benchPayload))
 	header := http.Header{
 		"Content-Type":         {"application/json"},
-		"User-Agent":           {webhook.UserAgent},
+		"User-Agent":           {webhook.UserAgent()},
 		"X-Sinkbus-Topic":      {"order.fulfilled"},
 		"X-Sinkbus-Request-Id": {"0b5e8f4c-3a4d-4d7e-9f1a-2c3b4d5e6f70"},
 		"Webhook-Id":           {"01J00000000000000000000000"},

@@ -4,41 +4,30 @@ import (
 	"bytes"
 	"encoding/json"
 	"io"
-	"sync"
 
 	"github.com/ThreeDotsLabs/watermill/message"
 
 	"github.com/sinkbus/sinkbus/sinks"
 )
 
-// maxPooledScratch is the largest scratch buffer kept for reuse; a rare
-// huge event should not pin its buffer for the life of the process.
-const maxPooledScratch = 256 << 10
+// envelopeOverhead bounds what a body holds besides the payload, the id,
+// the topic and the metadata: JSON keys, quotes, CloudEvents attributes.
+const envelopeOverhead = 128
 
-// scratch is where one request's body and per-request header values are
-// built, taken from a pool. The request itself gets a copy of the body it
-// owns: the transport may still read or close a request body after
-// RoundTrip has returned (an early response while the body is being
-// written), so a pooled buffer could be recycled under it.
-type scratch struct {
-	body   []byte
-	header []byte
-}
-
-var scratchPool = sync.Pool{New: func() any {
-	return &scratch{body: make([]byte, 0, 2048), header: make([]byte, 0, 256)}
-}}
-
-func getScratch() *scratch {
-	s := scratchPool.Get().(*scratch)
-	s.body, s.header = s.body[:0], s.header[:0]
-	return s
-}
-
-func (s *scratch) release() {
-	if cap(s.body) <= maxPooledScratch {
-		scratchPool.Put(s)
+// appendBody returns the request body of msg in a buffer of its own, sized
+// so that it is one allocation: the transport may still read a request's
+// body after RoundTrip has returned (an early response while the body is
+// being written), so no buffer is reused across requests.
+func (p *Publisher) appendBody(topic string, msg *message.Message) []byte {
+	n := envelopeOverhead + len(msg.Payload) + len(msg.UUID) + len(topic) + len(p.sourceJSON)
+	for k, v := range msg.Metadata {
+		n += len(k) + len(v) + 6 // "k":"v",
 	}
+	b := make([]byte, 0, n)
+	if p.sourceJSON != nil {
+		return appendCloudEvent(b, p.sourceJSON, topic, msg)
+	}
+	return sinks.AppendEnvelope(b, msg)
 }
 
 // requestBody returns body as a request body and its GetBody. A

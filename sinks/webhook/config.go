@@ -41,6 +41,9 @@ const (
 	DefaultSource          = "sinkbus"
 	// MinTimeout is the shortest Timeout Validate accepts.
 	MinTimeout = time.Millisecond
+	// MaxTimeout is the longest Timeout Validate accepts: an attempt that
+	// waits longer holds a delivery slot of the integration for nothing.
+	MaxTimeout = 5 * time.Minute
 )
 
 // Type registers the webhook sink under the integration_type "webhook".
@@ -60,12 +63,21 @@ func decode(configuration json.RawMessage) (sinks.Config, error) {
 // with the JSON names below.
 type Config struct {
 	// URL receives a POST per event. It must be http or https. Credentials
-	// in it (user:password@) are sent as basic authentication.
+	// in it (user:password@) are sent as basic authentication. Masked shows
+	// the password and every query value masked, as either may be a
+	// credential (?token=...).
 	URL string `json:"url"`
 
 	// SecretKey signs every request. A "whsec_<base64>" secret (Standard
-	// Webhooks) signs with the decoded bytes; any other string signs with
-	// its bytes as they are. Empty: requests are not signed.
+	// Webhooks) signs with the decoded bytes: receivers pass it as it is to
+	// any Standard Webhooks library. Any other string (the seeds'
+	// "SOME_SECRET_KEY") signs with its bytes as they are, which those
+	// libraries do not do by default: they base64-decode every secret, so
+	// a receiver must give them the raw bytes instead (the reference
+	// libraries' raw-key constructor, such as Go's NewWebhookRaw), or
+	// refuses every request. Verify and NewVerifier read both forms as the
+	// sink does. Empty: requests are not signed. Not allowed with
+	// SignatureNone.
 	SecretKey string `json:"secret_key,omitempty"`
 
 	// PreviousSecretKey also signs while receivers move to a new SecretKey:
@@ -84,7 +96,14 @@ type Config struct {
 
 	// Timeout bounds one attempt, from dialling to the response headers and
 	// the bounded read of the response body. Zero means 30 s, the limit
-	// Elastic Path gives its receivers; Commerce Layer uses 3 s.
+	// Elastic Path gives its receivers; Commerce Layer uses 3 s. At most
+	// MaxTimeout.
+	//
+	// Inside the bus it is the integration's default per-attempt timeout
+	// (AttemptTimeout): the delivery chain sets each attempt's deadline,
+	// from the integration's delivery timeout when that is set, and the
+	// sink keeps to it. The sink applies Timeout itself only to a message
+	// whose context has no deadline (a plain Watermill user).
 	Timeout sinks.Duration `json:"timeout,omitempty"`
 
 	// Signature is SignatureStandard, SignatureHMACSHA256 or SignatureNone.
@@ -105,7 +124,10 @@ type Config struct {
 	// AllowPrivateNetworks lets the sink connect to loopback, private,
 	// link-local and other internal addresses. By default they are refused
 	// after DNS resolution, so that an integration cannot probe the network
-	// the application runs in.
+	// the application runs in. The bus accepts an integration that sets it
+	// only when the application allows it (bus.Config.AllowPrivateNetworks,
+	// see UsesPrivateNetworks); a Publisher built with New directly takes it
+	// as it is.
 	AllowPrivateNetworks bool `json:"allow_private_networks,omitempty"`
 
 	// MaxConnections caps the connections to the destination. Zero means no
@@ -174,17 +196,29 @@ func (c Config) NewPublisher(env sinks.Env) (message.Publisher, error) {
 	return p, nil
 }
 
-// Masked returns a copy with the secrets replaced by sinks.Mask: the keys and
+// Masked returns a copy with the secrets replaced by sinks.Mask: the keys,
 // every custom header value, as such headers usually carry credentials
-// (X-Api-Key). A password in the URL becomes "xxxxx" (url.URL.Redacted).
+// (X-Api-Key), and every query value of the URL (?token=****). A password
+// in the URL becomes "xxxxx" (url.URL.Redacted). An update that sends the
+// masked URL back unchanged keeps the stored one (the bus restores values
+// sent back as shown).
 func (c Config) Masked() sinks.Config {
 	m := c
 	m.SecretKey = sinks.Mask(c.SecretKey)
 	m.PreviousSecretKey = sinks.Mask(c.PreviousSecretKey)
 	m.APIKey = sinks.Mask(c.APIKey)
-	if u, err := url.Parse(c.URL); err == nil && u.User != nil {
+	if u, err := url.Parse(c.URL); err == nil {
+		changed := false
 		if _, ok := u.User.Password(); ok {
-			m.URL = u.Redacted()
+			u.User = url.UserPassword(u.User.Username(), "xxxxx")
+			changed = true
+		}
+		if u.RawQuery != "" {
+			u.RawQuery = maskQuery(u.RawQuery)
+			changed = true
+		}
+		if changed {
+			m.URL = u.String()
 		}
 	}
 	if c.Headers != nil {
@@ -194,6 +228,35 @@ func (c Config) Masked() sinks.Config {
 		}
 	}
 	return m
+}
+
+// maskQuery returns rawQuery with every value masked and the keys kept:
+// "token=s3cr3t-value-1234&tenant=acme" becomes "token=****1234&tenant=****".
+func maskQuery(rawQuery string) string {
+	var b strings.Builder
+	for i, pair := range strings.Split(rawQuery, "&") {
+		if i > 0 {
+			b.WriteByte('&')
+		}
+		k, v, ok := strings.Cut(pair, "=")
+		b.WriteString(k)
+		if !ok {
+			continue
+		}
+		b.WriteByte('=')
+		if uv, err := url.QueryUnescape(v); err == nil {
+			v = uv
+		}
+		// The stars stay literal ('*' is allowed in a query), the kept tail
+		// is escaped again.
+		masked := sinks.Mask(v)
+		tail, _ := strings.CutPrefix(masked, "****")
+		if masked != "" {
+			b.WriteString("****")
+		}
+		b.WriteString(url.QueryEscape(tail))
+	}
+	return b.String()
 }
 
 func (c *Config) setDefaults() {
@@ -243,9 +306,20 @@ func (c Config) Validate() error {
 		p.Add("timeout", "must not be negative")
 	case c.Timeout > 0 && c.Timeout.D() < MinTimeout:
 		p.Add("timeout", "must be at least %s", MinTimeout)
+	case c.Timeout.D() > MaxTimeout:
+		p.Add("timeout", "must be at most %s", MaxTimeout)
 	}
 	switch c.Signature {
-	case "", SignatureStandard, SignatureNone:
+	case "", SignatureStandard:
+	case SignatureNone:
+		// A secret that signs nothing would let its owner believe requests
+		// are signed.
+		if c.SecretKey != "" {
+			p.Add("secret_key", "must be empty when signature is %s", SignatureNone)
+		}
+		if c.PreviousSecretKey != "" {
+			p.Add("previous_secret_key", "must be empty when signature is %s", SignatureNone)
+		}
 	case SignatureHMACSHA256:
 		if c.SecretKey == "" {
 			p.Add("secret_key", "is required when signature is %s", SignatureHMACSHA256)
@@ -307,6 +381,14 @@ func (c Config) validateURL(p *sinks.Problems) *url.URL {
 	if port := u.Port(); port != "" && !validPort(port) {
 		p.Add("url", "has an invalid port")
 		return nil
+	}
+	// What Masked shows, edited and sent back, would deliver "****" as a
+	// credential: only the URL sent back unchanged gets the stored one.
+	for _, pair := range strings.Split(u.RawQuery, "&") {
+		k, v, _ := strings.Cut(pair, "=")
+		if uv, err := url.QueryUnescape(v); err == nil && sinks.IsMasked(uv) {
+			p.Add("url", "query value of %q is masked (****); send the real value", k)
+		}
 	}
 	return u
 }

@@ -145,6 +145,17 @@ func TestConfig_validate(t *testing.T) {
 		}), []string{"api_key: cannot be combined with credentials in url"}},
 		{"negative timeout", with(func(c *webhook.Config) { c.Timeout = -1 }), []string{"timeout: must not be negative"}},
 		{"tiny timeout", with(func(c *webhook.Config) { c.Timeout = sinks.Duration(time.Microsecond) }), []string{"timeout: must be at least 1ms"}},
+		{"longest timeout", with(func(c *webhook.Config) { c.Timeout = sinks.Duration(webhook.MaxTimeout) }), nil},
+		{"huge timeout", with(func(c *webhook.Config) { c.Timeout = sinks.Duration(webhook.MaxTimeout + time.Second) }), []string{"timeout: must be at most 5m0s"}},
+		{"signature none with secrets", with(func(c *webhook.Config) {
+			c.Signature, c.SecretKey, c.PreviousSecretKey = webhook.SignatureNone, "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "old secret value"
+		}), []string{"secret_key: must be empty when signature is none", "previous_secret_key: must be empty when signature is none"}},
+		{"signature none without secret", with(func(c *webhook.Config) { c.Signature = webhook.SignatureNone }), nil},
+		{"masked query value sent back edited", with(func(c *webhook.Config) { c.URL = "https://hooks.example.com/v2?token=****1234&tenant=acme" }),
+			[]string{`url: query value of "token" is masked (****); send the real value`}},
+		{"escaped masked query value", with(func(c *webhook.Config) { c.URL = "https://hooks.example.com/in?t=%2A%2A%2A%2A" }),
+			[]string{`url: query value of "t" is masked (****); send the real value`}},
+		{"stars inside a query value", with(func(c *webhook.Config) { c.URL = "https://hooks.example.com/in?q=a****" }), nil},
 		{"unknown signature", with(func(c *webhook.Config) { c.Signature = "md5" }), []string{"signature: must be one of standard, hmac-sha256, none"}},
 		{"hmac without secret", with(func(c *webhook.Config) { c.Signature = webhook.SignatureHMACSHA256 }), []string{"secret_key: is required when signature is hmac-sha256"}},
 		{"signature header without hmac", with(func(c *webhook.Config) { c.SignatureHeader = "X-Sig" }), []string{"signature_header: is used only when signature is hmac-sha256"}},
@@ -255,4 +266,26 @@ func TestConfig_json_round_trip(t *testing.T) {
 	var fe *sinks.FieldError
 	require.True(t, errors.As(json.Unmarshal([]byte(`{"secret":"x"}`), &back), &fe), "json.Unmarshal is strict too")
 	assert.Equal(t, "secret", fe.Field)
+}
+
+func TestConfig_masked_hides_query_values(t *testing.T) {
+	tests := []struct{ url, want string }{
+		{"https://erp.example.com/in?token=s3cr3t-t0ken-AbCd&tenant=acme", "https://erp.example.com/in?token=****AbCd&tenant=****"},
+		{"https://erp.example.com/in?sig=a%2Fb%26c%3Dd%20e-long-value", "https://erp.example.com/in?sig=****alue"},
+		{"https://erp.example.com/in?flag&empty=", "https://erp.example.com/in?flag&empty="},
+		{"https://u:pa55w0rd-long-enough@erp.example.com/in?key=k-1234567890", "https://u:xxxxx@erp.example.com/in?key=****7890"},
+		{"https://erp.example.com/in", "https://erp.example.com/in"},
+		{"https://erp.example.com/in?", "https://erp.example.com/in?"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.url, func(t *testing.T) {
+			m := webhook.Config{URL: tt.url}.Masked().(webhook.Config)
+
+			assert.Equal(t, tt.want, m.URL)
+			require.NoError(t, webhook.Config{URL: tt.url}.Validate())
+		})
+	}
+
+	secretTail := webhook.Config{URL: "https://a.example/in?k=0123456789%26%23%20x"}.Masked().(webhook.Config).URL
+	assert.Equal(t, "https://a.example/in?k=****%26%23+x", secretTail, "the kept tail is escaped again")
 }

@@ -106,3 +106,27 @@ func FuzzDecodeConfig(f *testing.F) {
 		require.NoError(t, pub.Close())
 	})
 }
+
+func FuzzParseRetryAfter(f *testing.F) {
+	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	for _, s := range []string{
+		"120", "0", " 7 ", "-5", "99999999999999999999", "1e3", "soon", "",
+		now.Add(90 * time.Second).Format(http.TimeFormat),
+		"Sunday, 01-Mar-26 12:01:30 GMT", "Sun Mar  1 12:01:30 2026",
+		now.Add(-time.Hour).Format(http.TimeFormat),
+		"Fri, 31 Dec 9999 23:59:59 GMT", "Mon, 01 Jan 0001 00:00:00 GMT",
+	} {
+		f.Add(s, now.Unix())
+	}
+	f.Fuzz(func(t *testing.T, value string, nowUnix int64) {
+		now := time.Unix(nowUnix, 0)
+		d := webhook.ParseRetryAfter(value, now)
+		assert.GreaterOrEqual(t, d, time.Duration(0))
+		assert.LessOrEqual(t, d, webhook.MaxRetryAfter)
+
+		// Delay seconds are taken as they are, up to the cap.
+		if secs, err := strconv.ParseUint(strings.TrimSpace(value), 10, 64); err == nil && secs <= 86400 {
+			assert.Equal(t, time.Duration(secs)*time.Second, d)
+		}
+	})
+}

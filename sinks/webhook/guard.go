@@ -20,7 +20,8 @@ type BlockedAddressError struct {
 
 func (e *BlockedAddressError) Error() string {
 	return "sinkbus: webhook destination " + e.Addr.String() + " is a " + e.Rule +
-		" address; set allow_private_networks to allow it"
+		" address; allow_private_networks allows it where the application allows" +
+		" private networks (bus.Config.AllowPrivateNetworks)"
 }
 
 // Unwrap returns ErrBlockedAddress.
@@ -61,7 +62,10 @@ var nat64 = netip.MustParsePrefix("64:ff9b::/96")
 
 // checkAddr returns a *BlockedAddressError when addr is internal.
 func checkAddr(addr netip.Addr) error {
-	addr = addr.Unmap()
+	// A zoned address ("fe80::1%eth0", "::1%lo") is in no netip.Prefix, and
+	// an IPv4-mapped one ("::ffff:127.0.0.1") is not in the IPv4 ranges:
+	// judge the bare address the kernel will connect to.
+	addr = addr.WithZone("").Unmap()
 	if nat64.Contains(addr) {
 		b := addr.As16()
 		addr = netip.AddrFrom4([4]byte{b[12], b[13], b[14], b[15]})

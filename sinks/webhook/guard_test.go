@@ -1,9 +1,12 @@
 package webhook_test
 
 import (
+	"net"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -23,8 +26,17 @@ func TestWebhookSink_refuses_internal_addresses(t *testing.T) {
 		{"http://127.8.9.10:8080/hook", "loopback"},
 		{"http://[::1]:9/hook", "loopback"},
 		{"http://[::ffff:127.0.0.1]/hook", "loopback"},
+		{"http://[::ffff:7f00:1]:9/hook", "loopback"},
+		{"http://[::1%25lo]:9/hook", "loopback"},
 		{"http://localhost:9/hook", "loopback"},
 		{"http://0.0.0.0/hook", "unspecified"},
+		{"http://0.0.0.0:9/hook", "unspecified"},
+		{"http://[::]:9/hook", "unspecified"},
+		{"http://[::ffff:0.0.0.0]:9/hook", "unspecified"},
+		{"http://[::ffff:10.0.0.1]/hook", "private"},
+		{"http://[fe80::1%25eth0]/hook", "link-local"},
+		{"http://[fe80::1%25lo]:9/hook", "link-local"},
+		{"http://[::ffff:169.254.169.254]/latest/meta-data/", "link-local"},
 		{"http://10.0.0.1/hook", "private"},
 		{"http://172.16.5.4/hook", "private"},
 		{"https://192.168.1.1/hook", "private"},
@@ -52,6 +64,8 @@ func TestWebhookSink_refuses_internal_addresses(t *testing.T) {
 			assert.Equal(t, tt.rule, blocked.Rule)
 			assert.Contains(t, err.Error(), "allow_private_networks")
 			assert.False(t, sinks.IsTimeout(err))
+			assert.True(t, blocked.Addr.IsValid())
+			assert.Empty(t, blocked.Addr.Zone(), "the refused address is reported bare")
 		})
 	}
 }
@@ -93,4 +107,61 @@ func TestWebhookSink_public_addresses_pass_the_guard(t *testing.T) {
 	assert.NotErrorIs(t, err, webhook.ErrBlockedAddress)
 	assert.Equal(t, sinks.ClassRetryable, class(err))
 	assert.False(t, strings.Contains(err.Error(), "allow_private_networks"))
+}
+
+// listenIPv6Loopback serves 204 on [::1], counting requests, or skips when
+// the machine has no IPv6 loopback.
+func listenIPv6Loopback(t *testing.T) (port string, hits *atomic.Int32) {
+	t.Helper()
+	l, err := net.Listen("tcp6", "[::1]:0")
+	if err != nil {
+		t.Skipf("no IPv6 loopback here: %v", err)
+	}
+	hits = new(atomic.Int32)
+	srv := &httptest.Server{Listener: l, Config: &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		w.WriteHeader(http.StatusNoContent)
+	})}}
+	srv.Start()
+	t.Cleanup(srv.Close)
+	_, port, err = net.SplitHostPort(l.Addr().String())
+	require.NoError(t, err)
+	return port, hits
+}
+
+// The addresses the guard once let through (a zone hides an address from
+// netip.Prefix.Contains) reach a live receiver when allowed, so their
+// refusal above is the guard's and not a failed dial.
+func TestWebhookSink_guard_ipv6_loopback_with_and_without_zone(t *testing.T) {
+	port, hits := listenIPv6Loopback(t)
+	env, _ := testEnv()
+	for _, target := range []string{
+		"http://[::1]:" + port + "/hook",
+		"http://[::1%25lo]:" + port + "/hook",
+		"http://[::ffff:127.0.0.1]:" + port + "/hook", // refused, whatever listens
+	} {
+		t.Run(target, func(t *testing.T) {
+			before := hits.Load()
+			guarded, err := webhook.New(webhook.Config{URL: target}, env)
+			require.NoError(t, err)
+			defer guarded.Close()
+
+			err = guarded.Publish("t", event("e-1", "a.b", `{}`))
+
+			assert.ErrorIs(t, err, webhook.ErrBlockedAddress)
+			assert.Equal(t, before, hits.Load(), "the refused request reached the receiver")
+		})
+	}
+	for _, target := range []string{"http://[::1]:" + port + "/hook", "http://[::1%25lo]:" + port + "/hook"} {
+		t.Run("allowed "+target, func(t *testing.T) {
+			before := hits.Load()
+			allowed, err := webhook.New(webhook.Config{URL: target, AllowPrivateNetworks: true}, env)
+			require.NoError(t, err)
+			defer allowed.Close()
+
+			require.NoError(t, allowed.Publish("t", event("e-1", "a.b", `{}`)))
+
+			assert.Equal(t, before+1, hits.Load())
+		})
+	}
 }

@@ -63,8 +63,15 @@ type receiver struct {
 
 func newReceiver(t testing.TB, status int) *receiver {
 	t.Helper()
+	return newReceiverWith(t, status, nil)
+}
+
+// newReceiverWith is newReceiver with its handler wrapped by wrap, unless
+// nil: to delay or change some answers.
+func newReceiverWith(t testing.TB, status int, wrap func(rc *receiver, next http.Handler) http.Handler) *receiver {
+	t.Helper()
 	rc := &receiver{requests: make(chan request, 100)}
-	rc.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	var h http.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		rc.hits.Add(1)
 		body, err := io.ReadAll(r.Body)
 		if err != nil {
@@ -73,7 +80,11 @@ func newReceiver(t testing.TB, status int) *receiver {
 		}
 		rc.requests <- request{r.Method, r.URL.Path, r.URL.RawQuery, r.Header.Clone(), body}
 		w.WriteHeader(status)
-	}))
+	})
+	if wrap != nil {
+		h = wrap(rc, h)
+	}
+	rc.Server = httptest.NewServer(h)
 	t.Cleanup(rc.Close)
 	return rc
 }

@@ -1,7 +1,6 @@
 package webhook
 
 import (
-	"bytes"
 	"context"
 	"encoding/base64"
 	"errors"
@@ -22,10 +21,6 @@ import (
 	"github.com/sinkbus/sinkbus/sinks"
 )
 
-// UserAgent is the User-Agent of every request; a custom header may
-// override it.
-const UserAgent = "sinkbus/0.1"
-
 // Response reading limits: the excerpt kept in a *sinks.StatusError, and how
 // much more is read, to keep the connection, before closing it instead.
 const (
@@ -45,6 +40,12 @@ const (
 	headerRequestID        = "X-Sinkbus-Request-Id"
 	headerReplayed         = "X-Sinkbus-Replayed"
 )
+
+// idlePerDelivery is how many idle connections the sink keeps per
+// delivery the bus may run at once. One each is not enough: a connection
+// goes back to the pool only once its response is read, so a delivery that
+// starts just before dials a new one, and the pool, full, closes one.
+const idlePerDelivery = 2
 
 // DeliveryError is a request that got no HTTP response: a network error, a
 // refused address, a timeout. Destination never holds credentials.
@@ -108,7 +109,7 @@ func New(cfg Config, env sinks.Env) (*Publisher, error) {
 		p.static.Set("Content-Type", "application/cloudevents+json; charset=utf-8")
 		p.sourceJSON = sinks.AppendJSONString(nil, cfg.Source)
 	}
-	p.static.Set("User-Agent", UserAgent)
+	p.static.Set("User-Agent", UserAgent())
 	if cfg.APIKey != "" {
 		p.static.Set("Authorization", "Bearer "+cfg.APIKey)
 	}
@@ -142,11 +143,16 @@ func New(cfg Config, env sinks.Env) (*Publisher, error) {
 		p.sigHeader = http.CanonicalHeaderKey(cfg.SignatureHeader)
 	}
 
-	dialer := &net.Dialer{Timeout: p.timeout, KeepAlive: 30 * time.Second}
+	// No dial timeout of its own: every request's context has a deadline,
+	// the attempt's or p.timeout, and bounds the dial with the rest.
+	dialer := &net.Dialer{KeepAlive: 30 * time.Second}
 	if !cfg.AllowPrivateNetworks {
 		dialer.Control = guardDial
 	}
-	idle := max(env.Concurrency, 2)
+	idle := idlePerDelivery * env.Concurrency
+	if cfg.MaxConnections > 0 {
+		idle = min(idle, cfg.MaxConnections)
+	}
 	p.transport = &http.Transport{
 		// No proxy: a proxy would dial the destination past the guard.
 		Proxy:               nil,
@@ -168,7 +174,8 @@ func New(cfg Config, env sinks.Env) (*Publisher, error) {
 // 2XX; a *sinks.StatusError for another status (408, 429 and 5XX
 // retryable, with the Retry-After; others permanent); a *DeliveryError
 // otherwise (retryable, or permanent for an address the guard refused).
-// Each request is bound to msg.Context() and to the configured timeout.
+// Each request is bound to msg.Context(): to its deadline when it has one
+// (inside the bus, the attempt's), else to the configured timeout.
 // Redirects are not followed. After Close it returns sinks.ErrClosed.
 func (p *Publisher) Publish(topic string, msgs ...*message.Message) error {
 	p.mu.RLock()
@@ -199,23 +206,19 @@ func (p *Publisher) Close() error {
 func (p *Publisher) deliver(topic string, msg *message.Message) error {
 	parent := msg.Context()
 	ctx := parent
-	// Inside the bus the attempt already has this deadline (the Timeout
-	// middleware's): a second timer per request would be waste.
-	if dl, ok := parent.Deadline(); !ok || time.Until(dl) > p.timeout {
+	// A deadline on the message is the attempt's (the bus's delivery chain
+	// sets it, from the integration's delivery timeout or AttemptTimeout):
+	// it owns the timeout, longer or shorter than ours. Only a message
+	// without one, from a plain Watermill user, gets p.timeout.
+	if _, ok := parent.Deadline(); !ok {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(parent, p.timeout)
 		defer cancel()
 	}
 
-	sc := getScratch()
-	if p.sourceJSON != nil {
-		sc.body = appendCloudEvent(sc.body, p.sourceJSON, topic, msg)
-	} else {
-		sc.body = sinks.AppendEnvelope(sc.body, msg)
-	}
-	header := p.header(sc, topic, msg)
-	body := bytes.Clone(sc.body)
-	sc.release()
+	body := p.appendBody(topic, msg)
+	var scratch [headerScratch]byte
+	header := p.header(scratch[:0], body, topic, msg)
 	rc, getBody := requestBody(body)
 	req := (&http.Request{
 		Method:        http.MethodPost,
@@ -237,10 +240,14 @@ func (p *Publisher) deliver(topic string, msg *message.Message) error {
 	return p.response(resp)
 }
 
-// header returns the headers of one request, signing sc.body. The
-// per-request values are written into sc.header and become one string, and
+// headerScratch holds the per-request header values of most requests (a
+// request id, a timestamp and two signatures) without an allocation.
+const headerScratch = 256
+
+// header returns the headers of one request, signing body. The per-request
+// values are written into s (scratch space) and become one string, and
 // share one slice, to keep allocations per request flat.
-func (p *Publisher) header(sc *scratch, topic string, msg *message.Message) http.Header {
+func (p *Publisher) header(s []byte, body []byte, topic string, msg *message.Message) http.Header {
 	h := make(http.Header, len(p.static)+6)
 	for k, v := range p.static {
 		h[k] = v // shared, read-only
@@ -251,7 +258,6 @@ func (p *Publisher) header(sc *scratch, topic string, msg *message.Message) http
 		h[k] = vals[len(vals)-1 : len(vals) : len(vals)]
 	}
 
-	s := sc.header
 	s = appendRequestID(s)
 	idEnd := len(s)
 	var tsEnd int
@@ -262,7 +268,7 @@ func (p *Publisher) header(sc *scratch, topic string, msg *message.Message) http
 			if i > 0 {
 				s = append(s, ' ')
 			}
-			s = sg.appendStandard(s, msg.UUID, s[idEnd:tsEnd], sc.body)
+			s = sg.appendStandard(s, msg.UUID, s[idEnd:tsEnd], body)
 		}
 	} else {
 		tsEnd = idEnd
@@ -270,10 +276,9 @@ func (p *Publisher) header(sc *scratch, topic string, msg *message.Message) http
 			if i > 0 {
 				s = append(s, ' ')
 			}
-			s = sg.appendHex(s, sc.body)
+			s = sg.appendHex(s, body)
 		}
 	}
-	sc.header = s
 	str := string(s)
 
 	set(headerTopic, eventName(topic, msg))

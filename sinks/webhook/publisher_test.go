@@ -46,7 +46,8 @@ func TestWebhookSink_delivers_envelope(t *testing.T) {
 
 	h := got.Header
 	assert.Equal(t, "application/json", h.Get("Content-Type"))
-	assert.Equal(t, webhook.UserAgent, h.Get("User-Agent"))
+	assert.Equal(t, webhook.UserAgent(), h.Get("User-Agent"))
+	assert.Regexp(t, `^sinkbus/[0-9A-Za-z.+-]+$`, h.Get("User-Agent"))
 	assert.Equal(t, "order.fulfilled", h.Get("X-Sinkbus-Topic"))
 	assert.Regexp(t, uuidPattern, h.Get("X-Sinkbus-Request-Id"))
 	assert.Empty(t, h.Values("X-Sinkbus-Replayed"))
@@ -246,6 +247,41 @@ func TestWebhookSink_timeout_is_retryable(t *testing.T) {
 	var de *webhook.DeliveryError
 	require.ErrorAs(t, err, &de)
 	assert.Contains(t, err.Error(), "no response within 100ms")
+}
+
+func TestWebhookSink_message_deadline_replaces_the_timeout(t *testing.T) {
+	t.Run("later than the timeout", func(t *testing.T) {
+		// The receiver takes 50 times the sink's timeout; the message's
+		// deadline, the attempt's, allows it.
+		rc := newReceiverWith(t, http.StatusNoContent, func(_ *receiver, next http.Handler) http.Handler {
+			return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				time.Sleep(50 * time.Millisecond)
+				next.ServeHTTP(w, r)
+			})
+		})
+		p, _ := newPublisher(t, webhook.Config{URL: rc.URL, Timeout: sinks.Duration(time.Millisecond)})
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		msg := event("e-1", "a.b", `{}`)
+		msg.SetContext(ctx)
+
+		require.NoError(t, p.Publish("t", msg))
+		assert.EqualValues(t, 1, rc.hits.Load())
+	})
+	t.Run("earlier than the timeout", func(t *testing.T) {
+		srv, _, _ := blockingReceiver(t)
+		p, _ := newPublisher(t, webhook.Config{URL: srv.URL, Timeout: sinks.Duration(webhook.MaxTimeout)})
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+		defer cancel()
+		msg := event("e-1", "a.b", `{}`)
+		msg.SetContext(ctx)
+
+		err := p.Publish("t", msg)
+
+		assert.Equal(t, sinks.ClassRetryable, class(err))
+		assert.True(t, sinks.IsTimeout(err), "%v", err)
+		assert.NotContains(t, err.Error(), "no response within", "the deadline was the caller's, not the sink's")
+	})
 }
 
 func TestWebhookSink_message_context_bounds_the_request(t *testing.T) {

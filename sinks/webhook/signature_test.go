@@ -192,7 +192,7 @@ func TestWebhookSink_hmac_header_rotation_and_default_name(t *testing.T) {
 
 func TestWebhookSink_signature_none(t *testing.T) {
 	rc := newReceiver(t, http.StatusOK)
-	p, _ := newPublisher(t, webhook.Config{URL: rc.URL, Signature: webhook.SignatureNone, SecretKey: secret})
+	p, _ := newPublisher(t, webhook.Config{URL: rc.URL, Signature: webhook.SignatureNone})
 
 	require.NoError(t, p.Publish("t", event("e-1", "order.created", `{}`)))
 
@@ -276,4 +276,76 @@ func TestNewVerifier_refuses_bad_secrets(t *testing.T) {
 	_, err = webhook.NewVerifier("whsec_not base64!")
 	require.Error(t, err)
 	assert.NotContains(t, err.Error(), "not base64!")
+}
+
+// referenceKey reads a secret as the Standard Webhooks reference libraries'
+// default constructors do (Go's NewWebhook, the JavaScript and Python
+// Webhook classes): standard base64 after an optional "whsec_" prefix,
+// whatever the secret. Their raw constructors (Go's NewWebhookRaw) take the
+// key bytes as they are.
+func referenceKey(secret string) ([]byte, error) {
+	return base64.StdEncoding.DecodeString(strings.TrimPrefix(secret, "whsec_"))
+}
+
+// referenceVerify checks a request as the reference libraries do, written
+// from the specification: the base64 HMAC-SHA256 of "id.timestamp.body"
+// under key must equal one "v1," entry of the space-separated
+// webhook-signature.
+func referenceVerify(key []byte, h http.Header, body []byte) bool {
+	mac := hmac.New(sha256.New, key)
+	mac.Write([]byte(h.Get("webhook-id") + "." + h.Get("webhook-timestamp") + "."))
+	mac.Write(body)
+	want := base64.StdEncoding.EncodeToString(mac.Sum(nil))
+	for _, entry := range strings.Split(h.Get("webhook-signature"), " ") {
+		version, sig, ok := strings.Cut(entry, ",")
+		if ok && version == "v1" && hmac.Equal([]byte(sig), []byte(want)) {
+			return true
+		}
+	}
+	return false
+}
+
+func TestWebhookSink_signatures_interoperate_with_standard_webhooks_libraries(t *testing.T) {
+	const rawBase64Like = "c2lua2J1cyByYXcgc2VjcmV0" // a raw secret that happens to be base64
+	tests := []struct {
+		name   string
+		secret string
+		// defaultMode: whether a receiver passing the secret to a reference
+		// library's default constructor accepts the request.
+		defaultMode bool
+	}{
+		{"whsec secret", secret, true},
+		{"raw secret (the seeds')", "SOME_SECRET_KEY", false},
+		{"raw secret that decodes as base64", rawBase64Like, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rc := newReceiver(t, http.StatusOK)
+			p, c := newPublisher(t, webhook.Config{URL: rc.URL, SecretKey: tt.secret})
+			require.NoError(t, p.Publish("t", event("e-1", "order.created", `{"order_id":"o-1"}`)))
+			got := rc.next(t)
+
+			key, err := referenceKey(tt.secret)
+			assert.Equal(t, tt.defaultMode, err == nil && referenceVerify(key, got.Header, got.Body),
+				"a reference library given the secret as it is")
+			if !strings.HasPrefix(tt.secret, "whsec_") {
+				assert.True(t, referenceVerify([]byte(tt.secret), got.Header, got.Body),
+					"a reference library given the raw bytes (NewWebhookRaw)")
+			}
+			assert.NoError(t, webhook.Verify([]string{tt.secret}, got.Header, got.Body, c.Now(), 0),
+				"this package's Verify reads both forms")
+		})
+	}
+
+	t.Run("rotation from a raw secret to a whsec one", func(t *testing.T) {
+		rc := newReceiver(t, http.StatusOK)
+		p, _ := newPublisher(t, webhook.Config{URL: rc.URL, SecretKey: secret, PreviousSecretKey: "SOME_SECRET_KEY"})
+		require.NoError(t, p.Publish("t", event("e-1", "order.created", `{}`)))
+		got := rc.next(t)
+
+		key, err := referenceKey(secret)
+		require.NoError(t, err)
+		assert.True(t, referenceVerify(key, got.Header, got.Body), "new secret, default mode")
+		assert.True(t, referenceVerify([]byte("SOME_SECRET_KEY"), got.Header, got.Body), "old secret, raw mode")
+	})
 }
