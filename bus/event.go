@@ -2,7 +2,6 @@ package bus
 
 import (
 	"encoding/json"
-	"strconv"
 	"strings"
 	"time"
 
@@ -17,7 +16,9 @@ import (
 // Event is a domain event the application publishes.
 type Event struct {
 	// ID is the idempotency key every sink carries (webhook-id, STOMP and SQS
-	// attributes, the envelope's "id"). Empty means a new ULID.
+	// attributes, the envelope's "id"). Empty means a new ULID. At most 128
+	// bytes, without spaces, control characters or '.': Standard Webhooks
+	// signs "id.timestamp.body", which a '.' in the id would make ambiguous.
 	ID string `json:"id"`
 	// Name is dot-separated segments: "order.fulfilled",
 	// "be-observer.catalog_product_create". The entity is the first segment.
@@ -31,6 +32,11 @@ type Event struct {
 	// Metadata travels as headers or attributes. Keys may not start with
 	// "sinkbus_".
 	Metadata map[string]string `json:"metadata,omitempty"`
+	// Replayed is set on delivery, from sinks.MetaReplayed: true when this
+	// delivery is a replay (Integrations.Replay) or a retry of a rejected
+	// event (Integrations.RetryRejected) rather than the live one. Publish
+	// ignores it.
+	Replayed bool `json:"replayed,omitempty"`
 }
 
 // Entity returns the first segment of the event name.
@@ -52,6 +58,9 @@ func (e *Event) validate(p *sinks.Problems, prefix string, maxPayload int) {
 				p.Add(prefix+"id", "must not contain spaces or control characters")
 				break
 			}
+		}
+		if strings.IndexByte(e.ID, '.') >= 0 {
+			p.Add(prefix+"id", "must not contain '.' (it becomes the signed webhook-id)")
 		}
 	}
 	if e.Name == "" {
@@ -101,6 +110,7 @@ func EventFromMessage(msg *message.Message) Event {
 		Tenant:   msg.Metadata.Get(sinks.MetaTenant),
 		Payload:  json.RawMessage(msg.Payload),
 		Metadata: sinks.UserMetadata(msg),
+		Replayed: sinks.IsReplayed(msg),
 	}
 	e.PublishedAt, _ = time.Parse(time.RFC3339Nano, msg.Metadata.Get(sinks.MetaPublishedAt))
 	return e
@@ -108,9 +118,6 @@ func EventFromMessage(msg *message.Message) Event {
 
 // Replayed reports whether a delivery is a replay or a retry of a rejected
 // event rather than the first live delivery.
-func Replayed(msg *message.Message) bool {
-	v, _ := strconv.ParseBool(msg.Metadata.Get(sinks.MetaReplayed))
-	return v
-}
+func Replayed(msg *message.Message) bool { return sinks.IsReplayed(msg) }
 
 func newEventID() string { return watermill.NewULID() }

@@ -16,7 +16,8 @@ import (
 // kit's consumer → handler routing, with the same delivery chain as a sink.
 // Its error decides what happens next, exactly as a sink's does: nil is
 // delivered, sinks.Permanent(err) rejects the event at once, anything else
-// is retried (sinks.RetryAfter(err, d) to wait at least d).
+// is retried (sinks.RetryAfter(err, d) to wait at least d). A replay or a
+// retried rejected event arrives again with the same ID and e.Replayed set.
 //
 // A HandlerFunc is also the Sink of an in-process integration; it is not
 // saved in DataDir, so the application registers it again at every start,

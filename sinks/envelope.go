@@ -2,7 +2,7 @@ package sinks
 
 import (
 	"encoding/json"
-	"sort"
+	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -14,12 +14,22 @@ import (
 // webhook schema with the event id added. The file and s3 sinks write one per
 // line; the webhook sink posts it; stomp and sqs send it as the body.
 type Envelope struct {
-	ID          string            `json:"id"`
-	Name        string            `json:"name"`
-	Tenant      string            `json:"tenant,omitempty"`
-	PublishedAt time.Time         `json:"published_at"`
-	Payload     json.RawMessage   `json:"payload"`
-	Metadata    map[string]string `json:"metadata,omitempty"`
+	ID          string    `json:"id"`
+	Name        string    `json:"name"`
+	Tenant      string    `json:"tenant,omitempty"`
+	PublishedAt time.Time `json:"published_at"`
+	// Replayed is true on a replay or a retry of a rejected event (see
+	// IsReplayed), so that a receiver or a reader of an export can tell a
+	// second delivery from a live one. The key is left out on live ones.
+	Replayed bool              `json:"replayed,omitempty"`
+	Payload  json.RawMessage   `json:"payload"`
+	Metadata map[string]string `json:"metadata,omitempty"`
+}
+
+// IsReplayed reports whether msg is a replay or a retry of a rejected event
+// rather than its live delivery: the bus sets MetaReplayed to "true" on those.
+func IsReplayed(msg *message.Message) bool {
+	return msg.Metadata.Get(MetaReplayed) == "true"
 }
 
 // EnvelopeOf returns the envelope of msg.
@@ -28,7 +38,9 @@ func EnvelopeOf(msg *message.Message) (Envelope, error) {
 	return e, json.Unmarshal(AppendEnvelope(nil, msg), &e)
 }
 
-// AppendEnvelope appends the envelope of msg to dst, as compact JSON.
+// AppendEnvelope appends the envelope of msg to dst, as compact JSON. The bus's
+// own sinkbus_ metadata is not copied into "metadata": it becomes the
+// envelope's fields ("replayed":true included, on replayed deliveries only).
 //
 // It is written by hand because it runs once per delivery on every sink's hot
 // path: encoding/json would reflect over a struct and copy the payload twice.
@@ -49,6 +61,9 @@ func AppendEnvelope(dst []byte, msg *message.Message) []byte {
 		dst = AppendJSONString(dst, p)
 	} else {
 		dst = append(dst, `"0001-01-01T00:00:00Z"`...)
+	}
+	if IsReplayed(msg) {
+		dst = append(dst, `,"replayed":true`...)
 	}
 	dst = append(dst, `,"payload":`...)
 	switch {
@@ -73,13 +88,18 @@ func appendUserMetadata(dst []byte, md message.Metadata) []byte {
 	if n == 0 {
 		return dst
 	}
-	keys := make([]string, 0, n)
+	// The keys are sorted on the stack: no allocation for the usual few.
+	var stack [16]string
+	keys := stack[:0]
+	if n > len(stack) {
+		keys = make([]string, 0, n)
+	}
 	for k := range md {
 		if !strings.HasPrefix(k, MetaPrefix) {
 			keys = append(keys, k)
 		}
 	}
-	sort.Strings(keys)
+	slices.Sort(keys)
 	dst = append(dst, `,"metadata":{`...)
 	for i, k := range keys {
 		if i > 0 {

@@ -207,10 +207,10 @@ func FuzzAppendJSONString(f *testing.F) {
 // FuzzAppendEnvelope: whatever a message carries, its envelope is valid JSON
 // that reads back to the same fields.
 func FuzzAppendEnvelope(f *testing.F) {
-	f.Add("01HZX", "order.created", "acme", `{"a":1}`, "k", "v")
-	f.Add("", "", "", "not json", "", "")
-	f.Add("id\"", "n\\", "t\u2028", `[1,2]`, "sinkbus_name", "x")
-	f.Fuzz(func(t *testing.T, id, name, tenant, payload, key, value string) {
+	f.Add("01HZX", "order.created", "acme", `{"a":1}`, "k", "v", false)
+	f.Add("", "", "", "not json", "", "", true)
+	f.Add("id\"", "n\\", "t\u2028", `[1,2]`, "sinkbus_name", "x", true)
+	f.Fuzz(func(t *testing.T, id, name, tenant, payload, key, value string, replayed bool) {
 		if name != "" && !json.Valid([]byte(payload)) {
 			return // the bus only hands sinks named events with JSON payloads
 		}
@@ -224,6 +224,9 @@ func FuzzAppendEnvelope(f *testing.F) {
 		if key != "" {
 			msg.Metadata.Set(key, value)
 		}
+		if replayed {
+			msg.Metadata.Set(sinks.MetaReplayed, "true")
+		}
 		body := sinks.AppendEnvelope(nil, msg)
 		require.True(t, json.Valid(body), "%q", body)
 		var env map[string]json.RawMessage
@@ -233,5 +236,7 @@ func FuzzAppendEnvelope(f *testing.F) {
 		if utf8.ValidString(id) {
 			assert.Equal(t, id, gotID)
 		}
+		_, marked := env["replayed"]
+		assert.Equal(t, sinks.IsReplayed(msg), marked)
 	})
 }

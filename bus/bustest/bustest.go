@@ -167,20 +167,29 @@ func (s *Sink) Attempts() int {
 // fails the test after 10 s of real time.
 func (s *Sink) WaitFor(t testing.TB, n int) []bus.Event {
 	t.Helper()
-	deadline := time.NewTimer(10 * time.Second)
-	defer deadline.Stop()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	got, err := s.Wait(ctx, n)
+	if err != nil {
+		t.Fatalf("bustest: %d of %d events delivered after 10s", len(got), n)
+	}
+	return got
+}
+
+// Wait waits until at least n events were delivered, or ctx is done, and
+// returns what was delivered: WaitFor for code without a testing.TB.
+func (s *Sink) Wait(ctx context.Context, n int) ([]bus.Event, error) {
 	for {
 		s.mu.Lock()
 		got, changed := len(s.delivered), s.changed
 		s.mu.Unlock()
 		if got >= n {
-			return s.Events()
+			return s.Events(), nil
 		}
 		select {
 		case <-changed:
-		case <-deadline.C:
-			t.Fatalf("bustest: %d of %d events delivered after 10s", got, n)
-			return nil
+		case <-ctx.Done():
+			return s.Events(), ctx.Err()
 		}
 	}
 }

@@ -33,24 +33,59 @@ import (
 const secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 
 func main() {
-	if err := run(); err != nil {
+	if _, err := run(os.Stdout); err != nil {
 		log.Fatal(err)
 	}
 }
 
-// deliveries records what every destination received, for the summary.
-type deliveries struct {
-	mu  sync.Mutex
-	got map[string][]string
+// summary is what the run saw, for its test: what every destination
+// received, what the receiver refused and what the integrations rejected.
+type summary struct {
+	// Received lists the deliveries per destination (a webhook path or a
+	// handler's id), in arrival order.
+	Received map[string][]delivery
+	// Refused counts webhook requests whose signature did not verify.
+	Refused int
+	// Rejected counts rejected events per integration.
+	Rejected map[string]int
+	// Exported counts the events in finished export files per tenant.
+	Exported map[string]int
 }
 
-func (d *deliveries) add(dest, what string) {
+// delivery is one event as a destination received it.
+type delivery struct {
+	Name, Tenant string
+	// Replayed is the envelope's "replayed" (a handler's Event.Replayed).
+	Replayed bool
+}
+
+func (d delivery) String() string {
+	if d.Replayed {
+		return d.Name + " (replayed)"
+	}
+	return d.Name
+}
+
+// deliveries records what every destination received, for the summary.
+type deliveries struct {
+	mu      sync.Mutex
+	got     map[string][]delivery
+	refused int
+}
+
+func (d *deliveries) add(dest string, what delivery) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.got[dest] = append(d.got[dest], what)
 }
 
-func (d *deliveries) print() {
+func (d *deliveries) refuse() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.refused++
+}
+
+func (d *deliveries) print(out io.Writer) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	dests := make([]string, 0, len(d.got))
@@ -59,32 +94,50 @@ func (d *deliveries) print() {
 	}
 	sort.Strings(dests)
 	for _, k := range dests {
-		fmt.Printf("  %-18s %s\n", k, strings.Join(d.got[k], ", "))
+		names := make([]string, len(d.got[k]))
+		for i, e := range d.got[k] {
+			names[i] = e.String()
+		}
+		fmt.Fprintf(out, "  %-18s %s\n", k, strings.Join(names, ", "))
+	}
+	if d.refused > 0 {
+		fmt.Fprintf(out, "  refused by the receiver (bad signature): %d\n", d.refused)
 	}
 }
 
-func run() error {
+func (d *deliveries) summary() summary {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	s := summary{Received: map[string][]delivery{}, Refused: d.refused, Rejected: map[string]int{}, Exported: map[string]int{}}
+	for k, v := range d.got {
+		s.Received[k] = append([]delivery(nil), v...)
+	}
+	return s
+}
+
+// run runs the example, writing what happens to out.
+func run(out io.Writer) (summary, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	got := &deliveries{got: map[string][]string{}}
+	got := &deliveries{got: map[string][]delivery{}}
 
 	// A webhook receiver, as an ERP would run it: it verifies the Standard
 	// Webhooks signature before trusting the body.
 	receiverURL, stopReceiver, err := startReceiver(got)
 	if err != nil {
-		return err
+		return summary{}, err
 	}
 	defer stopReceiver()
 
 	dir, err := os.MkdirTemp("", "sinkbus-quickstart-")
 	if err != nil {
-		return err
+		return summary{}, err
 	}
 	defer os.RemoveAll(dir)
 	// The receivers of this example run on loopback.
 	b, err := bus.New(bus.Config{DataDir: dir, AllowPrivateNetworks: true})
 	if err != nil {
-		return err
+		return summary{}, err
 	}
 	defer b.Close()
 	runErr := make(chan error, 1)
@@ -101,7 +154,7 @@ func run() error {
 		"configuration": {"url": "`+receiverURL+`/send-shipped-email", "secret_key": "`+secret+`", "allow_private_networks": true}
 	}}`))
 	if err != nil {
-		return err
+		return summary{}, err
 	}
 	// The same in Go, for every order event above a total.
 	bigOrders, err := b.Integrations().Create(ctx, bus.Integration{
@@ -111,7 +164,7 @@ func run() error {
 		Sink:     webhook.Config{URL: receiverURL + "/big-orders", SecretKey: secret, AllowPrivateNetworks: true},
 	})
 	if err != nil {
-		return err
+		return summary{}, err
 	}
 	// NewStore's export: every order event as NDJSON files per tenant.
 	exportDir := filepath.Join(dir, "exports", "order-export")
@@ -120,17 +173,17 @@ func run() error {
 		Observes: []string{"order.**"},
 		Sink:     &file.Config{KeyPrefix: "orders"}, // under DataDir/exports/order-export
 	}); err != nil {
-		return err
+		return summary{}, err
 	}
 	// An in-process handler, with the same retries as a sink.
 	err = b.Handle("cart-mailer", []string{"cart.*"}, func(ctx context.Context, e bus.Event) error {
-		got.add("cart-mailer", e.Name)
+		got.add("cart-mailer", delivery{Name: e.Name, Tenant: e.Tenant, Replayed: e.Replayed})
 		return nil
 	})
 	if err != nil {
-		return err
+		return summary{}, err
 	}
-	fmt.Printf("integrations: %s (webhook, masked secret %s), %s (webhook), cart-mailer (handler)\n",
+	fmt.Fprintf(out, "integrations: %s (webhook, masked secret %s), %s (webhook), order-export (file), cart-mailer (handler)\n",
 		shipping.ID, shipping.Sink.(webhook.Config).SecretKey, bigOrders.ID)
 
 	publish := func(events ...bus.Event) error { return b.Publish(ctx, events...) }
@@ -142,69 +195,85 @@ func run() error {
 		bus.Event{Name: "cart.updated", Tenant: "acme", Payload: json.RawMessage(`{"cart_id":"c-9"}`)},
 		bus.Event{Name: "customer.created", Tenant: "acme", Payload: json.RawMessage(`{"id":"u-1"}`)},
 	); err != nil {
-		return err
+		return summary{}, err
 	}
 	if err := settle(ctx, b); err != nil {
-		return err
+		return summary{}, err
 	}
-	fmt.Println("\n1. five events published; who received what:")
-	got.print()
+	fmt.Fprintln(out, "\n1. five events published; who received what:")
+	got.print(out)
 
 	firstBatch := time.Now()
 
-	fmt.Println("\n2. the shipping integration stops; two orders ship meanwhile")
+	fmt.Fprintln(out, "\n2. the shipping integration stops; two orders ship meanwhile")
 	if _, err := b.Integrations().Stop(ctx, shipping.ID); err != nil {
-		return err
+		return summary{}, err
 	}
 	if err := publish(
 		bus.Event{Name: "order.fulfilled", Tenant: "acme", Payload: order("o-2", 20)},
 		bus.Event{Name: "order.fulfilled", Tenant: "globex", Payload: order("o-3", 75)},
 	); err != nil {
-		return err
+		return summary{}, err
 	}
 	lag, _ := b.Integrations().Lag(ctx, shipping.ID)
-	fmt.Printf("   waiting in the journal for %s: %d events\n", shipping.ID, lag)
+	fmt.Fprintf(out, "   waiting in the journal for %s: %d events\n", shipping.ID, lag)
 	if _, err := b.Integrations().Start(ctx, shipping.ID); err != nil {
-		return err
+		return summary{}, err
 	}
 	if err := settle(ctx, b); err != nil {
-		return err
+		return summary{}, err
 	}
-	fmt.Println("   started again, it caught up:")
-	got.print()
+	fmt.Fprintln(out, "   started again, it caught up:")
+	got.print(out)
 
-	fmt.Println("\n3. replay of the first batch's time range to the shipping integration")
+	fmt.Fprintln(out, "\n3. replay of the first batch's time range to the shipping integration")
 	job, err := b.Integrations().Replay(ctx, shipping.ID, replay.Request{From: start, To: firstBatch})
 	if err != nil {
-		return err
+		return summary{}, err
 	}
-	fmt.Printf("   %s: %d matching events\n", job.ID, job.Matched)
+	fmt.Fprintf(out, "   %s: %s\n", job.ID, count(job.Matched, "matching event"))
 	select {
 	case <-job.Done:
 	case <-time.After(10 * time.Second):
-		return fmt.Errorf("replay did not finish")
+		return summary{}, fmt.Errorf("replay did not finish")
 	}
-	got.print()
+	got.print(out)
 
 	entries, err := b.Integrations().Log(ctx, shipping.ID)
 	if err != nil {
-		return err
+		return summary{}, err
 	}
-	fmt.Printf("\n4. integration log of %s (newest first):\n", shipping.ID)
+	fmt.Fprintf(out, "\n4. integration log of %s (newest first):\n", shipping.ID)
 	for _, e := range entries {
-		fmt.Printf("  %s  %-20s %s\n", e.CreatedAt.Format("15:04:05.000"), e.Action, e.Reason)
+		fmt.Fprintf(out, "  %s  %-20s %s\n", e.CreatedAt.Format("15:04:05.000"), e.Action, e.Reason)
+	}
+
+	sum := got.summary()
+	list, err := b.Integrations().List(ctx)
+	if err != nil {
+		return summary{}, err
+	}
+	for _, in := range list {
+		rejected, err := b.Integrations().Rejected(ctx, in.ID)
+		if err != nil {
+			return summary{}, err
+		}
+		if len(rejected) > 0 {
+			sum.Rejected[in.ID] = len(rejected)
+			fmt.Fprintf(out, "\n%s rejected %s; the first: %s\n", in.ID, count(len(rejected), "event"), rejected[0].Reason)
+		}
 	}
 
 	cancel()
 	if err := <-runErr; err != nil {
-		return err
+		return summary{}, err
 	}
 	if err := b.Close(); err != nil { // finishes the open export files
-		return err
+		return summary{}, err
 	}
-	fmt.Println("\n5. export files written by order-export:")
+	fmt.Fprintln(out, "\n5. export files written by order-export:")
 	err = filepath.WalkDir(exportDir, func(path string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
+		if err != nil || d.IsDir() || filepath.Ext(path) != ".export" {
 			return err
 		}
 		data, err := os.ReadFile(path)
@@ -212,14 +281,23 @@ func run() error {
 			return err
 		}
 		rel, _ := filepath.Rel(exportDir, path)
-		fmt.Printf("  %s: %d events\n", rel, strings.Count(string(data), "\n"))
+		n := strings.Count(string(data), "\n")
+		sum.Exported[filepath.Base(filepath.Dir(path))] += n // {key_prefix}/{tenant}/{file}
+		fmt.Fprintf(out, "  %s: %s\n", rel, count(n, "event"))
 		return nil
 	})
 	if err != nil {
-		return err
+		return summary{}, err
 	}
-	fmt.Println("\ndone")
-	return nil
+	fmt.Fprintln(out, "\ndone")
+	return sum, nil
+}
+
+func count(n int, what string) string {
+	if n == 1 {
+		return "1 " + what
+	}
+	return fmt.Sprintf("%d %ss", n, what)
 }
 
 func order(id string, total int) json.RawMessage {
@@ -258,17 +336,27 @@ func startReceiver(got *deliveries) (string, func(), error) {
 	if err != nil {
 		return "", nil, err
 	}
-	h := verifier.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		body, _ := io.ReadAll(r.Body)
-		var env sinks.Envelope
-		_ = json.Unmarshal(body, &env)
-		what := env.Name
-		if r.Header.Get("X-Sinkbus-Replayed") == "true" {
-			what += " (replayed)"
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 1<<20))
+		if err != nil {
+			http.Error(w, "body too large", http.StatusRequestEntityTooLarge)
+			return
 		}
-		got.add(strings.TrimPrefix(r.URL.Path, "/"), what)
+		if err := verifier.Verify(r.Header, body); err != nil {
+			got.refuse()
+			http.Error(w, "invalid signature", http.StatusUnauthorized)
+			return
+		}
+		var env sinks.Envelope
+		if err := json.Unmarshal(body, &env); err != nil {
+			http.Error(w, "not a sinkbus envelope", http.StatusBadRequest)
+			return
+		}
+		// A replay has the same id as the live delivery and says
+		// "replayed":true (the X-Sinkbus-Replayed header says it too).
+		got.add(strings.TrimPrefix(r.URL.Path, "/"), delivery{Name: env.Name, Tenant: env.Tenant, Replayed: env.Replayed})
 		w.WriteHeader(http.StatusNoContent)
-	}))
+	})
 	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
 	go func() { _ = srv.Serve(ln) }()
 	return "http://" + ln.Addr().String(), func() { _ = srv.Close() }, nil

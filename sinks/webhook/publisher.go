@@ -283,7 +283,7 @@ func (p *Publisher) header(s []byte, body []byte, topic string, msg *message.Mes
 
 	set(headerTopic, eventName(topic, msg))
 	set(headerRequestID, str[:idEnd])
-	if msg.Metadata.Get(sinks.MetaReplayed) == "true" {
+	if sinks.IsReplayed(msg) {
 		set(headerReplayed, "true")
 	}
 	switch {
