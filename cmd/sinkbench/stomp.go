@@ -49,10 +49,12 @@ func setupStomp(quick bool) (ours, raw func() float64, cleanup func(), skip stri
 	})
 
 	dial := func() *gostomp.Conn {
-		// The sink's connect options: vhost "/" and its default heart-beats.
+		// The sink's connect options: vhost "/", its default heart-beats and
+		// their grace (an idle connection is not cut for 30 s).
 		c, err := gostomp.Dial("tcp", addr, gostomp.ConnOpt.Host(stomp.DefaultVHost),
 			gostomp.ConnOpt.Login(user, pass),
-			gostomp.ConnOpt.HeartBeat(stomp.DefaultHeartBeat, stomp.DefaultHeartBeat))
+			gostomp.ConnOpt.HeartBeat(stomp.DefaultHeartBeat, stomp.DefaultHeartBeat),
+			gostomp.ConnOpt.HeartBeatGracePeriodMultiplier(2))
 		must(err)
 		return c
 	}

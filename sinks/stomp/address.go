@@ -14,6 +14,11 @@ import (
 const (
 	DefaultPort    = "61613"
 	DefaultTLSPort = "61614"
+
+	// ActiveMQ's OpenWire ports, refused with ssl:// and tcp:// (an explicit
+	// stomp:// or stomp+ssl:// scheme may use any port).
+	openWirePort    = "61616"
+	openWireTLSPort = "61617"
 )
 
 // Address is one broker endpoint.
@@ -49,7 +54,9 @@ var (
 // stomp://host:port, stomp+ssl://host:port (TLS), tcp://, ssl://, a bare
 // host:port, and Amazon MQ's failover:(stomp+ssl://a:61614,stomp+ssl://b:61614),
 // whose members are added in place. A missing port is DefaultPort, or
-// DefaultTLSPort for TLS schemes.
+// DefaultTLSPort for TLS schemes. ssl:// and tcp:// addresses on ActiveMQ's
+// OpenWire ports (61617, 61616), as Amazon MQ lists its OpenWire endpoint,
+// are refused with a hint to the STOMP one.
 //
 // Problems are field errors named by position ("[1]: unsupported scheme
 // \"http\""); they never quote an address, which may hold credentials.
@@ -121,14 +128,19 @@ func parseAddress(s string) (Address, error) {
 	}
 	var a Address
 	rest := s
+	openWire := false // a scheme OpenWire URLs use too: ssl://, tcp://
 	if scheme, after, ok := strings.Cut(s, "://"); ok {
 		if !schemePattern.MatchString(scheme) {
 			return Address{}, ruleError("invalid scheme")
 		}
 		switch strings.ToLower(scheme) {
-		case "stomp", "tcp":
-		case "stomp+ssl", "ssl":
+		case "stomp":
+		case "tcp":
+			openWire = true
+		case "stomp+ssl":
 			a.TLS = true
+		case "ssl":
+			a.TLS, openWire = true, true
 		default:
 			return Address{}, ruleError(`unsupported scheme "` + scheme + `": use stomp://, stomp+ssl://, tcp:// or ssl://`)
 		}
@@ -169,6 +181,15 @@ func parseAddress(s string) (Address, error) {
 	n, err := strconv.Atoi(port)
 	if err != nil || n < 1 || n > 65535 || strconv.Itoa(n) != port {
 		return Address{}, ruleError("port must be a number from 1 to 65535")
+	}
+	if openWire && (port == openWirePort || port == openWireTLSPort) {
+		// Amazon MQ's console lists the OpenWire endpoint first
+		// (ssl://…:61617); a STOMP client there would wait out the connect
+		// timeout on every attempt.
+		if a.TLS {
+			return Address{}, ruleError("port " + port + " is ActiveMQ's OpenWire port, not STOMP: use the stomp+ssl:// endpoint (Amazon MQ: port " + DefaultTLSPort + ")")
+		}
+		return Address{}, ruleError("port " + port + " is ActiveMQ's OpenWire port, not STOMP: use the stomp:// endpoint (ActiveMQ: port " + DefaultPort + ")")
 	}
 	a.Host, a.Port = host, port
 	return a, nil

@@ -32,6 +32,11 @@ func TestParseAddresses(t *testing.T) {
 		{in: "failover:(stomp+ssl://b-1.mq:61614,stomp+ssl://b-2.mq:61614)", want: []stomp.Address{
 			secure("b-1.mq", "61614"), secure("b-2.mq", "61614")}},
 		{in: "failover:stomp://a:1,b:2", want: []stomp.Address{plain("a", "1"), plain("b", "2")}},
+		{in: "stomp+ssl://mq:61617", want: []stomp.Address{secure("mq", "61617")}}, // an explicit STOMP scheme may use any port
+		{in: "stomp://mq:61616", want: []stomp.Address{plain("mq", "61616")}},
+		{in: "ssl://b-1.mq.us-east-1.amazonaws.com:61617", err: "[0]: port 61617 is ActiveMQ's OpenWire port, not STOMP: use the stomp+ssl:// endpoint (Amazon MQ: port 61614)"},
+		{in: "tcp://mq:61616", err: "[0]: port 61616 is ActiveMQ's OpenWire port, not STOMP: use the stomp:// endpoint (ActiveMQ: port 61613)"},
+		{in: "failover:(ssl://b-1.mq:61617,ssl://b-2.mq:61617)", err: "[0]: failover member 1: port 61617 is ActiveMQ's OpenWire port"},
 		{in: "", err: "[0]: required"},
 		{in: "http://mq:80", err: `[0]: unsupported scheme "http": use stomp://, stomp+ssl://, tcp:// or ssl://`},
 		{in: "stomp://user:pass@mq:1", err: "[0]: must not hold credentials: use username and password"},

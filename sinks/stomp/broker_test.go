@@ -226,3 +226,36 @@ func TestStompSink_survives_activemq_restart(t *testing.T) {
 	t.Logf("%d connects, %d disconnects", connects, disconnects)
 	readAll(t, b.subscribe(t, dest), confirmed)
 }
+
+// Idle connections must stay up on default heart-beats. ActiveMQ sends its
+// heart-beats up to twice the interval apart (it checks on a timer whether
+// it wrote anything since the last check); with go-stomp's own read timeout
+// of interval + 5 s, every idle connection was cut and redialled each 15 s.
+func TestStompSink_idle_connections_survive_default_heart_beats(t *testing.T) {
+	if testing.Short() {
+		t.Skip("idles for 40 s")
+	}
+	for name, get := range realBrokers(t) {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			b := get(t)
+			var mu sync.Mutex
+			var connects int
+			var lost []error
+			p := newSink(t, b.config(testDest()), sinks.Env{Concurrency: 2},
+				stomp.OnConnect(func(string) { mu.Lock(); connects++; mu.Unlock() }),
+				stomp.OnDisconnect(func(_ string, err error) { mu.Lock(); lost = append(lost, err); mu.Unlock() }))
+			require.NoError(t, publishRetrying(context.Background(), p, event("order.created", "", `{}`)))
+
+			// Longer than go-stomp's read timeout at the defaults, 2 × (10 s + 5 s),
+			// and than twice ActiveMQ's interval.
+			time.Sleep(40 * time.Second)
+
+			require.NoError(t, p.Publish("", event("order.created", "", `{}`)))
+			mu.Lock()
+			defer mu.Unlock()
+			assert.Empty(t, lost, "no idle connection was cut")
+			assert.Equal(t, 2, connects, "each connection connected once")
+		})
+	}
+}

@@ -21,6 +21,12 @@ const (
 	DefaultReceiptTimeout  = 10 * time.Second
 	DefaultReconnectWait   = time.Second
 	DefaultReconnectJitter = 100 * time.Millisecond
+	// DefaultMaxReconnectWait caps the pause between rounds of failed
+	// connect attempts as it doubles.
+	DefaultMaxReconnectWait = 10 * time.Second
+	// MinTimeout is the least heart-beat interval, connect timeout and
+	// receipt timeout a Config may set.
+	MinTimeout = time.Second
 	// MaxConnections bounds Config.Connections.
 	MaxConnections = 64
 )
@@ -49,30 +55,49 @@ type Config struct {
 	// carries one send at a time, as it waits for the receipt. Zero means
 	// the bus's concurrency, at most DefaultMaxConnections.
 	Connections int `json:"connections,omitempty"`
-	// HeartBeatSend and HeartBeatReceive are the STOMP heart-beats the sink
-	// offers to send and asks to receive, which detect a dead connection
-	// while it is idle. Zero means DefaultHeartBeat; negative turns one off.
-	// Turn HeartBeatReceive off for a broker that answers "0,0" (sends none):
-	// go-stomp would still expect them and redial every idle connection.
+	// HeartBeatSend and HeartBeatReceive are the STOMP heart-beat intervals
+	// the sink offers to send and asks to receive, which detect a dead
+	// connection while it is idle. Zero means DefaultHeartBeat; negative
+	// turns one off; otherwise at least MinTimeout.
+	//
+	// A connection is given up after twice (the longer of HeartBeatReceive
+	// and the broker's interval, plus 5 s) without a byte from the broker:
+	// 30 s by default. The factor 2 is needed: ActiveMQ checks on a timer of
+	// the interval whether it wrote anything since the last check, so its
+	// heart-beats come up to twice the interval apart.
+	//
+	// Turn HeartBeatReceive off for a broker that answers heart-beat "0,…"
+	// (sends none): go-stomp still expects them at HeartBeatReceive, and would
+	// cut and redial every connection idle for that long.
 	HeartBeatSend    sinks.Duration `json:"heartbeat_send,omitempty"`
 	HeartBeatReceive sinks.Duration `json:"heartbeat_receive,omitempty"`
-	// ConnectTimeout bounds a dial, TLS handshake and CONNECT. Zero means
-	// DefaultConnectTimeout.
+	// ConnectTimeout bounds a dial, TLS handshake and CONNECT; a broker that
+	// does not answer in time counts as a failed attempt (retryable), and the
+	// next address is tried. Zero means DefaultConnectTimeout; otherwise at
+	// least MinTimeout.
 	ConnectTimeout sinks.Duration `json:"connect_timeout,omitempty"`
 	// ReceiptTimeout is how long a send waits for the broker's receipt
-	// before it fails (retryable) and the connection is redialled. Zero
-	// means DefaultReceiptTimeout.
+	// before it fails (retryable) and the connection is redialled, to the
+	// next address. Zero means DefaultReceiptTimeout; otherwise at least
+	// MinTimeout.
 	ReceiptTimeout sinks.Duration `json:"receipt_timeout,omitempty"`
 	// ReconnectWait is the pause after every address failed to connect once,
-	// before the next round. Zero means DefaultReconnectWait.
+	// before the next round, and after a connection that dropped sooner than
+	// ReconnectWait after it was up (a broker that accepts and drops at
+	// once). The pause doubles with each such round in a row, up to
+	// MaxReconnectWait. Zero means DefaultReconnectWait.
 	ReconnectWait sinks.Duration `json:"reconnect_wait,omitempty"`
+	// MaxReconnectWait caps the doubling pause; it is never less than
+	// ReconnectWait. Zero means DefaultMaxReconnectWait.
+	MaxReconnectWait sinks.Duration `json:"max_reconnect_wait,omitempty"`
 	// ReconnectJitter is the most added at random to ReconnectWait, so that
 	// many sinks do not redial at once. Zero means DefaultReconnectJitter;
 	// negative means none.
 	ReconnectJitter sinks.Duration `json:"reconnect_jitter,omitempty"`
-	// MaxReconnects is how many failed connect attempts in a row a
-	// connection makes before it stops redialling in the background; the
-	// next Publish that finds no connection starts it again. Zero or
+	// MaxReconnects is how many failed connect attempts in a row (a
+	// connection that dropped sooner than ReconnectWait counts as one) a
+	// connection makes before it stops redialling in the background; a
+	// later Publish starts it again, at most once per ReconnectWait. Zero or
 	// negative means forever.
 	MaxReconnects int `json:"max_reconnects,omitempty"`
 	// TLS configures stomp+ssl:// and ssl:// addresses.
@@ -121,6 +146,10 @@ func (c *Config) setDefaults(concurrency int) {
 	if c.ReconnectWait == 0 {
 		c.ReconnectWait = sinks.Duration(DefaultReconnectWait)
 	}
+	if c.MaxReconnectWait == 0 {
+		c.MaxReconnectWait = sinks.Duration(DefaultMaxReconnectWait)
+	}
+	c.MaxReconnectWait = max(c.MaxReconnectWait, c.ReconnectWait)
 	if c.ReconnectJitter == 0 {
 		c.ReconnectJitter = sinks.Duration(DefaultReconnectJitter)
 	}
@@ -166,7 +195,29 @@ func (c Config) Validate() error {
 		d    sinks.Duration
 	}{
 		{"connect_timeout", c.ConnectTimeout}, {"receipt_timeout", c.ReceiptTimeout},
-		{"reconnect_wait", c.ReconnectWait},
+	} {
+		switch {
+		case f.d < 0:
+			p.Add(f.name, "must not be negative")
+		case f.d > 0 && f.d.D() < MinTimeout:
+			p.Add(f.name, "must be at least %s (0: default)", MinTimeout)
+		}
+	}
+	for _, f := range []struct {
+		name string
+		d    sinks.Duration
+	}{
+		{"heartbeat_send", c.HeartBeatSend}, {"heartbeat_receive", c.HeartBeatReceive},
+	} {
+		if f.d > 0 && f.d.D() < MinTimeout {
+			p.Add(f.name, "must be at least %s (0: default, negative: off)", MinTimeout)
+		}
+	}
+	for _, f := range []struct {
+		name string
+		d    sinks.Duration
+	}{
+		{"reconnect_wait", c.ReconnectWait}, {"max_reconnect_wait", c.MaxReconnectWait},
 	} {
 		if f.d < 0 {
 			p.Add(f.name, "must not be negative")

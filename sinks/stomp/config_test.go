@@ -42,7 +42,7 @@ func TestConfig_decodes_every_option(t *testing.T) {
 		"destination": "/queue/orders", "username": "u", "password": "p", "vhost": "shop",
 		"connections": 8, "heartbeat_send": "5s", "heartbeat_receive": -1,
 		"connect_timeout": 3, "receipt_timeout": "2s", "reconnect_wait": "500ms",
-		"reconnect_jitter": "50ms", "max_reconnects": 10,
+		"max_reconnect_wait": "20s", "reconnect_jitter": "50ms", "max_reconnects": 10,
 		"tls": {"ca_file": "/etc/ca.pem", "server_name": "mq.example.com", "insecure_skip_verify": true}
 	}`))
 	require.NoError(t, err)
@@ -59,6 +59,7 @@ func TestConfig_decodes_every_option(t *testing.T) {
 		ConnectTimeout:   sinks.Duration(3 * time.Second),
 		ReceiptTimeout:   sinks.Duration(2 * time.Second),
 		ReconnectWait:    sinks.Duration(500 * time.Millisecond),
+		MaxReconnectWait: sinks.Duration(20 * time.Second),
 		ReconnectJitter:  sinks.Duration(50 * time.Millisecond),
 		MaxReconnects:    10,
 		TLS:              stomp.TLS{CAFile: "/etc/ca.pem", ServerName: "mq.example.com", InsecureSkipVerify: true},
@@ -105,9 +106,25 @@ func TestConfig_validate(t *testing.T) {
 		{"password without username", func(c *stomp.Config) { c.Password = "p" }, []string{"username: required with password"}},
 		{"connections", func(c *stomp.Config) { c.Connections = 65 }, []string{"connections: must be between 1 and 64 (0: default)"}},
 		{"negative timeouts", func(c *stomp.Config) {
-			c.ConnectTimeout, c.ReceiptTimeout, c.ReconnectWait = -1, -1, -1
+			c.ConnectTimeout, c.ReceiptTimeout, c.ReconnectWait, c.MaxReconnectWait = -1, -1, -1, -1
 		}, []string{
-			"connect_timeout: must not be negative", "receipt_timeout: must not be negative", "reconnect_wait: must not be negative"}},
+			"connect_timeout: must not be negative", "receipt_timeout: must not be negative",
+			"reconnect_wait: must not be negative", "max_reconnect_wait: must not be negative"}},
+		{"timeouts and heart-beats below a second", func(c *stomp.Config) {
+			ms := sinks.Duration(time.Millisecond)
+			c.ConnectTimeout, c.ReceiptTimeout, c.HeartBeatSend, c.HeartBeatReceive = 200*ms, 999*ms, 10*ms, 500*ms
+		}, []string{
+			"connect_timeout: must be at least 1s (0: default)", "receipt_timeout: must be at least 1s (0: default)",
+			"heartbeat_send: must be at least 1s (0: default, negative: off)",
+			"heartbeat_receive: must be at least 1s (0: default, negative: off)"}},
+		{"one second is enough", func(c *stomp.Config) {
+			s := sinks.Duration(time.Second)
+			c.ConnectTimeout, c.ReceiptTimeout, c.HeartBeatSend, c.HeartBeatReceive = s, s, s, s
+		}, nil},
+		{"amazon mq openwire endpoint", func(c *stomp.Config) {
+			c.Addresses = []string{"ssl://b-1234-1.mq.eu-west-1.amazonaws.com:61617"}
+		}, []string{
+			"addresses[0]: port 61617 is ActiveMQ's OpenWire port, not STOMP: use the stomp+ssl:// endpoint (Amazon MQ: port 61614)"}},
 		{"negative heart-beats and jitter turn them off", func(c *stomp.Config) {
 			c.HeartBeatSend, c.HeartBeatReceive, c.ReconnectJitter, c.MaxReconnects = -1, -1, -1, -1
 		}, nil},

@@ -3,6 +3,7 @@ package stomp
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -10,6 +11,8 @@ import (
 
 	"github.com/go-stomp/stomp/v3"
 	"github.com/go-stomp/stomp/v3/frame"
+
+	"github.com/sinkbus/sinkbus/internal/clock"
 )
 
 // conn is one STOMP connection of the pool.
@@ -43,10 +46,26 @@ func (w watchedConn) Close() error {
 	return nil
 }
 
-// dial connects to a, TLS and CONNECT included, within the connect timeout.
+// dial connects to a, TLS and CONNECT included, within the connect timeout
+// on env.Clock (so that tests move it).
 func (p *Publisher) dial(a Address) (*conn, error) {
-	ctx, cancel := context.WithTimeout(p.ctx, p.cfg.ConnectTimeout.D())
-	defer cancel()
+	ctx, cancel := context.WithCancelCause(p.ctx)
+	defer cancel(nil)
+	t := p.env.Clock.NewTimer(p.cfg.ConnectTimeout.D())
+	defer t.Stop()
+	go func() {
+		select {
+		case <-t.C():
+			cancel(ErrConnectTimeout)
+		case <-ctx.Done():
+		}
+	}()
+	fail := func(err error) (*conn, error) {
+		if errors.Is(context.Cause(ctx), ErrConnectTimeout) {
+			err = ErrConnectTimeout
+		}
+		return nil, connectError(a.String(), err)
+	}
 	nd := &net.Dialer{}
 	var raw net.Conn
 	var err error
@@ -60,12 +79,9 @@ func (p *Publisher) dial(a Address) (*conn, error) {
 		raw, err = nd.DialContext(ctx, "tcp", a.HostPort())
 	}
 	if err != nil {
-		return nil, connectError(a.String(), err)
+		return fail(err)
 	}
 	c := &conn{addr: a.String(), raw: raw, dead: make(chan struct{})}
-	if deadline, ok := ctx.Deadline(); ok {
-		_ = raw.SetDeadline(deadline)
-	}
 	stop := context.AfterFunc(ctx, c.kill) // Close or the timeout cut the handshake
 	sc, err := stomp.Connect(watchedConn{Conn: raw, c: c}, p.connOpts...)
 	if !stop() && err == nil {
@@ -73,9 +89,8 @@ func (p *Publisher) dial(a Address) (*conn, error) {
 	}
 	if err != nil {
 		c.kill()
-		return nil, connectError(a.String(), err)
+		return fail(err)
 	}
-	_ = raw.SetDeadline(time.Time{})
 	c.sc = sc
 	return c, nil
 }
@@ -117,23 +132,17 @@ func (p *Publisher) serve(c *conn) error {
 // connection on an ERROR frame, and a missing receipt means it cannot be
 // trusted.
 func (p *Publisher) send(c *conn, req *request) error {
-	t := p.env.Clock.NewTimer(p.cfg.ReceiptTimeout.D())
-	stop := make(chan struct{})
 	var timedOut atomic.Bool
-	go func() {
-		select {
-		case <-t.C():
-			timedOut.Store(true)
-			c.kill()
-		case <-stop:
-		}
-	}()
+	cut := func() {
+		timedOut.Store(true)
+		c.kill()
+	}
+	stop := p.afterFunc(p.cfg.ReceiptTimeout.D(), cut)
 	serr := c.sc.Send(req.dest, ContentType, req.body, stomp.SendOpt.Receipt, func(f *frame.Frame) error {
 		setHeaders(f, req.msg)
 		return nil
 	})
-	close(stop)
-	t.Stop()
+	stop()
 	switch {
 	case serr == nil:
 		return nil
@@ -145,6 +154,33 @@ func (p *Publisher) send(c *conn, req *request) error {
 		return errNotSent
 	}
 	return e
+}
+
+// afterFunc calls f in its own goroutine after d on env.Clock, unless stop
+// is called first. On the wall clock it is time.AfterFunc: no goroutine
+// waits per send, which a loaded machine notices at thousands of sends a
+// second.
+func (p *Publisher) afterFunc(d time.Duration, f func()) (stop func()) {
+	if _, real := p.env.Clock.(clock.Real); real {
+		t := time.AfterFunc(d, f)
+		return func() { t.Stop() }
+	}
+	t := p.env.Clock.NewTimer(d)
+	done := make(chan struct{})
+	var once sync.Once
+	go func() {
+		select {
+		case <-t.C():
+			f()
+		case <-done:
+		}
+	}()
+	return func() {
+		once.Do(func() {
+			t.Stop()
+			close(done)
+		})
+	}
 }
 
 // disconnect sends DISCONNECT and waits for its receipt, or for the

@@ -13,10 +13,15 @@
 //
 // The sink keeps a pool of connections, since a connection carries one send
 // at a time while it waits for the receipt, and fails over as nats.go does:
-// a connection that drops, answers ERROR or misses a receipt is redialled
-// over the address list in turn, pausing ReconnectWait (plus jitter) after
-// each round in which every address failed, MaxReconnects times in a row at
-// most. Options report connects and disconnects.
+// a connection that drops, answers ERROR or misses a receipt is redialled on
+// the next address of the list; a round in which every address failed, and a
+// connection that dropped sooner than ReconnectWait after it came up, are
+// followed by a pause of ReconnectWait (plus jitter) that doubles with each
+// such round in a row up to MaxReconnectWait; MaxReconnects bounds the
+// failed attempts in a row. Options report connects and disconnects, and the
+// integration log (sinks.Env.Log) gets ActionConnectionLost,
+// ActionConnectionRestored and ActionFailover entries, at most one of each a
+// minute.
 //
 // Failures are classified where they happen: connection failures, timeouts
 // and unknown broker errors are retryable; a broker that refuses the

@@ -26,6 +26,9 @@ var (
 	// ErrConnectionLost: the connection dropped before the send's receipt
 	// came. OnDisconnect also gets it for an idle connection that died.
 	ErrConnectionLost = errors.New("sinkbus: stomp: connection lost")
+	// ErrConnectTimeout: a connect attempt (dial, TLS handshake, CONNECT)
+	// did not end within the connect timeout; the next address is tried.
+	ErrConnectTimeout = errors.New("sinkbus: stomp: no CONNECTED within the connect timeout")
 )
 
 // Error is a failed connect or send. It is permanent
@@ -52,6 +55,10 @@ type Error struct {
 
 const errPrefix = "sinkbus: stomp: "
 
+// Error says what failed where: "sinkbus: stomp: connect to
+// stomp://mq:61613: broker error: <the broker's message>" or "sinkbus:
+// stomp: send to /queue/q via stomp://mq:61613: <cause>". It holds addresses
+// and destinations, never credentials.
 func (e *Error) Error() string {
 	var b strings.Builder
 	b.WriteString(errPrefix)

@@ -2,6 +2,7 @@ package stomp_test
 
 import (
 	"context"
+	"io"
 	"net"
 	"os"
 	"sync"
@@ -81,6 +82,28 @@ func startServer(t *testing.T, ln net.Listener, a server.Authenticator) *recorde
 	return rec
 }
 
+// silentBroker accepts connections and reads what comes, but never answers:
+// a broker that hangs, or a port that is not STOMP. It returns its address.
+func silentBroker(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				_, _ = io.Copy(io.Discard, c)
+			}()
+		}
+	}()
+	return ln.Addr().String()
+}
+
 // closedAddr returns a loopback address where nothing listens.
 func closedAddr(t *testing.T) string {
 	t.Helper()
@@ -102,13 +125,17 @@ type fakeBroker struct {
 	onSend func(n int, f *frame.Frame) sendAction
 	// errReply is the ERROR frame of the errorFrame action.
 	errReply *frame.Frame
+	// dropAfterConnect, when it returns true for the n-th CONNECT, closes the
+	// connection right after CONNECTED, as a broker in trouble may.
+	dropAfterConnect func(n int) bool
 
-	connects    atomic.Int32
-	disconnects atomic.Int32
-	sends       chan sentFrame
-	mu          sync.Mutex
-	held        []func() // receipts held back by holdReceipt
-	open        []net.Conn
+	connectFrames chan *frame.Frame // every CONNECT received
+	connects      atomic.Int32
+	disconnects   atomic.Int32
+	sends         chan sentFrame
+	mu            sync.Mutex
+	held          []func() // receipts held back by holdReceipt
+	open          []net.Conn
 }
 
 type sentFrame struct {
@@ -129,7 +156,7 @@ func newFakeBroker(t *testing.T) *fakeBroker {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
-	b := &fakeBroker{ln: ln, sends: make(chan sentFrame, 1000)}
+	b := &fakeBroker{ln: ln, sends: make(chan sentFrame, 1000), connectFrames: make(chan *frame.Frame, 100000)}
 	t.Cleanup(func() { ln.Close() })
 	go b.accept()
 	return b
@@ -180,6 +207,10 @@ func (b *fakeBroker) serve(c net.Conn) {
 		return
 	}
 	n := int(b.connects.Add(1))
+	select {
+	case b.connectFrames <- f:
+	default:
+	}
 	var reply *frame.Frame
 	if b.onConnect != nil {
 		reply = b.onConnect(n, f)
@@ -189,6 +220,9 @@ func (b *fakeBroker) serve(c net.Conn) {
 		return
 	}
 	write(frame.New(frame.CONNECTED, frame.Version, "1.2", frame.HeartBeat, "0,0", frame.Server, "fake/1"))
+	if b.dropAfterConnect != nil && b.dropAfterConnect(n) {
+		return
+	}
 	for {
 		f, err := r.Read()
 		if err != nil {
@@ -326,10 +360,19 @@ func (b broker) subscribe(t *testing.T, dest string) <-chan *gostomp.Message {
 	sub, err := c.Subscribe(dest, gostomp.AckAuto)
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = c.MustDisconnect() })
+	// go-stomp hands MESSAGE frames to sub.C on its only reader goroutine:
+	// drained at once, a full queue cannot hold up the receipt below.
+	out := make(chan *gostomp.Message, 100000)
+	go func() {
+		defer close(out)
+		for m := range sub.C {
+			out <- m
+		}
+	}()
 	// A receipt for a throw-away SEND on the same connection proves the
 	// SUBSCRIBE before it was processed.
 	require.NoError(t, c.Send("/topic/sinkbus-test.sync", "text/plain", nil, gostomp.SendOpt.Receipt))
-	return sub.C
+	return out
 }
 
 // testDest returns a fresh queue of the test; RabbitMQ expires idle

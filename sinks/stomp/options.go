@@ -27,8 +27,10 @@ type Options struct {
 	// becomes the address's host.
 	TLSConfig *tls.Config
 	// CustomReconnectDelay returns the pause after the given number of
-	// rounds in a row in which every address failed (1, 2, ...). Nil:
-	// Config.ReconnectWait plus up to Config.ReconnectJitter.
+	// rounds in a row (1, 2, ...) that ended without a lasting connection:
+	// every address failed, or a connection dropped sooner than
+	// Config.ReconnectWait. Nil: Config.ReconnectWait doubled each round up
+	// to Config.MaxReconnectWait, plus up to Config.ReconnectJitter.
 	CustomReconnectDelay func(rounds int) time.Duration
 }
 

@@ -24,6 +24,10 @@ const (
 	// receiptBackstop is how long after the receipt timeout go-stomp gives up
 	// on a receipt by itself.
 	receiptBackstop = 5 * time.Second
+	// heartBeatGrace multiplies go-stomp's read timeout (the broker's
+	// heart-beat interval plus 5 s). At 1 it cuts idle ActiveMQ connections:
+	// ActiveMQ sends heart-beats up to twice the interval apart.
+	heartBeatGrace = 2
 )
 
 // Publisher is the STOMP sink: a message.Publisher that SENDs each event's
@@ -35,6 +39,7 @@ type Publisher struct {
 	addrs    []Address
 	env      sinks.Env
 	log      watermill.LoggerAdapter
+	trouble  *brokerLog
 	opts     Options
 	tls      *tls.Config
 	connOpts []func(*stomp.Conn) error
@@ -50,6 +55,8 @@ type Publisher struct {
 	lastErr   error          // last connect failure since a connect succeeded
 	changed   chan struct{}  // closed and replaced when up or lastErr change
 	wake      chan struct{}  // closed and replaced to wake connections that gave up
+	parked    int            // connections that gave up (MaxReconnects)
+	wokeAt    time.Time      // when Publish last woke them
 	preferred int            // index of the address that last connected
 	live      map[*conn]bool // for Close to cut what does not end in time
 }
@@ -95,6 +102,7 @@ func New(c Config, env sinks.Env, opts ...Option) (*Publisher, error) {
 		addrs:   addrs,
 		env:     env,
 		log:     log,
+		trouble: newBrokerLog(env.Log, env.Clock),
 		opts:    o,
 		tls:     tlsCfg,
 		reqs:    make(chan *request),
@@ -107,6 +115,7 @@ func New(c Config, env sinks.Env, opts ...Option) (*Publisher, error) {
 	p.connOpts = []func(*stomp.Conn) error{
 		stomp.ConnOpt.Host(c.VHost),
 		stomp.ConnOpt.HeartBeat(max(c.HeartBeatSend.D(), 0), max(c.HeartBeatReceive.D(), 0)),
+		stomp.ConnOpt.HeartBeatGracePeriodMultiplier(heartBeatGrace),
 		// The sink times receipts itself, on env.Clock, and cuts the
 		// connection at its timeout, which fails the send: go-stomp's own
 		// timeout would leave its reader stuck on a receipt that comes late.
@@ -199,9 +208,11 @@ func (p *Publisher) handOff(req *request) error {
 	for {
 		p.mu.Lock()
 		up, last, changed := p.up, p.lastErr, p.changed
+		if p.parked > 0 {
+			p.wakeUp()
+		}
 		p.mu.Unlock()
 		if up == 0 && last != nil {
-			p.wakeUp()
 			return &Error{
 				Op: "send", Destination: req.dest, Err: &notConnectedError{last: last},
 				Permanent: errors.Is(last, sinks.ErrPermanent),
@@ -252,70 +263,118 @@ func (p *Publisher) broadcast() {
 	p.changed = make(chan struct{})
 }
 
-// wakeUp restarts the connections that gave up redialling.
+// wakeUp restarts the connections that gave up redialling, at most once per
+// ReconnectWait, however often Publish calls. Call with p.mu held.
 func (p *Publisher) wakeUp() {
-	p.mu.Lock()
+	now := p.env.Clock.Now()
+	if !p.wokeAt.IsZero() && now.Sub(p.wokeAt) < p.cfg.ReconnectWait.D() {
+		return
+	}
+	p.wokeAt = now
 	close(p.wake)
 	p.wake = make(chan struct{})
-	p.mu.Unlock()
 }
 
 // run keeps connection slot id up: dial the addresses in turn from the one
-// that last worked, pause after each round that failed, serve requests while
-// connected, and start over when the connection drops.
+// that last worked, serve requests while connected, and when the connection
+// ends go on with the next address (failover: the broker that dropped it,
+// missed a receipt or answered ERROR may be the one in trouble). It pauses
+// after each round in which every address failed, and after a connection
+// that dropped sooner than ReconnectWait, so that a broker that accepts and
+// drops at once is not redialled in a hot loop.
 func (p *Publisher) run(id int) {
 	defer p.wg.Done()
 	fields := watermill.LogFields{"connection": id}
-	failures := 0 // failed attempts in a row
+	failures := 0 // failed attempts in a row, for MaxReconnects
+	tried := 0    // failed attempts since the last pause
+	rounds := 0   // pauses in a row, for the growing delay
 	p.mu.Lock()
 	next := p.preferred
 	p.mu.Unlock()
 	for p.ctx.Err() == nil {
-		a := p.addrs[next%len(p.addrs)]
+		index := next % len(p.addrs)
+		next++
+		a := p.addrs[index]
 		c, err := p.dial(a)
+		var report func()
 		if err != nil {
 			if p.ctx.Err() != nil {
 				return
 			}
-			failures++
-			next++
-			giveUp := p.cfg.MaxReconnects > 0 && failures >= p.cfg.MaxReconnects
-			roundOver := failures%len(p.addrs) == 0
-			wake := p.dialFailed(a, err, failures, giveUp || roundOver, fields)
-			switch {
-			case giveUp:
-				if !p.park(wake) {
-					return
-				}
-				failures = 0
-			case roundOver:
-				if clock.Sleep(p.ctx, p.env.Clock, p.reconnectDelay(failures/len(p.addrs))) != nil {
-					return
-				}
+			tried++
+			attempt := failures + 1
+			report = func() { p.dialFailed(a, err, attempt, fields) }
+		} else {
+			since := p.env.Clock.Now()
+			p.connected(c, index, fields)
+			err = p.serve(c)
+			p.disconnected(c, err, fields)
+			if err == nil { // Close
+				return
 			}
-			continue
+			if p.env.Clock.Now().Sub(since) >= p.cfg.ReconnectWait.D() {
+				failures, tried, rounds = 0, 0, 0
+				continue
+			}
+			// Died young: a failed attempt, not a connection, and a pause.
+			if !errors.Is(err, ErrConnectionLost) || errors.Is(err, sinks.ErrPermanent) {
+				// Not the failure of the next Publish: the event that met
+				// a refused destination, say, was that one's.
+				err = &lostError{cause: bare(err)}
+			}
+			tried = len(p.addrs)
 		}
-		failures = 0
-		p.connected(c, next%len(p.addrs), fields)
-		err = p.serve(c)
-		p.disconnected(c, err, fields)
+		failures++
+		pause := tried >= len(p.addrs)
+		giveUp := p.cfg.MaxReconnects > 0 && failures >= p.cfg.MaxReconnects
+		// The state first, then the callbacks: a Publish that follows a
+		// callback finds the connection parked, and wakes it.
+		wake := p.attemptFailed(err, giveUp || pause, giveUp)
+		if report != nil {
+			report()
+		}
+		switch {
+		case giveUp:
+			if !p.park(wake) {
+				return
+			}
+			failures, tried = 0, 0
+		case pause:
+			tried = 0
+			rounds++
+			if clock.Sleep(p.ctx, p.env.Clock, p.reconnectDelay(rounds)) != nil {
+				return
+			}
+		}
 	}
 }
 
+// reconnectDelay is the pause after the given number of rounds in a row
+// without a connection that lasted: ReconnectWait doubled each round up to
+// MaxReconnectWait, plus up to ReconnectJitter.
 func (p *Publisher) reconnectDelay(rounds int) time.Duration {
 	if p.opts.CustomReconnectDelay != nil {
 		return p.opts.CustomReconnectDelay(rounds)
 	}
-	d := p.cfg.ReconnectWait.D()
+	d, ceiling := p.cfg.ReconnectWait.D(), p.cfg.MaxReconnectWait.D()
+	for i := 1; i < rounds && d < ceiling; i++ {
+		d *= 2
+	}
+	d = min(d, ceiling)
 	if j := p.cfg.ReconnectJitter.D(); j > 0 {
 		d += rand.N(j)
 	}
 	return d
 }
 
-// park waits until a Publish finds no connection (closing wake), or Close;
+// park waits until a Publish wakes the connections that gave up, or Close;
 // it reports whether to dial again.
 func (p *Publisher) park(wake <-chan struct{}) bool {
+	defer func() {
+		p.mu.Lock()
+		p.parked--
+		p.mu.Unlock()
+	}()
 	select {
 	case <-wake:
 		return true
@@ -324,20 +383,10 @@ func (p *Publisher) park(wake <-chan struct{}) bool {
 	}
 }
 
-// dialFailed reports a failed connect. Once every address failed in a row
-// (final), Publish stops waiting for a connection and fails with err, and
-// closes the wake channel returned, taken in the same critical section so
-// that no such Publish can be missed.
-func (p *Publisher) dialFailed(a Address, err error, failures int, final bool, fields watermill.LogFields) (wake <-chan struct{}) {
-	if final {
-		p.mu.Lock()
-		p.lastErr = err
-		p.broadcast()
-		wake = p.wake
-		p.mu.Unlock()
-	}
-	f := fields.Add(watermill.LogFields{"address": a.String(), "attempt": failures})
-	if failures == 1 {
+// dialFailed reports a failed connect: logs and OnDialError.
+func (p *Publisher) dialFailed(a Address, err error, attempt int, fields watermill.LogFields) {
+	f := fields.Add(watermill.LogFields{"address": a.String(), "attempt": attempt})
+	if attempt == 1 {
 		p.log.Error("STOMP connect failed", err, f)
 	} else {
 		p.log.Debug("STOMP connect failed again: "+err.Error(), f)
@@ -345,11 +394,32 @@ func (p *Publisher) dialFailed(a Address, err error, failures int, final bool, f
 	if p.opts.OnDialError != nil {
 		p.opts.OnDialError(a.String(), err)
 	}
-	return wake
+}
+
+// attemptFailed records a failed attempt. When final (a pause or giving up
+// follows), Publish stops waiting for a connection and fails with err while
+// none is up. It returns the wake channel, taken in the same critical section
+// as the parked count when park follows, so that no waking Publish is missed.
+func (p *Publisher) attemptFailed(err error, final, park bool) (wake <-chan struct{}) {
+	if !final {
+		return nil
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.lastErr = err
+	p.broadcast()
+	if park {
+		p.parked++
+	}
+	return p.wake
 }
 
 func (p *Publisher) connected(c *conn, index int, fields watermill.LogFields) {
 	p.mu.Lock()
+	from := ""
+	if index != p.preferred {
+		from = p.addrs[p.preferred].String()
+	}
 	p.up++
 	p.lastErr = nil
 	p.preferred = index
@@ -359,6 +429,7 @@ func (p *Publisher) connected(c *conn, index int, fields watermill.LogFields) {
 	p.log.Info("STOMP connection up", fields.Add(watermill.LogFields{
 		"address": c.addr, "server": c.sc.Server(), "version": string(c.sc.Version()),
 	}))
+	p.trouble.up(c.addr, from)
 	if p.opts.OnConnect != nil {
 		p.opts.OnConnect(c.addr)
 	}
@@ -376,6 +447,7 @@ func (p *Publisher) disconnected(c *conn, err error, fields watermill.LogFields)
 		return
 	}
 	p.log.Error("STOMP connection lost", err, fields.Add(watermill.LogFields{"address": c.addr}))
+	p.trouble.lost(c.addr, err)
 	if p.opts.OnDisconnect != nil {
 		p.opts.OnDisconnect(c.addr, err)
 	}

@@ -178,21 +178,19 @@ func TestStompSink_dropped_connection_fails_retryably_then_recovers(t *testing.T
 	assert.Equal(t, "stomp://"+b.addr(), <-connected, "redialled")
 }
 
-func TestStompSink_idle_connection_drop_is_redialled_at_once(t *testing.T) {
+func TestStompSink_idle_connection_drop_is_redialled_without_publish(t *testing.T) {
 	b := newFakeBroker(t)
+	clk := clock.NewFake(time.Time{})
 	connected := make(chan string, 10)
 	disconnected := make(chan error, 10)
 	newSink(t, stomp.Config{Addresses: []string{b.addr()}, Destination: "/queue/q", Connections: 1, HeartBeatReceive: -1},
-		sinks.Env{}, stomp.OnConnect(func(addr string) { connected <- addr }),
+		sinks.Env{Clock: clk}, stomp.OnConnect(func(addr string) { connected <- addr }),
 		stomp.OnDisconnect(func(_ string, err error) { disconnected <- err }))
-	<-connected
+	recvAddr(t, connected)
+	clk.Advance(time.Minute) // it lived long: redialled at once
 	b.dropAll()
 	require.ErrorIs(t, recvErr(t, disconnected), stomp.ErrConnectionLost)
-	select {
-	case <-connected: // without any Publish
-	case <-time.After(wait):
-		t.Fatal("not redialled")
-	}
+	assert.Equal(t, "stomp://"+b.addr(), recvAddr(t, connected), "without any Publish")
 }
 
 func TestStompSink_concurrent_publishes_spread_over_connections(t *testing.T) {

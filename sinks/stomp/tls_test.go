@@ -84,7 +84,7 @@ func TestStompSink_tls_address(t *testing.T) {
 	})
 	t.Run("plain address to a TLS port never connects", func(t *testing.T) {
 		p := newSink(t, stomp.Config{Addresses: []string{"stomp://" + addr}, Destination: "/queue/q", Connections: 1,
-			ConnectTimeout: sinks.Duration(200 * time.Millisecond)}, sinks.Env{})
+			ConnectTimeout: sinks.Duration(stomp.MinTimeout)}, sinks.Env{})
 		err := p.Publish("", event("order.created", "", `{}`))
 		require.ErrorIs(t, err, stomp.ErrNotConnected)
 		class, _ := sinks.Classify(err)
