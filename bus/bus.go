@@ -20,7 +20,10 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sort"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
@@ -45,6 +48,9 @@ var (
 	ErrImmutable    = errors.New("sinkbus: field cannot change after creation")
 	ErrNotRunning   = errors.New("sinkbus: integration is not running")
 	ErrClosed       = errors.New("sinkbus: bus closed")
+	// ErrAlreadyRunning is returned by Run when the bus runs, or ran
+	// before: a Bus runs once.
+	ErrAlreadyRunning = errors.New("sinkbus: bus already running (a bus runs once)")
 )
 
 // Clock is the time source of the bus; bustest has a controllable one.
@@ -64,7 +70,7 @@ type Config struct {
 	Sync replay.SyncPolicy
 	// Retention is how long the journal keeps events: how long a stopped
 	// integration can catch up, and how far back a replay reaches. Zero
-	// means 30 days.
+	// means 30 days; negative keeps them forever.
 	Retention time.Duration
 	// MaxIntegrations limits how many integrations may exist. Zero means 25.
 	MaxIntegrations int
@@ -87,7 +93,8 @@ type Config struct {
 	// Observer is told about every delivery attempt, rejection and skip
 	// (bus/metrics implements it). Nil means none, at no cost.
 	Observer Observer
-	// CloseTimeout bounds how long Close waits for deliveries in flight.
+	// CloseTimeout bounds how long Close waits for the integrations to stop
+	// (they stop concurrently: deliveries in flight finish, sinks flush).
 	// Zero means 30 s.
 	CloseTimeout time.Duration
 	// StopGrace is how long stopping or updating an integration lets an
@@ -157,6 +164,9 @@ func (c Config) Validate() error {
 	if c.Concurrency < 0 || c.Concurrency > 1024 {
 		p.Add("Concurrency", "must be between 0 and 1024")
 	}
+	if c.CloseTimeout < 0 {
+		p.Add("CloseTimeout", "must not be negative")
+	}
 	return p.Err()
 }
 
@@ -171,13 +181,16 @@ type Bus struct {
 	store    integrationStore
 	closers  []func() error
 
-	mu      sync.Mutex
+	mu      sync.Mutex // see runner for the locking rules
 	runners map[string]*runner
 	runCtx  context.Context // set while Run runs
 	routing bool            // the router runs: integrations may start
 	running chan struct{}   // closed once Run has started the integrations
 	closed  bool
 	replays int
+	bg      sync.WaitGroup // background work Close waits for
+
+	handlers atomic.Uint64 // router handlers added, for their names
 }
 
 // New opens a bus. With a DataDir it loads the integrations saved there;
@@ -314,7 +327,8 @@ func (b *Bus) Publish(ctx context.Context, events ...Event) error {
 }
 
 // Run delivers events until ctx is done or Close is called. Integrations
-// created before Run start delivering when it starts.
+// created before Run start delivering when it starts. A Bus runs once: a
+// second call returns ErrAlreadyRunning, even after the first returned.
 func (b *Bus) Run(ctx context.Context) error {
 	b.mu.Lock()
 	if b.closed {
@@ -323,7 +337,7 @@ func (b *Bus) Run(ctx context.Context) error {
 	}
 	if b.runCtx != nil {
 		b.mu.Unlock()
-		return errors.New("sinkbus: bus already running")
+		return ErrAlreadyRunning
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -341,19 +355,21 @@ func (b *Bus) Run(ctx context.Context) error {
 		return err
 	}
 
+	// From here on Create starts what it creates; the integrations that
+	// exist already are started here.
 	b.mu.Lock()
 	b.routing = true
+	var starting []*runner
 	if !b.closed {
 		for _, r := range b.runners {
-			if r.in.Status == Running {
-				if err := r.start(); err != nil {
-					b.cfg.Logger.Error("Cannot start integration", err, watermill.LogFields{"integration": r.in.ID})
-				}
-			}
+			starting = append(starting, r)
 		}
 	}
-	close(b.running)
 	b.mu.Unlock()
+	for _, r := range starting {
+		b.startSaved(r)
+	}
+	close(b.running)
 	err := <-errc
 	b.mu.Lock()
 	b.routing = false // the router is closed: it takes no new handler
@@ -361,12 +377,28 @@ func (b *Bus) Run(ctx context.Context) error {
 	return err
 }
 
+// startSaved starts r when it is to run.
+func (b *Bus) startSaved(r *runner) {
+	r.op.Lock()
+	defer r.op.Unlock()
+	b.mu.Lock()
+	run, id := r.in.Status == Running, r.in.ID
+	b.mu.Unlock()
+	if !run {
+		return
+	}
+	if err := r.start(); err != nil {
+		b.cfg.Logger.Error("Cannot start integration", err, watermill.LogFields{"integration": id})
+	}
+}
+
 // Running is closed once Run has started every integration.
 func (b *Bus) Running() <-chan struct{} { return b.running }
 
-// Close stops delivering, waits (up to Config.CloseTimeout) for deliveries in
-// flight, closes the sinks and saves everything. Events not yet delivered
-// stay in the journal. It is idempotent.
+// Close stops delivering, waits (up to Config.CloseTimeout) for the
+// integrations to stop, all at once (deliveries in flight finish, sinks
+// flush), and saves everything. Events not yet delivered stay in the
+// journal. It is idempotent.
 func (b *Bus) Close() error {
 	b.mu.Lock()
 	if b.closed {
@@ -374,15 +406,99 @@ func (b *Bus) Close() error {
 		return nil
 	}
 	b.closed = true
-	var errs []error
-	for _, r := range b.runners {
-		errs = append(errs, r.stop())
+	runners := make(map[string]*runner, len(b.runners))
+	for id, r := range b.runners {
+		runners[id] = r
 	}
 	b.mu.Unlock()
 
-	errs = append(errs, b.router.Close())
+	// The bound is real time, whatever clock the bus runs on: it bounds
+	// how long the application waits.
+	bound, cancel := context.WithTimeout(context.Background(), b.cfg.CloseTimeout)
+	defer cancel()
+	type result struct {
+		id  string
+		err error
+	}
+	results := make(chan result, len(runners))
+	pending := make(map[string]bool, len(runners))
+	for id, r := range runners {
+		pending[id] = true
+		go func() {
+			r.op.Lock()
+			defer r.op.Unlock()
+			results <- result{id, r.stop()}
+		}()
+	}
+	var errs []error
+wait:
+	for range runners {
+		select {
+		case res := <-results:
+			delete(pending, res.id)
+			if res.err != nil {
+				errs = append(errs, fmt.Errorf("sinkbus: stopping integration %q: %w", res.id, res.err))
+			}
+		case <-bound.Done():
+			ids := make([]string, 0, len(pending))
+			for id := range pending {
+				ids = append(ids, id)
+			}
+			sort.Strings(ids)
+			errs = append(errs, fmt.Errorf("sinkbus: integrations still stopping after %s: %s",
+				b.cfg.CloseTimeout, strings.Join(ids, ", ")))
+			break wait
+		}
+	}
+
+	closed := make(chan error, 1)
+	go func() {
+		err := b.router.Close()
+		b.bg.Wait()
+		closed <- err
+	}()
+	select {
+	case err := <-closed:
+		errs = append(errs, err)
+	case <-bound.Done():
+		if len(pending) == 0 { // else said above
+			errs = append(errs, fmt.Errorf("sinkbus: router still closing after %s", b.cfg.CloseTimeout))
+		}
+	}
 	errs = append(errs, b.closeStores())
 	return errors.Join(errs...)
+}
+
+// background runs fn in a goroutine that Close waits for, unless Close has
+// begun: then it runs untracked.
+func (b *Bus) background(fn func()) {
+	b.mu.Lock()
+	tracked := !b.closed
+	if tracked {
+		b.bg.Add(1)
+	}
+	b.mu.Unlock()
+	go func() {
+		if tracked {
+			defer b.bg.Done()
+		}
+		fn()
+	}()
+}
+
+// Unhandle removes the in-process handler id: what Handle registered, or
+// what a handler the application no longer registers left in the journal
+// (its cursor), its log and rejected events. Without it, a handler's
+// cursor stays after the application stops calling Handle for it.
+func (b *Bus) Unhandle(id string) error {
+	b.mu.Lock()
+	r, ok := b.runners[id]
+	isHandler := ok && r.in.Type() == HandlerType
+	b.mu.Unlock()
+	if ok && !isHandler {
+		return fmt.Errorf("%w: %q is not an in-process handler", ErrNotFound, id)
+	}
+	return b.Integrations().Delete(context.Background(), id)
 }
 
 func (b *Bus) log(id, action, reason string) {

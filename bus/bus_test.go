@@ -212,7 +212,10 @@ func TestIntegrations_update_takes_effect_without_losing_events(t *testing.T) {
 	sink := bustest.NewSink()
 	tb.Create(bus.Integration{ID: "erp", Observes: []string{"order.created"}, Sink: sink})
 	other := tb.Record("*")
-	_, err := tb.Integrations().Update(ctx, "erp", bus.Integration{Name: "ERP", Observes: []string{"order.fulfilled"}})
+	_, err := tb.Integrations().UpdateFunc(ctx, "erp", func(in *bus.Integration) error {
+		in.Name, in.Observes = "ERP", []string{"order.fulfilled"}
+		return nil
+	})
 	require.NoError(t, err)
 	tb.Publish(bus.Event{Name: "order.created"}, bus.Event{Name: "order.fulfilled"})
 	assert.Equal(t, []string{"order.fulfilled"}, names(sink.WaitFor(t, 1)))

@@ -2,9 +2,12 @@ package bus
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"reflect"
 	"regexp"
+	"slices"
+	"sort"
 	"strings"
 	"time"
 
@@ -28,7 +31,13 @@ const (
 type Status string
 
 const (
+	// Running integrations deliver: from Run on, and at once while the bus
+	// runs. Create makes an integration Running unless told otherwise.
 	Running Status = "running"
+	// Stopped integrations deliver nothing; their cursor waits in the
+	// journal, so Start catches up on what they missed (within
+	// Config.Retention). Temporary integrations become Stopped when their
+	// range is delivered.
 	Stopped Status = "stopped"
 )
 
@@ -91,17 +100,34 @@ func (in Integration) Masked() Integration {
 	return out
 }
 
+// clone copies in so that editing the copy's observes and filter leaves in
+// alone (UpdateFunc hands such a copy out; its configuration is Masked's).
 func (in Integration) clone() Integration {
 	out := in
-	out.Observes = append([]string(nil), in.Observes...)
+	out.Observes = slices.Clone(in.Observes)
+	f := &out.Filter
+	f.Entities.Include, f.Entities.Exclude = slices.Clone(f.Entities.Include), slices.Clone(f.Entities.Exclude)
+	f.Events.Include, f.Events.Exclude = slices.Clone(f.Events.Include), slices.Clone(f.Events.Exclude)
+	f.Payload = slices.Clone(f.Payload)
 	return out
 }
 
 var idPattern = regexp.MustCompile(`^[a-z0-9-]{1,50}$`)
 
-// validate collects every problem of in, with the JSON field names. now is
-// the bus clock's time; compiled is the filter when valid.
+// validate checks in as Create does: every problem, with the JSON field
+// names (errors.Is(err, ErrInvalid)). now is the bus clock's time; compiled
+// is the filter when valid.
 func (in *Integration) validate(reg *sinks.Registry, now time.Time, allowPrivate bool) (compiled *filter.Filter, err error) {
+	f, p := in.problems(reg, now, allowPrivate)
+	if err := p.Err(); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrInvalid, err)
+	}
+	return f, nil
+}
+
+// problems lists every problem of in; f is the compiled filter when the
+// filter is valid.
+func (in *Integration) problems(reg *sinks.Registry, now time.Time, allowPrivate bool) (*filter.Filter, sinks.Problems) {
 	var p sinks.Problems
 	if in.ID != "" && !idPattern.MatchString(in.ID) {
 		p.Add("id", "must match ^[a-z0-9-]+$ and be 1 to 50 characters")
@@ -158,10 +184,7 @@ func (in *Integration) validate(reg *sinks.Registry, now time.Time, allowPrivate
 	ds := in.Delivery
 	ds.SetDefaults()
 	p.Merge("delivery", ds.Validate())
-	if err := p.Err(); err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrInvalid, err)
-	}
-	return f, nil
+	return f, p
 }
 
 // integrationJSON is the wire form: the seeds' field names.
@@ -194,25 +217,161 @@ type integrationJSON struct {
 
 // DecodeIntegration parses an integration from the seeds' JSON: sinkbus's own
 // form, Elastic Path's (`{"data":{"type":"integration","integration_type":
-// "webhook","configuration":{...}}}`) or NewStore's (`integration_type`
-// permanent|temporary with `callback_url` / `callback_parameters` or
-// `s3_parameters`). Errors name the JSON field.
+// "webhook","configuration":{...}}}`, whose read-only "links" and "meta" are
+// ignored) or NewStore's (`integration_type` permanent|temporary with
+// `callback_url` / `callback_parameters` or `s3_parameters`).
+//
+// Errors (errors.Is(err, ErrInvalid)) name each field as the body wrote it,
+// inside Elastic Path's "data" envelope: "observes[0]", or in NewStore's
+// shape "callback_url" and "s3_parameters.bucket". A body that cannot be
+// decoded whole is reported with every problem at once: each field that
+// cannot be decoded, and what validation finds in the rest.
 func DecodeIntegration(reg *sinks.Registry, body []byte) (Integration, error) {
-	var wrapped struct {
-		Data json.RawMessage `json:"data"`
+	d := decodeIntegration(reg, body)
+	if err := d.err(reg, time.Now(), true); err != nil {
+		return Integration{}, err
 	}
-	if err := json.Unmarshal(body, &wrapped); err == nil && len(wrapped.Data) > 0 && wrapped.Data[0] == '{' {
-		body = wrapped.Data
+	return d.in, nil
+}
+
+// decoded is an integration read from JSON, with the problems met on the
+// way, named as in sinkbus's own form.
+type decoded struct {
+	in       Integration
+	problems sinks.Problems
+	// sinkFailed: the configuration could not be decoded, so validation's
+	// "integration_type: required" would only repeat it.
+	sinkFailed bool
+	// rename turns a field of sinkbus's form into the body's own name.
+	rename func(string) string
+}
+
+// err returns nil when the body decoded whole. Otherwise it joins the
+// decoding problems with those validation finds in what could be decoded
+// (now and allowPrivate as for validate), every field named as the body
+// wrote it.
+func (d decoded) err(reg *sinks.Registry, now time.Time, allowPrivate bool) error {
+	if len(d.problems) == 0 {
+		return nil
 	}
+	var decodedBad []string
+	for _, e := range d.problems {
+		f := e.(*sinks.FieldError).Field
+		if f == "" {
+			return fmt.Errorf("%w: %w", ErrInvalid, d.problems.Err()) // nothing was decoded
+		}
+		decodedBad = append(decodedBad, f)
+	}
+	p := d.problems
+	_, vp := d.in.problems(reg, now, allowPrivate)
+next:
+	for _, e := range vp {
+		f := e.(*sinks.FieldError).Field
+		if f == "integration_type" && d.sinkFailed {
+			continue // the decoding problem says it already
+		}
+		for _, bad := range decodedBad {
+			if f == bad || strings.HasPrefix(f, bad+".") || strings.HasPrefix(f, bad+"[") {
+				continue next // what could not be decoded is zero: no news
+			}
+		}
+		p = append(p, e)
+	}
+	return fmt.Errorf("%w: %w", ErrInvalid, renameProblems(dedupe(p), d.rename))
+}
+
+// topField is the first name of a field path: "configuration" for
+// "configuration.headers.X", "observes" for "observes[2]".
+func topField(f string) string {
+	if i := strings.IndexAny(f, ".["); i >= 0 {
+		return f[:i]
+	}
+	return f
+}
+
+func dedupe(p sinks.Problems) sinks.Problems {
+	seen := make(map[string]bool, len(p))
+	out := p[:0:0]
+	for _, e := range p {
+		if !seen[e.Error()] {
+			seen[e.Error()] = true
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// renameProblems returns the problems joined, each field renamed.
+func renameProblems(p sinks.Problems, rename func(string) string) error {
+	if rename == nil {
+		return p.Err()
+	}
+	out := make(sinks.Problems, 0, len(p))
+	for _, e := range sinks.FieldErrors(p.Err()) {
+		fe := e.(*sinks.FieldError)
+		out = append(out, &sinks.FieldError{Field: rename(fe.Field), Rule: fe.Rule})
+	}
+	return out.Err()
+}
+
+// renameErr renames the fields of an ErrInvalid or ErrImmutable error from
+// Create or Update as the body wrote them; other errors stay as they are.
+func renameErr(err error, rename func(string) string) error {
+	if err == nil || rename == nil {
+		return err
+	}
+	for _, sentinel := range []error{ErrInvalid, ErrImmutable} {
+		if !errors.Is(err, sentinel) {
+			continue
+		}
+		var p sinks.Problems
+		for _, e := range sinks.FieldErrors(err) {
+			if fe := e.(*sinks.FieldError); fe.Field != "" || fe.Rule != sentinel.Error() {
+				p = append(p, fe)
+			}
+		}
+		return fmt.Errorf("%w: %w", sentinel, renameProblems(p, rename))
+	}
+	return err
+}
+
+// ignoredFields are read-only fields of the seeds' responses that a client
+// may send back: Elastic Path's links and meta. "type" is checked.
+var ignoredFields = map[string]bool{"links": true, "meta": true}
+
+func decodeIntegration(reg *sinks.Registry, body []byte) decoded {
+	var d decoded
+	p := &d.problems
+	var top map[string]json.RawMessage
+	if err := sinks.DecodeStrict(body, &top); err != nil {
+		p.Merge("", err)
+		return d
+	}
+	if top == nil {
+		p.Add("", "must be a JSON object")
+		return d
+	}
+	if data, ok := top["data"]; ok { // Elastic Path's envelope
+		for k := range top {
+			if k != "data" && !ignoredFields[k] {
+				p.Add(k, "unknown field")
+			}
+		}
+		top = nil
+		if err := sinks.DecodeStrict(data, &top); err != nil || top == nil {
+			p.Add("data", "must be an object")
+			return d
+		}
+	}
+
 	var w integrationJSON
-	if err := sinks.DecodeStrict(body, &w); err != nil {
-		return Integration{}, fmt.Errorf("%w: %w", ErrInvalid, err)
-	}
-	var p sinks.Problems
+	decodeFields(top, &w, p)
 	if w.Type != "" && w.Type != "integration" {
 		p.Add("type", "must be \"integration\"")
 	}
 	typ, cfg := w.IntegrationType, w.Configuration
+	params := "" // where NewStore's body holds the configuration
+	urlField := ""
 	switch typ {
 	case string(Permanent), string(Temporary): // NewStore
 		if w.Kind != "" && string(w.Kind) != typ {
@@ -222,14 +381,20 @@ func DecodeIntegration(reg *sinks.Registry, body []byte) (Integration, error) {
 		typ, cfg = "", nil
 		switch {
 		case len(w.S3Parameters) > 0:
-			typ, cfg = "s3", w.S3Parameters
+			typ, cfg, params = "s3", w.S3Parameters, "s3_parameters"
 		case w.CallbackURL != "" || len(w.CallbackParameters) > 0:
-			typ = "webhook"
+			typ, params = "webhook", "callback_parameters"
 			cfg = mergeJSON(w.CallbackParameters, "url", w.CallbackURL)
+			if w.CallbackURL != "" || !hasKey(w.CallbackParameters, "url") {
+				urlField = "callback_url"
+			}
 		default:
 			p.Add("callback_url", "required (or s3_parameters)")
+			d.sinkFailed = true
 		}
 	}
+	d.rename = fieldNames(params, urlField)
+
 	in := Integration{
 		ID: w.ID, Name: w.Name, Description: w.Description, Observes: w.Observes,
 		Kind: w.Kind, Concurrency: w.Concurrency, OrderKey: w.OrderKey, Status: w.Status,
@@ -246,10 +411,11 @@ func DecodeIntegration(reg *sinks.Registry, body []byte) (Integration, error) {
 	if w.EndsAt != nil {
 		in.EndsAt = *w.EndsAt
 	}
-	if len(w.Delivery) > 0 {
+	if len(w.Delivery) > 0 && string(w.Delivery) != "null" {
 		// Decoded on its own so that its errors keep their field path.
 		if err := json.Unmarshal(w.Delivery, &in.Delivery); err != nil {
 			p.Merge("delivery", err)
+			in.Delivery = middleware.Settings{}
 		}
 	}
 	if w.CreatedAt != nil {
@@ -258,23 +424,133 @@ func DecodeIntegration(reg *sinks.Registry, body []byte) (Integration, error) {
 	if w.UpdatedAt != nil {
 		in.UpdatedAt = *w.UpdatedAt
 	}
-	if typ == "" {
-		if len(p) == 0 {
-			p.Add("integration_type", "required")
+	switch {
+	case typ == "" && !d.sinkFailed:
+		p.Add("integration_type", "required")
+		d.sinkFailed = true
+	case typ != "":
+		in.Sink, d.sinkFailed = decodeConfig(reg, typ, cfg, p)
+	}
+	d.in = in
+	return d
+}
+
+// decodeFields decodes each member of obj into the field of *v (a struct)
+// its json tag names, so that one field that cannot be decoded does not
+// hide the problems of the others. Members no field names are unknown.
+func decodeFields(obj map[string]json.RawMessage, v any, p *sinks.Problems) {
+	rv := reflect.ValueOf(v).Elem()
+	fields := make(map[string]int, rv.NumField())
+	for i := range rv.NumField() {
+		if name, _, _ := strings.Cut(rv.Type().Field(i).Tag.Get("json"), ","); name != "" && name != "-" {
+			fields[name] = i
 		}
-	} else if sc, err := reg.Decode(typ, cfg); err != nil {
-		if strings.Contains(err.Error(), sinks.ErrUnknownType.Error()) {
+	}
+	keys := make([]string, 0, len(obj))
+	for k := range obj {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		i, ok := fields[k]
+		switch {
+		case ok && string(obj[k]) == "null": // as if absent
+		case ok:
+			if err := sinks.DecodeStrict(obj[k], rv.Field(i).Addr().Interface()); err != nil {
+				p.Merge(k, err)
+				rv.Field(i).SetZero()
+			}
+		case !ignoredFields[k]:
+			p.Add(k, "unknown field")
+		}
+	}
+}
+
+// decodeConfig decodes a configuration of type typ. The sink's decoder
+// stops at the first member it cannot take; that member is set aside and
+// the rest decoded again, so that every such member is reported and the
+// rest can still be validated. failed means no configuration came out.
+func decodeConfig(reg *sinks.Registry, typ string, cfg json.RawMessage, p *sinks.Problems) (c sinks.Config, failed bool) {
+	var obj map[string]json.RawMessage
+	if json.Unmarshal(cfg, &obj) != nil {
+		obj = nil // not an object: the decoder says so
+	}
+	for {
+		c, err := reg.Decode(typ, cfg)
+		switch {
+		case err == nil:
+			return c, false
+		case errors.Is(err, sinks.ErrUnknownType):
 			p.Add("integration_type", "unknown type %q (known: %s)", typ, strings.Join(reg.Names(), ", "))
-		} else {
-			p.Merge("configuration", err)
+			return nil, true
 		}
-	} else {
-		in.Sink = sc
+		setAside := false
+		for _, e := range sinks.FieldErrors(err) {
+			fe := e.(*sinks.FieldError)
+			if fe.Field != "" || obj == nil {
+				p.Merge("configuration", fe)
+				if k := topField(fe.Field); obj[k] != nil {
+					delete(obj, k)
+					setAside = true
+				}
+				continue
+			}
+			// The decoder could not say where (a value's own UnmarshalJSON
+			// failed): the members that fail alone are the culprits.
+			found := false
+			for _, k := range culprits(reg, typ, obj) {
+				p.Add("configuration."+k, "%s", fe.Rule)
+				delete(obj, k)
+				setAside, found = true, true
+			}
+			if !found {
+				p.Merge("configuration", fe)
+			}
+		}
+		if !setAside {
+			return nil, true
+		}
+		cfg, _ = json.Marshal(obj)
 	}
-	if err := p.Err(); err != nil {
-		return Integration{}, fmt.Errorf("%w: %w", ErrInvalid, err)
+}
+
+// culprits returns the members of obj that typ's decoder refuses on their
+// own, sorted.
+func culprits(reg *sinks.Registry, typ string, obj map[string]json.RawMessage) []string {
+	var out []string
+	for k, v := range obj {
+		alone, _ := json.Marshal(map[string]json.RawMessage{k: v})
+		if _, err := reg.Decode(typ, alone); err != nil {
+			out = append(out, k)
+		}
 	}
-	return in, nil
+	sort.Strings(out)
+	return out
+}
+
+// fieldNames returns how the fields of sinkbus's form are named in
+// NewStore's shape, whose configuration is in params, with the URL in
+// urlField when it is not there. Nil means the names are the same.
+func fieldNames(params, urlField string) func(string) string {
+	if params == "" {
+		return nil
+	}
+	return func(f string) string {
+		switch {
+		case f == "configuration.url" && urlField != "":
+			return urlField
+		case f == "configuration", strings.HasPrefix(f, "configuration."), strings.HasPrefix(f, "configuration["):
+			return params + strings.TrimPrefix(f, "configuration")
+		}
+		return f
+	}
+}
+
+func hasKey(obj json.RawMessage, key string) bool {
+	var m map[string]json.RawMessage
+	_ = json.Unmarshal(obj, &m)
+	_, ok := m[key]
+	return ok
 }
 
 // mergeJSON sets key to value in the JSON object obj when value is not empty.

@@ -7,9 +7,12 @@ import (
 	"sort"
 	"strings"
 	"time"
+	"unicode/utf8"
 
+	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
 
+	"github.com/sinkbus/sinkbus/filter"
 	"github.com/sinkbus/sinkbus/middleware"
 	"github.com/sinkbus/sinkbus/sinks"
 )
@@ -22,8 +25,14 @@ type Integrations struct{ b *Bus }
 
 // Create validates in, saves it and, unless in.Status is Stopped, starts it.
 // Validation reports every problem at once, each naming its field
-// (errors.Is(err, ErrInvalid)). A new permanent integration receives the
-// events published from now on, or from StartsAt.
+// (errors.Is(err, ErrInvalid)); so does a sink that cannot be built for a
+// reason of its configuration (a file sink without a directory on a bus
+// without one). When the integration cannot start, nothing is kept: no
+// record, cursor or log.
+//
+// A new integration receives the events published from now on, or from
+// StartsAt. The exception is an in-process handler registered again (Handle
+// after a restart) without StartsAt: it resumes from its cursor.
 func (m *Integrations) Create(ctx context.Context, in Integration) (Integration, error) {
 	if err := ctx.Err(); err != nil {
 		return Integration{}, err
@@ -34,20 +43,6 @@ func (m *Integrations) Create(ctx context.Context, in Integration) (Integration,
 	if err != nil {
 		return Integration{}, err
 	}
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.closed {
-		return Integration{}, ErrClosed
-	}
-	if in.ID == "" {
-		in.ID = b.newID()
-	}
-	if _, ok := b.runners[in.ID]; ok {
-		return Integration{}, fmt.Errorf("%w: %q", ErrExists, in.ID)
-	}
-	if len(b.runners) >= b.cfg.MaxIntegrations {
-		return Integration{}, fmt.Errorf("%w: at most %d", ErrLimit, b.cfg.MaxIntegrations)
-	}
 	in = in.clone()
 	if in.Kind == "" {
 		in.Kind = Permanent
@@ -56,47 +51,132 @@ func (m *Integrations) Create(ctx context.Context, in Integration) (Integration,
 		in.Status = Running
 	}
 	in.CreatedAt, in.UpdatedAt = now, now
-	r, err := b.newRunner(in, f)
+
+	r := &runner{b: b, in: in, filter: f}
+	r.op.Lock()
+	defer r.op.Unlock()
+	if err := b.reserve(r); err != nil {
+		return Integration{}, err
+	}
+	in = r.in
+	out, err := b.create(r)
+	if err != nil {
+		b.mu.Lock()
+		r.gone = true
+		delete(b.runners, in.ID)
+		b.mu.Unlock()
+		return Integration{}, err
+	}
+	return out, nil
+}
+
+// reserve enters r in the bus under its id (generated when empty), if
+// there is room; lookups ignore it until it is ready.
+func (b *Bus) reserve(r *runner) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return ErrClosed
+	}
+	if r.in.ID == "" {
+		r.in.ID = b.newID()
+	}
+	if _, ok := b.runners[r.in.ID]; ok {
+		return fmt.Errorf("%w: %q", ErrExists, r.in.ID)
+	}
+	if len(b.runners) >= b.cfg.MaxIntegrations {
+		return fmt.Errorf("%w: at most %d", ErrLimit, b.cfg.MaxIntegrations)
+	}
+	b.runners[r.in.ID] = r
+	return nil
+}
+
+// create builds, pins, starts and saves the reserved runner r; op is held.
+// On error it leaves nothing behind but the reservation.
+func (b *Bus) create(r *runner) (Integration, error) {
+	in := r.in
+	chain, err := b.newChain(in)
 	if err != nil {
 		return Integration{}, err
 	}
-	// Pin where it starts now, so that events published before Run or
-	// before its first delivery are not skipped.
-	start := b.journal.Head(Topic)
-	if !in.StartsAt.IsZero() {
-		if start, err = b.journal.Storage().Seek(Topic, in.StartsAt); err != nil {
+	b.mu.Lock()
+	r.chain = chain
+	b.mu.Unlock()
+	resumed, err := b.pinCursor(in)
+	if err != nil {
+		return Integration{}, err
+	}
+	undo := func() {
+		if resumed {
+			return // the handler's own history
+		}
+		err := errors.Join(b.journal.DeleteCursor(Topic, in.ID), b.logs.Drop(in.ID), b.rejected.Drop(in.ID))
+		if err != nil {
+			b.cfg.Logger.Error("Cannot remove what a failed creation left", err, watermill.LogFields{"integration": in.ID})
+		}
+	}
+	if !resumed {
+		// What an earlier integration of this id left (a handler no longer
+		// registered) is not this one's.
+		if err := errors.Join(b.logs.Drop(in.ID), b.rejected.Drop(in.ID)); err != nil {
 			return Integration{}, err
 		}
 	}
-	// An in-process handler registered again after a restart keeps its cursor.
-	if _, ok := b.journal.Cursor(Topic, in.ID); !ok {
-		if err := b.journal.SetCursor(Topic, in.ID, start); err != nil {
+	if in.Status == Running {
+		if err := r.start(); err != nil {
+			undo()
 			return Integration{}, err
 		}
 	}
-	b.runners[in.ID] = r
-	if err := b.saveLocked(); err != nil {
-		delete(b.runners, in.ID)
+	b.mu.Lock()
+	r.ready = true
+	err = b.saveLocked()
+	if err != nil {
+		r.ready = false
+	}
+	b.mu.Unlock()
+	if err != nil {
+		_ = r.stop()
+		undo()
 		return Integration{}, err
 	}
 	b.log(in.ID, "integration_created", "Created via API.")
 	if in.Status == Running {
-		if err := r.start(); err != nil {
-			return in.Masked(), err
-		}
 		b.log(in.ID, middleware.ActionIntegrationStarted, "Started on creation.")
 	}
 	return in.Masked(), nil
 }
 
+// pinCursor sets where a new integration starts reading, now, so that the
+// events published before Run or before its first delivery are not
+// skipped: StartsAt, else the head. An in-process handler registered again
+// without StartsAt keeps the cursor it has: resumed reports that.
+func (b *Bus) pinCursor(in Integration) (resumed bool, err error) {
+	if _, ok := in.Sink.(HandlerFunc); ok && in.StartsAt.IsZero() {
+		if _, ok := b.journal.Cursor(Topic, in.ID); ok {
+			return true, nil
+		}
+	}
+	start := b.journal.Head(Topic)
+	if !in.StartsAt.IsZero() {
+		if start, err = b.journal.Storage().Seek(Topic, in.StartsAt); err != nil {
+			return false, err
+		}
+	}
+	return false, b.journal.SetCursor(Topic, in.ID, start)
+}
+
 // CreateJSON creates an integration from the seeds' JSON (see
-// DecodeIntegration).
+// DecodeIntegration). Errors name the fields as the body wrote them; a body
+// that cannot be decoded whole gets every problem at once.
 func (m *Integrations) CreateJSON(ctx context.Context, body []byte) (Integration, error) {
-	in, err := DecodeIntegration(m.b.cfg.Sinks, body)
-	if err != nil {
+	b := m.b
+	d := decodeIntegration(b.cfg.Sinks, body)
+	if err := d.err(b.cfg.Sinks, b.cfg.Clock.Now(), b.cfg.AllowPrivateNetworks); err != nil {
 		return Integration{}, err
 	}
-	return m.Create(ctx, in)
+	in, err := m.Create(ctx, d.in)
+	return in, renameErr(err, d.rename)
 }
 
 // Get returns an integration, secrets masked.
@@ -116,7 +196,9 @@ func (m *Integrations) List(ctx context.Context) ([]Integration, error) {
 	defer m.b.mu.Unlock()
 	out := make([]Integration, 0, len(m.b.runners))
 	for _, r := range m.b.runners {
-		out = append(out, r.in.Masked())
+		if r.ready {
+			out = append(out, r.in.Masked())
+		}
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
 	return out, nil
@@ -124,147 +206,295 @@ func (m *Integrations) List(ctx context.Context) ([]Integration, error) {
 
 // Update replaces the mutable fields of integration id with those of in:
 // name, description, observes, filter, configuration, delivery settings,
-// concurrency and order key. The type, kind, StartsAt and EndsAt cannot
-// change (ErrImmutable). A configuration string sent back as Get shows it
-// (masked) keeps the stored value at the same place, so a client can change
-// one field without knowing the secrets; a nil configuration keeps the
-// stored one. A running integration restarts on the new settings from its
-// cursor: nothing is skipped.
+// concurrency and order key. Every one of them is taken from in, zero
+// values included (empty Observes means every event), so start from what
+// Get returned, or use UpdateFunc to change some fields only. in.Sink is
+// required.
+//
+// The id, type, kind, StartsAt and EndsAt cannot change (ErrImmutable;
+// zero kind and times mean unchanged). Status, CreatedAt and UpdatedAt are
+// the bus's: Start and Stop change the status. A configuration string sent
+// back as Get shows it (masked) keeps the stored value at the same place,
+// so a client can change one field without knowing the secrets.
+//
+// A running integration restarts on the new settings from its cursor:
+// nothing is skipped. If it cannot start on them, it goes on with the old
+// ones and Update returns the error.
 func (m *Integrations) Update(ctx context.Context, id string, in Integration) (Integration, error) {
+	return m.update(ctx, id, func(Integration) (Integration, error) { return in, nil })
+}
+
+// UpdateFunc changes integration id with fn, which edits a copy of it as
+// Get returns it (secrets masked), and applies the result as Update does.
+// Only what fn changes changes: renaming an integration leaves what it
+// observes alone. No other change of the integration comes in between; fn
+// must not change it through the bus itself (that would wait for fn).
+// An error from fn is returned and changes nothing.
+func (m *Integrations) UpdateFunc(ctx context.Context, id string, fn func(in *Integration) error) (Integration, error) {
+	return m.update(ctx, id, func(cur Integration) (Integration, error) {
+		in := cur.Masked()
+		if err := fn(&in); err != nil {
+			return Integration{}, err
+		}
+		return in, nil
+	})
+}
+
+// update applies change to the integration id, holding its op.
+func (m *Integrations) update(ctx context.Context, id string, change func(cur Integration) (Integration, error)) (Integration, error) {
 	if err := ctx.Err(); err != nil {
 		return Integration{}, err
 	}
 	b := m.b
+	r, err := b.lookup(id)
+	if err != nil {
+		return Integration{}, err
+	}
+	r.op.Lock()
+	defer r.op.Unlock()
 	b.mu.Lock()
-	defer b.mu.Unlock()
-	old, err := b.runner(id)
+	gone, cur := r.gone, r.in.clone()
+	b.mu.Unlock()
+	if gone {
+		return Integration{}, fmt.Errorf("%w: %q", ErrNotFound, id)
+	}
+	in, err := change(cur)
 	if err != nil {
 		return Integration{}, err
 	}
-	var p sinks.Problems
-	if in.Sink != nil && in.Sink.Type() != old.in.Type() {
-		p.Add("integration_type", "cannot change after creation")
-	}
-	if in.Kind != "" && in.Kind != old.in.Kind {
-		p.Add("kind", "cannot change after creation")
-	}
-	if !in.StartsAt.IsZero() && !in.StartsAt.Equal(old.in.StartsAt) {
-		p.Add("starts_at", "cannot change after creation")
-	}
-	if !in.EndsAt.IsZero() && !in.EndsAt.Equal(old.in.EndsAt) {
-		p.Add("ends_at", "cannot change after creation")
-	}
-	if err := p.Err(); err != nil {
-		return Integration{}, fmt.Errorf("%w: %w", ErrImmutable, err)
-	}
-	next := in.clone()
-	next.ID, next.Kind, next.StartsAt, next.EndsAt = id, old.in.Kind, old.in.StartsAt, old.in.EndsAt
-	next.Status, next.CreatedAt = old.in.Status, old.in.CreatedAt
-	// A configuration read back (masked) keeps the stored secret wherever
-	// a masked one was sent back.
-	if next.Sink == nil {
-		next.Sink = old.in.Sink
-	} else if next.Sink, err = unmaskConfig(b.cfg.Sinks, next.Sink, old.in.Sink); err != nil {
-		return Integration{}, fmt.Errorf("%w: %w", ErrInvalid, sinks.Prefix("configuration", err))
-	}
-	next.UpdatedAt = b.cfg.Clock.Now()
-	// StartsAt is in the past by now; validate as at creation.
-	f, err := next.validate(b.cfg.Sinks, maxTime(b.cfg.Clock.Now(), next.StartsAt), b.cfg.AllowPrivateNetworks)
+	next, f, err := b.nextIntegration(cur, in)
 	if err != nil {
 		return Integration{}, err
 	}
-	r, err := b.newRunner(next, f)
+	chain, err := b.newChain(next)
 	if err != nil {
 		return Integration{}, err
 	}
-	wasLive := old.live != nil
-	if err := old.stop(); err != nil {
-		b.cfg.Logger.Error("Stopping integration for update", err, nil)
+
+	type settings struct {
+		in     Integration
+		filter *filter.Filter
+		chain  *middleware.Chain
 	}
-	r.gen = old.gen
-	b.runners[id] = r
-	if err := b.saveLocked(); err != nil {
+	set := func(s settings) {
+		b.mu.Lock()
+		r.in, r.filter, r.chain = s.in, s.filter, s.chain
+		b.mu.Unlock()
+	}
+	b.mu.Lock()
+	old := settings{r.in, r.filter, r.chain}
+	b.mu.Unlock()
+	// revert goes back to the old settings, running again if they were.
+	revert := func() {
+		if err := r.stop(); err != nil {
+			b.cfg.Logger.Error("Stopping integration for update", err, watermill.LogFields{"integration": id})
+		}
+		set(old)
+		if old.in.Status == Running {
+			if err := r.start(); err != nil {
+				b.cfg.Logger.Error("Cannot restart integration on its old settings", err, watermill.LogFields{"integration": id})
+			}
+		}
+	}
+
+	if err := r.stop(); err != nil {
+		b.cfg.Logger.Error("Stopping integration for update", err, watermill.LogFields{"integration": id})
+	}
+	set(settings{next, f, chain})
+	if next.Status == Running {
+		if err := r.start(); err != nil {
+			revert()
+			return Integration{}, err
+		}
+	}
+	b.mu.Lock()
+	err = b.saveLocked()
+	b.mu.Unlock()
+	if err != nil {
+		revert()
 		return Integration{}, err
 	}
 	b.log(id, "integration_updated", "Updated via API.")
-	if wasLive || next.Status == Running {
-		if err := r.start(); err != nil {
-			return next.Masked(), err
-		}
-	}
 	return next.Masked(), nil
 }
 
+// nextIntegration is cur updated with in, validated as at creation.
+func (b *Bus) nextIntegration(cur, in Integration) (Integration, *filter.Filter, error) {
+	var p sinks.Problems
+	if in.ID != "" && in.ID != cur.ID {
+		p.Add("id", "cannot change after creation")
+	}
+	if in.Sink != nil && in.Sink.Type() != cur.Type() {
+		p.Add("integration_type", "cannot change after creation")
+	}
+	if in.Kind != "" && in.Kind != cur.Kind {
+		p.Add("kind", "cannot change after creation")
+	}
+	if !in.StartsAt.IsZero() && !in.StartsAt.Equal(cur.StartsAt) {
+		p.Add("starts_at", "cannot change after creation")
+	}
+	if !in.EndsAt.IsZero() && !in.EndsAt.Equal(cur.EndsAt) {
+		p.Add("ends_at", "cannot change after creation")
+	}
+	if err := p.Err(); err != nil {
+		return Integration{}, nil, fmt.Errorf("%w: %w", ErrImmutable, err)
+	}
+	if in.Sink == nil {
+		return Integration{}, nil, fmt.Errorf("%w: %w", ErrInvalid, sinks.Field("configuration",
+			"required: Update replaces every field; start from what Get returns, or use UpdateFunc"))
+	}
+	next := in.clone()
+	next.ID, next.Kind, next.StartsAt, next.EndsAt = cur.ID, cur.Kind, cur.StartsAt, cur.EndsAt
+	next.Status, next.CreatedAt = cur.Status, cur.CreatedAt
+	// A configuration read back (masked) keeps the stored secret wherever
+	// a masked one was sent back.
+	var err error
+	if next.Sink, err = unmaskConfig(b.cfg.Sinks, next.Sink, cur.Sink); err != nil {
+		return Integration{}, nil, fmt.Errorf("%w: %w", ErrInvalid, sinks.Prefix("configuration", err))
+	}
+	now := b.cfg.Clock.Now()
+	next.UpdatedAt = now
+	// StartsAt is in the past by now; validate as at creation.
+	f, err := next.validate(b.cfg.Sinks, maxTime(now, next.StartsAt), b.cfg.AllowPrivateNetworks)
+	if err != nil {
+		return Integration{}, nil, err
+	}
+	return next, f, nil
+}
+
 // Delete stops an integration and removes it with its cursor, log and
-// rejected events.
+// rejected events, and what its sink keeps in the data directory
+// (sinks.Purger). What the sink could not flush or purge is logged, not
+// returned: the integration is gone all the same.
+//
+// Delete also forgets what an integration that no longer exists left
+// behind: the cursor, log and rejected events of an in-process handler
+// the application no longer registers (see Bus.Unhandle). It returns
+// ErrNotFound when there is nothing of id.
 func (m *Integrations) Delete(ctx context.Context, id string) error {
 	b := m.b
 	b.mu.Lock()
-	defer b.mu.Unlock()
-	r, err := b.runner(id)
-	if err != nil {
-		return err
+	r, ok := b.runners[id]
+	if !ok {
+		defer b.mu.Unlock() // a Create of id waits: it must not lose its new cursor
+		return b.forgetLocked(id)
 	}
-	stopErr := r.stop()
+	b.mu.Unlock()
+	r.op.Lock()
+	defer r.op.Unlock()
+	b.mu.Lock()
+	if r.gone || !r.ready {
+		b.mu.Unlock()
+		return fmt.Errorf("%w: %q", ErrNotFound, id)
+	}
+	b.mu.Unlock()
+	fields := watermill.LogFields{"integration": id}
+	if err := r.stop(); err != nil {
+		b.cfg.Logger.Error("Stopping deleted integration", err, fields)
+	}
+	if pg, ok := r.in.Sink.(sinks.Purger); ok {
+		if err := pg.Purge(b.sinkEnv(r.in)); err != nil {
+			b.cfg.Logger.Error("Cannot remove the files the sink of a deleted integration left", err, fields)
+		}
+	}
+	b.mu.Lock()
+	r.gone = true
 	delete(b.runners, id)
-	return errors.Join(stopErr, b.saveLocked(),
-		b.journal.DeleteCursor(Topic, id), b.logs.Drop(id), b.rejected.Drop(id))
+	err := b.saveLocked()
+	b.mu.Unlock()
+	return errors.Join(err, b.journal.DeleteCursor(Topic, id), b.logs.Drop(id), b.rejected.Drop(id))
+}
+
+// forgetLocked removes what an integration id that is not registered left:
+// its cursor, log and rejected events. b.mu is held.
+func (b *Bus) forgetLocked(id string) error {
+	if _, ok := b.journal.Cursor(Topic, id); !ok {
+		return fmt.Errorf("%w: %q", ErrNotFound, id)
+	}
+	return errors.Join(b.journal.DeleteCursor(Topic, id), b.logs.Drop(id), b.rejected.Drop(id))
 }
 
 // Start resumes an integration from its cursor: within the retention window
-// it receives every event it missed while stopped.
+// it receives every event it missed while stopped. If it cannot start, its
+// status stays as it was.
 func (m *Integrations) Start(ctx context.Context, id string) (Integration, error) {
 	return m.b.setStatus(id, Running, "Started via API.")
 }
 
-// Stop stops an integration; its cursor stays, so Start catches up.
+// Stop stops an integration; its cursor stays, so Start catches up. It
+// returns what closing the sink failed to do (a flush), but the integration
+// is stopped all the same.
 func (m *Integrations) Stop(ctx context.Context, id string) (Integration, error) {
 	return m.b.setStatus(id, Stopped, "Stopped via API.")
 }
 
 func (b *Bus) setStatus(id string, s Status, reason string) (Integration, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	r, err := b.runner(id)
+	r, err := b.lookup(id)
 	if err != nil {
 		return Integration{}, err
 	}
-	if r.in.Status == s {
-		return r.in.Masked(), nil
+	r.op.Lock()
+	defer r.op.Unlock()
+	b.mu.Lock()
+	if r.gone {
+		b.mu.Unlock()
+		return Integration{}, fmt.Errorf("%w: %q", ErrNotFound, id)
 	}
-	var opErr error
+	// Running but not delivering: its start failed when Run started it.
+	if r.in.Status == s && (s == Stopped || r.live != nil || !b.routing) {
+		out := r.in.Masked()
+		b.mu.Unlock()
+		return out, nil
+	}
+	b.mu.Unlock()
+	var stopErr error
 	if s == Running {
-		opErr = r.start()
+		if err := r.start(); err != nil {
+			return Integration{}, err
+		}
 	} else {
-		opErr = r.stop()
+		stopErr = r.stop()
 	}
+	b.mu.Lock()
+	changed := r.in.Status != s
 	r.in.Status = s
 	r.in.UpdatedAt = b.cfg.Clock.Now()
-	if err := b.saveLocked(); err != nil {
-		return Integration{}, err
+	err = b.saveLocked()
+	out := r.in.Masked()
+	b.mu.Unlock()
+	if err != nil {
+		return Integration{}, errors.Join(err, stopErr)
 	}
-	action := middleware.ActionIntegrationStarted
-	if s == Stopped {
-		action = middleware.ActionIntegrationStopped
+	if changed {
+		action := middleware.ActionIntegrationStarted
+		if s == Stopped {
+			action = middleware.ActionIntegrationStopped
+		}
+		b.log(id, action, reason)
 	}
-	b.log(id, action, reason)
-	return r.in.Masked(), opErr
+	return out, stopErr
 }
 
-// completed stops a temporary integration whose range has been delivered.
-func (b *Bus) completed(id string) {
+// completed stops a temporary integration whose range d has delivered.
+func (b *Bus) completed(r *runner, d *delivery) {
+	r.op.Lock()
+	defer r.op.Unlock()
 	b.mu.Lock()
-	defer b.mu.Unlock()
-	r, ok := b.runners[id]
-	if !ok || r.live == nil {
+	current := r.live == d && !r.gone && !b.closed
+	b.mu.Unlock()
+	if !current {
 		return
 	}
+	id := r.in.ID
 	if err := r.stop(); err != nil {
-		b.cfg.Logger.Error("Stopping completed integration", err, nil)
+		b.cfg.Logger.Error("Stopping completed integration", err, watermill.LogFields{"integration": id})
 	}
+	b.mu.Lock()
 	r.in.Status = Stopped
 	r.in.UpdatedAt = b.cfg.Clock.Now()
-	if err := b.saveLocked(); err != nil {
+	err := b.saveLocked()
+	b.mu.Unlock()
+	if err != nil {
 		b.cfg.Logger.Error("Cannot save integrations", err, nil)
 	}
 	b.log(id, middleware.ActionIntegrationCompleted, "Every event up to ends_at was delivered; the integration stopped itself.")
@@ -304,7 +534,9 @@ func (m *Integrations) DeleteRejected(ctx context.Context, id, eventID string) e
 
 // RetryRejected delivers a rejected event once more through the
 // integration's sink (timeout, breaker and classification included) and
-// removes it from the store when it is delivered. The integration must run.
+// removes it from the store when it is delivered. When the attempt fails,
+// the stored event keeps the new reason, status code and attempt count
+// (and becomes the newest). The integration must run.
 func (m *Integrations) RetryRejected(ctx context.Context, id, eventID string) error {
 	b := m.b
 	ev, err := m.RejectedEvent(ctx, id, eventID)
@@ -314,8 +546,9 @@ func (m *Integrations) RetryRejected(ctx context.Context, id, eventID string) er
 	b.mu.Lock()
 	r, err := b.runner(id)
 	var d *delivery
+	var chain *middleware.Chain
 	if err == nil {
-		d = r.live
+		d, chain = r.live, r.chain
 	}
 	b.mu.Unlock()
 	if err != nil {
@@ -328,32 +561,84 @@ func (m *Integrations) RetryRejected(ctx context.Context, id, eventID string) er
 	msg.Metadata.Set(sinks.MetaReplayed, "true")
 	msg.SetContext(ctx)
 	sink := d.sink
-	err = r.chain.Deliver(msg, func(msg *message.Message) ([]*message.Message, error) {
+	err = chain.Deliver(msg, func(msg *message.Message) ([]*message.Message, error) {
 		return nil, sink.Publish(msg.Metadata.Get(sinks.MetaName), msg)
 	})
 	if err != nil {
+		// An open circuit, a closed sink or a cancelled call made no attempt.
+		attempted := !errors.Is(err, middleware.ErrCircuitOpen) && !errors.Is(err, sinks.ErrClosed) && ctx.Err() == nil
+		if attempted {
+			b.retryFailed(id, ev, err)
+		}
 		return err
 	}
-	return b.rejected.Delete(id, eventID)
+	if err := b.rejected.Delete(id, eventID); err != nil && !errors.Is(err, middleware.ErrNotFound) {
+		return err
+	}
+	return nil
+}
+
+// retryFailed records in the rejected store that a manual retry of ev
+// failed with err.
+func (b *Bus) retryFailed(id string, ev middleware.RejectedEvent, err error) {
+	ev.Reason = reasonOf(err)
+	ev.StatusCode = 0
+	var se *sinks.StatusError
+	if errors.As(err, &se) {
+		ev.StatusCode = se.StatusCode
+	}
+	ev.Attempts++
+	ev.CreatedAt = b.cfg.Clock.Now()
+	if _, err := b.rejected.Put(id, ev); err != nil {
+		b.cfg.Logger.Error("Cannot record the failed retry of a rejected event", err,
+			watermill.LogFields{"integration": id, "event_id": ev.EventID})
+	}
+}
+
+// maxReason bounds a stored reason, as the delivery chain's rejections do.
+const maxReason = 2048
+
+// reasonOf is the text of err cut to maxReason bytes on a character
+// boundary.
+func reasonOf(err error) string {
+	s := err.Error()
+	if len(s) <= maxReason {
+		return s
+	}
+	cut := maxReason
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "…"
 }
 
 // Circuit returns the state of an integration's circuit breaker.
 func (m *Integrations) Circuit(ctx context.Context, id string) (middleware.BreakerState, error) {
-	r, err := m.b.lookup(id)
+	chain, err := m.b.chainOf(id)
 	if err != nil {
 		return middleware.BreakerState{}, err
 	}
-	return r.chain.Breaker().State(), nil
+	return chain.Breaker().State(), nil
 }
 
 // ResetCircuit closes an integration's circuit breaker at once.
 func (m *Integrations) ResetCircuit(ctx context.Context, id string) error {
-	r, err := m.b.lookup(id)
+	chain, err := m.b.chainOf(id)
 	if err != nil {
 		return err
 	}
-	r.chain.Breaker().Reset()
+	chain.Breaker().Reset()
 	return nil
+}
+
+func (b *Bus) chainOf(id string) (*middleware.Chain, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	r, err := b.runner(id)
+	if err != nil {
+		return nil, err
+	}
+	return r.chain, nil
 }
 
 // Lag returns how many journal events the integration has not settled yet.
@@ -364,9 +649,11 @@ func (m *Integrations) Lag(ctx context.Context, id string) (uint64, error) {
 	return m.b.journal.Lag(Topic, id), nil
 }
 
+// runner returns the integration id; b.mu is held. One being created is
+// not found yet.
 func (b *Bus) runner(id string) (*runner, error) {
 	r, ok := b.runners[id]
-	if !ok {
+	if !ok || !r.ready {
 		return nil, fmt.Errorf("%w: %q", ErrNotFound, id)
 	}
 	return r, nil

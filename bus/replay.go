@@ -3,12 +3,26 @@ package bus
 import (
 	"context"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
 
+	"github.com/sinkbus/sinkbus/filter"
 	"github.com/sinkbus/sinkbus/replay"
 	"github.com/sinkbus/sinkbus/sinks"
+)
+
+// Integration log actions of replays.
+const (
+	// ActionReplayStarted: a replay began; the reason names the job.
+	ActionReplayStarted = "replay_started"
+	// ActionReplayCompleted: every event of a replay's range was settled.
+	ActionReplayCompleted = "replay_completed"
+	// ActionReplayAborted: the integration stopped (or changed, or the bus
+	// closed) before the replay's range was settled. The events not settled
+	// are not delivered again; ask for a new replay.
+	ActionReplayAborted = "replay_aborted"
 )
 
 // Replay delivers again the events published in the request's range that
@@ -16,6 +30,11 @@ import (
 // marked as replayed (sinks.MetaReplayed; the webhook sink sends
 // X-Sinkbus-Replayed). Live delivery goes on beside it. A dry run only
 // counts. The integration must be running.
+//
+// The job's Done is closed when the replay ends: when every event of the
+// range is settled, or when it is aborted because the integration stopped,
+// changed or was deleted, or the bus closed. The integration log says
+// which (ActionReplayCompleted or ActionReplayAborted, with the job id).
 func (m *Integrations) Replay(ctx context.Context, id string, req replay.Request) (replay.Job, error) {
 	b := m.b
 	// A replay covers what is already published: it ends at the latest now.
@@ -29,60 +48,99 @@ func (m *Integrations) Replay(ctx context.Context, id string, req replay.Request
 	if err != nil {
 		return replay.Job{}, err
 	}
-	// The range also ends at what is published now, so that the count and
-	// the delivery agree, and a replay ends even on a clock that stands
-	// still (a test's).
-	_, head := b.journal.Storage().Bounds(Topic)
-	job := replay.Job{}
-	err = b.journal.Scan(ctx, Topic, req.From, req.To, func(rec replay.Record) bool {
-		if rec.Offset >= head {
-			return false
-		}
-		if r.filter.Match(rec.Metadata[sinks.MetaName], rec.Payload) {
-			job.Matched++
-		}
-		return true
-	})
-	if err != nil || req.DryRun {
+	if req.DryRun {
+		b.mu.Lock()
+		f := r.filter
+		b.mu.Unlock()
+		job, _, err := b.countReplay(ctx, f, req)
 		return job, err
 	}
 
+	// Holding op, no stop or update comes between the count and the start.
+	r.op.Lock()
+	defer r.op.Unlock()
 	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.runners[id] != r || r.live == nil {
+	d, f, in, runCtx := r.live, r.filter, r.in, b.runCtx
+	running := d != nil && !r.gone && !b.closed
+	b.mu.Unlock()
+	if !running {
 		return replay.Job{}, fmt.Errorf("%w: %q", ErrNotRunning, id)
 	}
-	d := r.live
+	job, head, err := b.countReplay(ctx, f, req)
+	if err != nil {
+		return replay.Job{}, err
+	}
+	b.mu.Lock()
 	b.replays++
 	job.ID = fmt.Sprintf("replay-%d", b.replays)
+	b.mu.Unlock()
 	done := make(chan struct{})
 	job.Done = done
-	cc := replay.ConsumerConfig{
+	var ended atomic.Bool
+	consumer := b.journal.Consumer(replay.ConsumerConfig{
 		StartAt:     req.From,
 		FromOldest:  req.From.IsZero(),
 		Until:       req.To.Add(-1), // the range excludes To
 		UntilOffset: head,
-		MaxInFlight: r.concurrency(),
-		OrderKey:    orderKeyFunc(r.orderKey()),
+		MaxInFlight: b.concurrency(in),
+		OrderKey:    orderKeyFunc(orderKey(in)),
 		Decorate:    func(msg *message.Message) { msg.Metadata[sinks.MetaReplayed] = "true" },
-		OnEnd:       func() { close(done) },
+		OnEnd:       func() { ended.Store(true) },
+	})
+	d.mu.Lock()
+	if d.closed {
+		d.mu.Unlock()
+		return replay.Job{}, fmt.Errorf("%w: %q", ErrNotRunning, id)
 	}
-	consumer := b.journal.Consumer(cc)
+	d.replays[consumer] = struct{}{}
+	d.mu.Unlock()
 	h := b.router.AddConsumerHandler(fmt.Sprintf("%s~%s", id, job.ID), Topic, consumer, d.routerHandler())
-	if err := b.router.RunHandlers(b.runCtx); err != nil {
+	if err := b.router.RunHandlers(runCtx); err != nil {
+		d.forget(consumer)
+		_ = consumer.Close()
 		return replay.Job{}, err
 	}
-	d.replays = append(d.replays, consumer)
-	b.log(id, "replay_started", fmt.Sprintf("%s: %d events published from %s to %s.",
+	b.log(id, ActionReplayStarted, fmt.Sprintf("%s: %d events published from %s to %s.",
 		job.ID, job.Matched, fmtTime(req.From), fmtTime(req.To)))
-	go func() {
-		select {
-		case <-done:
-			b.log(id, "replay_completed", job.ID+": every event of the range was settled.")
-		case <-h.Stopped():
+	stopped := h.Stopped()
+	b.background(func() {
+		<-stopped // the consumer's channel closed: the range ended, or the replay was stopped
+		d.forget(consumer)
+		_ = consumer.Close()
+		if ended.Load() {
+			b.log(id, ActionReplayCompleted, job.ID+": every event of the range was settled.")
+		} else {
+			b.log(id, ActionReplayAborted, job.ID+": the integration stopped before every event of the range was settled.")
 		}
-	}()
+		close(done)
+	})
 	return job, nil
+}
+
+// countReplay counts the events of req's range that f matches, up to the
+// journal's head now, which it returns: the range ends there too, so that
+// the count and the delivery agree, and a replay ends even on a clock that
+// stands still (a test's).
+func (b *Bus) countReplay(ctx context.Context, f *filter.Filter, req replay.Request) (replay.Job, uint64, error) {
+	_, head := b.journal.Storage().Bounds(Topic)
+	var job replay.Job
+	err := b.journal.Scan(ctx, Topic, req.From, req.To, func(rec replay.Record) bool {
+		if rec.Offset >= head {
+			return false
+		}
+		if f.Match(rec.Metadata[sinks.MetaName], rec.Payload) {
+			job.Matched++
+		}
+		return true
+	})
+	return job, head, err
+}
+
+// forget drops a replay that ended from the delivery.
+func (d *delivery) forget(c *replay.Consumer) {
+	d.mu.Lock()
+	delete(d.replays, c)
+	d.mu.Unlock()
 }
 
 func fmtTime(t time.Time) string {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
@@ -15,18 +16,26 @@ import (
 	"github.com/sinkbus/sinkbus/sinks"
 )
 
-// runner is one integration inside the bus: its compiled filter and delivery
-// chain for its whole life, and, while it runs, its sink and router handler.
-// Its methods are called with b.mu held.
+// runner is one integration inside the bus: its record, compiled filter and
+// delivery chain, and, while it runs, its sink and router handler.
+//
+// Locking: op serialises the changes of one integration (create, start,
+// stop, update, delete, replay, completion) and is held across their slow
+// parts: building a sink, draining the router handler, closing the sink. So
+// a sink that is slow to close holds up only its own integration. b.mu
+// guards the fields below and is held briefly, never across those parts.
+// Take op before b.mu, never the other way round. The fields are written
+// with both held, so either is enough to read them.
 type runner struct {
-	b      *Bus
+	b  *Bus
+	op sync.Mutex
+
 	in     Integration
 	filter *filter.Filter
 	chain  *middleware.Chain
-
-	gen     int
-	live    *delivery // nil while stopped
-	stopped chan struct{}
+	live   *delivery // nil while stopped
+	ready  bool      // created: lookups find it
+	gone   bool      // deleted, or its creation rolled back
 }
 
 // delivery is what a running integration holds.
@@ -35,10 +44,14 @@ type delivery struct {
 	handle   message.HandlerFunc // filter ▸ chain ▸ sink
 	consumer *replay.Consumer
 	handler  *message.Handler
-	replays  []*replay.Consumer // replays under way through this delivery
+
+	mu      sync.Mutex
+	closed  bool
+	replays map[*replay.Consumer]struct{} // replays under way through this delivery
 }
 
-func (b *Bus) newRunner(in Integration, f *filter.Filter) (*runner, error) {
+// newChain builds the delivery chain of in: retries, breaker, rejection.
+func (b *Bus) newChain(in Integration) (*middleware.Chain, error) {
 	var onAttempt func(middleware.Attempt)
 	var onReject func(string, middleware.RejectedEvent)
 	var onSkip func(string, *message.Message)
@@ -64,7 +77,7 @@ func (b *Bus) newRunner(in Integration, f *filter.Filter) (*runner, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInvalid, sinks.Prefix("delivery", err))
 	}
-	return &runner{b: b, in: in, filter: f, chain: chain}, nil
+	return chain, nil
 }
 
 func attemptTimeout(c sinks.Config) time.Duration {
@@ -74,44 +87,60 @@ func attemptTimeout(c sinks.Config) time.Duration {
 	return 0
 }
 
-func (r *runner) concurrency() int {
-	if r.in.Concurrency > 0 {
-		return r.in.Concurrency
+// concurrency is how many deliveries of in run at once.
+func (b *Bus) concurrency(in Integration) int {
+	if in.Concurrency > 0 {
+		return in.Concurrency
 	}
-	return r.b.cfg.Concurrency
+	return b.cfg.Concurrency
 }
 
-// open builds the sink and the handler chain.
-func (r *runner) open() (*delivery, error) {
-	id := r.in.ID
-	env := sinks.Env{
-		IntegrationID: r.in.ID,
-		Logger:        r.b.cfg.Logger.With(watermill.LogFields{"integration": r.in.ID}),
-		Clock:         r.b.cfg.Clock,
-		Concurrency:   r.concurrency(),
-		Log:           func(action, reason string) { r.b.log(id, action, reason) },
-	}
-	if r.b.cfg.DataDir != "" {
-		env.DataDir = r.b.cfg.DataDir
-	}
-	if !r.b.cfg.AllowPrivateNetworks && usesPrivateNetworks(r.in.Sink) {
+// sinkEnv is the Env the sink of in is built with, and purged with when
+// the integration is deleted.
+func (b *Bus) sinkEnv(in Integration) sinks.Env {
+	id := in.ID
+	return sinks.Env{
+		IntegrationID: id,
+		Logger:        b.cfg.Logger.With(watermill.LogFields{"integration": id}),
+		Clock:         b.cfg.Clock,
+		Concurrency:   b.concurrency(in),
+		DataDir:       b.cfg.DataDir,
+		Log:           func(action, reason string) { b.log(id, action, reason) },
+	}.Defaults()
+}
+
+// openDelivery builds the sink and the handler chain.
+func (b *Bus) openDelivery(in Integration, f *filter.Filter, chain *middleware.Chain) (*delivery, error) {
+	if !b.cfg.AllowPrivateNetworks && usesPrivateNetworks(in.Sink) {
 		// Saved while the application allowed it; it no longer does.
-		return nil, fmt.Errorf("%w: configuration.allow_private_networks: not allowed by this application", ErrInvalid)
+		return nil, fmt.Errorf("%w: %w", ErrInvalid, sinks.Field("configuration.allow_private_networks", "not allowed by this application (bus.Config.AllowPrivateNetworks)"))
 	}
-	sink, err := r.in.Sink.NewPublisher(env.Defaults())
+	sink, err := in.Sink.NewPublisher(b.sinkEnv(in))
 	if err != nil {
-		return nil, err
+		return nil, sinkError(err)
 	}
 	deliver := func(msg *message.Message) ([]*message.Message, error) {
 		return nil, sink.Publish(msg.Metadata.Get(sinks.MetaName), msg)
 	}
 	var onSkip func(*message.Message)
-	if obs := r.b.cfg.Observer; obs != nil {
-		id, typ := r.in.ID, r.in.Type()
+	if obs := b.cfg.Observer; obs != nil {
+		id, typ := in.ID, in.Type()
 		onSkip = func(msg *message.Message) { obs.Skipped(id, typ, msg) }
 	}
-	handle := filter.Middleware(r.filter, onSkip)(r.chain.Middleware(deliver))
-	return &delivery{sink: sink, handle: handle}, nil
+	handle := filter.Middleware(f, onSkip)(chain.Middleware(deliver))
+	return &delivery{sink: sink, handle: handle, replays: make(map[*replay.Consumer]struct{})}, nil
+}
+
+// sinkError classifies an error of building a sink: one that names a field
+// of the configuration (a file sink without a directory on a bus without
+// one) is the integration's mistake, ErrInvalid; others (a broker that
+// cannot be reached) are returned as they are.
+func sinkError(err error) error {
+	var fe *sinks.FieldError
+	if errors.Is(err, ErrInvalid) || !errors.As(err, &fe) {
+		return err
+	}
+	return fmt.Errorf("%w: %w", ErrInvalid, sinks.Prefix("configuration", err))
 }
 
 // routerHandler is the delivery as the router runs it, once per message in
@@ -125,54 +154,76 @@ func (d *delivery) routerHandler() message.NoPublishHandlerFunc {
 	}
 }
 
-// start begins delivering from the integration's cursor. Before the router
-// runs it does nothing: Run starts every running integration then.
+// start begins delivering from the integration's cursor; op must be held.
+// Before the router runs it does nothing: Run starts every running
+// integration then. A failure leaves the integration stopped.
 func (r *runner) start() error {
-	if r.live != nil || !r.b.routing {
+	b := r.b
+	b.mu.Lock()
+	if r.live != nil || r.gone || !b.routing || b.closed {
+		b.mu.Unlock()
 		return nil
 	}
-	d, err := r.open()
+	in, f, chain, runCtx := r.in, r.filter, r.chain, b.runCtx
+	b.mu.Unlock()
+
+	d, err := b.openDelivery(in, f, chain)
 	if err != nil {
 		return err
 	}
 	cc := replay.ConsumerConfig{
-		Group:       r.in.ID,
-		MaxInFlight: r.concurrency(),
-		OrderKey:    orderKeyFunc(r.orderKey()),
-		StopGrace:   r.b.cfg.StopGrace,
+		Group:       in.ID,
+		MaxInFlight: b.concurrency(in),
+		OrderKey:    orderKeyFunc(orderKey(in)),
+		StopGrace:   b.cfg.StopGrace,
 		OnRetentionLoss: func(lost uint64) {
-			r.b.log(r.in.ID, middleware.ActionRetentionLoss,
+			b.log(in.ID, middleware.ActionRetentionLoss,
 				fmt.Sprintf("%d events were removed by retention before the integration caught up.", lost))
 		},
 	}
-	if r.in.Kind == Temporary {
-		cc.Until = r.in.EndsAt
-		id := r.in.ID
-		cc.OnEnd = func() { go r.b.completed(id) }
+	if in.Kind == Temporary {
+		cc.Until = in.EndsAt
+		cc.OnEnd = func() { b.background(func() { b.completed(r, d) }) }
 	}
-	d.consumer = r.b.journal.Consumer(cc)
-	r.gen++
-	name := fmt.Sprintf("%s#%d", r.in.ID, r.gen)
-	d.handler = r.b.router.AddConsumerHandler(name, Topic, d.consumer, d.routerHandler())
-	if err := r.b.router.RunHandlers(r.b.runCtx); err != nil {
-		_ = d.sink.Close()
-		return err
+	d.consumer = b.journal.Consumer(cc)
+	// Unique names: Watermill panics on a name it still has.
+	name := fmt.Sprintf("%s#%d", in.ID, b.handlers.Add(1))
+	d.handler = b.router.AddConsumerHandler(name, Topic, d.consumer, d.routerHandler())
+	if err := b.router.RunHandlers(runCtx); err != nil {
+		return errors.Join(err, d.consumer.Close(), d.sink.Close())
 	}
+	b.mu.Lock()
 	r.live = d
+	b.mu.Unlock()
 	return nil
 }
 
-// stop ends delivery; the cursor stays where acknowledgements left it.
+// stop ends delivery; op must be held. The cursor stays where
+// acknowledgements left it.
 func (r *runner) stop() error {
+	b := r.b
+	b.mu.Lock()
 	d := r.live
+	r.live = nil
+	b.mu.Unlock()
 	if d == nil {
 		return nil
 	}
-	r.live = nil
+	return d.close()
+}
+
+// close stops the handler (attempts under way get the stop grace), the
+// replays through it, then the sink.
+func (d *delivery) close() error {
 	d.handler.Stop()
 	<-d.handler.Stopped()
 	errs := []error{d.consumer.Close()}
-	for _, c := range d.replays {
+	d.mu.Lock()
+	d.closed = true
+	replays := d.replays
+	d.replays = nil
+	d.mu.Unlock()
+	for c := range replays {
 		errs = append(errs, c.Close())
 	}
 	return errors.Join(append(errs, d.sink.Close())...)
@@ -180,11 +231,11 @@ func (r *runner) stop() error {
 
 // orderKey is the integration's order key, or the one its sink's
 // destination keeps order by (an SQS FIFO queue's group).
-func (r *runner) orderKey() string {
-	if r.in.OrderKey != "" {
-		return r.in.OrderKey
+func orderKey(in Integration) string {
+	if in.OrderKey != "" {
+		return in.OrderKey
 	}
-	if k, ok := r.in.Sink.(sinks.OrderKeyer); ok {
+	if k, ok := in.Sink.(sinks.OrderKeyer); ok {
 		return k.DefaultOrderKey()
 	}
 	return ""

@@ -57,8 +57,9 @@ func (s fileStore) save(list []Integration) error {
 	return writeFileAtomic(s.path, data)
 }
 
-// writeFileAtomic writes data to a temporary file, syncs it and renames it
-// over path, so a crash leaves either the old or the new content.
+// writeFileAtomic writes data to a temporary file, syncs it, renames it
+// over path and syncs the directory, so a crash leaves either the old or
+// the new content, and once it returns the new content survives a crash.
 func writeFileAtomic(path string, data []byte) error {
 	tmp, err := os.CreateTemp(filepath.Dir(path), filepath.Base(path)+".*.tmp")
 	if err != nil {
@@ -80,15 +81,29 @@ func writeFileAtomic(path string, data []byte) error {
 	if err := tmp.Close(); err != nil {
 		return err
 	}
-	return os.Rename(tmp.Name(), path)
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return err
+	}
+	return syncDir(filepath.Dir(path))
+}
+
+// syncDir makes a rename in dir durable.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
 }
 
 // saveLocked persists every integration that can be persisted (in-process
-// handlers cannot: the application registers them again at start-up).
+// handlers cannot: the application registers them again at start-up), but
+// not one being created. b.mu is held.
 func (b *Bus) saveLocked() error {
 	list := make([]Integration, 0, len(b.runners))
 	for _, r := range b.runners {
-		if _, ok := r.in.Sink.(HandlerFunc); ok {
+		if _, ok := r.in.Sink.(HandlerFunc); ok || !r.ready {
 			continue
 		}
 		list = append(list, r.in)
@@ -107,11 +122,11 @@ func (b *Bus) loadIntegrations() error {
 		if err != nil {
 			return fmt.Errorf("sinkbus: saved integration %q: %w", in.ID, err)
 		}
-		r, err := b.newRunner(in, f)
+		chain, err := b.newChain(in)
 		if err != nil {
-			return err
+			return fmt.Errorf("sinkbus: saved integration %q: %w", in.ID, err)
 		}
-		b.runners[in.ID] = r
+		b.runners[in.ID] = &runner{b: b, in: in, filter: f, chain: chain, ready: true}
 	}
 	return nil
 }

@@ -16,12 +16,16 @@ import (
 // in the configuration, whatever the integration type; so a client can read
 // an integration, change one field and send it back without knowing its
 // secrets.
+//
+// Errors name the fields as the body wrote them, as CreateJSON's do.
 func (m *Integrations) UpdateJSON(ctx context.Context, id string, body []byte) (Integration, error) {
-	in, err := DecodeIntegration(m.b.cfg.Sinks, body)
-	if err != nil {
+	b := m.b
+	d := decodeIntegration(b.cfg.Sinks, body)
+	if err := d.err(b.cfg.Sinks, b.cfg.Clock.Now(), b.cfg.AllowPrivateNetworks); err != nil {
 		return Integration{}, err
 	}
-	return m.Update(ctx, id, in)
+	in, err := m.Update(ctx, id, d.in)
+	return in, renameErr(err, d.rename)
 }
 
 // unmaskConfig returns sent with every string that is the masked form of

@@ -2,11 +2,14 @@ package main
 
 import (
 	"bufio"
+	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"sync"
 	"time"
 
+	"github.com/sinkbus/sinkbus/bus"
 	"github.com/sinkbus/sinkbus/sinks"
 	"github.com/sinkbus/sinkbus/sinks/file"
 )
@@ -16,7 +19,10 @@ func init() {
 		name: "file",
 		about: "publish → journal → filter → chain → file sink (fsync on rotation, its default 50 MiB files), concurrency 8, " +
 			"vs 8 goroutines appending the same envelope lines to one O_APPEND file through a shared 64 KiB bufio.Writer under a mutex, " +
-			"flushed at the end of each round (no fsync: weaker than the sink, whose Publish returns once its line reached the OS); " +
+			"flushed at the end of each round (no fsync: weaker than the sink, whose Publish returns once its line reached the OS). " +
+			"Interleaved with them: the same pipeline into a no-op sink (the criterion: the file sink is not the pipeline's bottleneck " +
+			"when the two pipelines run alike) and the file sink alone, Publish from 8 goroutines, vs the raw appends. " +
+			"Each pipeline round runs on a fresh bus warmed with a tenth of its events, so the memory journal holds one round; " +
 			"files removed between rounds and the temp dir at the end",
 		setup: setupFile,
 	})
@@ -32,7 +38,7 @@ func setupFile(quick bool) (ours, raw func() float64, cleanup func(), skip strin
 	dir, err := os.MkdirTemp("", "sinkbench-file-")
 	must(err)
 	oursDir := filepath.Join(dir, "ours")
-	oursRound, stopBus := sinkBus("export", file.Config{Dir: oursDir, Fsync: file.FsyncRotation})
+	aloneDir := filepath.Join(dir, "alone")
 
 	f, err := os.OpenFile(filepath.Join(dir, "raw.ndjson"), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
 	must(err)
@@ -62,28 +68,74 @@ func setupFile(quick bool) (ours, raw func() float64, cleanup func(), skip strin
 		return perSecond(n, time.Since(start))
 	}
 
-	// Untimed: the previous rounds' files go, so that a long run does not
-	// fill the disk. The sink's open file stays; finished ones are its past.
-	ours = func() float64 {
-		finished, err := filepath.Glob(filepath.Join(oursDir, "*", "*.export"))
+	// The sink alone: Publish of the message the bus would hand it.
+	aloneRound := func(n int) float64 {
+		sink, err := file.New(file.Config{Dir: aloneDir, Fsync: file.FsyncRotation}, sinks.Env{IntegrationID: "alone"})
 		must(err)
-		for _, path := range finished {
-			must(os.Remove(path))
-		}
-		return oursRound(n)
+		start := time.Now()
+		publishAll(n, func(int) { must(sink.Publish("events", msg)) })
+		elapsed := time.Since(start)
+		must(sink.Close())
+		must(os.RemoveAll(aloneDir))
+		return perSecond(n, elapsed)
+	}
+
+	var oursRates, noopRates, aloneRates, rawRates []float64
+	ours = func() float64 {
+		defer func() { must(os.RemoveAll(oursDir)) }()
+		o := pipelineRound(n, file.Config{Dir: oursDir, Fsync: file.FsyncRotation})
+		oursRates = append(oursRates, o)
+		return o
 	}
 	raw = func() float64 {
 		must(f.Truncate(0))
-		return rawRound(n)
+		r := rawRound(n)
+		rawRates = append(rawRates, r)
+		noopRates = append(noopRates, pipelineRound(n, noopSink{&counter{}}))
+		aloneRates = append(aloneRates, aloneRound(n))
+		return r
 	}
 	warm := n / 10
 	warm -= warm % publishers
-	oursRound(warm)
 	rawRound(warm)
+	aloneRound(warm)
 	cleanup = func() {
-		stopBus()
 		must(f.Close())
 		must(os.RemoveAll(dir))
+		if len(oursRates) == 0 || len(rawRates) == 0 { // -side: no ratios
+			return
+		}
+		o, noop, alone, r := median(oursRates), median(noopRates), median(aloneRates), median(rawRates)
+		// The criterion: the pipeline into the file sink over the same
+		// pipeline into a no-op sink.
+		fmt.Printf("case=file pipeline file_sink=%s noop_sink=%s ratio=%.2f\n", rate(o, ""), rate(noop, ""), o/noop)
+		fmt.Printf("case=file sink_alone file_sink=%s raw=%s ratio=%.2f\n", rate(alone, ""), rate(r, ""), alone/r)
 	}
 	return ours, raw, cleanup, ""
+}
+
+// pipelineRound publishes n events through a fresh bus (memory journal,
+// concurrency 8, as sinkBus) into sink and returns events per second,
+// counting an event when the sink took it. The bus is warmed with n/10
+// events first and stopped afterwards, both untimed.
+func pipelineRound(n int, sink sinks.Config) float64 {
+	d := &delivered{}
+	b, stop := runBus(bus.Config{Sinks: noopRegistry(), Retention: -1, Observer: d})
+	defer stop()
+	_, err := b.Integrations().Create(context.Background(), bus.Integration{
+		ID: "export", Observes: []string{"order.*"}, Concurrency: publishers, Sink: sink,
+	})
+	must(err)
+	round := func(n int) float64 {
+		done := d.expect(int64(n))
+		start := time.Now()
+		publishAll(n, func(int) {
+			must(b.Publish(context.Background(), bus.Event{Name: "order.created", Payload: payload1K}))
+		})
+		d.wait(done)
+		return perSecond(n, time.Since(start))
+	}
+	warm := n / 10
+	round(warm - warm%publishers)
+	return round(n)
 }

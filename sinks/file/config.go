@@ -42,7 +42,9 @@ var Type = sinks.Type{Name: "file", Decode: sinks.DecodeInto[Config]}
 type Config struct {
 	// Dir is the directory the files go to. Empty means
 	// <data dir>/exports/<integration id> when the bus has a data directory;
-	// without one it is required. One Publisher at a time may use a directory.
+	// without one it is required. One sink at a time may use a directory:
+	// New takes its lock (see LockDir) and fails, naming dir, while another
+	// sink holds it.
 	Dir string `json:"dir,omitempty"`
 	// KeyPrefix is a relative path under Dir ("exports/erp"). Empty means none.
 	KeyPrefix string `json:"key_prefix,omitempty"`
@@ -63,6 +65,10 @@ type Config struct {
 	// that finished the file (sometimes a Publish call), so it must return
 	// quickly; it is never called after Close has returned.
 	OnFinalized func(path string) `json:"-"`
+	// Lock, when not nil, is the lock on Dir that the caller took with
+	// LockDir and keeps: New takes none and Close leaves it held. The s3
+	// sink holds its spool this way until its last upload has ended.
+	Lock *DirLock `json:"-"`
 }
 
 // Type returns "file".

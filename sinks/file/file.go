@@ -39,6 +39,7 @@ type Publisher struct {
 	env  sinks.Env
 	root string // Dir joined with KeyPrefix
 	log  watermill.LoggerAdapter
+	lock *DirLock // nil when the caller holds it (Config.Lock)
 
 	closeMu sync.RWMutex // Publish holds it shared, Close exclusively
 	closed  bool
@@ -50,15 +51,30 @@ type Publisher struct {
 	lines  sync.Pool      // *[]byte
 }
 
-// New returns a file sink writing under cfg.Dir. It first completes the
-// temporary files a previous run left in that directory tree.
+// New returns a file sink writing under cfg.Dir. It takes the directory's
+// lock, then completes the temporary files a previous run left in that
+// directory tree. While another sink holds the directory it fails with a
+// *sinks.FieldError for "dir".
 func New(cfg Config, env sinks.Env) (*Publisher, error) {
 	env = env.Defaults()
 	cfg, err := cfg.resolve(env)
 	if err != nil {
 		return nil, err
 	}
+	var lock *DirLock
+	switch {
+	case cfg.Lock == nil:
+		if lock, err = LockDir(cfg.Dir); err != nil {
+			if errors.Is(err, ErrDirInUse) {
+				return nil, sinks.Field("dir", "is in use by another sink: one file or s3 sink at a time may use a directory")
+			}
+			return nil, err
+		}
+	case filepath.Clean(cfg.Lock.Dir()) != cfg.Dir:
+		return nil, fmt.Errorf("sinkbus: file: Config.Lock holds %s, not the directory %s", cfg.Lock.Dir(), cfg.Dir)
+	}
 	p := &Publisher{
+		lock:    lock,
 		cfg:     cfg,
 		env:     env,
 		root:    filepath.Join(cfg.Dir, filepath.FromSlash(cfg.KeyPrefix)),
@@ -67,6 +83,7 @@ func New(cfg Config, env sinks.Env) (*Publisher, error) {
 	}
 	recovered, err := p.recoverDir(cfg.Dir)
 	if err != nil {
+		_ = lock.Unlock()
 		return nil, err
 	}
 	p.notify(recovered...)
@@ -113,9 +130,9 @@ func (p *Publisher) Publish(_ string, msgs ...*message.Message) error {
 	return nil
 }
 
-// Close finishes the open files. It is idempotent; Publish returns
-// sinks.ErrClosed afterwards. A file that cannot be finished stays as a
-// temporary file that the next New completes.
+// Close finishes the open files and releases the directory's lock. It is
+// idempotent; Publish returns sinks.ErrClosed afterwards. A file that cannot
+// be finished stays as a temporary file that the next New completes.
 func (p *Publisher) Close() error {
 	p.closeMu.Lock()
 	if p.closed {
@@ -147,6 +164,7 @@ func (p *Publisher) Close() error {
 	}
 	p.timers.Wait()
 	p.notify(finished...)
+	errs = append(errs, p.lock.Unlock())
 	return errors.Join(errs...)
 }
 

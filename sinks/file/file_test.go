@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -79,13 +80,13 @@ type exportFile struct {
 	lines []sinks.Envelope
 }
 
-// readExports reads every file under dir; it fails on a line that is not
-// a whole envelope.
+// readExports reads every file under dir but the sink's lock file; it
+// fails on a line that is not a whole envelope.
 func readExports(t *testing.T, dir string) []exportFile {
 	t.Helper()
 	var out []exportFile
 	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
+		if err != nil || d.IsDir() || path == filepath.Join(dir, file.LockName) {
 			return err
 		}
 		rel, err := filepath.Rel(dir, path)
@@ -294,22 +295,116 @@ func TestFileSink_concurrent_tenants_under_every_fsync_policy(t *testing.T) {
 	}
 }
 
-func TestFileSink_write_errors_are_retryable(t *testing.T) {
-	h := newHarness(t, file.Config{})
+func TestFileSink_write_errors_are_retryable_and_logged(t *testing.T) {
+	dir := t.TempDir()
+	logs := watermill.NewCaptureLogger()
+	sink, err := file.New(file.Config{Dir: dir}, sinks.Env{IntegrationID: "erp-1", Logger: logs})
+	require.NoError(t, err)
+	defer sink.Close()
 	// A regular file where the tenant directory should be: every write fails
-	// until it is gone (root ignores permission bits, this does not).
-	blocker := filepath.Join(h.dir, "acme")
+	// until it is gone. It stands for a read-only or full disk, which root,
+	// running the tests in CI, cannot make (it ignores permission bits).
+	blocker := filepath.Join(dir, "acme")
 	require.NoError(t, os.WriteFile(blocker, []byte("x"), 0o644))
 
-	err := h.sink.Publish("t", event("e1", "acme", `{}`))
+	err = sink.Publish("t", event("e1", "acme", `{}`))
 	require.Error(t, err)
 	class, _ := sinks.Classify(err)
 	assert.Equal(t, sinks.ClassRetryable, class)
+	var pathErr *fs.PathError
+	assert.ErrorAs(t, err, &pathErr, "the OS error stays reachable")
+	errorLogs := logs.Captured()[watermill.ErrorLogLevel]
+	require.Len(t, errorLogs, 1)
+	assert.Equal(t, "e1", errorLogs[0].Fields["event_id"])
+	assert.ErrorIs(t, errorLogs[0].Err, pathErr)
 
 	require.NoError(t, os.Remove(blocker))
-	require.NoError(t, h.sink.Publish("t", event("e1", "acme", `{}`)))
-	require.NoError(t, h.sink.Close())
-	assert.Equal(t, map[string]int{"e1": 1}, countIDs(readExports(t, h.dir)))
+	require.NoError(t, sink.Publish("t", event("e1", "acme", `{}`)))
+	require.NoError(t, sink.Close())
+	assert.Equal(t, map[string]int{"e1": 1}, countIDs(readExports(t, dir)))
+}
+
+func TestFileSink_one_sink_per_directory(t *testing.T) {
+	dir := t.TempDir()
+	first, err := file.New(file.Config{Dir: dir}, sinks.Env{IntegrationID: "erp-1"})
+	require.NoError(t, err)
+	require.NoError(t, first.Publish("t", event("e1", "acme", `{}`)))
+
+	// A second sink would "recover" the first one's open file under it.
+	_, err = file.New(file.Config{Dir: dir, KeyPrefix: "other"}, sinks.Env{IntegrationID: "erp-2"})
+	var fe *sinks.FieldError
+	require.ErrorAs(t, err, &fe)
+	assert.Equal(t, "dir", fe.Field)
+	assert.Contains(t, fe.Rule, "in use by another sink")
+	_, err = file.LockDir(dir)
+	assert.ErrorIs(t, err, file.ErrDirInUse)
+
+	require.NoError(t, first.Publish("t", event("e2", "acme", `{}`)))
+	require.NoError(t, first.Close())
+	files := readExports(t, dir)
+	require.Len(t, files, 1, "the first sink's file was left alone")
+	assert.False(t, files[0].tmp)
+	assert.Equal(t, map[string]int{"e1": 1, "e2": 1}, countIDs(files))
+
+	// Close released the directory.
+	second, err := file.New(file.Config{Dir: dir}, sinks.Env{IntegrationID: "erp-2"})
+	require.NoError(t, err)
+	require.NoError(t, second.Close())
+}
+
+func TestFileSink_uses_a_lock_its_caller_holds(t *testing.T) {
+	dir := t.TempDir()
+	lock, err := file.LockDir(dir)
+	require.NoError(t, err)
+	defer lock.Unlock()
+
+	_, err = file.New(file.Config{Dir: t.TempDir(), Lock: lock}, sinks.Env{})
+	require.Error(t, err, "a lock on another directory")
+
+	sink, err := file.New(file.Config{Dir: dir, Lock: lock}, sinks.Env{})
+	require.NoError(t, err)
+	require.NoError(t, sink.Close())
+	_, err = file.LockDir(dir)
+	assert.ErrorIs(t, err, file.ErrDirInUse, "Close leaves the caller's lock held")
+
+	require.NoError(t, lock.Unlock())
+	require.NoError(t, lock.Unlock(), "Unlock is idempotent")
+	again, err := file.LockDir(dir)
+	require.NoError(t, err)
+	require.NoError(t, again.Unlock())
+}
+
+func TestRemoveFiles_removes_only_export_files(t *testing.T) {
+	dir := t.TempDir()
+	sink, err := file.New(file.Config{Dir: dir, KeyPrefix: "kp"}, sinks.Env{})
+	require.NoError(t, err)
+	require.NoError(t, sink.Publish("t", event("e1", "acme", `{}`)))
+	require.NoError(t, sink.Publish("t", event("e2", "globex", `{}`)))
+	_, err = file.RemoveFiles(dir)
+	assert.ErrorIs(t, err, file.ErrDirInUse, "not while a sink uses the directory")
+	require.NoError(t, sink.Close())
+
+	open := filepath.Join(dir, "kp", "acme", "1767225600000-data-00000000000000aa.export.tmp")
+	require.NoError(t, os.WriteFile(open, []byte("{}\n"), 0o644))
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "kp", "globex", "notes.txt"), []byte("mine"), 0o644))
+
+	n, err := file.RemoveFiles(dir)
+	require.NoError(t, err)
+	assert.Equal(t, 3, n, "two finished files and one temporary")
+	var left []string
+	require.NoError(t, filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			rel, _ := filepath.Rel(dir, path)
+			left = append(left, filepath.ToSlash(rel))
+		}
+		return err
+	}))
+	assert.ElementsMatch(t, []string{file.LockName, "kp/globex/notes.txt"}, left, "files the sink did not write stay")
+	assert.NoDirExists(t, filepath.Join(dir, "kp", "acme"), "emptied directories go")
+
+	n, err = file.RemoveFiles(filepath.Join(dir, "missing"))
+	require.NoError(t, err)
+	assert.Zero(t, n)
 }
 
 func TestFileSink_completes_leftover_temporary_files(t *testing.T) {

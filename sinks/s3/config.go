@@ -1,10 +1,15 @@
 package s3
 
 import (
+	"fmt"
 	"net/url"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"time"
+
+	"github.com/ThreeDotsLabs/watermill"
 
 	"github.com/ThreeDotsLabs/watermill/message"
 
@@ -15,8 +20,11 @@ import (
 // Type is the "s3" integration type.
 var Type = sinks.Type{Name: "s3", Decode: sinks.DecodeInto[Config]}
 
-// DefaultDrainTimeout is how long Close waits for pending uploads.
-const DefaultDrainTimeout = 30 * time.Second
+// DefaultDrainTimeout is how long Close waits for pending uploads at most.
+// Short, because the bus stops an integration (stop, update, delete, close)
+// under a lock that holds every other management call meanwhile, and a file
+// not uploaded by then loses nothing: it waits in the spool.
+const DefaultDrainTimeout = 5 * time.Second
 
 // Config is an S3 export, NewStore's s3_parameters plus the file rotation
 // settings and an endpoint for S3-compatible stores. Objects are named
@@ -52,10 +60,13 @@ type Config struct {
 	Fsync file.Fsync `json:"fsync,omitempty"`
 	// SpoolDir holds the files until they are uploaded. Empty means
 	// <data dir>/s3-spool/<integration id>; without a data directory it is
-	// required. One Publisher at a time may use a spool directory.
+	// required. One sink at a time may use a spool directory: New takes its
+	// lock (file.LockDir) and fails, naming spool_dir, while another holds it.
 	SpoolDir string `json:"spool_dir,omitempty"`
-	// DrainTimeout bounds how long Close waits for pending uploads; the
-	// files left stay in the spool and are uploaded on the next start.
+	// DrainTimeout bounds how long Close waits for pending uploads. Close
+	// gives each waiting file one more attempt and stops at the first that
+	// fails, so it waits this long only for a store that does not answer.
+	// The files left stay in the spool and are uploaded on the next start.
 	// Zero means DefaultDrainTimeout.
 	DrainTimeout sinks.Duration `json:"drain_timeout,omitempty"`
 
@@ -155,4 +166,43 @@ func (c Config) fileConfig() file.Config {
 		RotateBytes: c.RotateBytes,
 		Fsync:       fsync,
 	}
+}
+
+// spoolDir is c's spool under env, and whether it is the default one under
+// env.DataDir; "" when there is none.
+func (c Config) spoolDir(env sinks.Env) (dir string, derived bool) {
+	switch {
+	case c.SpoolDir != "":
+		return filepath.Clean(c.SpoolDir), false
+	case env.DataDir != "":
+		return filepath.Join(env.DataDir, "s3-spool", file.PathSegment(env.IntegrationID)), true
+	}
+	return "", false
+}
+
+// Purge removes the files the integration's sink left in its spool, whose
+// events were never uploaded: the bus calls it when the integration is
+// deleted, so that a new integration with the same id does not upload them
+// to its own bucket. The default spool (<data dir>/s3-spool/<id>) goes
+// whole; a configured spool_dir loses only the export files (see
+// file.RemoveFiles). It fails, matching file.ErrDirInUse, while a sink
+// still uses the spool.
+func (c Config) Purge(env sinks.Env) error {
+	env = env.Defaults()
+	spool, derived := c.spoolDir(env)
+	if spool == "" {
+		return nil
+	}
+	n, err := file.RemoveFiles(spool)
+	if err == nil && derived {
+		err = os.RemoveAll(spool) // the rest is the sink's own too: its lock file
+	}
+	if n > 0 {
+		env.Logger.Info("Removed the spooled files of a deleted integration; their events were not uploaded",
+			watermill.LogFields{"sink": "s3", "integration_id": env.IntegrationID, "files": n, "spool": spool})
+	}
+	if err != nil {
+		return fmt.Errorf("sinkbus: s3: purge %s: %w", spool, err)
+	}
+	return nil
 }

@@ -9,6 +9,12 @@
 // the files one at a time, oldest first, retries failures with backoff for
 // as long as it takes, and removes a local file only after S3 confirmed its
 // upload. Files left by a previous run are uploaded on start.
+//
+// What the uploader sees goes into the integration's log (sinks.Env.Log),
+// collapsed so that a failure that lasts does not flood it: upload_failed at
+// the first failed attempt, when the failure changes, and every
+// FailureLogInterval while it lasts; upload_recovered when uploads work
+// again; upload_pending when the sink closes with files still waiting.
 package s3
 
 import (
@@ -16,10 +22,12 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -34,7 +42,6 @@ import (
 	"github.com/aws/smithy-go"
 	"github.com/cenkalti/backoff/v4"
 
-	"github.com/sinkbus/sinkbus/internal/clock"
 	"github.com/sinkbus/sinkbus/sinks"
 	"github.com/sinkbus/sinkbus/sinks/file"
 )
@@ -49,6 +56,17 @@ const (
 	RetryPermanent = 5 * time.Minute
 )
 
+// FailureLogInterval is how often an upload failure that goes on is
+// written into the integration log again; every attempt goes to the Logger.
+const FailureLogInterval = time.Hour
+
+// Actions the sink writes into the integration log.
+const (
+	ActionUploadFailed    = "upload_failed"
+	ActionUploadRecovered = "upload_recovered"
+	ActionUploadPending   = "upload_pending"
+)
+
 // attemptTimeout bounds one upload, so that a stalled connection cannot
 // hold the queue.
 const attemptTimeout = 10 * time.Minute
@@ -59,26 +77,30 @@ type Publisher struct {
 	env      sinks.Env
 	log      watermill.LoggerAdapter
 	spool    string
+	lock     *file.DirLock // held until the uploader has returned
 	files    *file.Publisher
 	uploader *manager.Uploader
 
-	mu       sync.Mutex
-	queue    []string // finished files to upload, oldest first
-	queued   map[string]bool
-	draining bool
-	wake     chan struct{} // a file was queued, or draining began
+	mu     sync.Mutex
+	queue  []string // finished files to upload, oldest first
+	queued map[string]bool
+	wake   chan struct{} // a file was queued
 
+	drain  chan struct{}   // closed when Shutdown begins
 	ctx    context.Context // the uploader's; cancelled when a drain times out
 	cancel context.CancelFunc
 	done   chan struct{} // closed when the uploader has returned
+
+	failing failureStreak // the uploader's own
 
 	closeOnce sync.Once
 	closeErr  error
 }
 
-// New returns an S3 sink. It queues the finished files a previous run left
-// in the spool, completes the ones it left open (see file.New), and starts
-// uploading.
+// New returns an S3 sink. It takes the spool's lock, completes the files a
+// previous run left open (see file.New), queues every finished file it
+// finds there, oldest first, and starts uploading. While another sink holds
+// the spool it fails with a *sinks.FieldError for "spool_dir".
 func New(cfg Config, env sinks.Env) (*Publisher, error) {
 	env = env.Defaults()
 	if err := cfg.Validate(); err != nil {
@@ -87,48 +109,60 @@ func New(cfg Config, env sinks.Env) (*Publisher, error) {
 	if cfg.DrainTimeout == 0 {
 		cfg.DrainTimeout = sinks.Duration(DefaultDrainTimeout)
 	}
-	spool := cfg.SpoolDir
+	spool, _ := cfg.spoolDir(env)
 	if spool == "" {
-		if env.DataDir == "" {
-			return nil, sinks.Field("spool_dir", "is required when the bus has no data directory")
-		}
-		spool = filepath.Join(env.DataDir, "s3-spool", file.PathSegment(env.IntegrationID))
+		return nil, sinks.Field("spool_dir", "is required when the bus has no data directory")
 	}
 	client, err := newClient(cfg)
 	if err != nil {
 		return nil, err
+	}
+	lock, err := file.LockDir(spool)
+	if err != nil {
+		if errors.Is(err, file.ErrDirInUse) {
+			return nil, sinks.Field("spool_dir", "is in use by another sink: one file or s3 sink at a time may use a directory")
+		}
+		return nil, fmt.Errorf("sinkbus: s3: %w", err)
 	}
 	p := &Publisher{
 		cfg:   cfg,
 		env:   env,
 		log:   env.Logger.With(watermill.LogFields{"sink": "s3", "integration_id": env.IntegrationID, "bucket": cfg.Bucket}),
 		spool: spool,
+		lock:  lock,
 		uploader: manager.NewUploader(client, func(u *manager.Uploader) {
 			u.PartSize = 16 << 20
 			u.Concurrency = 2
 		}),
 		queued: make(map[string]bool),
 		wake:   make(chan struct{}, 1),
+		drain:  make(chan struct{}),
 		done:   make(chan struct{}),
 	}
 	p.ctx, p.cancel = context.WithCancel(context.Background())
 
+	fc := cfg.fileConfig()
+	fc.Dir = spool
+	fc.Lock = lock
+	fc.OnFinalized = p.enqueue
+	if p.files, err = file.New(fc, env); err != nil {
+		p.cancel()
+		_ = lock.Unlock()
+		return nil, err
+	}
 	left, err := finishedFiles(spool)
 	if err != nil {
 		p.cancel()
+		_ = p.files.Close()
+		_ = lock.Unlock()
 		return nil, err
 	}
 	for _, path := range left {
-		p.enqueue(path)
+		p.enqueue(path) // the files file.New completed are queued already
 	}
-	fc := cfg.fileConfig()
-	fc.Dir = spool
-	fc.OnFinalized = p.enqueue
-	p.files, err = file.New(fc, env)
-	if err != nil {
-		p.cancel()
-		return nil, err
-	}
+	p.mu.Lock()
+	sortOldestFirst(p.queue)
+	p.mu.Unlock()
 	if len(left) > 0 {
 		p.log.Info("Uploading files left in the spool by a previous run", watermill.LogFields{"files": len(left)})
 	}
@@ -183,17 +217,18 @@ func (p *Publisher) Close() error {
 	return p.Shutdown(ctx)
 }
 
-// Shutdown stops accepting events, finishes the open files and waits until
-// every finished file is uploaded or ctx is done. Files not uploaded by
-// then stay in the spool for the next start, and Shutdown says how many.
-// Only the first call does anything; later calls return its result.
+// Shutdown stops accepting events, finishes the open files and gives each
+// file waiting for upload one more attempt, oldest first, until one fails
+// or ctx is done; it does not wait for a retry. Files not uploaded stay in
+// the spool, safe, and the next sink on the spool uploads them: that is no
+// error. Pending tells how many, and the integration log says so
+// (upload_pending). The error reports only what the spool could not do
+// (see file.Publisher.Close). Only the first call does anything; later
+// calls return its result.
 func (p *Publisher) Shutdown(ctx context.Context) error {
 	p.closeOnce.Do(func() {
 		err := p.files.Close()
-		p.mu.Lock()
-		p.draining = true
-		p.mu.Unlock()
-		p.signal()
+		close(p.drain)
 		select {
 		case <-p.done:
 		case <-ctx.Done():
@@ -202,10 +237,12 @@ func (p *Publisher) Shutdown(ctx context.Context) error {
 		}
 		p.cancel()
 		if n := p.Pending(); n > 0 {
-			err = errors.Join(err, fmt.Errorf("sinkbus: s3: %d files not uploaded yet, kept in %s for the next start: %w",
-				n, p.spool, context.Cause(ctx)))
+			p.log.Info("Files wait in the spool for their upload on the next start", watermill.LogFields{"files": n, "spool": p.spool})
+			p.env.Log(ActionUploadPending, fmt.Sprintf(
+				"%d export %s in the spool for upload to bucket %s; they upload when the integration starts again.",
+				n, plural(n, "file waits", "files wait"), p.cfg.Bucket))
 		}
-		p.closeErr = err
+		p.closeErr = errors.Join(err, p.lock.Unlock())
 	})
 	return p.closeErr
 }
@@ -237,16 +274,25 @@ func (p *Publisher) next() (string, bool) {
 			p.mu.Unlock()
 			return path, true
 		}
-		draining := p.draining
 		p.mu.Unlock()
-		if draining {
+		if p.draining() {
 			return "", false
 		}
 		select {
 		case <-p.wake:
+		case <-p.drain:
 		case <-p.ctx.Done():
 			return "", false
 		}
+	}
+}
+
+func (p *Publisher) draining() bool {
+	select {
+	case <-p.drain:
+		return true
+	default:
+		return false
 	}
 }
 
@@ -261,7 +307,8 @@ func (p *Publisher) dequeue(path string) {
 }
 
 // run uploads the queued files in order, retrying each until it is
-// uploaded: a file is never dropped while it exists.
+// uploaded: a file is never dropped while it exists. Once draining, a
+// failed attempt ends it: the files wait for the next start.
 func (p *Publisher) run() {
 	defer close(p.done)
 	b := backoff.NewExponentialBackOff(
@@ -282,6 +329,12 @@ func (p *Publisher) run() {
 				p.log.Error("A spooled file disappeared before its upload", err, watermill.LogFields{"key": key})
 			}
 			p.dequeue(path)
+			if err == nil {
+				p.recovered()
+				if p.cfg.OnUploaded != nil {
+					p.cfg.OnUploaded(key)
+				}
+			}
 			b.Reset()
 			attempt = 0
 			continue
@@ -294,20 +347,127 @@ func (p *Publisher) run() {
 		if class == sinks.ClassPermanent {
 			wait = max(wait, RetryPermanent)
 		}
-		fields := watermill.LogFields{"key": key, "attempt": attempt, "retry_in": wait.String(), "class": class.String()}
+		draining := p.draining()
+		fields := watermill.LogFields{"key": key, "attempt": attempt, "class": class.String()}
+		if !draining {
+			fields["retry_in"] = wait.String()
+		}
 		var ue *UploadError
 		if errors.As(err, &ue) {
 			fields["aws_error_code"] = ue.Code
 			fields["http_status"] = ue.StatusCode
 		}
 		p.log.Error("Could not upload export file; the file stays in the spool and is retried", err, fields)
+		p.failed(key, err, class, wait, draining)
 		if p.cfg.OnUploadError != nil {
 			p.cfg.OnUploadError(key, err)
 		}
-		if clock.Sleep(p.ctx, p.env.Clock, wait) != nil {
+		if draining || !p.sleep(wait) {
 			return
 		}
 	}
+}
+
+// sleep waits d on the clock; a drain cuts it short for one last attempt.
+// It returns false when the uploader is cancelled.
+func (p *Publisher) sleep(d time.Duration) bool {
+	t := p.env.Clock.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C():
+		return true
+	case <-p.drain:
+		return true
+	case <-p.ctx.Done():
+		return false
+	}
+}
+
+// failureStreak is the run of failed attempts since the last upload, as the
+// integration log has been told about it.
+type failureStreak struct {
+	attempts int
+	since    time.Time
+	kind     string    // class and code of the failure last logged
+	logged   time.Time // when it was logged
+}
+
+// failed writes a failed attempt into the integration log when it is the
+// first of a streak, differs from the one logged, or FailureLogInterval
+// passed since.
+func (p *Publisher) failed(key string, err error, class sinks.Class, wait time.Duration, draining bool) {
+	f := &p.failing
+	now := p.env.Clock.Now()
+	f.attempts++
+	if f.attempts == 1 {
+		f.since = now
+	}
+	kind, summary := describe(err, class)
+	if f.attempts > 1 && kind == f.kind && now.Sub(f.logged) < FailureLogInterval {
+		return
+	}
+	f.kind, f.logged = kind, now
+	var reason strings.Builder
+	if f.attempts > 1 {
+		fmt.Fprintf(&reason, "Uploads still fail (%d attempts since %s). ", f.attempts, f.since.UTC().Format(time.RFC3339))
+	}
+	fmt.Fprintf(&reason, "Could not upload %s to bucket %s: %s.", key, p.cfg.Bucket, summary)
+	if class == sinks.ClassPermanent {
+		reason.WriteString(" Retries cannot fix this until the credentials, the bucket or its policy change.")
+	}
+	n := p.Pending()
+	fmt.Fprintf(&reason, " %d export %s in the spool", n, plural(n, "file waits", "files wait"))
+	if draining {
+		reason.WriteString(" for the next start.")
+	} else {
+		fmt.Fprintf(&reason, "; next attempt in %s.", wait)
+	}
+	p.env.Log(ActionUploadFailed, reason.String())
+}
+
+// recovered ends a failure streak with an upload that worked.
+func (p *Publisher) recovered() {
+	f := &p.failing
+	if f.attempts == 0 {
+		return
+	}
+	p.env.Log(ActionUploadRecovered, fmt.Sprintf("Uploads to bucket %s work again after %d failed %s since %s; %d export %s in the spool.",
+		p.cfg.Bucket, f.attempts, plural(f.attempts, "attempt", "attempts"), f.since.UTC().Format(time.RFC3339),
+		p.Pending(), plural(p.Pending(), "file waits", "files wait")))
+	*f = failureStreak{}
+}
+
+// describe returns what kind of failure err is (its class and AWS code, to
+// collapse repeats) and a summary for the integration log, without secrets:
+// the SDK's errors name the request, never the credentials.
+func describe(err error, class sinks.Class) (kind, summary string) {
+	var ue *UploadError
+	if !errors.As(err, &ue) {
+		return class.String(), fmt.Sprintf("%v (%s)", err, class)
+	}
+	if ue.Code != "" || ue.StatusCode != 0 {
+		summary = ue.Code
+		if ue.StatusCode != 0 {
+			summary = strings.TrimSpace(fmt.Sprintf("%s (HTTP %d)", ue.Code, ue.StatusCode))
+		}
+		return class.String() + "/" + ue.Code, fmt.Sprintf("%s, %s", summary, class)
+	}
+	cause := ue.Err.Error()
+	var opErr *net.OpError
+	switch {
+	case errors.As(ue.Err, &opErr):
+		cause = opErr.Error()
+	case errors.Is(ue.Err, context.DeadlineExceeded):
+		cause = "timed out"
+	}
+	return class.String(), fmt.Sprintf("no answer from the store (%s), %s", cause, class)
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
 }
 
 // key is the object key of a spooled file: its path relative to the spool.
@@ -346,9 +506,6 @@ func (p *Publisher) upload(path, key string) error {
 	} else {
 		p.log.Debug("Export file uploaded", watermill.LogFields{"key": key})
 	}
-	if p.cfg.OnUploaded != nil {
-		p.cfg.OnUploaded(key)
-	}
 	return nil
 }
 
@@ -370,8 +527,13 @@ func finishedFiles(spool string) ([]string, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sinkbus: s3: read spool %s: %w", spool, err)
 	}
-	sort.SliceStable(paths, func(i, j int) bool { return filepath.Base(paths[i]) < filepath.Base(paths[j]) })
+	sortOldestFirst(paths)
 	return paths, nil
+}
+
+// sortOldestFirst sorts spooled files by name, which starts with the time.
+func sortOldestFirst(paths []string) {
+	sort.SliceStable(paths, func(i, j int) bool { return filepath.Base(paths[i]) < filepath.Base(paths[j]) })
 }
 
 // UploadError is a failed upload attempt.
@@ -385,6 +547,8 @@ type UploadError struct {
 	Err        error
 }
 
+// Error says which object failed, with the AWS error code and HTTP status
+// when a response came, then the SDK's error. It holds no credentials.
 func (e *UploadError) Error() string {
 	msg := fmt.Sprintf("sinkbus: s3: upload s3://%s/%s", e.Bucket, e.Key)
 	if e.Code != "" {

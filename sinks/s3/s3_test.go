@@ -15,6 +15,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -123,10 +124,41 @@ type uploadFailure struct {
 	err error
 }
 
-// harness is an s3 sink on a fake clock, its uploads and failures on channels.
+// logBook records what a sink writes into its integration log.
+type logBook struct {
+	mu      sync.Mutex
+	entries []logEntry
+}
+
+type logEntry struct{ action, reason string }
+
+func (l *logBook) log(action, reason string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.entries = append(l.entries, logEntry{action, reason})
+}
+
+// all returns the entries, oldest first.
+func (l *logBook) all() []logEntry {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([]logEntry(nil), l.entries...)
+}
+
+func (l *logBook) actions() []string {
+	var out []string
+	for _, e := range l.all() {
+		out = append(out, e.action)
+	}
+	return out
+}
+
+// harness is an s3 sink on a fake clock, its uploads and failures on
+// channels, its integration log in a logBook.
 type harness struct {
 	sink     *s3.Publisher
 	clk      *clock.Fake
+	log      *logBook
 	uploaded chan string
 	failed   chan uploadFailure
 }
@@ -135,6 +167,7 @@ func newSink(t *testing.T, cfg s3.Config) *harness {
 	t.Helper()
 	h := &harness{
 		clk:      clock.NewFake(time.Time{}),
+		log:      &logBook{},
 		uploaded: make(chan string, 100),
 		failed:   make(chan uploadFailure, 100),
 	}
@@ -143,7 +176,7 @@ func newSink(t *testing.T, cfg s3.Config) *harness {
 	}
 	cfg.OnUploaded = func(key string) { h.uploaded <- key }
 	cfg.OnUploadError = func(key string, err error) { h.failed <- uploadFailure{key, err} }
-	sink, err := s3.New(cfg, sinks.Env{IntegrationID: "erp-1", Clock: h.clk})
+	sink, err := s3.New(cfg, sinks.Env{IntegrationID: "erp-1", Clock: h.clk, Log: h.log.log})
 	require.NoError(t, err)
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
@@ -291,12 +324,20 @@ func TestS3Sink_refusals_are_permanent_and_keep_the_file(t *testing.T) {
 			require.ErrorAs(t, f.err, &ue)
 			assert.Contains(t, tt.codes, ue.Code)
 
-			ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
-			defer cancel()
-			err := h.sink.Shutdown(ctx)
-			assert.ErrorContains(t, err, "1 files not uploaded yet")
-			assert.ErrorIs(t, err, context.DeadlineExceeded)
+			// Closing gives the file one more attempt and leaves it spooled: no error.
+			require.NoError(t, h.sink.Close())
+			f = h.waitFailed(t)
 			assert.Equal(t, []string{f.key}, spooled(t, h.sink.Spool()))
+			assert.Equal(t, 1, h.sink.Pending())
+
+			// The integration log says it once, not once per attempt, without the secret.
+			assert.Equal(t, []string{s3.ActionUploadFailed, s3.ActionUploadPending}, h.log.actions())
+			for _, e := range h.log.all() {
+				assert.NotContains(t, e.reason, g.secret)
+				assert.NotContains(t, e.reason, "not-the-secret")
+			}
+			assert.Contains(t, h.log.all()[0].reason, ue.Code)
+			assert.Contains(t, h.log.all()[0].reason, "permanent")
 		})
 	}
 }
@@ -315,9 +356,7 @@ func TestS3Sink_uploads_files_left_by_a_previous_run(t *testing.T) {
 	h.rotate(t, 1)
 	f := h.waitFailed(t)
 	require.NoError(t, h.sink.Publish("t", event("e2", "acme"))) // still open when the run stops
-	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
-	defer cancel()
-	require.Error(t, h.sink.Shutdown(ctx))
+	require.NoError(t, h.sink.Close())
 	left := spooled(t, spool)
 	require.Len(t, left, 2)
 

@@ -1,0 +1,118 @@
+package bus_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/sinkbus/sinkbus/bus"
+	"github.com/sinkbus/sinkbus/bus/bustest"
+)
+
+// A sink that takes long to close holds up only its own integration: the
+// management calls of the others, and Publish, go on meanwhile.
+func TestIntegrations_Stop_of_a_slow_closing_sink_blocks_nobody_else(t *testing.T) {
+	tb := lifecycleBus(t)
+	gate := make(chan struct{})
+	closing := make(chan string, 1)
+	tb.Create(bus.Integration{ID: "slow", Sink: &testSink{name: "slow", closeGate: gate, closing: closing}})
+	other := tb.NewSinkIntegration(bus.Integration{ID: "other"})
+
+	stopped := make(chan error, 1)
+	go func() {
+		_, err := tb.Integrations().Stop(ctx, "slow")
+		stopped <- err
+	}()
+	require.Equal(t, "slow", <-closing)
+
+	within(t, "management calls while a sink closes", func() {
+		_, err := tb.Integrations().List(ctx)
+		assert.NoError(t, err)
+		_, err = tb.Integrations().Get(ctx, "slow")
+		assert.NoError(t, err)
+		tb.Create(bus.Integration{ID: "new", Sink: bustest.NewSink()})
+		_, err = tb.Integrations().Stop(ctx, "other")
+		assert.NoError(t, err)
+		_, err = tb.Integrations().Start(ctx, "other")
+		assert.NoError(t, err)
+		assert.NoError(t, tb.Integrations().Delete(ctx, "new"))
+		tb.Publish(bus.Event{ID: "e1", Name: "order.created"})
+	})
+	assert.Equal(t, []string{"e1"}, eventIDs(other.WaitFor(t, 1)))
+	select {
+	case err := <-stopped:
+		t.Fatalf("Stop returned (%v) before its sink closed", err)
+	default:
+	}
+	close(gate)
+	require.NoError(t, <-stopped)
+}
+
+// Close stops the integrations at once, not one after the other: each of
+// these sinks finishes closing only when the other has begun to.
+func TestBus_Close_stops_integrations_concurrently(t *testing.T) {
+	b, err := bus.New(bus.Config{Sinks: lifecycleRegistry(t), CloseTimeout: time.Minute})
+	require.NoError(t, err)
+	runCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	ran := make(chan error, 1)
+	go func() { ran <- b.Run(runCtx) }()
+	<-b.Running()
+
+	closing := make(chan string, 2)
+	gate := make(chan struct{})
+	for _, id := range []string{"a", "b"} {
+		_, err := b.Integrations().Create(ctx, bus.Integration{ID: id, Sink: &testSink{name: id, closeGate: gate, closing: closing}})
+		require.NoError(t, err)
+	}
+	closed := make(chan error, 1)
+	go func() { closed <- b.Close() }()
+	<-closing
+	<-closing // both close at once: sequential stops would wait here for a minute
+	close(gate)
+	require.NoError(t, <-closed)
+	require.NoError(t, <-ran)
+}
+
+// Close is bounded by CloseTimeout: a sink that never finishes closing is
+// named in the error, and Close returns.
+func TestBus_Close_gives_up_on_a_sink_after_CloseTimeout(t *testing.T) {
+	b, err := bus.New(bus.Config{Sinks: lifecycleRegistry(t), CloseTimeout: 50 * time.Millisecond})
+	require.NoError(t, err)
+	runCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() { _ = b.Run(runCtx) }()
+	<-b.Running()
+	gate := make(chan struct{})
+	defer close(gate)
+	_, err = b.Integrations().Create(ctx, bus.Integration{ID: "stuck", Sink: &testSink{closeGate: gate}})
+	require.NoError(t, err)
+	_, err = b.Integrations().Create(ctx, bus.Integration{ID: "fine", Sink: bustest.NewSink()})
+	require.NoError(t, err)
+	within(t, "Close", func() {
+		err = b.Close()
+	})
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "stuck")
+	assert.NotContains(t, err.Error(), "fine")
+}
+
+// A bus runs once.
+func TestBus_Run_twice_returns_ErrAlreadyRunning(t *testing.T) {
+	b, err := bus.New(bus.Config{})
+	require.NoError(t, err)
+	defer b.Close()
+	runCtx, cancel := context.WithCancel(ctx)
+	ran := make(chan error, 1)
+	go func() { ran <- b.Run(runCtx) }()
+	<-b.Running()
+	assert.ErrorIs(t, b.Run(ctx), bus.ErrAlreadyRunning)
+	cancel()
+	require.NoError(t, <-ran)
+	assert.ErrorIs(t, b.Run(ctx), bus.ErrAlreadyRunning, "after it returned too")
+	require.NoError(t, b.Close())
+	assert.ErrorIs(t, b.Run(ctx), bus.ErrClosed)
+}

@@ -1,0 +1,129 @@
+package bus_test
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/sinkbus/sinkbus/bus"
+	"github.com/sinkbus/sinkbus/bus/bustest"
+	"github.com/sinkbus/sinkbus/sinks"
+)
+
+// A body that cannot be decoded whole is reported with every problem at
+// once: each member that cannot be decoded, and what validation finds in
+// the rest.
+func TestIntegrations_CreateJSON_reports_every_decoding_and_validation_problem(t *testing.T) {
+	tb := bustest.New(t)
+	for _, tc := range []struct {
+		body   string
+		fields []string
+	}{
+		{`{"id":"BAD","observes":[""],"configuration":{"url":"ftp://x","colour":1}}`,
+			[]string{"id", "observes[0]", "integration_type"}},
+		{`{"id":"BAD","integration_type":"webhook","observes":[""],"configuration":{"url":"ftp://x","colour":1}}`,
+			[]string{"id", "observes[0]", "configuration.url", "configuration.colour"}},
+		{`{"integration_type":"webhook","colour":"red","concurrency":"many","observes":"order.*",
+			"configuration":{"url":"https://erp.example.com","colour":1,"headers":5}}`,
+			[]string{"colour", "concurrency", "observes", "configuration.colour", "configuration.headers"}},
+		{`{"data":{"type":"product","integration_type":"webhook","enabled":"yes","configuration":{"url":"ftp://x"}}}`,
+			[]string{"enabled", "type", "configuration.url"}},
+		{`{"data":{"integration_type":"webhook","configuration":{"url":"https://erp.example.com"}},"extra":1}`,
+			[]string{"extra"}},
+		{`{"integration_type":"temporary","callback_url":"https://erp.example.com","callback_parameters":{"colour":1}}`,
+			[]string{"callback_parameters.colour", "starts_at", "ends_at"}},
+	} {
+		_, err := tb.Integrations().CreateJSON(ctx, []byte(tc.body))
+		require.ErrorIs(t, err, bus.ErrInvalid, tc.body)
+		assert.ElementsMatch(t, tc.fields, fieldsOf(err), "%s: %v", tc.body, err)
+	}
+	list, err := tb.Integrations().List(ctx)
+	require.NoError(t, err)
+	assert.Empty(t, list)
+
+	// The same from DecodeIntegration.
+	_, err = bus.DecodeIntegration(bus.DefaultSinks(), []byte(`{"id":"BAD","integration_type":"webhook","observes":[""],"configuration":{"url":"ftp://x","colour":1}}`))
+	require.ErrorIs(t, err, bus.ErrInvalid)
+	assert.ElementsMatch(t, []string{"id", "observes[0]", "configuration.url", "configuration.colour"}, fieldsOf(err))
+}
+
+// Every seed body of the management API's tests goes to CreateJSON as it
+// is, Elastic Path's read-only links and meta included. The NewStore
+// samples that name no URL are refused naming NewStore's field.
+func TestIntegrations_CreateJSON_accepts_the_seed_bodies_verbatim(t *testing.T) {
+	files, err := filepath.Glob("api/testdata/*.json")
+	require.NoError(t, err)
+	require.NotEmpty(t, files)
+	refused := map[string][]string{
+		"newstore_webhook.json":  {"callback_url"},
+		"newstore_response.json": {"callback_url"},
+	}
+	for _, name := range files {
+		t.Run(filepath.Base(name), func(t *testing.T) {
+			tb := bustest.New(t)
+			body, err := os.ReadFile(name)
+			require.NoError(t, err)
+			in, err := tb.Integrations().CreateJSON(ctx, body)
+			if want, ok := refused[filepath.Base(name)]; ok {
+				require.ErrorIs(t, err, bus.ErrInvalid)
+				assert.Equal(t, want, fieldsOf(err))
+				return
+			}
+			require.NoError(t, err)
+			got, err := tb.Integrations().Get(ctx, in.ID)
+			require.NoError(t, err)
+			assert.NotEmpty(t, got.Type())
+		})
+	}
+}
+
+// NewStore's bodies carry the configuration in callback_url,
+// callback_parameters or s3_parameters: errors name those, from decoding,
+// validation and the sink alike.
+func TestIntegrations_CreateJSON_names_newstore_fields_as_sent(t *testing.T) {
+	tb := bustest.New(t)
+	for _, tc := range []struct {
+		body   string
+		fields []string
+	}{
+		{`{"integration_type":"permanent","callback_parameters":{"api_key":"k"}}`, []string{"callback_url"}},
+		{`{"integration_type":"permanent","callback_url":"ftp://erp.example.com"}`, []string{"callback_url"}},
+		{`{"integration_type":"permanent","callback_parameters":{"url":"ftp://erp.example.com"}}`, []string{"callback_parameters.url"}},
+		{`{"integration_type":"permanent","callback_url":"https://erp.example.com","callback_parameters":{"timeout":"x"}}`,
+			[]string{"callback_parameters.timeout"}},
+		{`{"integration_type":"permanent","s3_parameters":{"bucket":"x"}}`, []string{"s3_parameters.bucket"}},
+		// Running on a bus without a data directory, an s3 sink needs a
+		// spool: refused at creation rather than saved and broken.
+		{`{"id":"sap","integration_type":"permanent","s3_parameters":{"bucket":"sap_export"}}`, []string{"s3_parameters.spool_dir"}},
+	} {
+		_, err := tb.Integrations().CreateJSON(ctx, []byte(tc.body))
+		require.ErrorIs(t, err, bus.ErrInvalid, tc.body)
+		assert.Equal(t, tc.fields, fieldsOf(err), "%s: %v", tc.body, err)
+	}
+	_, err := tb.Integrations().Get(ctx, "sap")
+	assert.ErrorIs(t, err, bus.ErrNotFound)
+}
+
+// A configuration decoder's error is an unknown type only when it wraps
+// sinks.ErrUnknownType, whatever its text says.
+func TestIntegrations_CreateJSON_matches_unknown_types_by_error_not_text(t *testing.T) {
+	reg := bustest.Registry()
+	require.NoError(t, reg.Register(sinks.Type{Name: "fanout", Decode: func(json.RawMessage) (sinks.Config, error) {
+		// A type that forwards to another one, quoting the registry's words.
+		return nil, sinks.Field("downstream", "%s \"carrier_pigeon\"", sinks.ErrUnknownType.Error())
+	}}))
+	tb := bustest.New(t, func(c *bus.Config) { c.Sinks = reg })
+	_, err := tb.Integrations().CreateJSON(ctx, []byte(`{"integration_type":"fanout","configuration":{"downstream":"carrier_pigeon"}}`))
+	require.ErrorIs(t, err, bus.ErrInvalid)
+	assert.Equal(t, []string{"configuration.downstream"}, fieldsOf(err))
+
+	_, err = tb.Integrations().CreateJSON(ctx, []byte(`{"integration_type":"carrier_pigeon"}`))
+	require.ErrorIs(t, err, bus.ErrInvalid)
+	assert.Equal(t, []string{"integration_type"}, fieldsOf(err))
+	assert.True(t, strings.Contains(err.Error(), `unknown type "carrier_pigeon"`), err.Error())
+}

@@ -1,0 +1,44 @@
+package bus_test
+
+import (
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/sinkbus/sinkbus/bus"
+	"github.com/sinkbus/sinkbus/bus/bustest"
+)
+
+// A manual retry that fails leaves the stored event with the new failure:
+// its reason, status code and one more attempt.
+func TestIntegrations_RetryRejected_that_fails_records_the_new_failure(t *testing.T) {
+	tb := bustest.New(t)
+	sink := tb.NewSinkIntegration(bus.Integration{ID: "erp"})
+	sink.FailNext(1, 400)
+	tb.Publish(bus.Event{ID: "e1", Name: "order.created"})
+	require.Eventually(t, func() bool {
+		l, err := tb.Integrations().Rejected(ctx, "erp")
+		return err == nil && len(l) == 1
+	}, 10*time.Second, time.Millisecond)
+	first, err := tb.Integrations().RejectedEvent(ctx, "erp", "e1")
+	require.NoError(t, err)
+	assert.Equal(t, 400, first.StatusCode)
+	assert.Equal(t, 1, first.Attempts)
+
+	tb.Clock.Advance(1)
+	sink.FailNext(1, 422)
+	require.Error(t, tb.Integrations().RetryRejected(ctx, "erp", "e1"))
+	again, err := tb.Integrations().RejectedEvent(ctx, "erp", "e1")
+	require.NoError(t, err)
+	assert.Equal(t, 422, again.StatusCode)
+	assert.Contains(t, again.Reason, "422")
+	assert.Equal(t, 2, again.Attempts)
+	assert.True(t, again.CreatedAt.After(first.CreatedAt), "the newest failure")
+
+	require.NoError(t, tb.Integrations().RetryRejected(ctx, "erp", "e1"))
+	_, err = tb.Integrations().RejectedEvent(ctx, "erp", "e1")
+	assert.Error(t, err, "delivered, it leaves the store")
+	assert.Equal(t, []string{"e1"}, eventIDs(sink.Events()))
+}

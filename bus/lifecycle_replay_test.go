@@ -1,0 +1,97 @@
+package bus_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/sinkbus/sinkbus/bus"
+	"github.com/sinkbus/sinkbus/bus/bustest"
+	"github.com/sinkbus/sinkbus/replay"
+)
+
+// A replay cut short ends too: Done is closed, and the log says it was
+// aborted, not completed.
+func TestIntegrations_Replay_aborted_closes_Done_and_says_so(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		abort func(tb *bustest.Bus) error
+	}{
+		{"stop", func(tb *bustest.Bus) error { _, err := tb.Integrations().Stop(ctx, "erp"); return err }},
+		{"update", func(tb *bustest.Bus) error {
+			_, err := tb.Integrations().UpdateFunc(ctx, "erp", func(in *bus.Integration) error { in.Name = "x"; return nil })
+			return err
+		}},
+		{"delete", func(tb *bustest.Bus) error { return tb.Integrations().Delete(ctx, "erp") }},
+		{"close", func(tb *bustest.Bus) error { return tb.Close() }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tb := bustest.New(t, func(c *bus.Config) { c.StopGrace = -1 })
+			replaying := make(chan string, 10)
+			require.NoError(t, tb.Handle("erp", nil, func(ctx context.Context, e bus.Event) error {
+				if !e.Replayed {
+					return nil
+				}
+				replaying <- e.ID
+				<-ctx.Done() // the receiver hangs on replayed events
+				return ctx.Err()
+			}, func(in *bus.Integration) { in.Concurrency = 1 }))
+			tb.Publish(bus.Event{ID: "a", Name: "order.created"}, bus.Event{ID: "b", Name: "order.created"})
+			settled(t, tb.Bus, "erp")
+
+			job, err := tb.Integrations().Replay(ctx, "erp", replay.Request{})
+			require.NoError(t, err)
+			assert.Equal(t, 2, job.Matched)
+			assert.Equal(t, "a", <-replaying)
+			require.NoError(t, tc.abort(tb))
+			select {
+			case <-job.Done:
+			case <-time.After(10 * time.Second):
+				t.Fatal("Done not closed")
+			}
+			if tc.name == "stop" || tc.name == "update" {
+				actions := logActions(t, tb.Bus, "erp")
+				assert.Contains(t, actions, bus.ActionReplayAborted)
+				assert.NotContains(t, actions, bus.ActionReplayCompleted)
+			}
+		})
+	}
+}
+
+// A finished replay lets go of its consumer; the integration does not
+// collect them.
+func TestIntegrations_Replay_that_finished_is_released(t *testing.T) {
+	tb := bustest.New(t)
+	sink := tb.NewSinkIntegration(bus.Integration{ID: "erp"})
+	tb.Publish(bus.Event{ID: "a", Name: "order.created"})
+	sink.WaitFor(t, 1)
+	for i := range 5 {
+		replayAndWait(t, tb, "erp", replay.Request{})
+		sink.WaitFor(t, 2+i)
+	}
+	require.Eventually(t, func() bool { return bus.ReplaysUnderWay(tb.Bus, "erp") == 0 },
+		10*time.Second, time.Millisecond)
+	actions := logActions(t, tb.Bus, "erp")
+	completed := 0
+	for _, a := range actions {
+		if a == bus.ActionReplayCompleted {
+			completed++
+		}
+	}
+	assert.Equal(t, 5, completed)
+	assert.NotContains(t, actions, bus.ActionReplayAborted)
+}
+
+func logActions(t *testing.T, b *bus.Bus, id string) []string {
+	t.Helper()
+	entries, err := b.Integrations().Log(ctx, id)
+	require.NoError(t, err)
+	out := make([]string, len(entries))
+	for i, e := range entries {
+		out[i] = e.Action
+	}
+	return out
+}

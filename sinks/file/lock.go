@@ -1,0 +1,108 @@
+package file
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+)
+
+// LockName is the lock file New keeps in its directory.
+const LockName = ".sinkbus.lock"
+
+// ErrDirInUse is returned by LockDir (and, as a field error, by New) when
+// another sink, in this process or another, holds the directory.
+var ErrDirInUse = errors.New("sinkbus: file: directory in use by another sink")
+
+// DirLock is the exclusive hold on a directory that New takes, so that two
+// sinks never write, and never recover, each other's files. The operating
+// system releases it when the process dies, so a crash leaves no stale lock.
+type DirLock struct {
+	dir  string
+	f    *os.File
+	done bool
+}
+
+// LockDir creates dir if need be and takes its lock, a LockName file in it.
+// It fails at once, with an error matching ErrDirInUse, while another
+// DirLock holds dir. On Linux and the BSDs the lock holds across processes
+// (flock); elsewhere only within this process.
+func LockDir(dir string) (*DirLock, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("sinkbus: file: lock %s: %w", dir, err)
+	}
+	path := filepath.Join(dir, LockName)
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("sinkbus: file: lock %s: %w", dir, err)
+	}
+	if err := lockFile(f); err != nil {
+		f.Close()
+		if errors.Is(err, errLocked) {
+			return nil, fmt.Errorf("%w: %s", ErrDirInUse, dir)
+		}
+		return nil, fmt.Errorf("sinkbus: file: lock %s: %w", dir, err)
+	}
+	return &DirLock{dir: dir, f: f}, nil
+}
+
+// Dir returns the locked directory.
+func (l *DirLock) Dir() string { return l.dir }
+
+// Unlock releases the lock; the lock file stays. It is idempotent.
+func (l *DirLock) Unlock() error {
+	if l == nil || l.done {
+		return nil
+	}
+	l.done = true
+	err := unlockFile(l.f)
+	if cerr := l.f.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// RemoveFiles removes the export files under dir, finished and temporary,
+// and the directories that leaves empty below dir, and returns how many
+// files it removed. It holds dir's lock meanwhile, so it fails (ErrDirInUse)
+// while a sink uses dir. Other files, dir itself and its lock file stay.
+// A dir that does not exist has nothing to remove.
+func RemoveFiles(dir string) (int, error) {
+	if _, err := os.Stat(dir); errors.Is(err, fs.ErrNotExist) {
+		return 0, nil
+	}
+	lock, err := LockDir(dir)
+	if err != nil {
+		return 0, err
+	}
+	defer lock.Unlock()
+	var files int
+	var dirs []string
+	var errs []error
+	err = filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		switch {
+		case err != nil:
+			errs = append(errs, err)
+		case d.IsDir():
+			if path != dir {
+				dirs = append(dirs, path)
+			}
+		case d.Type().IsRegular() && (FileNamePattern.MatchString(d.Name()) || tmpNamePattern.MatchString(d.Name())):
+			if err := os.Remove(path); err != nil {
+				errs = append(errs, err)
+			} else {
+				files++
+			}
+		}
+		return nil
+	})
+	errs = append(errs, err)
+	for i := len(dirs) - 1; i >= 0; i-- { // deepest first
+		_ = os.Remove(dirs[i]) // fails, as it should, when something else is left in it
+	}
+	if err := errors.Join(errs...); err != nil {
+		return files, fmt.Errorf("sinkbus: file: remove files of %s: %w", dir, err)
+	}
+	return files, nil
+}
