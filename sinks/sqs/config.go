@@ -83,7 +83,10 @@ type Config struct {
 // configured FIFOGroupKey.
 const DefaultGroup = "default"
 
-var _ sinks.Config = Config{}
+var (
+	_ sinks.Config     = Config{}
+	_ sinks.OrderKeyer = Config{}
+)
 
 // Type returns "aws_sqs".
 func (c Config) Type() string { return Type.Name }
@@ -153,6 +156,32 @@ func (c Config) Masked() sinks.Config {
 	c.SecretAccessKey = sinks.Mask(c.SecretAccessKey)
 	c.SessionToken = sinks.Mask(c.SessionToken)
 	return c
+}
+
+// DefaultOrderKey is, for a FIFO queue, the order key that keeps each
+// message group's events in publication order on their way through the bus:
+// FIFOGroupKey in bus.Integration.OrderKey syntax ("tenant", "name" or
+// "payload.<path>"), which uses the same names and the same dotted paths.
+// SQS keeps order only among messages it receives one after the other; the
+// bus delivers several events at once unless an order key holds back those
+// of one group. For a standard queue, or a URL that does not parse, it is "".
+//
+// Events with no value for the key (no tenant, say) share DefaultGroup in
+// the queue, but an empty order key orders nothing: the bus may deliver
+// them out of order. Give every event a value, or set the integration's
+// own order key.
+func (c Config) DefaultOrderKey() string {
+	q, err := parseQueueURL(c.URL)
+	if err != nil || !q.fifo {
+		return ""
+	}
+	if _, err := parseGroupKey(c.FIFOGroupKey); err != nil {
+		return ""
+	}
+	if c.FIFOGroupKey == "" {
+		return "tenant"
+	}
+	return c.FIFOGroupKey
 }
 
 // NewPublisher builds the sink; see NewPublisher.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/smithy-go"
@@ -15,6 +16,29 @@ import (
 // ErrMessageTooLarge is the permanent failure of an event whose SQS message
 // (body plus attributes) exceeds Config.MaxMessageSize. Test with errors.Is.
 var ErrMessageTooLarge = errors.New("sinkbus: sqs: message too large")
+
+// ErrNotSent is the retryable failure of a message that a Publish of
+// several messages to a FIFO queue did not send because an earlier one
+// failed (see Publisher.Publish). Test with errors.Is.
+var ErrNotSent = errors.New("sinkbus: sqs: not sent after an earlier message of the same call failed")
+
+// PublishError is the error of a Publish of several messages of which some
+// failed; the others are in the queue. Classify and errors.Is see Err.
+type PublishError struct {
+	// Failed are the messages to send again, in the order given.
+	Failed []*message.Message
+	// Errs holds the error of each of Failed.
+	Errs []error
+	// Err is the first retryable error of Errs, else the first.
+	Err error
+}
+
+func (e *PublishError) Error() string {
+	return fmt.Sprintf("%v (%d messages failed)", e.Err, len(e.Failed))
+}
+
+// Unwrap returns Err.
+func (e *PublishError) Unwrap() error { return e.Err }
 
 // Error is a send that SQS refused or that did not reach it. It is
 // permanent (errors.Is(err, sinks.ErrPermanent)) when SQS said no attempt

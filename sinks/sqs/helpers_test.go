@@ -1,16 +1,15 @@
 package sqs_test
 
 import (
-	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
-	"os/exec"
 	"strconv"
 	"strings"
 	"sync"
@@ -136,13 +135,16 @@ func drain(t testing.TB, endpoint, queueURL string) []types.Message {
 	}
 }
 
-// subscriber is a watermill-aws Subscriber that reads what the sink sent.
+// subscriber is a watermill-aws Subscriber that reads what the sink sent,
+// given the queue URL as topic (its TransparentUrlResolver), as an
+// application would read the queue it configured the sink with.
 func subscriber(t testing.TB, endpoint string) *wsqs.Subscriber {
 	t.Helper()
 	sub, err := wsqs.NewSubscriber(wsqs.SubscriberConfig{
 		AWSConfig:                   awsConfig(t),
 		OptFns:                      []func(*awssqs.Options){withEndpoint(endpoint)},
 		DoNotCreateQueueIfNotExists: true,
+		QueueUrlResolver:            wsqs.TransparentUrlResolver{},
 		GenerateReceiveMessageInput: func(ctx context.Context, q wsqs.QueueURL) (*awssqs.ReceiveMessageInput, error) {
 			in, err := wsqs.GenerateReceiveMessageInputDefault(ctx, q)
 			in.MaxNumberOfMessages = 10
@@ -156,12 +158,13 @@ func subscriber(t testing.TB, endpoint string) *wsqs.Subscriber {
 	return sub
 }
 
-// readBack subscribes to queue and returns its first n messages, acked.
-func readBack(t testing.TB, sub message.Subscriber, queue string, n int) []*message.Message {
+// readBack subscribes to the queue at queueURL and returns its first n
+// messages, acked.
+func readBack(t testing.TB, sub message.Subscriber, queueURL string, n int) []*message.Message {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	ch, err := sub.Subscribe(ctx, queue)
+	ch, err := sub.Subscribe(ctx, queueURL)
 	require.NoError(t, err)
 	var got []*message.Message
 	for len(got) < n {
@@ -170,7 +173,7 @@ func readBack(t testing.TB, sub message.Subscriber, queue string, n int) []*mess
 			m.Ack()
 			got = append(got, m)
 		case <-ctx.Done():
-			t.Fatalf("read %d of %d messages from %s", len(got), n, queue)
+			t.Fatalf("read %d of %d messages from %s", len(got), n, queueURL)
 		}
 	}
 	return got
@@ -178,27 +181,41 @@ func readBack(t testing.TB, sub message.Subscriber, queue string, n int) []*mess
 
 func queueName(queueURL string) string { return queueURL[strings.LastIndex(queueURL, "/")+1:] }
 
-// countingProxy forwards to endpoint and counts requests per SQS action.
-// While hold is set, it keeps the first request it sees until release.
+// countingProxy forwards to endpoint, counts requests per SQS action and
+// records which events each send request carried. While hold is set, it
+// keeps the first request it sees until release.
 type countingProxy struct {
-	URL     string
-	mu      sync.Mutex
-	actions map[string]int
+	URL      string
+	mu       sync.Mutex
+	actions  map[string]int
+	requests []sendRequest
 
 	// reject, when set, answers a request with SQS's InvalidParameterValue
 	// error instead of forwarding it, when it returns true.
 	reject func(action, body string) bool
+	// failEntry, when set, fails the messages whose body it returns true
+	// for as SQS does when it could not store them, a fault of its own: a
+	// batch entry is left out of the request the server gets and reported
+	// Failed with InternalError and SenderFault false; a lone message is
+	// answered 500 InternalError.
+	failEntry func(body string) bool
 
 	hold     chan struct{} // closed by release
 	holdOnce sync.Once
 	held     chan struct{} // closed when the first request is held
 }
 
+// sendRequest is a SendMessage or SendMessageBatch request as the sink sent
+// it: the ids of the events it carried, in order.
+type sendRequest struct {
+	Action string
+	Events []string
+}
+
 func newCountingProxy(t testing.TB, endpoint string, holdFirst bool) *countingProxy {
 	t.Helper()
 	target, err := url.Parse(endpoint)
 	require.NoError(t, err)
-	rp := httputil.NewSingleHostReverseProxy(target)
 	p := &countingProxy{actions: map[string]int{}, hold: make(chan struct{}), held: make(chan struct{})}
 	if !holdFirst {
 		p.release()
@@ -206,6 +223,11 @@ func newCountingProxy(t testing.TB, endpoint string, holdFirst bool) *countingPr
 	var first sync.Once
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		action := strings.TrimPrefix(r.Header.Get("X-Amz-Target"), "AmazonSQS.")
+		body, err := io.ReadAll(r.Body)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
 		p.mu.Lock()
 		p.actions[action]++
 		p.mu.Unlock()
@@ -215,24 +237,107 @@ func newCountingProxy(t testing.TB, endpoint string, holdFirst bool) *countingPr
 			close(p.held)
 			<-p.hold
 		}
-		if p.reject != nil {
-			body, err := io.ReadAll(r.Body)
-			require.NoError(t, err)
-			if p.reject(action, string(body)) {
-				w.Header().Set("Content-Type", "application/x-amz-json-1.0")
-				w.Header().Set("X-Amzn-Query-Error", "InvalidParameterValue;Sender")
-				w.WriteHeader(http.StatusBadRequest)
-				_, _ = io.WriteString(w, `{"__type":"com.amazonaws.sqs#InvalidParameterValue","message":"rejected by the test proxy"}`)
+		if p.reject != nil && p.reject(action, string(body)) {
+			writeAWSError(w, http.StatusBadRequest, "InvalidParameterValue", "Sender")
+			return
+		}
+		rp := httputil.NewSingleHostReverseProxy(target)
+		switch action {
+		case "SendMessage":
+			var in struct{ MessageBody string }
+			if err := json.Unmarshal(body, &in); err != nil {
+				http.Error(w, err.Error(), http.StatusBadRequest)
 				return
 			}
-			r.Body = io.NopCloser(bytes.NewReader(body))
+			p.record(action, in.MessageBody)
+			if p.failEntry != nil && p.failEntry(in.MessageBody) {
+				writeAWSError(w, http.StatusInternalServerError, "InternalError", "Receiver")
+				return
+			}
+		case "SendMessageBatch":
+			body, rp.ModifyResponse = p.batch(t, body)
 		}
+		r.Body, r.ContentLength = io.NopCloser(bytes.NewReader(body)), int64(len(body))
+		r.Header.Set("Content-Length", strconv.Itoa(len(body)))
 		rp.ServeHTTP(w, r)
 	}))
 	t.Cleanup(srv.Close)
 	t.Cleanup(p.release)
 	p.URL = srv.URL
 	return p
+}
+
+// batch records a SendMessageBatch request and applies failEntry: it
+// returns the body to forward and what to do with the answer.
+func (p *countingProxy) batch(t testing.TB, body []byte) ([]byte, func(*http.Response) error) {
+	var in map[string]any
+	require.NoError(t, json.Unmarshal(body, &in))
+	entries, _ := in["Entries"].([]any)
+	var bodies []string
+	var keep, failed []any
+	for _, e := range entries {
+		entry := e.(map[string]any)
+		b, _ := entry["MessageBody"].(string)
+		bodies = append(bodies, b)
+		if p.failEntry != nil && p.failEntry(b) {
+			failed = append(failed, map[string]any{"Id": entry["Id"], "Code": "InternalError",
+				"Message": "failed by the test proxy", "SenderFault": false})
+			continue
+		}
+		keep = append(keep, e)
+	}
+	p.record("SendMessageBatch", bodies...)
+	if len(failed) == 0 {
+		return body, nil
+	}
+	require.NotEmpty(t, keep, "the test proxy fails some entries of a batch, not all")
+	in["Entries"] = keep
+	body, err := json.Marshal(in)
+	require.NoError(t, err)
+	return body, func(resp *http.Response) error {
+		raw, err := io.ReadAll(resp.Body)
+		if err != nil {
+			return err
+		}
+		var out map[string]any
+		if err := json.Unmarshal(raw, &out); err != nil {
+			return err
+		}
+		prior, _ := out["Failed"].([]any)
+		out["Failed"] = append(prior, failed...)
+		if raw, err = json.Marshal(out); err != nil {
+			return err
+		}
+		resp.Body, resp.ContentLength = io.NopCloser(bytes.NewReader(raw)), int64(len(raw))
+		resp.Header.Set("Content-Length", strconv.Itoa(len(raw)))
+		return nil
+	}
+}
+
+func (p *countingProxy) record(action string, bodies ...string) {
+	req := sendRequest{Action: action}
+	for _, b := range bodies {
+		var env struct{ ID string }
+		_ = json.Unmarshal([]byte(b), &env)
+		req.Events = append(req.Events, env.ID)
+	}
+	p.mu.Lock()
+	p.requests = append(p.requests, req)
+	p.mu.Unlock()
+}
+
+// sent returns the send requests recorded so far.
+func (p *countingProxy) sent() []sendRequest {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([]sendRequest(nil), p.requests...)
+}
+
+func writeAWSError(w http.ResponseWriter, status int, code, fault string) {
+	w.Header().Set("Content-Type", "application/x-amz-json-1.0")
+	w.Header().Set("X-Amzn-Query-Error", code+";"+fault)
+	w.WriteHeader(status)
+	_, _ = io.WriteString(w, `{"__type":"com.amazonaws.sqs#`+code+`","message":"by the test proxy"}`)
 }
 
 func (p *countingProxy) release() { p.holdOnce.Do(func() { close(p.hold) }) }
@@ -243,65 +348,97 @@ func (p *countingProxy) count(action string) int {
 	return p.actions[action]
 }
 
-// privateServer is an SQS server of the test's own, which it may stop and
-// start again on the same port.
-type privateServer struct {
-	t        testing.TB
-	js, port string
-	Endpoint string
-	cmd      *exec.Cmd
+// tcpProxy forwards TCP connections to an address. Stop makes the server
+// look down (connections refused, open ones cut); Start brings it back on
+// the same port.
+type tcpProxy struct {
+	t      testing.TB
+	target string
+	addr   string
+
+	mu    sync.Mutex
+	ln    net.Listener
+	conns map[net.Conn]bool
+	wg    sync.WaitGroup
 }
 
-func newPrivateServer(t testing.TB) *privateServer {
+// newTCPProxy starts a proxy to the host of endpoint, an http URL.
+func newTCPProxy(t testing.TB, endpoint string) *tcpProxy {
 	t.Helper()
-	js := testenv.Server(t, "SINKBUS_SQS_SERVER_JS")
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	u, err := url.Parse(endpoint)
 	require.NoError(t, err)
-	port := l.Addr().(*net.TCPAddr).AddrPort().Port()
-	require.NoError(t, l.Close())
-	s := &privateServer{t: t, js: js, port: strconv.Itoa(int(port))}
-	s.Endpoint = "http://127.0.0.1:" + s.port
-	s.Start()
-	t.Cleanup(s.Stop)
-	return s
+	p := &tcpProxy{t: t, target: u.Host, conns: map[net.Conn]bool{}}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	p.addr = ln.Addr().String()
+	p.serve(ln)
+	t.Cleanup(p.Stop)
+	return p
 }
 
-// Start runs the server and returns once it says it listens.
-func (s *privateServer) Start() {
-	s.t.Helper()
-	cmd := exec.Command("node", s.js, s.port)
-	out, err := cmd.StdoutPipe()
-	require.NoError(s.t, err)
-	require.NoError(s.t, cmd.Start())
-	s.cmd = cmd
-	ready := make(chan bool, 1)
+// URL is the proxy's endpoint.
+func (p *tcpProxy) URL() string { return "http://" + p.addr }
+
+// Start listens again on the proxy's port.
+func (p *tcpProxy) Start() {
+	p.t.Helper()
+	ln, err := net.Listen("tcp", p.addr)
+	require.NoError(p.t, err)
+	p.serve(ln)
+}
+
+// Stop closes the listener and every connection, and waits for them.
+func (p *tcpProxy) Stop() {
+	p.mu.Lock()
+	if p.ln != nil {
+		_ = p.ln.Close()
+		p.ln = nil
+	}
+	for c := range p.conns {
+		_ = c.Close()
+	}
+	p.mu.Unlock()
+	p.wg.Wait()
+}
+
+func (p *tcpProxy) serve(ln net.Listener) {
+	p.mu.Lock()
+	p.ln = ln
+	p.mu.Unlock()
+	p.wg.Add(1)
 	go func() {
-		sc := bufio.NewScanner(out)
-		ok := false
-		for sc.Scan() {
-			if !ok && strings.Contains(sc.Text(), "listening") {
-				ok = true
-				ready <- true
+		defer p.wg.Done()
+		for {
+			in, err := ln.Accept()
+			if err != nil {
+				return
 			}
-		}
-		if !ok {
-			ready <- false
+			out, err := net.Dial("tcp", p.target)
+			if err != nil {
+				_ = in.Close()
+				continue
+			}
+			p.mu.Lock()
+			if p.ln != ln { // stopped meanwhile: Stop did not see these
+				p.mu.Unlock()
+				_, _ = in.Close(), out.Close()
+				continue
+			}
+			p.conns[in], p.conns[out] = true, true
+			p.mu.Unlock()
+			p.wg.Add(2)
+			pipe := func(dst, src net.Conn) {
+				defer p.wg.Done()
+				_, _ = io.Copy(dst, src)
+				_ = dst.Close()
+				_ = src.Close()
+				p.mu.Lock()
+				delete(p.conns, dst)
+				delete(p.conns, src)
+				p.mu.Unlock()
+			}
+			go pipe(in, out)
+			go pipe(out, in)
 		}
 	}()
-	select {
-	case ok := <-ready:
-		require.True(s.t, ok, "the private SQS server exited before listening")
-	case <-time.After(15 * time.Second):
-		s.t.Fatal("the private SQS server did not start in 15s")
-	}
-}
-
-// Stop kills the server and waits for it to exit.
-func (s *privateServer) Stop() {
-	if s.cmd == nil {
-		return
-	}
-	_ = s.cmd.Process.Kill()
-	_ = s.cmd.Wait()
-	s.cmd = nil
 }

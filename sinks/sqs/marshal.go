@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"maps"
 	"sort"
 	"strings"
 	"unicode/utf8"
@@ -14,6 +15,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
+	"github.com/sinkbus/sinkbus/filter"
 	"github.com/sinkbus/sinkbus/sinks"
 )
 
@@ -133,10 +135,13 @@ func validSQSText(s string) bool {
 
 // groupKey is a parsed Config.FIFOGroupKey.
 type groupKey struct {
-	kind string   // "tenant", "name" or "payload"
-	path []string // for "payload"
+	kind string       // "tenant", "name" or "payload"
+	path *filter.Path // for "payload"
 }
 
+// parseGroupKey reads a FIFOGroupKey. Payload paths are read by the same
+// filter.Path as the bus's payload order keys, so that a group and the
+// order key DefaultOrderKey derives from it always agree on the value.
 func parseGroupKey(s string) (groupKey, error) {
 	switch s {
 	case "", "tenant":
@@ -148,16 +153,15 @@ func parseGroupKey(s string) (groupKey, error) {
 	if !ok {
 		return groupKey{}, errors.New("unknown group key")
 	}
-	path := strings.Split(rest, ".")
-	for _, p := range path {
-		if p == "" {
-			return groupKey{}, errors.New("empty path segment")
-		}
+	path, err := filter.NewPath(rest)
+	if err != nil {
+		return groupKey{}, err
 	}
 	return groupKey{kind: "payload", path: path}, nil
 }
 
-// group returns the MessageGroupId of msg.
+// group returns the MessageGroupId of msg: the key's value as SQS accepts
+// it (see fifoID), or DefaultGroup when the event has none.
 func (k groupKey) group(msg *message.Message) string {
 	var v string
 	switch k.kind {
@@ -166,40 +170,12 @@ func (k groupKey) group(msg *message.Message) string {
 	case "name":
 		v = msg.Metadata.Get(sinks.MetaName)
 	case "payload":
-		v = payloadField(msg.Payload, k.path)
+		v = k.path.String(msg.Payload)
 	}
 	if v == "" {
 		return DefaultGroup
 	}
 	return fifoID(v)
-}
-
-// payloadField returns the string, number or boolean at path in a JSON
-// object, as text; "" when it is missing or of another kind.
-func payloadField(payload []byte, path []string) string {
-	raw := json.RawMessage(payload)
-	for _, p := range path {
-		var obj map[string]json.RawMessage
-		if json.Unmarshal(raw, &obj) != nil {
-			return ""
-		}
-		if raw = obj[p]; raw == nil {
-			return ""
-		}
-	}
-	switch {
-	case len(raw) == 0:
-		return ""
-	case raw[0] == '"':
-		var s string
-		if json.Unmarshal(raw, &s) != nil {
-			return ""
-		}
-		return s
-	case raw[0] == '{', raw[0] == '[', string(raw) == "null":
-		return ""
-	}
-	return string(raw)
 }
 
 // fifoID returns s when SQS accepts it as a MessageGroupId or
@@ -238,7 +214,7 @@ func (Unmarshaler) Unmarshal(m *types.Message) (*message.Message, error) {
 		Metadata    map[string]string `json:"metadata"`
 	}
 	if m.Body == nil || json.Unmarshal([]byte(*m.Body), &env) != nil || env.ID == "" {
-		return wsqs.DefaultMarshalerUnmarshaler{}.Unmarshal(m)
+		return wsqs.DefaultMarshalerUnmarshaler{}.Unmarshal(withStringUUID(m))
 	}
 	var payload []byte
 	if string(env.Payload) != "null" {
@@ -262,4 +238,18 @@ func (Unmarshaler) Unmarshal(m *types.Message) (*message.Message, error) {
 		set(sinks.MetaReplayed, *a.StringValue)
 	}
 	return msg, nil
+}
+
+// withStringUUID returns m, or a copy without watermill-aws's UUID attribute
+// when that attribute has no string value: DefaultMarshalerUnmarshaler
+// dereferences it unchecked, and a queue may hold anything.
+func withStringUUID(m *types.Message) *types.Message {
+	a, ok := m.MessageAttributes[wsqs.UUIDAttribute]
+	if !ok || a.StringValue != nil {
+		return m
+	}
+	c := *m
+	c.MessageAttributes = maps.Clone(m.MessageAttributes)
+	delete(c.MessageAttributes, wsqs.UUIDAttribute)
+	return &c
 }

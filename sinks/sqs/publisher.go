@@ -14,7 +14,11 @@
 // SendMessage per message, puts every metadata key into an attribute and has
 // no FIFO ids. Here every request is bound to the message's context,
 // concurrent sends are coalesced into SendMessageBatch requests, and each
-// failure is classified once (see Classify).
+// failure is classified once (see Classify). Its queue URL resolvers map a
+// Publish topic to a queue; this sink has one configured queue URL and
+// ignores the topic. A watermill-aws Subscriber reads what the sink sends
+// with Unmarshaler, and with TransparentUrlResolver the same queue URL as
+// its topic.
 package sqs
 
 import (
@@ -38,7 +42,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
 	"github.com/aws/smithy-go"
 
-	"github.com/sinkbus/sinkbus/internal/clock"
 	"github.com/sinkbus/sinkbus/sinks"
 )
 
@@ -53,9 +56,8 @@ type Publisher struct {
 	maxSize  int
 	create   bool
 	wait     time.Duration
-	callers  int // env.Concurrency: Publish calls that may run at once
+	callers  int // env.Concurrency: the most Publish calls the bus makes at once
 	logger   watermill.LoggerAdapter
-	clock    clock.Clock
 	createMu sync.Mutex
 
 	mu     sync.Mutex
@@ -80,9 +82,12 @@ var _ message.Publisher = (*Publisher)(nil)
 // NewPublisher validates c and builds the sink. It makes no request: a
 // missing queue or refused credentials show up as permanent Publish errors.
 //
-// env.Concurrency is how many Publish calls may run at once; the sink uses
-// it to tell when no other caller can join a batch, so that the batch need
-// not wait.
+// env.Concurrency is the most Publish calls the bus makes at once; the sink
+// counts the callers actually there (see batchReady) and uses it as their
+// upper bound. env.Clock is not used: the batching wait (Config.BatchWait,
+// milliseconds) runs on the wall clock, because a test's fake clock, which
+// moves only when told, would hold every send that waits for companions,
+// and no test means to step through a sink's request coalescing.
 func NewPublisher(c Config, env sinks.Env) (*Publisher, error) {
 	c.setDefaults()
 	if err := c.Validate(); err != nil {
@@ -108,7 +113,6 @@ func NewPublisher(c Config, env sinks.Env) (*Publisher, error) {
 		wait:    c.BatchWait.D(),
 		callers: env.Concurrency,
 		logger:  env.Logger.With(watermill.LogFields{"sqs_queue": q.name}),
-		clock:   env.Clock,
 		done:    make(chan struct{}),
 	}
 	httpClient := awshttp.NewBuildableClient().WithTransportOptions(func(t *http.Transport) {
@@ -157,9 +161,22 @@ func NewPublisher(c Config, env sinks.Env) (*Publisher, error) {
 }
 
 // Publish sends msgs to the queue and returns when SQS has accepted them
-// all, or with the error of a failed one (a retryable failure before a
-// permanent one, so that a retry resends). Each request is bound to the
-// message's context. After Close it returns sinks.ErrClosed.
+// all. Each request is bound to its message's context. After Close it
+// returns sinks.ErrClosed.
+//
+// With one message (as the bus calls it) the error is that message's. With
+// several, they may share requests, and some may be in the queue when
+// others failed: the error is then a *PublishError naming the messages to
+// send again, which Classify sees as its Err (a retryable failure before a
+// permanent one, so that a retry resends). A caller that resends the whole
+// call instead resends the accepted ones too: a FIFO queue drops them
+// (their deduplication id is the message UUID, for five minutes); readers
+// of a standard queue dedupe on the sinkbus_id attribute, as with any
+// at-least-once delivery.
+//
+// On a FIFO queue the messages of one call are sent in the order given,
+// one request after another, and none after one that failed, so that a
+// retry does not put them behind later ones.
 func (p *Publisher) Publish(_ string, msgs ...*message.Message) error {
 	p.mu.Lock()
 	if p.closed {
@@ -170,46 +187,103 @@ func (p *Publisher) Publish(_ string, msgs ...*message.Message) error {
 	p.mu.Unlock()
 	defer p.active.Done()
 
-	entries := make([]*entry, 0, len(msgs))
 	errs := make([]error, len(msgs))
+	entries := make([]*entry, 0, len(msgs))
 	index := make([]int, 0, len(msgs)) // message index of each entry
 	for i, msg := range msgs {
 		e, err := p.newEntry(msg)
-		switch {
-		case err != nil:
+		if err != nil {
 			errs[i] = err
-		case p.in == nil:
-			errs[i] = p.sendOne(e.ctx, e)
-		default:
-			entries = append(entries, e)
-			index = append(index, i)
+			continue
 		}
+		entries = append(entries, e)
+		index = append(index, i)
 	}
-	if len(entries) > 0 {
+	for j, err := range p.send(entries) {
+		errs[index[j]] = err
+	}
+	return publishError(msgs, errs)
+}
+
+// send sends entries and returns their outcomes, in order.
+func (p *Publisher) send(entries []*entry) []error {
+	errs := make([]error, len(entries))
+	switch {
+	case len(entries) == 0:
+	case p.queue.fifo && len(entries) > 1:
+		p.sendInOrder(entries, errs)
+	case p.in == nil:
+		for i, e := range entries {
+			errs[i] = p.sendOne(e.ctx, e)
+		}
+	default:
 		select {
 		case p.in <- entries:
-			for j, e := range entries {
-				errs[index[j]] = p.result(e)
+			for i, e := range entries {
+				errs[i] = p.result(e)
 			}
 		case <-entries[0].ctx.Done():
-			for j := range entries {
-				errs[index[j]] = p.ctxErr(entries[0].ctx)
+			for i := range entries {
+				errs[i] = p.ctxErr(entries[0].ctx)
 			}
 		}
 	}
-	var permanent error
-	for _, err := range errs {
+	return errs
+}
+
+// sendInOrder sends the entries of one Publish to a FIFO queue: in batches
+// (single messages without batching) one after another, and after a failed
+// entry none of the rest, which fail with ErrNotSent.
+func (p *Publisher) sendInOrder(entries []*entry, errs []error) {
+	for i := 0; i < len(entries); {
+		n, size := 1, entries[i].size
+		for p.in != nil && i+n < len(entries) && n < MaxBatchEntries && size+entries[i+n].size <= p.maxSize {
+			size += entries[i+n].size
+			n++
+		}
+		p.sendBatch(entries[i : i+n])
+		failed := false
+		for j := i; j < i+n; j++ {
+			errs[j] = <-entries[j].done
+			failed = failed || errs[j] != nil
+		}
+		if i += n; failed {
+			for ; i < len(entries); i++ {
+				errs[i] = &Error{Queue: p.queue.name, Err: ErrNotSent}
+			}
+		}
+	}
+}
+
+// publishError is the error of a Publish of msgs whose outcomes are errs.
+func publishError(msgs []*message.Message, errs []error) error {
+	var (
+		first, retryable error
+		failed           []*message.Message
+		failures         []error
+	)
+	for i, err := range errs {
 		if err == nil {
 			continue
 		}
-		if c, _ := sinks.Classify(err); c != sinks.ClassPermanent {
-			return err
+		failed, failures = append(failed, msgs[i]), append(failures, err)
+		if first == nil {
+			first = err
 		}
-		if permanent == nil {
-			permanent = err
+		if c, _ := sinks.Classify(err); retryable == nil && c != sinks.ClassPermanent {
+			retryable = err
 		}
 	}
-	return permanent
+	if first == nil {
+		return nil
+	}
+	if retryable == nil {
+		retryable = first
+	}
+	if len(msgs) == 1 {
+		return retryable
+	}
+	return &PublishError{Failed: failed, Errs: failures, Err: retryable}
 }
 
 // Close stops accepting messages and waits for the sends in progress, which
@@ -298,14 +372,15 @@ func (p *Publisher) classify(err error) error {
 }
 
 // dispatch groups entries into batches. A batch goes out when it is full
-// (MaxBatchEntries or maxSize bytes); when no caller can join it (see
-// noneCanJoin); when a send finds nothing in flight and no send ended in the
-// last p.wait, so that a lone send waits for nothing; or when its first
-// entry has waited p.wait. Callers whose batch has just ended usually come
-// straight back with their next event: when all the callers fit in one
-// request, waiting for them (never longer than p.wait) gathers them in one,
-// where sending at once would split them into groups that each pay a
-// request.
+// (MaxBatchEntries or maxSize bytes); when no caller that is there can join
+// it (see batchReady), so that a lone send, or callers taking turns as an
+// order key makes them, wait for nothing; or when its first entry has
+// waited p.wait. Callers whose batch has just ended usually come straight
+// back with their next event: waiting for them (never longer than p.wait)
+// gathers them in one request, where sending at once would split them into
+// groups that each pay a request.
+//
+// The waits use the wall clock, not the bus's: see NewPublisher.
 func (p *Publisher) dispatch() {
 	defer close(p.stopped)
 	var (
@@ -313,8 +388,9 @@ func (p *Publisher) dispatch() {
 		size     int
 		inflight int // batches
 		busy     int // entries in flight
+		owed     int // entries whose send ended lately and whose callers are not back
 		lastDone time.Time
-		timer    clock.Timer
+		timer    *time.Timer
 		timeout  <-chan time.Time
 	)
 	flush := func() {
@@ -339,6 +415,10 @@ func (p *Publisher) dispatch() {
 	for {
 		select {
 		case entries := <-p.in:
+			if owed > 0 && time.Since(lastDone) >= p.wait {
+				owed = 0 // they are not coming back soon
+			}
+			owed = max(owed-len(entries), 0)
 			for _, e := range entries {
 				if size+e.size > p.maxSize {
 					flush()
@@ -351,13 +431,11 @@ func (p *Publisher) dispatch() {
 			}
 			switch {
 			case len(pending) == 0:
-			case p.noneCanJoin(len(pending), busy):
-				flush()
-			case inflight == 0 && (lastDone.IsZero() || p.clock.Now().Sub(lastDone) >= p.wait):
+			case batchReady(p.callers, len(pending), busy, owed):
 				flush()
 			case timer == nil:
-				timer = p.clock.NewTimer(p.wait)
-				timeout = timer.C()
+				timer = time.NewTimer(p.wait)
+				timeout = timer.C
 			}
 		case <-timeout:
 			timer, timeout = nil, nil
@@ -365,8 +443,9 @@ func (p *Publisher) dispatch() {
 		case n := <-p.sent:
 			inflight--
 			busy -= n
-			lastDone = p.clock.Now()
-			if len(pending) > 0 && p.noneCanJoin(len(pending), busy) {
+			owed = min(owed+n, p.callers)
+			lastDone = time.Now()
+			if len(pending) > 0 && batchReady(p.callers, len(pending), busy, owed) {
 				flush()
 			}
 		case <-p.quit:
@@ -399,12 +478,18 @@ func (p *Publisher) sender(batch []*entry) {
 	}
 }
 
-// noneCanJoin reports whether a batch of pending entries should stop
-// waiting for companions: every caller that is not in flight waits in it
-// already, and the callers in flight (busy) could not all share its request
-// when they come back.
-func (p *Publisher) noneCanJoin(pending, busy int) bool {
-	return pending >= p.callers-busy && (busy == 0 || p.callers > MaxBatchEntries)
+// batchReady reports whether a batch of pending entries should go without
+// waiting for companions. The callers there are those waiting in it
+// (pending), those in flight (busy) and those whose send ended lately and
+// who are expected back (owed), never more than callers (env.Concurrency):
+// the bus makes fewer calls at once when its backlog is short, an order key
+// holds events back or some wait for a retry, and a batch that waited for
+// all env.Concurrency would wait p.wait every time. It goes when every
+// caller there but those in flight has joined it, and those in flight
+// could not all share its request when they come back.
+func batchReady(callers, pending, busy, owed int) bool {
+	there := min(callers, pending+busy+owed)
+	return pending >= there-busy && (busy == 0 || there > MaxBatchEntries)
 }
 
 // sendBatch sends entries and gives each its own outcome.
@@ -443,8 +528,14 @@ func (p *Publisher) sendBatch(entries []*entry) {
 	if err != nil {
 		if c, _ := sinks.Classify(err); c == sinks.ClassPermanent && !concernsQueue(err) {
 			// One entry may have sunk the whole request: send each alone,
-			// so that only its own caller fails.
+			// so that only its own caller fails; in order on a FIFO queue.
 			p.logger.Debug("Batch refused, sending its entries one by one", watermill.LogFields{"err": err.Error()})
+			if p.queue.fifo {
+				for _, e := range live {
+					e.done <- p.sendOne(e.ctx, e)
+				}
+				return
+			}
 			var wg sync.WaitGroup
 			for _, e := range live {
 				wg.Add(1)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -17,6 +18,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/sinkbus/sinkbus/internal/clock"
 	"github.com/sinkbus/sinkbus/sinks"
 	"github.com/sinkbus/sinkbus/sinks/sqs"
 )
@@ -43,7 +45,7 @@ func TestSQSSink_standard_queue_delivers_envelopes(t *testing.T) {
 	require.NoError(t, sink.Publish("ignored", wide))
 	sent[wide.UUID] = wide
 
-	got := readBack(t, subscriber(t, endpoint), queueName(queue), len(sent))
+	got := readBack(t, subscriber(t, endpoint), queue, len(sent))
 	for _, m := range got {
 		want, ok := sent[m.UUID]
 		require.True(t, ok, "unexpected message %s", m.UUID)
@@ -233,30 +235,40 @@ func TestSQSSink_create_queue_when_missing(t *testing.T) {
 	}
 }
 
-func TestSQSSink_server_down_is_retryable_and_recovers(t *testing.T) {
-	srv := newPrivateServer(t)
-	queue := newQueue(t, srv.Endpoint, false, nil)
-	sink := newSink(t, config(queue), 4)
+func TestSQSSink_server_down_is_retryable_and_the_retry_delivers(t *testing.T) {
+	endpoint := sqsEndpoint(t)
+	queue := newQueue(t, endpoint, false, nil)
+	server := newTCPProxy(t, endpoint)
+	for _, batch := range []bool{true, false} {
+		t.Run(fmt.Sprintf("batch=%v", batch), func(t *testing.T) {
+			c := config(queue)
+			c.Endpoint = server.URL()
+			c.Batch = &batch
+			sink := newSink(t, c, 4)
+			before := event("order.created", "acme", `{"n":1}`)
+			require.NoError(t, sink.Publish("t", before)) // a kept-alive connection, cut below
 
-	require.NoError(t, sink.Publish("t", event("order.created", "acme", `{"n":1}`)))
+			server.Stop()
+			msg := event("order.created", "acme", `{"n":2}`)
+			err := sink.Publish("t", msg)
+			require.Error(t, err)
+			class, _ := sinks.Classify(err)
+			assert.Equal(t, sinks.ClassRetryable, class, "%v", err)
+			var se *sqs.Error
+			require.ErrorAs(t, err, &se)
+			assert.Empty(t, se.Code, "no answer, no AWS code")
+			assert.Equal(t, queueName(queue), se.Queue)
 
-	srv.Stop()
-	err := sink.Publish("t", event("order.created", "acme", `{"n":2}`))
-	require.Error(t, err)
-	class, _ := sinks.Classify(err)
-	assert.Equal(t, sinks.ClassRetryable, class, "%v", err)
-	var se *sqs.Error
-	require.ErrorAs(t, err, &se)
-	assert.Empty(t, se.Code, "no answer, no AWS code")
+			server.Start()
+			require.NoError(t, sink.Publish("t", msg), "the same event, retried")
 
-	srv.Start() // queues live in memory: create it again
-	_, err = rawClient(t, srv.Endpoint).CreateQueue(context.Background(), &awssqs.CreateQueueInput{QueueName: aws.String(queueName(queue))})
-	require.NoError(t, err)
-	require.NoError(t, sink.Publish("t", event("order.created", "acme", `{"n":3}`)))
-
-	got := drain(t, srv.Endpoint, queue)
-	require.Len(t, got, 1)
-	assert.Contains(t, *got[0].Body, `"payload":{"n":3}`)
+			got := drain(t, endpoint, queue)
+			require.Len(t, got, 2)
+			assert.Equal(t, before.UUID, *got[0].MessageAttributes[sqs.AttrID].StringValue)
+			assert.Equal(t, msg.UUID, *got[1].MessageAttributes[sqs.AttrID].StringValue, "delivered once, when the server was back")
+			assert.Contains(t, *got[1].Body, `"payload":{"n":2}`)
+		})
+	}
 }
 
 func TestSQSSink_batches_concurrent_publishes(t *testing.T) {
@@ -341,6 +353,192 @@ func TestSQSSink_failed_batch_entry_fails_only_its_caller(t *testing.T) {
 		assert.Contains(t, err.Error(), "InvalidParameterValue")
 	}
 	assert.Len(t, drain(t, endpoint, queue), sqs.MaxBatchEntries) // the first and nine others
+}
+
+func TestSQSSink_retryable_batch_entry_is_resent_alone(t *testing.T) {
+	endpoint := sqsEndpoint(t)
+	queue := newQueue(t, endpoint, false, nil)
+	proxy := newCountingProxy(t, endpoint, true)
+	var failed atomic.Bool
+	proxy.failEntry = func(body string) bool {
+		return strings.Contains(body, "flaky") && failed.CompareAndSwap(false, true)
+	}
+	c := config(queue)
+	c.Endpoint = proxy.URL
+	c.BatchWait = sinks.Duration(time.Second) // a batch goes out when full
+	sink := newSink(t, c, 16)
+
+	first := make(chan error, 1)
+	go func() { first <- sink.Publish("t", event("order.created", "acme", `{}`)) }()
+	<-proxy.held
+	flaky := event("order.created", "acme", `{"note":"flaky"}`)
+	errs := publishConcurrently(sink, sqs.MaxBatchEntries, func(i int) *message.Message {
+		if i == 4 {
+			return flaky
+		}
+		return event("order.created", "acme", fmt.Sprintf(`{"n":%d}`, i))
+	})
+	proxy.release()
+	require.NoError(t, <-first)
+
+	batches := 0
+	for _, r := range proxy.sent() {
+		if r.Action == "SendMessageBatch" {
+			batches++
+			assert.Len(t, r.Events, sqs.MaxBatchEntries)
+			assert.Contains(t, r.Events, flaky.UUID)
+		}
+	}
+	require.Equal(t, 1, batches)
+	for i, err := range errs {
+		if i != 4 {
+			assert.NoError(t, err, "entry %d", i)
+			continue
+		}
+		require.Error(t, err)
+		class, _ := sinks.Classify(err)
+		assert.Equal(t, sinks.ClassRetryable, class, "%v", err)
+		var se *sqs.Error
+		require.ErrorAs(t, err, &se)
+		assert.Equal(t, "InternalError", se.Code)
+	}
+
+	// The bus retries the one failed event, as its own Publish.
+	n := len(proxy.sent())
+	require.NoError(t, sink.Publish("t", flaky))
+	retry := proxy.sent()[n:]
+	require.Len(t, retry, 1)
+	assert.Equal(t, []string{flaky.UUID}, retry[0].Events, "the retry carries only the failed entry")
+
+	seen := map[string]int{}
+	for _, m := range drain(t, endpoint, queue) {
+		seen[*m.MessageAttributes[sqs.AttrID].StringValue]++
+	}
+	assert.Len(t, seen, 1+sqs.MaxBatchEntries)
+	for id, n := range seen {
+		assert.Equal(t, 1, n, "event %s stored %d times", id, n)
+	}
+}
+
+func TestSQSSink_publish_of_several_names_the_messages_to_resend(t *testing.T) {
+	endpoint := sqsEndpoint(t)
+	queue := newQueue(t, endpoint, false, nil)
+	proxy := newCountingProxy(t, endpoint, false)
+	var failed atomic.Bool
+	proxy.failEntry = func(body string) bool {
+		return strings.Contains(body, "flaky") && failed.CompareAndSwap(false, true)
+	}
+	c := config(queue)
+	c.Endpoint = proxy.URL
+	sink := newSink(t, c, 1)
+
+	a, flaky, b := event("a.b", "", `{"n":1}`), event("a.b", "", `{"note":"flaky"}`), event("a.b", "", `{"n":3}`)
+	err := sink.Publish("t", a, flaky, b)
+	var pe *sqs.PublishError
+	require.ErrorAs(t, err, &pe)
+	assert.Equal(t, []*message.Message{flaky}, pe.Failed)
+	require.Len(t, pe.Errs, 1)
+	class, _ := sinks.Classify(err)
+	assert.Equal(t, sinks.ClassRetryable, class, "%v", err)
+	var se *sqs.Error
+	require.ErrorAs(t, err, &se)
+	assert.Equal(t, "InternalError", se.Code)
+
+	n := len(proxy.sent())
+	require.NoError(t, sink.Publish("t", pe.Failed...))
+	assert.Equal(t, []sendRequest{{Action: "SendMessage", Events: []string{flaky.UUID}}}, proxy.sent()[n:])
+	assert.Len(t, drain(t, endpoint, queue), 3)
+
+	one := sink.Publish("t", event("a.b", "", `"`+strings.Repeat("x", sqs.DefaultMaxMessageSize)+`"`))
+	assert.NotErrorAs(t, one, &pe, "a Publish of one message fails with that message's error")
+	assert.ErrorIs(t, one, sqs.ErrMessageTooLarge)
+}
+
+func TestSQSSink_fifo_publish_of_several_keeps_their_order(t *testing.T) {
+	endpoint := sqsEndpoint(t)
+	for _, batch := range []bool{true, false} {
+		t.Run(fmt.Sprintf("batch=%v", batch), func(t *testing.T) {
+			queue := newQueue(t, endpoint, true, nil)
+			proxy := newCountingProxy(t, endpoint, false)
+			c := config(queue)
+			c.Endpoint = proxy.URL
+			c.Batch = &batch
+			sink := newSink(t, c, 8)
+
+			var msgs []*message.Message
+			var ids []string
+			for i := range 25 {
+				msgs = append(msgs, event("order.updated", "acme", fmt.Sprintf(`{"seq":%d}`, i)))
+				ids = append(ids, msgs[i].UUID)
+			}
+			require.NoError(t, sink.Publish("t", msgs...))
+
+			var got []string
+			for _, m := range drain(t, endpoint, queue) {
+				got = append(got, *m.MessageAttributes[sqs.AttrID].StringValue)
+			}
+			assert.Equal(t, ids, got)
+			if batch {
+				assert.Equal(t, 3, proxy.count("SendMessageBatch"), "10, 10 and 5, one after another")
+			}
+		})
+	}
+}
+
+func TestSQSSink_fifo_publish_of_several_stops_at_a_failure(t *testing.T) {
+	endpoint := sqsEndpoint(t)
+	queue := newQueue(t, endpoint, true, nil)
+	proxy := newCountingProxy(t, endpoint, false)
+	proxy.failEntry = func(body string) bool { return strings.Contains(body, `"seq":3}`) }
+	c := config(queue)
+	c.Endpoint = proxy.URL
+	sink := newSink(t, c, 8)
+
+	var msgs []*message.Message
+	for i := range 15 {
+		msgs = append(msgs, event("order.updated", "acme", fmt.Sprintf(`{"seq":%d}`, i)))
+	}
+	err := sink.Publish("t", msgs...)
+	var pe *sqs.PublishError
+	require.ErrorAs(t, err, &pe)
+	// The first request held 0 to 9; SQS took all but 3. 10 to 14 were not sent.
+	assert.Equal(t, append([]*message.Message{msgs[3]}, msgs[10:]...), pe.Failed)
+	for _, err := range pe.Errs[1:] {
+		assert.ErrorIs(t, err, sqs.ErrNotSent)
+		class, _ := sinks.Classify(err)
+		assert.Equal(t, sinks.ClassRetryable, class)
+	}
+	assert.Equal(t, 1, proxy.count("SendMessageBatch"))
+	assert.Zero(t, proxy.count("SendMessage"))
+	assert.Len(t, drain(t, endpoint, queue), 9)
+}
+
+func TestSQSSink_batching_runs_on_the_wall_clock(t *testing.T) {
+	endpoint := sqsEndpoint(t)
+	queue := newQueue(t, endpoint, false, nil)
+	c := config(queue)
+	c.BatchWait = sinks.Duration(300 * time.Millisecond)
+	// A clock that never moves: a batch waiting on it would wait until the
+	// message's context ends.
+	fake := clock.NewFake(time.Time{})
+	sink, err := sqs.NewPublisher(c, sinks.Env{Clock: fake, Concurrency: 8})
+	require.NoError(t, err)
+	t.Cleanup(func() { require.NoError(t, sink.Close()) })
+	publish := func(msgs ...*message.Message) error {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		for _, m := range msgs {
+			m.SetContext(ctx)
+		}
+		return sink.Publish("t", msgs...)
+	}
+
+	// Two callers' worth of messages in one request; then one message,
+	// which waits for the other caller to come back, in vain: its batch
+	// goes when BatchWait is over.
+	require.NoError(t, publish(event("order.created", "acme", `{"n":1}`), event("order.created", "acme", `{"n":2}`)))
+	require.NoError(t, publish(event("order.created", "acme", `{"n":3}`)), "the batch wait ended on the wall clock")
+	assert.Len(t, drain(t, endpoint, queue), 3)
 }
 
 func TestSQSSink_refused_batch_is_resent_entry_by_entry(t *testing.T) {

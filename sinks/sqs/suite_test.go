@@ -17,10 +17,12 @@ import (
 )
 
 // topicPublisher gives each topic its own sink, on the queue named like
-// the topic: the sink itself always sends to its one configured queue.
+// the topic (plus suffix, ".fifo" for FIFO queues): the sink itself always
+// sends to its one configured queue.
 type topicPublisher struct {
 	t        *testing.T
 	endpoint string
+	suffix   string
 
 	mu     sync.Mutex
 	sinks  map[string]*sqs.Publisher
@@ -35,7 +37,7 @@ func (p *topicPublisher) Publish(topic string, msgs ...*message.Message) error {
 	}
 	sink, ok := p.sinks[topic]
 	if !ok {
-		c := config(p.endpoint + "/" + account + "/" + topic)
+		c := config(p.endpoint + "/" + account + "/" + topic + p.suffix)
 		c.CreateQueue = true
 		var err error
 		if sink, err = sqs.NewPublisher(c, sinks.Env{Concurrency: 20}); err != nil {
@@ -65,6 +67,15 @@ func (p *topicPublisher) Close() error {
 }
 
 func newPubSub(t *testing.T) (message.Publisher, message.Subscriber) {
+	return newSuitePubSub(t, "")
+}
+
+// newFIFOPubSub is newPubSub on FIFO queues: topic "x" is queue "x.fifo".
+func newFIFOPubSub(t *testing.T) (message.Publisher, message.Subscriber) {
+	return newSuitePubSub(t, ".fifo")
+}
+
+func newSuitePubSub(t *testing.T, suffix string) (message.Publisher, message.Subscriber) {
 	endpoint := sqsEndpoint(t)
 	sub, err := wsqs.NewSubscriber(wsqs.SubscriberConfig{
 		AWSConfig: awsConfig(t),
@@ -75,30 +86,39 @@ func newPubSub(t *testing.T) (message.Publisher, message.Subscriber) {
 			in.WaitTimeSeconds = 1
 			return in, err
 		},
-		Unmarshaler: sqs.Unmarshaler{},
+		QueueConfigAttributes: wsqs.QueueConfigAttributes{FifoQueue: wsqs.QueueConfigAttributesBool(suffix == ".fifo")},
+		Unmarshaler:           sqs.Unmarshaler{},
 	}, nil)
 	require.NoError(t, err)
-	return &topicPublisher{t: t, endpoint: endpoint, sinks: map[string]*sqs.Publisher{}}, &closeWaitingSubscriber{Subscriber: sub}
+	return &topicPublisher{t: t, endpoint: endpoint, suffix: suffix, sinks: map[string]*sqs.Publisher{}},
+		&closeWaitingSubscriber{Subscriber: sub, suffix: suffix}
 }
 
 // closeWaitingSubscriber makes Close return only once the subscriptions'
 // channels are closed, as the suite expects: watermill-aws v1.0.1's
 // Subscriber.Close returns when its receive loops have ended, but each
 // closes its channel just after that.
+//
+// It also maps topics to queue names as topicPublisher does.
 type closeWaitingSubscriber struct {
 	*wsqs.Subscriber
-	mu   sync.Mutex
-	subs []<-chan *message.Message
+	suffix string
+	mu     sync.Mutex
+	subs   []<-chan *message.Message
 }
 
 func (s *closeWaitingSubscriber) Subscribe(ctx context.Context, topic string) (<-chan *message.Message, error) {
-	ch, err := s.Subscriber.Subscribe(ctx, topic)
+	ch, err := s.Subscriber.Subscribe(ctx, topic+s.suffix)
 	if err == nil {
 		s.mu.Lock()
 		s.subs = append(s.subs, ch)
 		s.mu.Unlock()
 	}
 	return ch, err
+}
+
+func (s *closeWaitingSubscriber) SubscribeInitialize(topic string) error {
+	return s.Subscriber.SubscribeInitialize(topic + s.suffix)
 }
 
 func (s *closeWaitingSubscriber) Close() error {
@@ -130,4 +150,21 @@ func TestWatermillSuite_PublisherClose(t *testing.T) {
 
 func TestWatermillSuite_Topic(t *testing.T) {
 	tests.TestTopic(t, suiteContext(), newPubSub)
+}
+
+// On FIFO queues, grouped by tenant: the suite's messages have none, so all
+// share DefaultGroup and one Publish call, which must keep their order.
+func TestWatermillSuite_PublishSubscribeInOrder_fifo(t *testing.T) {
+	tc := suiteContext()
+	tc.Features.GuaranteedOrder = true
+	tc.Features.GuaranteedOrderWithSingleSubscriber = true
+	tests.TestPublishSubscribeInOrder(t, tc, newFIFOPubSub)
+}
+
+func TestWatermillSuite_PublishSubscribe_fifo(t *testing.T) {
+	tests.TestPublishSubscribe(t, suiteContext(), newFIFOPubSub)
+}
+
+func TestWatermillSuite_ConcurrentSubscribe(t *testing.T) {
+	tests.TestConcurrentSubscribe(t, suiteContext(), newPubSub)
 }
