@@ -83,7 +83,7 @@ func (m *Integrations) Replay(ctx context.Context, id string, req replay.Request
 		Until:       req.To.Add(-1), // the range excludes To
 		UntilOffset: head,
 		MaxInFlight: b.concurrency(in),
-		OrderKey:    orderKeyFunc(orderKey(in)),
+		OrderKey:    orderKey(in),
 		Decorate:    func(msg *message.Message) { msg.Metadata[sinks.MetaReplayed] = "true" },
 		OnEnd:       func() { ended.Store(true) },
 	})

@@ -174,7 +174,7 @@ func (r *runner) start() error {
 	cc := replay.ConsumerConfig{
 		Group:       in.ID,
 		MaxInFlight: b.concurrency(in),
-		OrderKey:    orderKeyFunc(orderKey(in)),
+		OrderKey:    orderKey(in),
 		StopGrace:   b.cfg.StopGrace,
 		OnRetentionLoss: func(lost uint64) {
 			b.log(in.ID, middleware.ActionRetentionLoss,
@@ -229,16 +229,29 @@ func (d *delivery) close() error {
 	return errors.Join(append(errs, d.sink.Close())...)
 }
 
-// orderKey is the integration's order key, or the one its sink's
-// destination keeps order by (an SQS FIFO queue's group).
-func orderKey(in Integration) string {
+// orderKey returns the key function of the integration's order key, or of
+// the key its sink's destination keeps order by (an SQS FIFO queue's group).
+func orderKey(in Integration) func(*message.Message) string {
 	if in.OrderKey != "" {
-		return in.OrderKey
+		return orderKeyFunc(in.OrderKey)
 	}
-	if k, ok := in.Sink.(sinks.OrderKeyer); ok {
-		return k.DefaultOrderKey()
+	k, ok := in.Sink.(sinks.OrderKeyer)
+	if !ok {
+		return nil
 	}
-	return ""
+	key := orderKeyFunc(k.DefaultOrderKey())
+	if key == nil {
+		return nil
+	}
+	// The destination puts events without a value for the key into one
+	// group of their own (a FIFO queue's default group): they are ordered
+	// too, not left unordered as an empty key would be.
+	return func(m *message.Message) string {
+		if v := key(m); v != "" {
+			return "=" + v
+		}
+		return "none"
+	}
 }
 
 // orderKeyFunc returns the key function for an Integration.OrderKey.

@@ -55,7 +55,9 @@ type AttemptTimeouter interface {
 // per key, as an SQS FIFO queue does per message group. When an integration
 // sets no order key the bus uses this one (same syntax as
 // bus.Integration.OrderKey), so the events of one key reach the sink one at a
-// time, in publication order. An empty key means none.
+// time, in publication order; events with no value for the key are ordered
+// as one key of their own, as the destination groups them. An empty key
+// means none.
 type OrderKeyer interface {
 	DefaultOrderKey() string
 }

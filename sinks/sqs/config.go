@@ -167,9 +167,7 @@ func (c Config) Masked() sinks.Config {
 // of one group. For a standard queue, or a URL that does not parse, it is "".
 //
 // Events with no value for the key (no tenant, say) share DefaultGroup in
-// the queue, but an empty order key orders nothing: the bus may deliver
-// them out of order. Give every event a value, or set the integration's
-// own order key.
+// the queue, and the bus orders them as one group too.
 func (c Config) DefaultOrderKey() string {
 	q, err := parseQueueURL(c.URL)
 	if err != nil || !q.fifo {
