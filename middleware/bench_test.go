@@ -44,8 +44,8 @@ func benchHandler(b *testing.B, h message.HandlerFunc) {
 	})
 }
 
-// BenchmarkChain is the whole chain (Reject ▸ Retry ▸ Breaker ▸ Timeout ▸
-// Recoverer) on its success path.
+// BenchmarkChain is the whole chain (the package documentation gives its
+// order) on its success path.
 func BenchmarkChain(b *testing.B) {
 	c, err := middleware.New(middleware.Config{
 		IntegrationID: testID,
@@ -58,8 +58,8 @@ func BenchmarkChain(b *testing.B) {
 	benchHandler(b, c.Middleware(noop))
 }
 
-// BenchmarkWatermillStock is Watermill's own Retry ▸ Timeout ▸ Recoverer with
-// the same policy, the baseline BenchmarkChain must match or beat.
+// BenchmarkWatermillStock is Watermill's own Retry, Timeout and Recoverer
+// with the same policy, the baseline BenchmarkChain must match or beat.
 func BenchmarkWatermillStock(b *testing.B) {
 	retry := wmw.Retry{
 		MaxRetries:          middleware.DefaultMaxAttempts - 1,

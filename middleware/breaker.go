@@ -39,6 +39,9 @@ type BreakerState struct {
 	// NextProbeAt is when the cool-down ends and one attempt probes the
 	// destination; zero while closed.
 	NextProbeAt time.Time `json:"next_probe_at,omitzero"`
+	// FailedProbes counts the probes that failed since the circuit opened;
+	// zero while closed.
+	FailedProbes int `json:"failed_probes,omitempty"`
 }
 
 // BreakerConfig configures a Breaker.
@@ -54,9 +57,11 @@ type BreakerConfig struct {
 	// Logger nil means watermill.NopLogger.
 	Logger watermill.LoggerAdapter
 	// OnWarning is called once per failure streak, when it reaches
-	// Policy.WarnAfter. Nil means no call.
+	// Policy.WarnAfter. Nil means no call. It runs on a delivery goroutine,
+	// which waits for it: keep it quick. See Breaker for the order of hooks.
 	OnWarning func(integrationID string, consecutiveFailures int)
-	// OnStateChange is called after each change of state. Nil means no call.
+	// OnStateChange is called after each change of state, in the order of
+	// the changes. Nil means no call. Keep it quick too.
 	OnStateChange func(integrationID string, s BreakerState)
 	// OnSkip is called for each event skipped while open (SkipWhileOpen),
 	// for metrics. Nil means no call.
@@ -64,8 +69,9 @@ type BreakerConfig struct {
 }
 
 // Breaker is the circuit breaker of one integration, a middleware that sees
-// every attempt (it sits inside Retry). It counts consecutive retryable
-// failures; permanent failures neither count nor reset the count.
+// every attempt (it sits inside Retry; the package documentation says why).
+// It counts consecutive retryable failures; permanent failures neither count
+// nor reset the count.
 //
 //   - closed: attempts go through. At WarnAfter failures it warns (once per
 //     streak); at OpenAfter it opens.
@@ -75,12 +81,33 @@ type BreakerConfig struct {
 //   - half-open: the cool-down has ended and exactly one waiting attempt
 //     probes the destination while the others keep waiting. Success closes
 //     the circuit and wakes every waiter; failure opens it again for twice
-//     the cool-down, up to MaxCoolDown. A probe that proves nothing (a
-//     permanent failure, a cancelled context) hands the probe to the next
-//     waiter.
+//     the cool-down, up to MaxCoolDown. A Retry-After longer than the
+//     cool-down is honoured, up to MaxCoolDown. A probe that proves nothing
+//     (a permanent failure, a cancelled context) hands the probe to the
+//     next waiter.
 //
 // Any success closes the circuit; Reset closes it at once. Safe for
 // concurrent use.
+//
+// A failure that opens the circuit, or finds it open or half-open (a probe,
+// or an attempt that began before the circuit opened), is the outage's, not
+// the event's: the Retry around the breaker does not count it toward
+// MaxAttempts and sends the event straight back to wait here, so a long
+// outage rejects nothing. With SkipWhileOpen nothing waits, and failures
+// count as usual.
+//
+// The log stays readable through a long outage: one circuit_opened entry
+// per outage, and failed probes logged as circuit_probe_failed at the 1st,
+// 2nd, 4th, 8th … one (a week at the 10-minute cap writes eleven), each
+// with the count; State has the current one, and the circuit_closed entry
+// the total.
+//
+// Log entries and hooks are sent in the order of the changes they report,
+// after the breaker's lock is released, by whichever goroutine holds the
+// turn: a delivery goroutine, or the caller of Reset. So a notice may be
+// sent just after the call that caused it returns, by another goroutine. A
+// hook that blocks holds back the notices behind it and its delivery, so
+// keep hooks quick; they may call State and Reset.
 type Breaker struct {
 	id        string
 	policy    BreakerPolicy
@@ -107,6 +134,10 @@ type Breaker struct {
 	wake        chan struct{} // closed and replaced when waiters must look again
 	paused      time.Duration // time spent not closed, up to pausedSince
 	pausedSince time.Time
+	probesFail  int // failed probes since the circuit opened
+
+	pending []notice // to send, in the order of the changes
+	sending bool     // a goroutine is sending pending
 }
 
 // NewBreaker returns a closed breaker.
@@ -150,13 +181,31 @@ func (b *Breaker) Middleware(h message.HandlerFunc) message.HandlerFunc {
 		if b.clean.Load() {
 			ctx := msg.Context()
 			out, err := h(msg)
-			if err != nil {
-				b.record(ctx, err, 0)
+			if err != nil && b.record(ctx, err, 0) {
+				err = &outageError{err}
 			}
 			return out, err
 		}
 		return b.attempt(msg, h, true)
 	}
+}
+
+// outageError marks a failure as the outage's rather than the event's: the
+// circuit was open or half-open when it was recorded, or it opened the
+// circuit. Retry does not count it against the event. Its text and
+// classification are those of the failure it wraps.
+type outageError struct{ err error }
+
+func (e *outageError) Error() string { return e.err.Error() }
+func (e *outageError) Unwrap() error { return e.err }
+
+// unwrapOutage returns the failure inside err, and whether it was the
+// outage's.
+func unwrapOutage(err error) (error, bool) {
+	if o, ok := err.(*outageError); ok {
+		return o.err, true
+	}
+	return err, false
 }
 
 // once makes one attempt without waiting: ErrCircuitOpen when the circuit
@@ -167,6 +216,7 @@ func (b *Breaker) once(msg *message.Message, h message.HandlerFunc) error {
 		return err
 	}
 	_, err := b.attempt(msg, h, false)
+	err, _ = unwrapOutage(err)
 	return err
 }
 
@@ -191,11 +241,12 @@ func (b *Breaker) attempt(msg *message.Message, h message.HandlerFunc, wait bool
 		}()
 		out, err = h(msg)
 		done = true
-		b.record(ctx, err, ticket)
-		return out, err
+	} else {
+		out, err = h(msg)
 	}
-	out, err = h(msg)
-	b.record(ctx, err, 0)
+	if b.record(ctx, err, ticket) {
+		err = &outageError{err}
+	}
 	return out, err
 }
 
@@ -216,9 +267,9 @@ func (b *Breaker) admit(ctx context.Context, wait bool) (ticket uint64, skip boo
 				b.tickets++
 				b.probe = b.tickets
 				b.state = StateHalfOpen
-				ticket, s := b.probe, b.snapshot()
+				ticket, send := b.probe, b.queueLocked(notice{changed: true, state: b.snapshot()})
 				b.mu.Unlock()
-				b.notify(notice{changed: true, state: s})
+				b.flush(send)
 				return ticket, false, nil
 			}
 			timeout = b.nextProbeAt.Sub(now)
@@ -256,12 +307,13 @@ func (b *Breaker) sleep(ctx context.Context, d time.Duration, wake <-chan struct
 }
 
 // record counts the outcome of an attempt; ticket is non-zero for a probe.
-func (b *Breaker) record(ctx context.Context, err error, ticket uint64) {
-	class, _ := sinks.Classify(err)
+// It reports whether a failure was the outage's (see outageError).
+func (b *Breaker) record(ctx context.Context, err error, ticket uint64) (outage bool) {
+	class, after := sinks.Classify(err)
 	switch {
 	case class == sinks.ClassDelivered:
 		if ticket == 0 && b.clean.Load() {
-			return
+			return false
 		}
 		b.success()
 	case class == sinks.ClassPermanent, ctx.Err() != nil:
@@ -270,8 +322,9 @@ func (b *Breaker) record(ctx context.Context, err error, ticket uint64) {
 			b.inconclusive(ticket)
 		}
 	default:
-		b.failure(err, ticket)
+		return b.failure(err, after, ticket)
 	}
+	return false
 }
 
 func (b *Breaker) success() {
@@ -279,15 +332,20 @@ func (b *Breaker) success() {
 	var n notice
 	if b.state != StateClosed {
 		n = b.closeLocked(ActionCircuitClosed, fmt.Sprintf(
-			"Delivery succeeded after %d consecutive failed attempts; deliveries resumed.", b.failures))
+			"Delivery succeeded after %d consecutive failed attempts%s; deliveries resumed.",
+			b.failures, b.outageLocked()))
 	}
 	b.failures, b.warned = 0, false
 	b.clean.Store(true)
+	send := b.queueLocked(n)
 	b.mu.Unlock()
-	b.notify(n)
+	b.flush(send)
 }
 
-func (b *Breaker) failure(err error, ticket uint64) {
+// failure counts a retryable failure; after is the destination's
+// Retry-After, if any. It reports whether the circuit is not closed
+// afterwards: the failure opened it, or found it open.
+func (b *Breaker) failure(err error, after time.Duration, ticket uint64) bool {
 	now := b.clock.Now()
 	b.mu.Lock()
 	b.failures++
@@ -302,23 +360,33 @@ func (b *Breaker) failure(err error, ticket uint64) {
 				"%d consecutive failed attempts. Last failure: %s", b.failures, reasonOf(err)), now)
 		}
 		if b.failures >= b.policy.OpenAfter {
-			b.openLocked(now, b.policy.CoolDown)
+			b.openLocked(now, b.policy.CoolDown, after)
 			n.add(ActionCircuitOpened, fmt.Sprintf(
 				"Circuit opened after %d consecutive failed attempts; deliveries paused until %s. Last failure: %s",
 				b.failures, b.nextProbeAt.UTC().Format(time.RFC3339), reasonOf(err)), now)
 			n.changed, n.state = true, b.snapshot()
 		}
 	case b.state == StateHalfOpen && ticket == b.probe:
-		b.openLocked(now, min(2*b.coolDown, b.policy.MaxCoolDown))
-		n.add(ActionCircuitOpened, fmt.Sprintf(
-			"Probe failed; deliveries paused until %s. Last failure: %s",
-			b.nextProbeAt.UTC().Format(time.RFC3339), reasonOf(err)), now)
+		b.probesFail++
+		b.openLocked(now, min(2*b.coolDown, b.policy.MaxCoolDown), after)
+		// The 1st, 2nd, 4th, 8th… failed probe is logged: a long outage
+		// must not push the entries that matter out of the log.
+		if b.probesFail&(b.probesFail-1) == 0 {
+			n.add(ActionCircuitProbeFailed, fmt.Sprintf(
+				"%d failed probes since the circuit opened at %s; deliveries paused until %s. Last failure: %s",
+				b.probesFail, b.openedAt.UTC().Format(time.RFC3339), b.nextProbeAt.UTC().Format(time.RFC3339),
+				reasonOf(err)), now)
+		}
 		n.changed, n.state = true, b.snapshot()
 	}
 	// Otherwise the attempt began before the circuit opened: it counts, but
 	// changes nothing.
+	// Skipping events do not wait for probes, so their failures stay theirs.
+	outage := b.state != StateClosed && !b.policy.SkipWhileOpen
+	send := b.queueLocked(n)
 	b.mu.Unlock()
-	b.notify(n)
+	b.flush(send)
+	return outage
 }
 
 // inconclusive ends a probe that proved nothing: the next waiter probes.
@@ -331,20 +399,25 @@ func (b *Breaker) inconclusive(ticket uint64) {
 	b.state = StateOpen
 	b.nextProbeAt = b.clock.Now()
 	b.wakeLocked()
-	s := b.snapshot()
+	send := b.queueLocked(notice{changed: true, state: b.snapshot()})
 	b.mu.Unlock()
-	b.notify(notice{changed: true, state: s})
+	b.flush(send)
 }
 
 // Reset closes the circuit at once, clears the failure count and wakes every
 // waiting attempt. It logs circuit_reset.
 func (b *Breaker) Reset() {
 	b.mu.Lock()
-	n := b.closeLocked(ActionCircuitReset, "Circuit reset manually.")
+	reason := "Circuit reset manually."
+	if b.state != StateClosed {
+		reason = fmt.Sprintf("Circuit reset manually%s.", b.outageLocked())
+	}
+	n := b.closeLocked(ActionCircuitReset, reason)
 	b.failures, b.warned = 0, false
 	b.clean.Store(true)
+	send := b.queueLocked(n)
 	b.mu.Unlock()
-	b.notify(n)
+	b.flush(send)
 }
 
 // State returns a snapshot of the breaker.
@@ -366,14 +439,22 @@ func (b *Breaker) pausedTotal(now time.Time) time.Duration {
 	return d
 }
 
-func (b *Breaker) openLocked(now time.Time, coolDown time.Duration) {
+// openLocked opens the circuit for coolDown, or for the destination's
+// Retry-After when longer, up to MaxCoolDown.
+func (b *Breaker) openLocked(now time.Time, coolDown, retryAfter time.Duration) {
 	if b.state == StateClosed {
 		b.openedAt, b.pausedSince = now, now
+		b.probesFail = 0
 	}
 	b.state = StateOpen
 	b.coolDown = coolDown
-	b.nextProbeAt = now.Add(coolDown)
+	b.nextProbeAt = now.Add(max(coolDown, min(retryAfter, b.policy.MaxCoolDown)))
 	b.wakeLocked()
+}
+
+// outageLocked describes the outage under way for the closing entry.
+func (b *Breaker) outageLocked() string {
+	return fmt.Sprintf(" (open for %s, %d failed probes)", b.clock.Now().Sub(b.openedAt).Round(time.Second), b.probesFail)
 }
 
 // closeLocked closes the circuit and returns the notice to send.
@@ -385,6 +466,7 @@ func (b *Breaker) closeLocked(action, reason string) notice {
 	b.state = StateClosed
 	b.coolDown = b.policy.CoolDown
 	b.openedAt, b.nextProbeAt = time.Time{}, time.Time{}
+	b.probesFail = 0
 	b.wakeLocked()
 	n := notice{changed: true}
 	n.state = BreakerState{State: StateClosed}
@@ -403,25 +485,28 @@ func (b *Breaker) snapshot() BreakerState {
 		ConsecutiveFailures: b.failures,
 		OpenedAt:            b.openedAt,
 		NextProbeAt:         b.nextProbeAt,
+		FailedProbes:        b.probesFail,
 	}
 }
 
 func (b *Breaker) skipped(msg *message.Message) {
+	now := b.clock.Now()
 	b.mu.Lock()
-	since := b.openedAt
-	b.mu.Unlock()
 	var n notice
 	n.add(ActionEventSkipped, fmt.Sprintf("Circuit open since %s; event skipped.",
-		since.UTC().Format(time.RFC3339)), b.clock.Now())
+		b.openedAt.UTC().Format(time.RFC3339)), now)
 	n.entries[0].EventID = msg.UUID
-	b.notify(n)
+	send := b.queueLocked(n)
+	b.mu.Unlock()
+	b.flush(send)
 	if b.onSkip != nil {
 		b.onSkip(b.id, msg)
 	}
 }
 
-// notice is what a change of the breaker tells the world, gathered under
-// the lock and sent after it is released.
+// notice is what a change of the breaker tells the world: gathered and
+// queued under the lock, so that the queue has the order of the changes, and
+// sent after it is released, so that hooks may call State and Reset.
 type notice struct {
 	entries []LogEntry
 	warn    int // OnWarning's count, zero for no call
@@ -433,7 +518,59 @@ func (n *notice) add(action, reason string, now time.Time) {
 	n.entries = append(n.entries, LogEntry{Action: action, Reason: reason, CreatedAt: now})
 }
 
-func (b *Breaker) notify(n notice) {
+func (n notice) empty() bool { return len(n.entries) == 0 && n.warn == 0 && !n.changed }
+
+// queueLocked queues n and reports whether the caller must flush: no other
+// goroutine is sending the queue.
+func (b *Breaker) queueLocked(n notice) bool {
+	if n.empty() {
+		return false
+	}
+	b.pending = append(b.pending, n)
+	if b.sending {
+		return false
+	}
+	b.sending = true
+	return true
+}
+
+// flush sends the queued notices, in order, until the queue is empty; it
+// does nothing unless send (queueLocked's answer).
+func (b *Breaker) flush(send bool) {
+	if !send {
+		return
+	}
+	for {
+		b.mu.Lock()
+		batch := b.pending
+		b.pending = nil
+		if len(batch) == 0 {
+			b.sending = false
+			b.mu.Unlock()
+			return
+		}
+		b.mu.Unlock()
+		b.sendAll(batch)
+	}
+}
+
+func (b *Breaker) sendAll(batch []notice) {
+	sent := false
+	defer func() {
+		if !sent {
+			// A hook panicked: the next change sends what is left.
+			b.mu.Lock()
+			b.sending = false
+			b.mu.Unlock()
+		}
+	}()
+	for _, n := range batch {
+		b.send(n)
+	}
+	sent = true
+}
+
+func (b *Breaker) send(n notice) {
 	for _, e := range n.entries {
 		if err := b.log.Append(b.id, e); err != nil {
 			b.logger.Error("Cannot write the integration log", err, watermill.LogFields{

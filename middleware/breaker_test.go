@@ -2,6 +2,7 @@ package middleware_test
 
 import (
 	"fmt"
+	"sync"
 	"testing"
 	"time"
 
@@ -11,6 +12,7 @@ import (
 
 	"github.com/sinkbus/sinkbus/internal/clock"
 	"github.com/sinkbus/sinkbus/middleware"
+	"github.com/sinkbus/sinkbus/sinks"
 )
 
 func clockAt(t *testing.T) *clock.Fake {
@@ -57,7 +59,9 @@ func TestBreaker_outage_pauses_then_delivers_everything(t *testing.T) {
 	assert.Equal(t, middleware.StateOpen, st.State)
 	assert.Equal(t, t0, st.OpenedAt)
 	assert.Equal(t, t0.Add(930*time.Second), st.NextProbeAt, "cool-down doubled to 8m")
-	assert.Len(t, e.entries(t, middleware.ActionCircuitOpened), 1+4)
+	assert.Equal(t, 4, st.FailedProbes)
+	assert.Len(t, e.entries(t, middleware.ActionCircuitOpened), 1, "one per outage")
+	assert.Len(t, e.entries(t, middleware.ActionCircuitProbeFailed), 3, "the 1st, 2nd and 4th failed probe")
 	assert.Equal(t, n, w.busy(), "no event gave up")
 
 	// The receiver recovers: the next probe closes the circuit.
@@ -166,23 +170,28 @@ func TestBreaker_permanent_failures_do_not_count(t *testing.T) {
 }
 
 func TestBreaker_probe_with_permanent_answer_hands_over(t *testing.T) {
-	e := newEnv(t, middleware.Settings{
-		Retry:   middleware.RetryPolicy{MaxAttempts: 1},
-		Breaker: middleware.BreakerPolicy{WarnAfter: 1, OpenAfter: 1},
+	clk := clockAt(t)
+	b, err := middleware.NewBreaker(middleware.BreakerConfig{
+		IntegrationID: testID,
+		Policy:        middleware.BreakerPolicy{WarnAfter: 1, OpenAfter: 1},
+		Log:           middleware.NewMemoryLog(0),
+		Clock:         clk,
 	})
-	_, err := e.chain.Middleware(newSink(always(status(503))).handle)(event("e1"))
 	require.NoError(t, err)
-	e.clock.Advance(middleware.DefaultCoolDown)
+	_, err = b.Middleware(newSink(always(status(503))).handle)(event("e1"))
+	require.Error(t, err)
+	clk.Advance(middleware.DefaultCoolDown)
 
-	_, err = e.chain.Middleware(newSink(always(status(400))).handle)(event("e2"))
-	require.NoError(t, err)
+	_, err = b.Middleware(newSink(always(status(400))).handle)(event("e2"))
+	assert.Equal(t, status(400), err)
 
-	st := e.chain.Breaker().State()
+	st := b.State()
 	assert.Equal(t, middleware.StateOpen, st.State, "a 4XX proves nothing about the outage")
-	assert.Equal(t, e.clock.Now(), st.NextProbeAt, "the next attempt probes at once")
-	_, err = e.chain.Middleware(newSink(always(nil)).handle)(event("e3"))
+	assert.Equal(t, clk.Now(), st.NextProbeAt, "the next attempt probes at once")
+	assert.Zero(t, st.FailedProbes)
+	_, err = b.Middleware(newSink(always(nil)).handle)(event("e3"))
 	require.NoError(t, err)
-	assert.Equal(t, middleware.StateClosed, e.chain.Breaker().State().State)
+	assert.Equal(t, middleware.StateClosed, b.State().State)
 }
 
 func TestBreaker_disabled(t *testing.T) {
@@ -243,4 +252,93 @@ func TestBreaker_probe_that_panics_hands_over(t *testing.T) {
 	st := b.State()
 	assert.Equal(t, middleware.StateOpen, st.State, "not stuck half-open")
 	assert.Equal(t, clk.Now(), st.NextProbeAt)
+}
+
+func TestBreaker_probe_waits_for_retry_after_up_to_max_cool_down(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		retryAfter time.Duration
+		want       time.Duration
+	}{
+		{"shorter than the cool-down", 10 * time.Second, middleware.DefaultCoolDown},
+		{"longer", 5 * time.Minute, 5 * time.Minute},
+		{"capped", 3 * time.Hour, middleware.DefaultMaxCoolDown},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			clk := clockAt(t)
+			b, err := middleware.NewBreaker(middleware.BreakerConfig{
+				IntegrationID: testID,
+				Policy:        middleware.BreakerPolicy{WarnAfter: 1, OpenAfter: 1},
+				Log:           middleware.NewMemoryLog(0),
+				Clock:         clk,
+			})
+			require.NoError(t, err)
+			tooMany := &sinks.StatusError{Destination: "http://x/hook", StatusCode: 429, RetryAfter: tc.retryAfter}
+			_, err = b.Middleware(newSink(always(tooMany)).handle)(event("e1"))
+			require.Error(t, err)
+			assert.Equal(t, clk.Now().Add(tc.want), b.State().NextProbeAt)
+		})
+	}
+}
+
+// Notices reach the log and the hooks in the order of the changes, however
+// many goroutines make them; hooks may call State and Reset.
+func TestBreaker_notices_are_ordered_under_contention(t *testing.T) {
+	log := middleware.NewMemoryLog(1 << 20)
+	var (
+		mu       sync.Mutex
+		reported []string
+		b        *middleware.Breaker
+	)
+	b, err := middleware.NewBreaker(middleware.BreakerConfig{
+		IntegrationID: testID,
+		Policy:        middleware.BreakerPolicy{WarnAfter: 1, OpenAfter: 1},
+		Log:           log,
+		Clock:         clockAt(t),
+		OnStateChange: func(_ string, s middleware.BreakerState) {
+			_ = b.State() // no deadlock
+			mu.Lock()
+			reported = append(reported, s.State)
+			mu.Unlock()
+		},
+		OnWarning: func(string, int) { b.Reset() }, // no deadlock either
+	})
+	require.NoError(t, err)
+	fail := b.Middleware(newSink(always(status(503))).handle)
+
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range 300 {
+				if g%2 == 0 {
+					b.Reset()
+					continue
+				}
+				if b.State().State == middleware.StateClosed {
+					_, _ = fail(event("e1")) // opens it, unless a reset came first
+				}
+			}
+		}()
+	}
+	wg.Wait()
+
+	entries, err := log.Entries(testID)
+	require.NoError(t, err)
+	var fromLog []string // the state each entry reports, oldest first
+	for i := len(entries) - 1; i >= 0; i-- {
+		switch entries[i].Action {
+		case middleware.ActionCircuitOpened:
+			fromLog = append(fromLog, middleware.StateOpen)
+		case middleware.ActionCircuitReset, middleware.ActionCircuitClosed:
+			fromLog = append(fromLog, middleware.StateClosed)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	require.NotEmpty(t, reported)
+	assert.Contains(t, reported, middleware.StateOpen)
+	assert.Equal(t, fromLog, reported, "the hook saw the changes in the log's order")
+	assert.Equal(t, b.State().State, reported[len(reported)-1], "the last report is the state")
 }

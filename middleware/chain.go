@@ -30,13 +30,17 @@ type Config struct {
 	Logger watermill.LoggerAdapter
 	// OnWarning is called once per failure streak when it reaches
 	// Settings.Breaker.WarnAfter (Commerce Layer's early warning). Nil means
-	// no call.
+	// no call. It runs on the goroutine of the delivery that failed, before
+	// that delivery goes on: keep it quick (hand an e-mail or a page to
+	// another goroutine).
 	OnWarning func(integrationID string, consecutiveFailures int)
 	// OnStateChange is called after each change of the breaker's state
-	// (a notification when it opens, a gauge). Nil means no call.
+	// (a notification when it opens, a gauge), in the order of the changes.
+	// Nil means no call. Like OnWarning, it runs on a delivery goroutine (or
+	// Reset's caller): keep it quick.
 	OnStateChange func(integrationID string, s BreakerState)
-	// OnAttempt is called after each attempt, for metrics. Nil means no
-	// call, and no cost.
+	// OnAttempt is called after each attempt, for metrics, on the delivery
+	// goroutine. Nil means no call, and no cost.
 	OnAttempt func(Attempt)
 	// OnReject is called after an event was stored as rejected, for
 	// metrics. Nil means no call.
@@ -59,15 +63,8 @@ type Attempt struct {
 }
 
 // Chain is the delivery chain of one integration: every sink and in-process
-// handler is called through it. Its middlewares run in this fixed order,
-// outermost first:
-//
-//	Reject ▸ Retry ▸ Breaker ▸ Timeout ▸ Recoverer ▸ sink
-//
-// Reject sees only final failures; Retry sees every attempt's outcome; the
-// Breaker sits inside Retry so that it counts (and pauses) every attempt;
-// Timeout bounds each attempt; Recoverer turns a panic into a retryable
-// failure the layers above understand.
+// handler is called through it. Its middlewares run in the fixed order the
+// package documentation gives, with the reasons for it.
 type Chain struct {
 	id        string
 	settings  Settings

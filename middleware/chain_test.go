@@ -394,3 +394,52 @@ func TestChain_deliver_never_skips(t *testing.T) {
 	require.ErrorIs(t, err, middleware.ErrCircuitOpen, "a manual retry is refused, not reported delivered")
 	assert.Empty(t, e.entries(t, middleware.ActionEventSkipped))
 }
+
+func TestChain_retry_after_beyond_max_elapsed_time_rejected_with_reason(t *testing.T) {
+	e := newEnv(t, middleware.Settings{Retry: middleware.RetryPolicy{MaxElapsedTime: time.Hour}})
+	tooMany := &sinks.StatusError{Destination: "http://x/hook", StatusCode: 429, RetryAfter: 2 * time.Hour}
+	s := newSink(always(tooMany))
+
+	_, err := e.chain.Middleware(s.handle)(event("e1"))
+
+	require.NoError(t, err, "rejected at once: acknowledged")
+	assert.Equal(t, 1, s.Calls())
+	got, err := e.rejected.Get(testID, "e1")
+	require.NoError(t, err)
+	assert.Equal(t, 429, got.StatusCode)
+	assert.Equal(t, tooMany.Error()+"; Retry-After 2h0m0s exceeds max_elapsed_time 1h0m0s", got.Reason)
+	assert.Equal(t, []string{middleware.ActionEventRejected}, e.actions(t))
+	assert.Equal(t, got.Reason, e.entries(t, middleware.ActionEventRejected)[0].Reason)
+}
+
+func TestChain_retry_after_beyond_what_is_left_of_max_elapsed_time(t *testing.T) {
+	e := newEnv(t, middleware.Settings{Retry: middleware.RetryPolicy{
+		InitialInterval: time.Minute, RandomizationFactor: -1, MaxElapsedTime: time.Hour,
+	}})
+	s := newSink(func(call int, _ *message.Message) error {
+		if call == 1 {
+			return status(503)
+		}
+		return &sinks.StatusError{Destination: "http://x/hook", StatusCode: 429, RetryAfter: 59*time.Minute + 30*time.Second}
+	})
+	w := start(e.chain.Middleware(s.handle), event("e1"))
+
+	drive(t, e.clock, w, time.Time{}, func() bool { return w.busy() == 0 })
+
+	require.NoError(t, w.wait(t).err)
+	got, err := e.rejected.Get(testID, "e1")
+	require.NoError(t, err)
+	assert.Contains(t, got.Reason, "; Retry-After 59m30s exceeds the 59m0s left of max_elapsed_time 1h0m0s")
+	assert.Equal(t, 2, got.Attempts)
+}
+
+func TestChain_backoff_beyond_max_elapsed_time_keeps_the_failure_as_reason(t *testing.T) {
+	e := newEnv(t, middleware.Settings{Retry: middleware.RetryPolicy{
+		InitialInterval: 2 * time.Hour, MaxInterval: 2 * time.Hour, RandomizationFactor: -1, MaxElapsedTime: time.Hour,
+	}})
+	_, err := e.chain.Middleware(newSink(always(status(503))).handle)(event("e1"))
+	require.NoError(t, err)
+	got, err := e.rejected.Get(testID, "e1")
+	require.NoError(t, err)
+	assert.Equal(t, status(503).Error(), got.Reason)
+}

@@ -87,7 +87,13 @@ func (e *env) warned() []int {
 
 func newEnv(t *testing.T, s middleware.Settings) *env {
 	t.Helper()
-	e := &env{clock: clock.NewFake(time.Time{}), log: middleware.NewMemoryLog(1000), rejected: middleware.NewMemoryRejected(0)}
+	return newEnvLog(t, s, 1000)
+}
+
+// newEnvLog is newEnv with a log of logSize entries (zero: the default).
+func newEnvLog(t *testing.T, s middleware.Settings, logSize int) *env {
+	t.Helper()
+	e := &env{clock: clock.NewFake(time.Time{}), log: middleware.NewMemoryLog(logSize), rejected: middleware.NewMemoryRejected(0)}
 	c, err := middleware.New(middleware.Config{
 		IntegrationID: testID,
 		Settings:      s,

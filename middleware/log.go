@@ -18,6 +18,7 @@ const (
 	ActionRejectedEvicted      = "rejected_event_evicted"
 	ActionCircuitWarning       = "circuit_warning"
 	ActionCircuitOpened        = "circuit_opened"
+	ActionCircuitProbeFailed   = "circuit_probe_failed"
 	ActionCircuitClosed        = "circuit_closed"
 	ActionCircuitReset         = "circuit_reset"
 	ActionRetentionLoss        = "events_lost_to_retention"

@@ -1,6 +1,7 @@
 package middleware
 
 import (
+	"fmt"
 	"strconv"
 	"time"
 
@@ -21,9 +22,18 @@ import (
 //
 // It returns at once on success, on a permanent failure, and when the
 // message's context is done or its integration is stopping (the router nacks
-// and the event stays in the journal). After Policy.MaxAttempts attempts, or once
-// the next wait would pass Policy.MaxElapsedTime, it returns the last
-// failure. Nothing is allocated unless an attempt fails.
+// and the event stays in the journal). After Policy.MaxAttempts attempts, or
+// once the next wait would pass Policy.MaxElapsedTime, it returns the last
+// failure; when the wait that would pass it is the destination's
+// Retry-After, the failure says so. Nothing is allocated unless an attempt
+// fails.
+//
+// With a Breaker inside, a failure the breaker puts down to an outage (it
+// opened the circuit, or found it open) is not the event's: it does not
+// count toward MaxAttempts, no backoff follows and no retry_triggered entry
+// is written; the event goes straight back to wait in the breaker, whose
+// probes alone reach the destination. Time paused does not count toward
+// MaxElapsedTime either. So an outage of any length rejects nothing.
 type Retry struct {
 	// IntegrationID names the integration in log entries.
 	IntegrationID string
@@ -54,6 +64,7 @@ func (r Retry) Middleware(h message.HandlerFunc) message.HandlerFunc {
 			msg.Metadata = make(message.Metadata)
 		}
 		var b *backoff.ExponentialBackOff
+		counted := 0 // attempts charged to the event
 		for attempt := 1; ; attempt++ {
 			msg.Metadata[sinks.MetaAttempt] = strconv.Itoa(attempt)
 			out, err := h(msg)
@@ -61,6 +72,7 @@ func (r Retry) Middleware(h message.HandlerFunc) message.HandlerFunc {
 			if err == nil {
 				return out, nil
 			}
+			err, outage := unwrapOutage(err)
 			if cerr := ctx.Err(); cerr != nil {
 				return nil, cerr
 			}
@@ -68,14 +80,27 @@ func (r Retry) Middleware(h message.HandlerFunc) message.HandlerFunc {
 			switch {
 			case class == sinks.ClassDelivered:
 				return out, nil
-			case class == sinks.ClassPermanent, attempt >= r.Policy.MaxAttempts:
+			case class == sinks.ClassPermanent:
+				return out, err
+			case outage:
+				// The breaker makes it wait for the next probe.
+				if stopping.Raised(ctx) {
+					return nil, stopping.ErrStopping
+				}
+				continue
+			}
+			if counted++; counted >= r.Policy.MaxAttempts {
 				return out, err
 			}
 			if b == nil {
 				b = r.backOff(work)
 			}
-			wait := max(b.NextBackOff(), after)
-			if b.GetElapsedTime()+wait > r.Policy.MaxElapsedTime {
+			backOff := b.NextBackOff()
+			wait := max(backOff, after)
+			if elapsed := b.GetElapsedTime(); elapsed+wait > r.Policy.MaxElapsedTime {
+				if after > backOff {
+					err = r.retryAfterTooLong(err, after, elapsed)
+				}
 				return out, err
 			}
 			if stopping.Raised(ctx) {
@@ -87,6 +112,20 @@ func (r Retry) Middleware(h message.HandlerFunc) message.HandlerFunc {
 			}
 		}
 	}
+}
+
+// retryAfterTooLong explains a rejection whose cause is the destination's
+// Retry-After rather than its failure alone.
+func (r Retry) retryAfterTooLong(err error, after, elapsed time.Duration) error {
+	limit := r.Policy.MaxElapsedTime
+	left := (limit - elapsed).Round(time.Second)
+	switch {
+	case elapsed < time.Second:
+		return fmt.Errorf("%w; Retry-After %s exceeds max_elapsed_time %s", err, after, limit)
+	case left <= 0:
+		return fmt.Errorf("%w; max_elapsed_time %s reached", err, limit)
+	}
+	return fmt.Errorf("%w; Retry-After %s exceeds the %s left of max_elapsed_time %s", err, after, left, limit)
 }
 
 // backOff returns the backoff of one event, started now.

@@ -55,7 +55,8 @@ type RetryPolicy struct {
 	// negative value means no jitter.
 	RandomizationFactor float64
 	// MaxAttempts is how many attempts an event gets, the first included,
-	// before it is rejected. Zero means 20.
+	// before it is rejected. Attempts that fail because of an outage (the
+	// circuit breaker opened, or was open) do not count. Zero means 20.
 	MaxAttempts int
 	// MaxElapsedTime is how long an event is retried, counted from its first
 	// failure, before it is rejected. Time the integration spends paused by

@@ -35,10 +35,12 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"net/url"
 
 	"github.com/ThreeDotsLabs/watermill"
 
 	"github.com/sinkbus/sinkbus/bus"
+	"github.com/sinkbus/sinkbus/sinks"
 )
 
 // ErrUnauthenticated is what an Authorize hook returns (wrapped or not) for a
@@ -61,26 +63,47 @@ type Options struct {
 	// error's text is not shown to the caller.
 	Authorize func(r *http.Request) error
 	// MaxBodyBytes bounds request bodies; a larger one is answered 413.
-	// Zero means DefaultMaxBodyBytes.
+	// Zero means DefaultMaxBodyBytes; negative is invalid.
 	MaxBodyBytes int64
 	// Format is the shape of integrations in responses to requests that
-	// carry none (GET, list, start, stop). Empty, or a value that is not a
-	// Format, means FormatSinkbus.
+	// carry none (GET, list, start, stop). Empty means FormatSinkbus; any
+	// other value must be one of the Format constants.
 	Format Format
 	// BaseURL is the absolute URL the API is mounted at
 	// ("https://api.example.com/v2"), for Elastic Path's links.self. Empty
-	// means the request's own scheme, Host and mount prefix.
+	// means the request's own scheme, Host and mount prefix; anything else
+	// must be an absolute http or https URL.
 	BaseURL string
 	// Logger receives the internal errors answered 500. Nil means
 	// watermill.NopLogger{}.
 	Logger watermill.LoggerAdapter
 }
 
+// Validate reports every invalid option, by its Go field name.
+func (o Options) Validate() error {
+	var p sinks.Problems
+	if o.MaxBodyBytes < 0 {
+		p.Add("MaxBodyBytes", "must not be negative")
+	}
+	if o.Format != "" && !o.Format.valid() {
+		p.Add("Format", "must be %q, %q or %q", FormatSinkbus, FormatElasticPath, FormatNewStore)
+	}
+	if o.BaseURL != "" {
+		u, err := url.Parse(o.BaseURL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			p.Add("BaseURL", "must be an absolute http or https URL")
+		} else if u.RawQuery != "" || u.Fragment != "" {
+			p.Add("BaseURL", "must not have a query or a fragment")
+		}
+	}
+	return p.Err()
+}
+
 func (o *Options) setDefaults() {
-	if o.MaxBodyBytes <= 0 {
+	if o.MaxBodyBytes == 0 {
 		o.MaxBodyBytes = DefaultMaxBodyBytes
 	}
-	if !o.Format.valid() {
+	if o.Format == "" {
 		o.Format = FormatSinkbus
 	}
 	if o.Logger == nil {
@@ -95,9 +118,15 @@ type handler struct {
 	mux  *http.ServeMux
 }
 
-// New returns the management API of b. Mount it under a prefix with
-// http.StripPrefix("/api", api.New(b, opts)).
-func New(b *bus.Bus, opts Options) http.Handler {
+// New returns the management API of b, or the problems of opts (each
+// naming its field). Mount it under a prefix with http.StripPrefix.
+func New(b *bus.Bus, opts Options) (http.Handler, error) {
+	if b == nil {
+		return nil, errors.New("sinkbus: api.New needs a bus")
+	}
+	if err := opts.Validate(); err != nil {
+		return nil, err
+	}
 	opts.setDefaults()
 	h := &handler{b: b, opts: opts, mux: http.NewServeMux()}
 	routes := map[string]http.HandlerFunc{
@@ -120,7 +149,7 @@ func New(b *bus.Bus, opts Options) http.Handler {
 	for pattern, fn := range routes {
 		h.mux.HandleFunc(pattern, fn)
 	}
-	return h
+	return h, nil
 }
 
 type requestIDKey struct{}

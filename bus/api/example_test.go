@@ -22,10 +22,12 @@ func Example() {
 	}
 	defer b.Close()
 
+	h, err := api.New(b, api.Options{BaseURL: "https://shop.example.com/api"})
+	if err != nil {
+		log.Fatal(err)
+	}
 	mux := http.NewServeMux()
-	mux.Handle("/api/", http.StripPrefix("/api", api.New(b, api.Options{
-		BaseURL: "https://shop.example.com/api",
-	})))
+	mux.Handle("/api/", http.StripPrefix("/api", h))
 	srv := httptest.NewServer(mux)
 	defer srv.Close()
 

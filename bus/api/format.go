@@ -99,7 +99,7 @@ func toSinkbus(f Format, body object) (object, error) {
 	case FormatElasticPath:
 		data, _ := body["data"].(object)
 		if t, ok := data["type"]; ok && t != "integration" {
-			return nil, badRequest("data.type", `must be "integration"`)
+			return nil, badRequest("type", `must be "integration"`) // renamer adds "data."
 		}
 		delete(data, "type")
 		delete(data, "links")
@@ -192,10 +192,21 @@ func millis(t time.Time) string {
 }
 
 // renamer returns how field names are shown to a caller who spoke shape f
-// about an integration of sink type typ: NewStore's callers know
-// callback_url, callback_parameters, s3_parameters and integration_type.
+// about an integration of sink type typ, so that every path points into the
+// body the caller sent: Elastic Path's fields are under "data."; NewStore's
+// callers know callback_url, callback_parameters, s3_parameters and
+// integration_type.
 func renamer(f Format, typ string) func(string) string {
-	if f != FormatNewStore {
+	switch f {
+	case FormatElasticPath:
+		return func(field string) string {
+			if field == "" {
+				return ""
+			}
+			return "data." + field
+		}
+	case FormatNewStore:
+	default:
 		return nil
 	}
 	params := "callback_parameters"

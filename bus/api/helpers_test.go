@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
-	"maps"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -27,74 +26,28 @@ import (
 	"github.com/sinkbus/sinkbus/sinks/webhook"
 )
 
-// standIn is an integration type registered under the name of a sink this
-// test does not build (aws_sqs, stomp, s3): it keeps its configuration as
-// JSON fields, masks the named secrets, and delivers to a recording sink. It
-// proves the API's handling of the seeds' bodies, not the sinks themselves.
-type standIn struct {
-	typ     string
-	fields  map[string]any
-	secrets []string
+// broken is an integration type whose sink cannot be built: its error
+// quotes a password, as a driver's error might. It makes the bus answer an
+// internal error (500) on create, start and update.
+type broken struct{}
+
+func (broken) Type() string                 { return "broken" }
+func (broken) Validate() error              { return nil }
+func (b broken) Masked() sinks.Config       { return b }
+func (broken) MarshalJSON() ([]byte, error) { return []byte("{}"), nil }
+func (broken) NewPublisher(sinks.Env) (message.Publisher, error) {
+	return nil, errors.New("cannot reach the broker at 10.0.0.1 with password hunter2")
 }
 
-func (s standIn) Type() string { return s.typ }
-
-func (s standIn) Validate() error {
-	var p sinks.Problems
-	for _, k := range []string{"url", "addresses", "bucket"} {
-		if v, ok := s.fields[k]; ok && v == "" {
-			p.Add(k, "is required")
-		}
-	}
-	return p.Err()
-}
-
-func (s standIn) Masked() sinks.Config {
-	m := s
-	m.fields = maps.Clone(s.fields)
-	for _, k := range s.secrets {
-		if v, ok := m.fields[k].(string); ok {
-			m.fields[k] = sinks.Mask(v)
-		}
-	}
-	return m
-}
-
-func (s standIn) MarshalJSON() ([]byte, error) { return json.Marshal(s.fields) }
-
-func (s standIn) NewPublisher(sinks.Env) (message.Publisher, error) {
-	if s.typ == "broken" {
-		return nil, errors.New("cannot reach the broker at 10.0.0.1 with password hunter2")
-	}
-	return bustest.NewSink(), nil
-}
-
-func standInType(name string, secrets ...string) sinks.Type {
-	return sinks.Type{Name: name, Decode: func(raw json.RawMessage) (sinks.Config, error) {
-		var fields map[string]any
-		if err := sinks.DecodeStrict(raw, &fields); err != nil {
-			return nil, err
-		}
-		return standIn{typ: name, fields: fields, secrets: secrets}, nil
-	}}
-}
-
-// registry is bustest's registry (the built-in types and bustest) plus
-// stand-ins for the seeds' types that are not built in yet, and "broken".
+// registry is bustest's registry (the built-in types, aws_sqs, stomp and s3
+// among them, and bustest) plus "broken".
 func registry() *sinks.Registry {
 	r := bustest.Registry()
-	for _, t := range []sinks.Type{
-		standInType("aws_sqs", "aws_access_key_id", "aws_secret_access_key"),
-		standInType("stomp", "password"),
-		standInType("s3", "aws_access_key_id", "aws_secret_access_key"),
-		standInType("broken"),
-	} {
-		if r.Has(t.Name) {
-			continue
-		}
-		if err := r.Register(t); err != nil {
-			panic(err)
-		}
+	err := r.Register(sinks.Type{Name: "broken", Decode: func(json.RawMessage) (sinks.Config, error) {
+		return broken{}, nil
+	}})
+	if err != nil {
+		panic(err)
 	}
 	return r
 }
@@ -112,8 +65,10 @@ func newServer(t *testing.T, opts api.Options, cfg ...func(*bus.Config)) *server
 	t.Helper()
 	cfg = append([]func(*bus.Config){func(c *bus.Config) { c.Sinks = registry() }}, cfg...)
 	tb := bustest.New(t, cfg...)
+	h, err := api.New(tb.Bus, opts)
+	require.NoError(t, err)
 	mux := http.NewServeMux()
-	mux.Handle("/v2/", http.StripPrefix("/v2", api.New(tb.Bus, opts)))
+	mux.Handle("/v2/", http.StripPrefix("/v2", h))
 	s := &server{Server: httptest.NewServer(mux), t: t, tb: tb}
 	t.Cleanup(s.Close)
 	return s

@@ -8,8 +8,9 @@ import (
 	"github.com/sinkbus/sinkbus/internal/clock"
 )
 
-// dedupe remembers the uids published within a window, at most size of
-// them, forgetting the oldest first.
+// dedupe remembers the event ids published within a window, at most size
+// of them, forgetting the oldest first. Its keys are event ids, which carry
+// the tenant when senders name theirs (Handler.eventID).
 type dedupe struct {
 	window time.Duration
 	size   int
@@ -30,6 +31,9 @@ type seenEntry struct {
 	published bool // set before done is closed
 }
 
+// settled is the done channel of the entries remember makes: closed, shared.
+var settled = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
+
 func newDedupe(window time.Duration, size int, c clock.Clock) *dedupe {
 	return &dedupe{window: window, size: size, clock: c, entries: make(map[string]*list.Element), order: list.New()}
 }
@@ -40,20 +44,40 @@ func (d *dedupe) reserve(uid string) (e *seenEntry, owner bool) {
 	now := d.clock.Now()
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	d.forget(func(old *seenEntry) bool { return now.Sub(old.at) >= d.window })
+	if el, ok := d.entries[uid]; ok {
+		return el.Value.(*seenEntry), false
+	}
+	d.forget(func(*seenEntry) bool { return d.order.Len() >= d.size }) // room for one more
+	e = &seenEntry{uid: uid, at: now, done: make(chan struct{})}
+	d.entries[uid] = d.order.PushBack(e)
+	return e, true
+}
+
+// forget drops the oldest entries while drop says so, under d.mu. One
+// being published is never forgotten, nor those after it.
+func (d *dedupe) forget(drop func(*seenEntry) bool) {
 	for el := d.order.Front(); el != nil; el = d.order.Front() {
 		old := el.Value.(*seenEntry)
-		if !old.settled || d.order.Len() < d.size && now.Sub(old.at) < d.window {
-			break // one being published is never forgotten
+		if !old.settled || !drop(old) {
+			return
 		}
 		d.order.Remove(el)
 		delete(d.entries, old.uid)
 	}
+}
+
+// remember records uid as published at at, as when it is read back from
+// the journal; calls come in the journal's order, oldest first.
+func (d *dedupe) remember(uid string, at time.Time) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
 	if el, ok := d.entries[uid]; ok {
-		return el.Value.(*seenEntry), false
+		d.order.Remove(el) // published again after its window: the later time counts
 	}
-	e = &seenEntry{uid: uid, at: now, done: make(chan struct{})}
+	e := &seenEntry{uid: uid, at: at, done: settled, settled: true, published: true}
 	d.entries[uid] = d.order.PushBack(e)
-	return e, true
+	d.forget(func(*seenEntry) bool { return d.order.Len() > d.size })
 }
 
 // settle records the outcome of publishing e's uid; a failed one is

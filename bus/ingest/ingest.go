@@ -8,7 +8,13 @@
 // handler authenticates each request (a shared-secret signature, a bearer
 // token or a function of the application's), accepts only the events its
 // allowlist names, and publishes a uid once within a window: a repeated uid
-// is answered as a duplicate and not published again.
+// is answered as a duplicate and not published again, also after a restart
+// (New reads the window's events back from the journal).
+//
+// When senders name their tenant (Options.TenantHeader), a uid is theirs
+// alone: the event id is the tenant, ':' and the uid ("acme:event_uid_1"),
+// so that two tenants' uids are neither taken for duplicates nor delivered
+// under one id.
 //
 // Answers follow the starter kit's consumer: 200 with
 // {"type":<event>,"response":{"success":true,"message":...}} on success;
@@ -20,8 +26,10 @@ package ingest
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"regexp"
@@ -33,6 +41,7 @@ import (
 	"github.com/sinkbus/sinkbus/bus"
 	"github.com/sinkbus/sinkbus/filter"
 	"github.com/sinkbus/sinkbus/internal/clock"
+	"github.com/sinkbus/sinkbus/replay"
 	"github.com/sinkbus/sinkbus/sinks"
 )
 
@@ -58,12 +67,18 @@ type Options struct {
 	// TenantHeader names a request header whose value is the event's tenant
 	// (letters, digits, and ._- after the first character; at most 64).
 	// Empty means the header is not read; an absent header means Tenant.
+	// When set, every event id is "<tenant>:<uid>" (a '.' of the tenant
+	// written %2E, as event ids have none; no tenant gives ":<uid>"), and
+	// uids are deduplicated per tenant.
 	TenantHeader string
 	// MaxBodyBytes bounds a request body; a larger one is answered 413.
 	// Zero means DefaultMaxBodyBytes.
 	MaxBodyBytes int64
 	// DedupeWindow is how long a uid is remembered. Zero means
-	// DefaultDedupeWindow; negative turns deduplication off.
+	// DefaultDedupeWindow; negative turns deduplication off. New reads the
+	// events of the last window back from the journal (those Events and
+	// the tenant options could have produced), so that a restart forgets
+	// none; the journal's retention bounds what it finds.
 	DedupeWindow time.Duration
 	// DedupeSize bounds how many uids are remembered: beyond it the oldest
 	// are forgotten. Zero means DefaultDedupeSize.
@@ -125,8 +140,12 @@ type Handler struct {
 	seen   *dedupe // nil when deduplication is off
 }
 
-// New returns the ingestion handler publishing into b.
+// New returns the ingestion handler publishing into b. With deduplication
+// on, it first reads the journal's events of the last DedupeWindow.
 func New(b *bus.Bus, opts Options) (*Handler, error) {
+	if b == nil {
+		return nil, errors.New("sinkbus: ingest.New needs a bus")
+	}
 	if err := opts.Validate(); err != nil {
 		return nil, err
 	}
@@ -138,8 +157,46 @@ func New(b *bus.Bus, opts Options) (*Handler, error) {
 	h := &Handler{b: b, opts: opts, events: events}
 	if opts.DedupeWindow > 0 {
 		h.seen = newDedupe(opts.DedupeWindow, opts.DedupeSize, opts.Clock)
+		if err := h.rememberRecent(); err != nil {
+			return nil, fmt.Errorf("sinkbus: ingest: reading the recent events back: %w", err)
+		}
 	}
 	return h, nil
+}
+
+// rememberRecent fills the dedupe memory with the ids of the events in the
+// journal that this handler could have published within the window: their
+// names pass Events, and their tenant is Tenant or, with TenantHeader, the
+// one their id names. Others cannot meet a uid of ours, and would only take
+// room.
+func (h *Handler) rememberRecent() error {
+	since := h.opts.Clock.Now().Add(-h.opts.DedupeWindow)
+	return h.b.Journal().Scan(context.Background(), bus.Topic, since, time.Time{}, func(r replay.Record) bool {
+		if r.Time.Before(since) || !h.events.MatchName(r.Metadata[sinks.MetaName]) {
+			return true
+		}
+		tenant := r.Metadata[sinks.MetaTenant]
+		if h.opts.TenantHeader == "" && tenant != h.opts.Tenant ||
+			h.opts.TenantHeader != "" && !strings.HasPrefix(r.UUID, tenantPrefix(tenant)) {
+			return true
+		}
+		h.seen.remember(r.UUID, r.Time)
+		return true
+	})
+}
+
+// eventID is the id of the event a uid becomes under tenant.
+func (h *Handler) eventID(tenant, uid string) string {
+	if h.opts.TenantHeader == "" {
+		return uid
+	}
+	return tenantPrefix(tenant) + uid
+}
+
+// tenantPrefix starts the event ids of tenant's uids. Tenants have no ':'
+// or '%', so no two tenants' ids can meet.
+func tenantPrefix(tenant string) string {
+	return strings.ReplaceAll(tenant, ".", "%2E") + ":"
 }
 
 // Response is the body of every answer, as the starter kit's consumer
@@ -193,18 +250,20 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		answer(w, http.StatusBadRequest, e.Name, problemText(err))
 		return
 	}
-	h.publish(w, r, e)
+	uid := e.ID
+	e.ID = h.eventID(e.Tenant, uid)
+	h.publish(w, r, e, uid)
 }
 
-// publish publishes e unless its uid was published within the window; a
-// request with the same uid as one being published waits for its outcome.
-func (h *Handler) publish(w http.ResponseWriter, r *http.Request, e bus.Event) {
+// publish publishes e unless its id was published within the window; a
+// request with the same id as one being published waits for its outcome.
+func (h *Handler) publish(w http.ResponseWriter, r *http.Request, e bus.Event, uid string) {
 	for h.seen != nil {
 		entry, owner := h.seen.reserve(e.ID)
 		if owner {
 			err := h.b.Publish(r.Context(), e)
 			h.seen.settle(entry, err == nil)
-			h.published(w, e, err)
+			h.published(w, e, uid, err)
 			return
 		}
 		select {
@@ -220,16 +279,16 @@ func (h *Handler) publish(w http.ResponseWriter, r *http.Request, e bus.Event) {
 		}
 		// The other attempt failed: this one tries.
 	}
-	h.published(w, e, h.b.Publish(r.Context(), e))
+	h.published(w, e, uid, h.b.Publish(r.Context(), e))
 }
 
-// published answers the outcome of Publish.
-func (h *Handler) published(w http.ResponseWriter, e bus.Event, err error) {
+// published answers the outcome of Publish of e, made of uid.
+func (h *Handler) published(w http.ResponseWriter, e bus.Event, uid string, err error) {
 	switch {
 	case err == nil:
 		writeJSON(w, http.StatusOK, Response{Type: e.Name, Response: Result{Success: true, Message: "Event published successfully"}})
 	case errors.Is(err, bus.ErrInvalidEvent):
-		answer(w, http.StatusBadRequest, e.Name, problemText(renameFields(err)))
+		answer(w, http.StatusBadRequest, e.Name, problemText(renameFields(err, e.ID != uid)))
 	case errors.Is(err, bus.ErrClosed):
 		answer(w, http.StatusServiceUnavailable, e.Name, "the bus is closed; retry later")
 	default:
@@ -307,8 +366,9 @@ func stringField(p *sinks.Problems, data map[string]json.RawMessage, key string)
 
 func isNull(raw json.RawMessage) bool { return string(bytes.TrimSpace(raw)) == "null" }
 
-// renameFields names the bus's event fields as the request does.
-func renameFields(err error) error {
+// renameFields names the bus's event fields as the request does;
+// prefixed tells that the id is the uid behind its tenant's prefix.
+func renameFields(err error, prefixed bool) error {
 	var out []error
 	for _, e := range sinks.FieldErrors(err) {
 		fe := e.(*sinks.FieldError)
@@ -322,7 +382,11 @@ func renameFields(err error) error {
 				break
 			}
 		}
-		out = append(out, sinks.Field(field, "%s", fe.Rule))
+		rule := fe.Rule
+		if prefixed && fe.Field == "id" {
+			rule += " (in the event id <tenant>:<uid>)"
+		}
+		out = append(out, sinks.Field(field, "%s", rule))
 	}
 	if len(out) == 0 {
 		return err

@@ -1,6 +1,7 @@
 package ingest_test
 
 import (
+	"context"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
@@ -102,7 +103,7 @@ func TestIngest_publishes_the_seed_example(t *testing.T) {
 		Response: ingest.Result{Success: true, Message: "Event published successfully"}}, resp)
 
 	got := f.sink.WaitFor(t, 1)[0]
-	assert.Equal(t, "event_uid_1", got.ID)
+	assert.Equal(t, "acme:event_uid_1", got.ID, "the uid is the tenant's")
 	assert.Equal(t, "be-observer.catalog_product_create", got.Name)
 	assert.Equal(t, "be-observer", got.Entity())
 	assert.Equal(t, "acme", got.Tenant)
@@ -314,4 +315,127 @@ func TestNew_validates_the_options(t *testing.T) {
 	assert.Error(t, err)
 	_, err = ingest.StandardWebhooks()
 	assert.Error(t, err)
+}
+
+// With TenantHeader, a uid belongs to its tenant: the same uid from two
+// tenants is two events with two ids, and a duplicate only within one.
+func TestIngest_uids_are_deduplicated_per_tenant(t *testing.T) {
+	f := newFixture(t, ingest.Options{TenantHeader: "X-Tenant", Tenant: "default"})
+	body := event("u-1", "product.created", `{}`)
+	for _, tc := range []struct {
+		tenant    string
+		duplicate bool
+	}{
+		{"acme", false},
+		{"globex", false},
+		{"acme", true},
+		{"", false}, // the default tenant
+		{"default", true},
+		{"acme.eu", false},
+		{"acme-eu", false},
+	} {
+		status, resp := f.post(body, "X-Tenant", tc.tenant)
+		require.Equal(t, http.StatusOK, status, tc.tenant)
+		assert.Equal(t, tc.duplicate, resp.Response.Duplicate, tc.tenant)
+	}
+	assert.EqualValues(t, 5, f.published())
+
+	got := map[string]string{}
+	for _, e := range f.sink.WaitFor(t, 5) {
+		got[e.ID] = e.Tenant
+	}
+	assert.Equal(t, map[string]string{"acme:u-1": "acme", "globex:u-1": "globex", "default:u-1": "default",
+		"acme%2Eeu:u-1": "acme.eu", "acme-eu:u-1": "acme-eu"}, got)
+
+	// The uid's own limits are reported on data.uid, with the prefix's part.
+	status, resp := f.post(event(strings.Repeat("u", 125), "product.created", `1`), "X-Tenant", "acme")
+	assert.Equal(t, http.StatusBadRequest, status)
+	assert.Equal(t, "data.uid: longer than 128 bytes (in the event id <tenant>:<uid>)", resp.Response.Message)
+}
+
+// A bus in a DataDir, restarted: what the last window published is still
+// answered as a duplicate, per tenant; older events, other tenants' and the
+// application's own are not remembered.
+func TestIngest_dedupe_survives_a_restart(t *testing.T) {
+	dir := t.TempDir()
+	clk := bustest.NewClock(time.Time{})
+	openBus := func() *bus.Bus {
+		t.Helper()
+		b, err := bus.New(bus.Config{DataDir: dir, Clock: clk})
+		require.NoError(t, err)
+		t.Cleanup(func() { _ = b.Close() })
+		return b
+	}
+	handler := func(b *bus.Bus, opts ingest.Options) http.Handler {
+		t.Helper()
+		opts.Authenticate, opts.Clock, opts.Events = ingest.AllowAll(), clk, []string{"be-observer.*"}
+		h, err := ingest.New(b, opts)
+		require.NoError(t, err)
+		return h
+	}
+	post := func(h http.Handler, uid string, headers ...string) ingest.Result {
+		t.Helper()
+		req := httptest.NewRequest(http.MethodPost, "/ingest", strings.NewReader(event(uid, "be-observer.product_save", `{}`)))
+		for i := 0; i+1 < len(headers); i += 2 {
+			req.Header.Set(headers[i], headers[i+1])
+		}
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		require.Equal(t, http.StatusOK, rec.Code, "%s", rec.Body)
+		var out ingest.Response
+		require.NoError(t, json.Unmarshal(rec.Body.Bytes(), &out))
+		return out.Response
+	}
+	single := ingest.Options{DedupeWindow: time.Hour, Tenant: "shop"}
+	multi := ingest.Options{DedupeWindow: time.Hour, TenantHeader: "X-Tenant"}
+
+	b := openBus()
+	h, hm := handler(b, single), handler(b, multi)
+	assert.False(t, post(h, "u-old").Duplicate)
+	clk.Advance(50 * time.Minute)
+	assert.False(t, post(h, "u-new").Duplicate)
+	assert.False(t, post(hm, "u-acme", "X-Tenant", "acme.eu").Duplicate)
+	require.NoError(t, b.Publish(context.Background(),
+		bus.Event{ID: "u-other", Name: "be-observer.product_save", Tenant: "other"},
+		bus.Event{ID: "u-app", Name: "order.created", Tenant: "shop"}))
+	require.NoError(t, b.Close())
+	head := b.Journal().Head(bus.Topic)
+
+	clk.Advance(20 * time.Minute) // u-old is 70 minutes old, u-new 20
+	b = openBus()
+	h = handler(b, single)
+	assert.True(t, post(h, "u-new").Duplicate, "published within the window, before the restart")
+	assert.False(t, post(h, "u-old").Duplicate, "older than the window")
+	assert.False(t, post(h, "u-other").Duplicate, "another tenant's event is not ours")
+	assert.False(t, post(h, "u-app").Duplicate, "nor is an event outside Events")
+	assert.Equal(t, head+3, b.Journal().Head(bus.Topic))
+
+	hm = handler(b, multi)
+	assert.True(t, post(hm, "u-acme", "X-Tenant", "acme.eu").Duplicate)
+	assert.False(t, post(hm, "u-acme", "X-Tenant", "globex").Duplicate)
+	assert.True(t, post(hm, "u-acme", "X-Tenant", "globex").Duplicate)
+}
+
+// DedupeSize bounds what New reads back too: the most recent are kept.
+func TestIngest_dedupe_read_back_keeps_the_newest_within_the_size(t *testing.T) {
+	tb := bustest.New(t)
+	for _, uid := range []string{"u-1", "u-2", "u-3"} {
+		tb.Publish(bus.Event{ID: uid, Name: "product.created"})
+		tb.Clock.Advance(time.Second)
+	}
+	h, err := ingest.New(tb.Bus, ingest.Options{Authenticate: ingest.AllowAll(), Clock: tb.Clock, DedupeSize: 2})
+	require.NoError(t, err)
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+	for _, tc := range []struct {
+		uid       string
+		duplicate bool
+	}{{"u-3", true}, {"u-2", true}, {"u-1", false}} {
+		resp, err := srv.Client().Post(srv.URL, "application/json", strings.NewReader(event(tc.uid, "product.created", `1`)))
+		require.NoError(t, err)
+		var out ingest.Response
+		require.NoError(t, json.NewDecoder(resp.Body).Decode(&out))
+		resp.Body.Close()
+		assert.Equal(t, tc.duplicate, out.Response.Duplicate, tc.uid)
+	}
 }

@@ -170,6 +170,10 @@ func TestMetrics_count_what_was_delivered_rejected_retried_and_skipped(t *testin
 	assert.Equal(t, 2.0, value(t, reg, name+"retries_total", lbl("flaky", "bustest")))
 	assert.Equal(t, 3.0, value(t, reg, name+"skipped_total", lbl("flaky", "bustest")))
 	assert.Equal(t, flaky.Attempts(), 4)
+	assert.Len(t, flaky.Events(), 2, "the counter equals what the sink holds")
+	ok.mu.Lock()
+	assert.Equal(t, 3, ok.n, "the counter equals what the endpoint received")
+	ok.mu.Unlock()
 
 	for _, id := range []string{"orders", "refused", "flaky"} {
 		typ := map[string]string{"orders": "webhook", "refused": "webhook", "flaky": "bustest"}[id]
@@ -268,4 +272,19 @@ func TestMetrics_count_events_skipped_while_the_circuit_is_open(t *testing.T) {
 	require.Positive(t, logged, "the open circuit skipped events")
 	assert.Equal(t, float64(logged), value(t, reg, "sinkbus_skipped_while_open_total", lbl("skipping", "bustest")))
 	assert.Equal(t, -1.0, value(t, reg, "sinkbus_skipped_total", lbl("skipping", "bustest")), "filter skips are another count")
+
+	// Every event is counted once, as what became of it: delivered (what the
+	// sink holds), rejected (what the store holds) or skipped while open.
+	rejected, err := tb.Integrations().Rejected(ctx, "skipping")
+	require.NoError(t, err)
+	counted := func(name string) int {
+		if v := value(t, reg, name, lbl("skipping", "bustest")); v > 0 {
+			return int(v)
+		}
+		return 0
+	}
+	assert.Equal(t, len(skipping.Events()), counted("sinkbus_delivered_total"))
+	assert.Equal(t, len(rejected), counted("sinkbus_rejected_total"))
+	assert.Equal(t, 3, counted("sinkbus_delivered_total")+counted("sinkbus_rejected_total")+
+		counted("sinkbus_skipped_while_open_total"), "3 published")
 }

@@ -12,7 +12,9 @@
 //	POST /demo/webhook            a webhook receiver to point integrations at;
 //	GET  /demo/webhook            what it received, signatures verified
 //
-// It listens on loopback by default:
+// It listens on loopback by default and keeps everything in memory, so
+// that each run starts afresh; -data-dir keeps the bus's state (not the
+// orders) across restarts:
 //
 //	go run ./examples/server -ingest-token dev-token
 package main
@@ -57,7 +59,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs := flag.NewFlagSet("server", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&c.addr, "addr", "127.0.0.1:8080", "listen address (loopback by default)")
-	fs.StringVar(&c.dataDir, "data-dir", "var/sinkbus", `where the journal, integrations, logs and rejected events live; "" keeps them in memory`)
+	fs.StringVar(&c.dataDir, "data-dir", "", "directory keeping the journal, integrations, logs and rejected events across restarts (default: in memory, like the orders)")
 	fs.StringVar(&c.tenant, "tenant", "demo-shop", "tenant of the order events")
 	fs.StringVar(&c.ingestToken, "ingest-token", os.Getenv("SINKBUS_INGEST_TOKEN"), "bearer token of /ingest (default $SINKBUS_INGEST_TOKEN; empty: /ingest refuses every request)")
 	fs.StringVar(&c.ingestEvents, "ingest-events", "be-observer.*", "comma-separated event patterns /ingest accepts")
@@ -128,9 +130,13 @@ func run(ctx context.Context, cfg config, logger *slog.Logger, ready func(addr s
 			return nil
 		}
 	}
+	mgmt, err := api.New(b, apiOpts)
+	if err != nil {
+		return err
+	}
 	mux := http.NewServeMux()
 	newOrders(b, cfg.tenant).routes(mux)
-	mux.Handle("/api/", http.StripPrefix("/api", api.New(b, apiOpts)))
+	mux.Handle("/api/", http.StripPrefix("/api", mgmt))
 	mux.Handle("POST /ingest", ing)
 	mux.Handle("GET /metrics", m.Handler())
 	mux.Handle("/demo/webhook", demo)
@@ -151,7 +157,11 @@ func run(ctx context.Context, cfg config, logger *slog.Logger, ready func(addr s
 	<-b.Running()
 	srvErr := make(chan error, 1)
 	go func() { srvErr <- srv.Serve(ln) }()
-	logger.Info("serving", "url", "http://"+ln.Addr().String(), "data_dir", cfg.dataDir)
+	storage := cfg.dataDir
+	if storage == "" {
+		storage = "in memory"
+	}
+	logger.Info("serving", "url", "http://"+ln.Addr().String(), "data_dir", storage)
 	if ready != nil {
 		ready(ln.Addr().String())
 	}

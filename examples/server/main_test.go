@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -17,8 +18,18 @@ import (
 // The README's walk-through, against the real command: create a webhook
 // integration from the seed's JSON, place and ship an order, read the
 // integration's log, ingest a third-party event, scrape the metrics.
-func TestServer_the_readme_walkthrough(t *testing.T) {
-	cfg, err := parseFlags([]string{"-addr", "127.0.0.1:0", "-data-dir", "", "-ingest-token", "dev-token"}, io.Discard)
+// started is the command running on a free loopback port.
+type started struct {
+	t    *testing.T
+	base string
+	stop func()
+}
+
+// start runs the command with args (and a free loopback port, in memory)
+// until the test ends or stop is called, which checks it stopped cleanly.
+func start(t *testing.T, args ...string) *started {
+	t.Helper()
+	cfg, err := parseFlags(append([]string{"-addr", "127.0.0.1:0"}, args...), io.Discard)
 	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(context.Background())
 	ready := make(chan string, 1)
@@ -26,31 +37,51 @@ func TestServer_the_readme_walkthrough(t *testing.T) {
 	go func() {
 		done <- run(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), func(addr string) { ready <- addr })
 	}()
-	var base string
+	s := &started{t: t}
+	var once sync.Once
+	s.stop = func() {
+		once.Do(func() {
+			cancel()
+			select {
+			case err := <-done:
+				assert.NoError(t, err)
+			case <-time.After(15 * time.Second):
+				t.Error("the server did not stop")
+			}
+		})
+	}
 	select {
 	case addr := <-ready:
-		base = "http://" + addr
+		s.base = "http://" + addr
 	case err := <-done:
+		cancel()
 		t.Fatalf("server stopped at start: %v", err)
 	}
+	t.Cleanup(s.stop)
+	return s
+}
 
-	call := func(method, path, body string, headers ...string) (int, string) {
-		t.Helper()
-		req, err := http.NewRequest(method, base+path, strings.NewReader(body))
-		require.NoError(t, err)
-		for i := 0; i+1 < len(headers); i += 2 {
-			req.Header.Set(headers[i], headers[i+1])
-		}
-		resp, err := http.DefaultClient.Do(req)
-		require.NoError(t, err)
-		defer resp.Body.Close()
-		data, err := io.ReadAll(resp.Body)
-		require.NoError(t, err)
-		return resp.StatusCode, string(data)
+// call sends one request; headers are name, value pairs.
+func (s *started) call(method, path, body string, headers ...string) (int, string) {
+	s.t.Helper()
+	req, err := http.NewRequest(method, s.base+path, strings.NewReader(body))
+	require.NoError(s.t, err)
+	for i := 0; i+1 < len(headers); i += 2 {
+		req.Header.Set(headers[i], headers[i+1])
 	}
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(s.t, err)
+	defer resp.Body.Close()
+	data, err := io.ReadAll(resp.Body)
+	require.NoError(s.t, err)
+	return resp.StatusCode, string(data)
+}
 
-	// Elastic Path's webhook example, pointed at the demo receiver.
-	status, body := call("POST", "/api/integrations", `{
+// createShipping is the README's first request: Elastic Path's webhook
+// example, pointed at the demo receiver.
+func (s *started) createShipping() (int, string) {
+	s.t.Helper()
+	return s.call("POST", "/api/integrations", `{
 	  "data": {
 	    "id": "shipping-notification",
 	    "type": "integration",
@@ -60,13 +91,25 @@ func TestServer_the_readme_walkthrough(t *testing.T) {
 	    "enabled": true,
 	    "observes": ["order.fulfilled"],
 	    "configuration": {
-	      "url": "`+base+`/demo/webhook",
+	      "url": "`+s.base+`/demo/webhook",
 	      "secret_key": "SOME_SECRET_KEY",
 	      "allow_private_networks": true
 	    }
 	  }
 	}`)
+}
+
+// The README's walk-through, against the real command: create a webhook
+// integration from the seed's JSON, place and ship an order, read the
+// integration's log, ingest a third-party event, scrape the metrics.
+func TestServer_the_readme_walkthrough(t *testing.T) {
+	srv := start(t, "-ingest-token", "dev-token")
+	call := srv.call
+	base := srv.base
+
+	status, body := srv.createShipping()
 	require.Equal(t, http.StatusCreated, status, body)
+	assert.Contains(t, body, `"self":"`+base+`/api/integrations/shipping-notification"`)
 	assert.Contains(t, body, `"secret_key":"****_KEY"`)
 
 	status, body = call("POST", "/orders", `{"customer":"ada@example.com","items":[{"sku":"LAMP-1","quantity":2,"price":49.5}]}`)
@@ -117,18 +160,48 @@ func TestServer_the_readme_walkthrough(t *testing.T) {
 	assert.Contains(t, body, `sinkbus_delivered_total{integration="shipping-notification",type="webhook"} 1`)
 	assert.Contains(t, body, `sinkbus_skipped_total{integration="shipping-notification",type="webhook"} 2`)
 
-	cancel()
-	select {
-	case err := <-done:
-		require.NoError(t, err)
-	case <-time.After(15 * time.Second):
-		t.Fatal("the server did not stop")
-	}
+	srv.stop()
 }
 
-func TestServer_listens_on_loopback_by_default(t *testing.T) {
+// The defaults make the README's walk-through work, and work again: on
+// loopback, in memory (each run starts afresh, as the orders do), and
+// integrations may deliver to the loopback demo receiver.
+func TestServer_defaults(t *testing.T) {
 	cfg, err := parseFlags(nil, io.Discard)
 	require.NoError(t, err)
 	assert.Equal(t, "127.0.0.1:8080", cfg.addr)
+	assert.Empty(t, cfg.dataDir, "in memory")
+	assert.True(t, cfg.allowPrivate)
+
+	cfg, err = parseFlags([]string{"-allow-private-networks=false", "-data-dir", "var/sinkbus"}, io.Discard)
+	require.NoError(t, err)
+	assert.False(t, cfg.allowPrivate)
 	assert.Equal(t, "var/sinkbus", cfg.dataDir)
+}
+
+// Without -allow-private-networks the README's integration is refused, and
+// the error names the field.
+func TestServer_without_allow_private_networks_refuses_the_loopback_receiver(t *testing.T) {
+	srv := start(t, "-allow-private-networks=false")
+	status, body := srv.createShipping()
+	require.Equal(t, http.StatusBadRequest, status, body)
+	assert.Contains(t, body, `"field":"data.configuration.allow_private_networks"`)
+	status, _ = srv.call("GET", "/api/integrations/shipping-notification", "")
+	assert.Equal(t, http.StatusNotFound, status)
+}
+
+// With -data-dir the integrations outlive the process: the walk-through's
+// integration is there after a restart, and its log too.
+func TestServer_data_dir_keeps_integrations_across_restarts(t *testing.T) {
+	dir := t.TempDir()
+	srv := start(t, "-data-dir", dir)
+	status, body := srv.createShipping()
+	require.Equal(t, http.StatusCreated, status, body)
+	srv.stop()
+
+	srv = start(t, "-data-dir", dir)
+	status, body = srv.call("GET", "/api/integrations/shipping-notification", "")
+	require.Equal(t, http.StatusOK, status, body)
+	status, body = srv.createShipping()
+	assert.Equal(t, http.StatusConflict, status, body)
 }
