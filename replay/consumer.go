@@ -7,8 +7,8 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/cenkalti/backoff/v4"
 
-	"github.com/sinkbus/sinkbus/internal/clock"
 	"github.com/sinkbus/sinkbus/internal/stopping"
 )
 
@@ -43,7 +43,9 @@ type ConsumerConfig struct {
 	// before reading pauses. Zero means 10,000.
 	MaxPending int
 	// NackDelay is how long a nacked message waits before it is delivered
-	// again. Zero means one second.
+	// again. Zero means one second. While MaxInFlight nacked messages wait,
+	// no new record is read: a consumer whose messages all fail pauses
+	// rather than take its backlog into memory.
 	NackDelay time.Duration
 	// StopGrace is how long messages already sent may still be answered
 	// once the subscription's context is done: their contexts stay alive
@@ -192,6 +194,10 @@ type reader struct {
 	retries  []*delivery
 	changed  chan struct{} // closed to wake idle workers; nil when none waits
 	ended    bool
+	// After a failed read, reading waits until readAgainAt (zero: no wait),
+	// backing off while the storage keeps failing.
+	readAgainAt time.Time
+	readBackoff *backoff.ExponentialBackOff
 }
 
 func (c *Consumer) newReader(ctx context.Context, topic string) (*reader, error) {
@@ -281,6 +287,18 @@ type waitFor struct {
 	appended <-chan struct{}
 	retryIn  time.Duration
 	retry    bool
+	// wakeIn is when take should look again although nothing changed: Until
+	// has passed (nothing else ends a consumer at the head while nothing is
+	// published), or a failed read may be tried again.
+	wakeIn time.Duration
+	wake   bool
+}
+
+// wakeAfter makes the wait end after d at the latest.
+func (w *waitFor) wakeAfter(d time.Duration) {
+	if !w.wake || d < w.wakeIn {
+		w.wakeIn, w.wake = d, true
+	}
 }
 
 // take returns the next message to deliver, or what to wait for, or stop.
@@ -310,6 +328,21 @@ func (r *reader) take() (*delivery, waitFor, bool) {
 			if _, n := r.j.st.Bounds(r.topic); n > r.pos {
 				continue
 			}
+			if u := r.c.cfg.Until; !u.IsZero() {
+				// checkEndAtHead ends the range once the clock is past
+				// Until. Already past, an append under way holds the end
+				// back: its completion wakes us.
+				if d := u.Sub(r.j.cfg.Clock.Now()); d >= 0 {
+					w.wakeAfter(d + time.Nanosecond)
+				}
+			}
+		}
+		if !r.readAgainAt.IsZero() {
+			// Once it is due, fill reads if it may; if it may not, what
+			// stops it wakes us (a settle, a retry), not a timer.
+			if d := r.readAgainAt.Sub(r.j.cfg.Clock.Now()); d > 0 {
+				w.wakeAfter(d)
+			}
 		}
 		if r.changed == nil {
 			r.changed = make(chan struct{})
@@ -329,22 +362,30 @@ func (r *reader) wakeLocked() {
 }
 
 func (r *reader) wait(w waitFor) {
-	var timer clock.Timer
-	var timerC <-chan time.Time
-	if w.retry {
-		timer = r.j.cfg.Clock.NewTimer(w.retryIn)
-		timerC = timer.C()
-		defer timer.Stop()
-	}
+	retryC, stopRetry := r.timer(w.retry, w.retryIn)
+	defer stopRetry()
+	wakeC, stopWake := r.timer(w.wake, w.wakeIn)
+	defer stopWake()
 	select {
 	case <-w.changed:
 	case <-w.appended:
-	case <-timerC:
+	case <-retryC:
 		r.mu.Lock()
 		r.releaseRetries()
 		r.mu.Unlock()
+	case <-wakeC: // take looks again
 	case <-r.ctx.Done():
 	}
+}
+
+// timer starts a timer of d on the journal's clock when on is set, and
+// returns its channel and its stop. Off, the channel is nil: never ready.
+func (r *reader) timer(on bool, d time.Duration) (<-chan time.Time, func()) {
+	if !on {
+		return nil, func() {}
+	}
+	t := r.j.cfg.Clock.NewTimer(d)
+	return t.C(), func() { t.Stop() }
 }
 
 // send delivers one message and reports whether it was acknowledged.
@@ -387,6 +428,13 @@ func (r *reader) canRead() bool {
 	if r.pending >= r.c.cfg.MaxPending {
 		return false
 	}
+	// Nacked messages waiting for their NackDelay hold their slots: while as
+	// many wait as may be in flight, reading pauses. Otherwise a consumer
+	// whose every message fails (its rejected store down, say) would read
+	// its whole backlog into the retry list, and its acknowledgements map.
+	if len(r.retries) >= r.c.cfg.MaxInFlight {
+		return false
+	}
 	return r.end == 0 || r.pos < r.end
 }
 
@@ -395,6 +443,9 @@ func (r *reader) canRead() bool {
 func (r *reader) fill() (atHead bool) {
 	for len(r.ready) < r.c.cfg.MaxInFlight && r.canRead() {
 		if len(r.buf) == 0 {
+			if !r.readAgainAt.IsZero() && r.j.cfg.Clock.Now().Before(r.readAgainAt) {
+				return false // backing off after a failed read
+			}
 			recs, err := r.j.st.Read(r.topic, r.pos, 256)
 			if err == nil && len(recs) == 0 {
 				if _, next := r.j.st.Bounds(r.topic); next > r.pos {
@@ -411,8 +462,13 @@ func (r *reader) fill() (atHead bool) {
 				}
 			}
 			if err != nil {
-				r.log.Error("Cannot read journal", err, nil)
+				r.readFailed(err)
 				return false
+			}
+			if !r.readAgainAt.IsZero() {
+				r.readAgainAt = time.Time{}
+				r.readBackoff.Reset()
+				r.log.Info("Reading the journal again", nil)
 			}
 			if len(recs) == 0 {
 				r.checkEndAtHead()
@@ -442,6 +498,29 @@ func (r *reader) fill() (atHead bool) {
 	return false
 }
 
+// Bounds of the wait between reads of a storage that keeps failing.
+const (
+	readRetryFirst = 100 * time.Millisecond
+	readRetryMax   = 30 * time.Second
+)
+
+// readFailed schedules the next read after a backoff on the journal's clock:
+// an idle worker wakes for it, so one failed read cannot stall the consumer.
+func (r *reader) readFailed(err error) {
+	if r.readBackoff == nil {
+		r.readBackoff = backoff.NewExponentialBackOff(
+			backoff.WithInitialInterval(readRetryFirst),
+			backoff.WithMaxInterval(readRetryMax),
+			backoff.WithMaxElapsedTime(0),
+			backoff.WithRandomizationFactor(0), // one local storage: no herd to spread
+			backoff.WithClockProvider(r.j.cfg.Clock),
+		)
+	}
+	d := r.readBackoff.NextBackOff()
+	r.readAgainAt = r.j.cfg.Clock.Now().Add(d)
+	r.log.Error("Cannot read journal; trying again", err, watermill.LogFields{"retry_in": d.String(), "offset": r.pos})
+}
+
 // lostToRetention reports n records a group will never see.
 func (r *reader) lostToRetention(n uint64) {
 	if r.c.cfg.Group != "" && r.c.cfg.OnRetentionLoss != nil {
@@ -450,11 +529,17 @@ func (r *reader) lostToRetention(n uint64) {
 }
 
 // checkEndAtHead ends a consumer whose Until has passed once it has read
-// everything: no later record can be appended before Until.
+// everything: once no append under way can still add a record stamped
+// before Until, and none has landed since the read.
 func (r *reader) checkEndAtHead() {
-	if u := r.c.cfg.Until; !u.IsZero() && r.end == 0 && r.j.cfg.Clock.Now().After(u) {
-		r.end = r.pos
+	u := r.c.cfg.Until
+	if u.IsZero() || r.end != 0 || !r.j.cfg.Clock.Now().After(u) || r.j.mayAppendBy(r.topic, u) {
+		return
 	}
+	if _, next := r.j.st.Bounds(r.topic); next > r.pos {
+		return // read it first
+	}
+	r.end = r.pos
 }
 
 func (r *reader) message(rec Record) *message.Message {

@@ -12,7 +12,9 @@ package replay
 import (
 	"context"
 	"errors"
+	"math"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
@@ -33,11 +35,14 @@ type Config struct {
 	// Storage keeps the records. Nil means NewMemory().
 	Storage Storage
 	// Retention is how long records are kept. Zero means DefaultRetention;
-	// negative keeps them forever.
+	// negative keeps them forever. A Segments storage without a
+	// MaxSegmentAge of its own seals its segments at Retention/10, so that
+	// their files can go.
 	Retention time.Duration
-	// CompactEvery is how often records past retention are removed. Zero
-	// means an hour (or Retention/10 when shorter); negative disables the
-	// background compaction (call Compact yourself).
+	// CompactEvery is how often records past retention are removed, on the
+	// wall clock; Open compacts once before it returns. Zero means an hour
+	// (or Retention/10 when shorter); negative disables both (call Compact
+	// yourself).
 	CompactEvery time.Duration
 	// CursorFlushEvery bounds how long an acknowledgement may stay unsaved.
 	// A crash redelivers what was acknowledged in that window (at-least-once).
@@ -85,37 +90,50 @@ type Journal struct {
 	cfg Config
 	st  Storage
 
-	mu       sync.Mutex
-	notify   map[string]chan struct{} // closed and replaced on every append to the topic
-	cursors  map[CursorKey]uint64
-	dirty    bool
-	closed   bool
-	closing  chan struct{}
-	ctx      context.Context // cancelled by Close: ends every consumer
-	cancel   context.CancelFunc
-	wg       sync.WaitGroup
-	subsOnce sync.Once
-	subs     *Consumer
+	// flushMu orders every write of cursors to the storage: a save holds it
+	// from its snapshot to its end, so an older snapshot cannot land after a
+	// newer one, nor after a DeleteCursor. Taken before mu.
+	flushMu sync.Mutex
+
+	mu        sync.Mutex
+	notify    map[string]chan struct{} // closed and replaced on every append to the topic
+	appending map[*appending]struct{}
+	cursors   map[CursorKey]uint64
+	dirty     bool
+	closed    bool
+	closing   chan struct{}
+	ctx       context.Context // cancelled by Close: ends every consumer
+	cancel    context.CancelFunc
+	wg        sync.WaitGroup
+	subsOnce  sync.Once
+	subs      *Consumer
 }
 
 // Open starts a journal on cfg.Storage.
 func Open(cfg Config) (*Journal, error) {
 	cfg.setDefaults()
+	if r, ok := cfg.Storage.(interface{ retainFor(time.Duration) }); ok {
+		r.retainFor(cfg.Retention)
+	}
 	cursors, err := cfg.Storage.Cursors()
 	if err != nil {
 		return nil, err
 	}
 	j := &Journal{
-		cfg:     cfg,
-		st:      cfg.Storage,
-		notify:  make(map[string]chan struct{}),
-		cursors: cursors,
-		closing: make(chan struct{}),
+		cfg:       cfg,
+		st:        cfg.Storage,
+		notify:    make(map[string]chan struct{}),
+		appending: make(map[*appending]struct{}),
+		cursors:   cursors,
+		closing:   make(chan struct{}),
 	}
 	j.ctx, j.cancel = context.WithCancel(context.Background())
 	j.wg.Add(1)
 	go j.flushLoop()
 	if cfg.Retention > 0 && cfg.CompactEvery > 0 {
+		// What expired while the process was down goes before any consumer
+		// can read it.
+		j.compactAndLog()
 		j.wg.Add(1)
 		go j.compactLoop()
 	}
@@ -151,22 +169,61 @@ func (j *Journal) Append(topic string, recs ...*Record) error {
 	if len(recs) == 0 {
 		return nil
 	}
+	a := &appending{topic: topic}
+	a.nanos.Store(notAsked)
 	j.mu.Lock()
-	closed := j.closed
-	j.mu.Unlock()
-	if closed {
+	if j.closed {
+		j.mu.Unlock()
 		return ErrClosed
 	}
-	if err := j.st.Append(topic, recs, j.cfg.Clock.Now); err != nil {
-		return err
-	}
+	j.appending[a] = struct{}{}
+	j.mu.Unlock()
+	err := j.st.Append(topic, recs, func() time.Time {
+		a.nanos.CompareAndSwap(notAsked, asking)
+		now := j.cfg.Clock.Now()
+		a.nanos.CompareAndSwap(asking, now.UnixNano())
+		return now
+	})
 	j.mu.Lock()
+	delete(j.appending, a)
+	// Woken readers look again, also after a failure: one may wait for
+	// this append to settle (see mayAppendBy).
 	if ch, ok := j.notify[topic]; ok {
 		close(ch)
 		delete(j.notify, topic)
 	}
 	j.mu.Unlock()
-	return nil
+	return err
+}
+
+// appending is an Append under way, and the time the storage took for it.
+type appending struct {
+	topic string
+	nanos atomic.Int64 // notAsked, asking, or the time in Unix nanoseconds
+}
+
+const (
+	notAsked = math.MinInt64
+	asking   = math.MinInt64 + 1
+)
+
+// mayAppendBy reports whether an Append under way may still add a record
+// of topic stamped at or before t. A consumer ending at t must wait for it:
+// the clock passing t does not mean every record up to t is readable yet (an
+// fsync may be under way). An append that has not asked the time yet gets a
+// later one.
+func (j *Journal) mayAppendBy(topic string, t time.Time) bool {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	for a := range j.appending {
+		if a.topic != topic {
+			continue
+		}
+		if n := a.nanos.Load(); n == asking || n != notAsked && n <= t.UnixNano() {
+			return true
+		}
+	}
+	return false
 }
 
 // appended returns a channel closed at the next append to topic.
@@ -219,6 +276,8 @@ func (j *Journal) Lag(topic, group string) uint64 {
 // DeleteCursor forgets a group's cursor, as when its integration is deleted.
 func (j *Journal) DeleteCursor(topic, group string) error {
 	k := CursorKey{topic, group}
+	j.flushMu.Lock()
+	defer j.flushMu.Unlock()
 	j.mu.Lock()
 	delete(j.cursors, k)
 	j.mu.Unlock()
@@ -271,8 +330,11 @@ func (j *Journal) Compact() (int, error) {
 	return j.st.Trim(j.cfg.Clock.Now().Add(-j.cfg.Retention))
 }
 
-// Flush saves the cursors now.
+// Flush saves the cursors now. Concurrent calls save one after the other,
+// each a snapshot taken in its turn: the saved cursors never go back.
 func (j *Journal) Flush() error {
+	j.flushMu.Lock()
+	defer j.flushMu.Unlock()
 	j.mu.Lock()
 	if !j.dirty {
 		j.mu.Unlock()
@@ -330,15 +392,20 @@ func (j *Journal) compactLoop() {
 	for {
 		select {
 		case <-t.C:
-			n, err := j.Compact()
-			if err != nil {
-				j.cfg.Logger.Error("Journal compaction failed", err, nil)
-			} else if n > 0 {
-				j.cfg.Logger.Info("Journal compacted", watermill.LogFields{"removed": n})
-			}
+			j.compactAndLog()
 		case <-j.closing:
 			return
 		}
+	}
+}
+
+func (j *Journal) compactAndLog() {
+	n, err := j.Compact()
+	if err != nil {
+		j.cfg.Logger.Error("Journal compaction failed", err, nil)
+	}
+	if n > 0 {
+		j.cfg.Logger.Info("Journal compacted", watermill.LogFields{"removed": n, "retention": j.cfg.Retention.String()})
 	}
 }
 

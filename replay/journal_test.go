@@ -19,8 +19,10 @@ import (
 )
 
 // sharedJournal plays the broker: every constructor call of one test gets
-// publishers and subscribers of the same journal.
+// publishers and subscribers of the same journal, on a storage of its own.
 type sharedJournal struct {
+	storage func(t *testing.T) replay.Storage
+
 	mu sync.Mutex
 	j  map[*testing.T]*replay.Journal
 }
@@ -34,7 +36,7 @@ func (s *sharedJournal) get(t *testing.T) *replay.Journal {
 	if j, ok := s.j[t]; ok {
 		return j
 	}
-	j, err := replay.Open(replay.Config{})
+	j, err := replay.Open(replay.Config{Storage: s.storage(t)})
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = j.Close() })
 	s.j[t] = j
@@ -46,24 +48,30 @@ type publisher struct{ *replay.Journal }
 
 func (publisher) Close() error { return nil }
 
+// Watermill's universal suite runs on each storage: the in-memory one, and
+// Segments with its defaults (every Publish waits for its fsync).
 func TestJournal_universal_pubsub(t *testing.T) {
-	var shared sharedJournal
 	features := tests.Features{
 		ConsumerGroups:                      true,
 		GuaranteedOrder:                     true,
 		GuaranteedOrderWithSingleSubscriber: true,
 		Persistent:                          true,
 	}
-	tests.TestPubSub(t, features,
-		func(t *testing.T) (message.Publisher, message.Subscriber) {
-			j := shared.get(t)
-			return publisher{j}, j.Consumer(replay.ConsumerConfig{Group: "default", FromOldest: true, NackDelay: 10 * time.Millisecond})
-		},
-		func(t *testing.T, group string) (message.Publisher, message.Subscriber) {
-			j := shared.get(t)
-			return publisher{j}, j.Consumer(replay.ConsumerConfig{Group: group, FromOldest: true, NackDelay: 10 * time.Millisecond})
-		},
-	)
+	for _, name := range []string{"memory", "segments"} {
+		t.Run(name, func(t *testing.T) {
+			shared := sharedJournal{storage: storages[name]}
+			tests.TestPubSub(t, features,
+				func(t *testing.T) (message.Publisher, message.Subscriber) {
+					j := shared.get(t)
+					return publisher{j}, j.Consumer(replay.ConsumerConfig{Group: "default", FromOldest: true, NackDelay: 10 * time.Millisecond})
+				},
+				func(t *testing.T, group string) (message.Publisher, message.Subscriber) {
+					j := shared.get(t)
+					return publisher{j}, j.Consumer(replay.ConsumerConfig{Group: group, FromOldest: true, NackDelay: 10 * time.Millisecond})
+				},
+			)
+		})
+	}
 }
 
 func newJournal(t *testing.T, clk clock.Clock) *replay.Journal {

@@ -5,6 +5,13 @@ import "time"
 // Request asks for the events published in [From, To) to be delivered again
 // to one integration, through its filter, middleware and sink, marked as
 // replayed.
+//
+// The range is in the journal's time: when each event was appended
+// (Record.Time, on the journal's clock). That is the published_at the bus
+// stamps on an event (within the moment Publish takes), unless the
+// application set Event.PublishedAt itself; it is never the time the
+// application says the event occurred. The journal never lets that time go
+// backwards, so a range is one contiguous run of the journal.
 type Request struct {
 	// From is inclusive; zero means the oldest retained event.
 	From time.Time

@@ -4,10 +4,12 @@ package replay
 //
 //	<dir>/cursors.json                        consumer cursors, replaced atomically
 //	<dir>/<topic>/<first offset, 20 digits>.seg
+//	<dir>/<topic>/<first retained offset>.trimmed   empty; records below it are trimmed
 //
 // <topic> is the topic escaped into a safe name (see escapeTopic). A topic's
-// records go to its newest segment; past SegmentBytes the next record starts a
-// new one. Each record is one frame, little-endian:
+// records go to its newest segment; past SegmentBytes, or once its first
+// record is MaxSegmentAge old, the next record starts a new one. Each record
+// is one frame, little-endian:
 //
 //	u32     length of the body
 //	u32     CRC32C (Castagnoli) of the body
@@ -28,6 +30,11 @@ package replay
 // lazily; a bad frame in one of them ends that segment at that point: the
 // records after it are skipped (and logged), the file is left untouched for
 // inspection.
+//
+// Retention. Trim moves a topic's floor (saved as the .trimmed marker) to the
+// first record at or after the cut: the records below are gone for Read,
+// Seek and Bounds at once. Sealed segments wholly below the floor are
+// deleted; the segment being written is deleted after it is sealed.
 //
 // Memory. Besides the tail cache, each topic keeps a summary per segment
 // (first and last offset and time: a few words) and a sparse index (one entry
@@ -117,9 +124,14 @@ type SegmentConfig struct {
 	// Dir holds the journal; it is created when missing. Required.
 	Dir string `json:"dir"`
 	// SegmentBytes is the size past which a topic starts a new segment file.
-	// Retention removes whole segments, so it is also the granularity of
-	// Trim. Zero means DefaultSegmentBytes (64 MiB).
+	// Zero means DefaultSegmentBytes (64 MiB).
 	SegmentBytes int64 `json:"segment_bytes"`
+	// MaxSegmentAge is the age of its first record past which a segment is
+	// sealed at the next append, so that retention can delete it: Trim hides
+	// old records at once but frees disk a whole segment at a time. Zero
+	// means Retention/10 of the Journal opened on the storage (3 days for
+	// the default 30), or no limit without a Journal.
+	MaxSegmentAge time.Duration `json:"max_segment_age"`
 	// Sync is the durability of Append. The zero value is SyncGroupCommit.
 	Sync SyncPolicy `json:"sync"`
 	// SyncEvery is the fsync period of SyncInterval. Zero means
@@ -158,6 +170,9 @@ func (c SegmentConfig) Validate() error {
 	if c.SegmentBytes < 0 {
 		p.Add("segment_bytes", "must not be negative")
 	}
+	if c.MaxSegmentAge < 0 {
+		p.Add("max_segment_age", "must not be negative")
+	}
 	if c.Sync < SyncGroupCommit || c.Sync > SyncNone {
 		p.Add("sync", "must be one of group_commit, interval, none")
 	}
@@ -179,6 +194,8 @@ type Segments struct {
 
 	cursorMu sync.Mutex
 	cursors  map[CursorKey]uint64
+
+	maxAge atomic.Int64 // nanoseconds; zero: no age limit
 
 	trimMu sync.Mutex
 	closed atomic.Bool
@@ -204,6 +221,7 @@ func OpenSegments(cfg SegmentConfig) (*Segments, error) {
 		topics: make(map[string]*topicLog),
 		stop:   make(chan struct{}),
 	}
+	s.maxAge.Store(int64(cfg.MaxSegmentAge))
 	cursors, err := loadCursors(cfg.Dir)
 	if err != nil {
 		return nil, err
@@ -235,6 +253,20 @@ func OpenSegments(cfg SegmentConfig) (*Segments, error) {
 		go s.syncLoop()
 	}
 	return s, nil
+}
+
+// retainFor is how a Journal tells its storage the retention: without a
+// MaxSegmentAge of their own, segments are sealed at a tenth of it.
+func (s *Segments) retainFor(retention time.Duration) {
+	if s.cfg.MaxSegmentAge == 0 && retention > 0 {
+		s.maxAge.Store(int64(max(retention/10, time.Nanosecond)))
+	}
+}
+
+// tooOld reports whether seg is past the age limit for a record at nanos.
+func (s *Segments) tooOld(seg *segment, nanos int64) bool {
+	age := s.maxAge.Load()
+	return age > 0 && seg.end > 0 && nanos-seg.born >= age
 }
 
 func (s *Segments) topicOfDir(name string) (string, bool) {
@@ -375,11 +407,14 @@ func (s *Segments) Seek(topic string, at time.Time) (uint64, error) {
 	return t.seek(at.UnixNano())
 }
 
-// Trim implements Storage. It removes whole segments, oldest first, whose
-// last record is older than before; the segment being written is never
-// removed, so up to one segment per topic may outlive the retention. The
-// count is exact except for a segment cut short by corruption and never
-// read, counted by the offsets it spans.
+// Trim implements Storage. Records older than before are hidden at once
+// (Read, Seek and Bounds start after them, also after a reopen: the floor
+// is saved in a marker file) and their files deleted a whole segment at a
+// time: a sealed segment goes once every record in it is hidden, the
+// segment being written stays until it is sealed (SegmentBytes,
+// MaxSegmentAge). The count is exact except for records already lost to
+// corruption, counted by the offsets they span. Appends wait for none of
+// Trim's reads, writes or deletions.
 func (s *Segments) Trim(before time.Time) (int, error) {
 	if s.closed.Load() {
 		return 0, ErrSegmentsClosed
@@ -446,6 +481,10 @@ func (t *topicLog) load() error {
 		return fmt.Errorf("sinkbus: journal topic %q: %w", t.name, err)
 	}
 	for _, e := range entries {
+		if floor, ok := parseOffsetName(e.Name(), floorSuffix); ok {
+			t.loadFloor(floor, filepath.Join(t.dir, e.Name()))
+			continue
+		}
 		base, ok := parseSegmentName(e.Name())
 		if !ok || !e.Type().IsRegular() {
 			continue
@@ -460,6 +499,8 @@ func (t *topicLog) load() error {
 		})
 	}
 	sort.Slice(t.segs, func(i, j int) bool { return t.segs[i].base < t.segs[j].base })
+	// Offsets go on after trimmed records even when no segment is left.
+	t.next, t.visible = max(t.next, t.floor), max(t.visible, t.floor)
 	if len(t.segs) == 0 {
 		return nil
 	}
@@ -472,7 +513,7 @@ func (t *topicLog) load() error {
 	if err := t.recover(last); err != nil {
 		return err
 	}
-	t.next = last.nextOff
+	t.next = max(last.nextOff, t.floor)
 	t.visible = t.next
 	// The clamp of Append needs the newest record's time, which may sit in
 	// an earlier segment when the newest is empty.
@@ -492,6 +533,19 @@ func (t *topicLog) load() error {
 		}
 	}
 	return nil
+}
+
+// loadFloor takes the highest trim marker of the topic and removes the
+// others (left by a crash between writing a marker and removing the last).
+func (t *topicLog) loadFloor(floor uint64, path string) {
+	if floor < t.floor {
+		_ = os.Remove(path)
+		return
+	}
+	if t.floorFile != "" {
+		_ = os.Remove(t.floorFile)
+	}
+	t.floor, t.floorFile = floor, path
 }
 
 // peek reads the first record of a sealed segment: its time places the

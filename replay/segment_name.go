@@ -12,7 +12,8 @@ const (
 	cursorsFile    = "cursors.json"
 	cursorsTemp    = ".cursors.json.tmp" // escapeTopic never starts a name with '.'
 	segmentSuffix  = ".seg"
-	topicNameFile  = "topic" // holds the topic of a hashed directory name
+	floorSuffix    = ".trimmed" // <first retained offset>.trimmed: what Trim hid
+	topicNameFile  = "topic"    // holds the topic of a hashed directory name
 	maxTopicDir    = 200
 	hashedSep      = '~'
 	hashedPrefixes = 100
@@ -93,8 +94,13 @@ func unescapeTopic(name string) (string, bool) {
 // names sort in offset order.
 func segmentName(base uint64) string { return fmt.Sprintf("%020d%s", base, segmentSuffix) }
 
-func parseSegmentName(name string) (uint64, bool) {
-	digits, ok := strings.CutSuffix(name, segmentSuffix)
+func parseSegmentName(name string) (uint64, bool) { return parseOffsetName(name, segmentSuffix) }
+
+// floorName is the marker file of a topic's trim floor.
+func floorName(floor uint64) string { return fmt.Sprintf("%020d%s", floor, floorSuffix) }
+
+func parseOffsetName(name, suffix string) (uint64, bool) {
+	digits, ok := strings.CutSuffix(name, suffix)
 	if !ok || len(digits) != 20 {
 		return 0, false
 	}

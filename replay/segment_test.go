@@ -334,38 +334,75 @@ func TestSegments_trim_removes_old_segments_and_moves_bounds(t *testing.T) {
 			cut := want[20].Time // records 1..20 are older
 			n, err = s.Trim(cut)
 			require.NoError(t, err)
+			assert.Equal(t, 20, n)
 			first, next := s.Bounds("orders")
 			assert.Equal(t, uint64(41), next)
-			assert.Greater(t, first, uint64(1))
-			assert.LessOrEqual(t, first, uint64(21), "a segment holding a record not older than the cut stays")
-			assert.Equal(t, int(first-1), n, "removed count matches the bounds")
-			got := readAll(t, s, "orders")
-			assertSameRecords(t, want[first-1:], got)
+			assert.Equal(t, uint64(21), first, "every record older than the cut is gone, none newer")
+			assertSameRecords(t, want[20:], readAll(t, s, "orders"))
 			fromOne, err := s.Read("orders", 1, 1)
 			require.NoError(t, err)
 			assert.Equal(t, first, fromOne[0].Offset, "trimmed records are skipped silently")
+			off, err := s.Seek("orders", want[0].Time)
+			require.NoError(t, err)
+			assert.Equal(t, first, off, "Seek finds no trimmed record")
 			segsAfter, _ := filepath.Glob(filepath.Join(dir, "orders", "*.seg"))
-			assert.Less(t, len(segsAfter), len(segsBefore))
+			assert.Less(t, len(segsAfter), len(segsBefore), "segments holding only trimmed records are deleted")
+			for _, f := range segsAfter[1:] {
+				b, _ := strconv.ParseUint(strings.TrimSuffix(filepath.Base(f), ".seg"), 10, 64)
+				assert.Greater(t, b, uint64(21), "the first segment left holds record 21")
+			}
 
-			// Everything is old: only the segment being written survives.
+			// Everything is old: every record is hidden, the segment being
+			// written stays on disk until it is sealed.
 			n, err = s.Trim(clk.Now().Add(time.Hour))
 			require.NoError(t, err)
-			assert.Positive(t, n)
+			assert.Equal(t, 20+3, n, "the rest of orders and the three of other")
 			segsLeft, _ := filepath.Glob(filepath.Join(dir, "orders", "*.seg"))
 			assert.Len(t, segsLeft, 1)
 			first, next = s.Bounds("orders")
+			assert.Equal(t, uint64(41), first)
 			assert.Equal(t, uint64(41), next)
-			assert.Equal(t, want[first-1].Offset, first)
+			assert.Empty(t, readAll(t, s, "orders"))
 			more := appendN(t, s, "orders", 41, 1, clk.Now)
-			assert.Equal(t, uint64(41), more[0].Offset)
+			assert.Equal(t, uint64(41), more[0].Offset, "offsets go on")
 
+			// The trim survives a reopen.
 			require.NoError(t, s.Close())
 			s = openSegs(t, cfg)
 			f2, n2 := s.Bounds("orders")
-			assert.Equal(t, first, f2)
+			assert.Equal(t, uint64(41), f2)
 			assert.Equal(t, uint64(42), n2)
+			assertSameRecords(t, more, readAll(t, s, "orders"))
+			otherFirst, otherNext := s.Bounds("other")
+			assert.Equal(t, uint64(4), otherFirst, "other topics are trimmed by the same cut")
+			assert.Equal(t, uint64(4), otherNext)
 		})
 	}
+}
+
+// With no segment left at all (every file deleted), a reopened topic still
+// continues its offsets after the trimmed ones.
+func TestSegments_offsets_continue_after_a_topic_trimmed_empty(t *testing.T) {
+	dir := t.TempDir()
+	cfg := replay.SegmentConfig{Dir: dir, SegmentBytes: 1, MaxSegmentAge: time.Second}
+	clk := newStepClock(time.Minute)
+	s := openSegs(t, cfg)
+	appendN(t, s, "orders", 1, 5, clk.Now)
+	n, err := s.Trim(clk.Now())
+	require.NoError(t, err)
+	assert.Equal(t, 5, n)
+	require.NoError(t, s.Close())
+	segs, _ := filepath.Glob(filepath.Join(dir, "orders", "*.seg"))
+	for _, f := range segs {
+		require.NoError(t, os.Remove(f)) // as if the last one had been sealed and trimmed too
+	}
+
+	s = openSegs(t, cfg)
+	first, next := s.Bounds("orders")
+	assert.Equal(t, uint64(6), first)
+	assert.Equal(t, uint64(6), next)
+	got := appendN(t, s, "orders", 6, 1, clk.Now)
+	assert.Equal(t, uint64(6), got[0].Offset)
 }
 
 func TestSegments_cursors_save_load_delete(t *testing.T) {

@@ -46,6 +46,7 @@ type segment struct {
 	size                int64  // bytes of readable records
 	end                 int64  // bytes assigned, including those not written yet
 	nextOff             uint64 // offset the next record of this segment would take
+	born                int64  // time of its first record: the age limit counts from it
 	count               int
 	hasRecords          bool
 	firstTime, lastTime int64
@@ -113,6 +114,9 @@ func (seg *segment) apply(sum segSummary) {
 	seg.count = sum.count
 	seg.hasRecords = sum.count > 0
 	seg.firstTime, seg.lastTime, seg.lastOff = sum.firstTime, sum.lastTime, sum.lastOff
+	if sum.count > 0 {
+		seg.born = sum.firstTime
+	}
 	seg.nextOff = seg.base + uint64(sum.count)
 	seg.index, seg.indexed, seg.summarized = sum.index, true, true
 }
@@ -148,6 +152,7 @@ type topicLog struct {
 	next     uint64 // next offset to assign
 	lastTime int64  // time of the last record assigned
 	visible  uint64 // one past the last readable record
+	floor    uint64 // records below it are trimmed, whether their segment is gone or not
 	pending  []*chunk
 	syncing  bool
 	closed   bool
@@ -157,6 +162,8 @@ type topicLog struct {
 	hintAt   int
 	useClock uint64
 	chunkCap int // initial capacity of a new chunk
+
+	floorFile string // the trim marker on disk; owned by Trim (Segments.trimMu)
 
 	// Owned by whoever set syncing.
 	dirReady bool
@@ -181,7 +188,10 @@ func (t *topicLog) append(recs []*Record, now func() time.Time) error {
 	t.lastTime = nanos
 	at := time.Unix(0, nanos).UTC()
 	for _, r := range recs {
-		seg := t.writable()
+		seg := t.writable(nanos)
+		if seg.end == 0 {
+			seg.born = nanos
+		}
 		c := t.chunkFor(seg)
 		pos, before := seg.end, len(c.data)
 		c.data = appendFrame(c.data, r, t.next, nanos)
@@ -214,12 +224,12 @@ func (t *topicLog) append(recs []*Record, now func() time.Time) error {
 	return nil
 }
 
-// writable returns the segment the next record goes to, starting a new one
-// when the current is full or the offsets jumped.
-func (t *topicLog) writable() *segment {
+// writable returns the segment a record appended at nanos goes to, starting
+// a new one when the current is full, too old, or the offsets jumped.
+func (t *topicLog) writable(nanos int64) *segment {
 	if n := len(t.segs); n > 0 {
 		seg := t.segs[n-1]
-		if seg.nextOff == t.next && (seg.end == 0 || seg.end < t.s.cfg.SegmentBytes) {
+		if seg.nextOff == t.next && (seg.end == 0 || seg.end < t.s.cfg.SegmentBytes && !t.s.tooOld(seg, nanos)) {
 			return seg
 		}
 		t.useClock++
@@ -436,12 +446,14 @@ func (t *topicLog) close() error {
 // firstLocked returns the first retained offset, or visible when the topic
 // holds no record.
 func (t *topicLog) firstLocked() uint64 {
+	first := t.visible
 	for _, seg := range t.segs {
 		if seg.hasRecords {
-			return seg.base
+			first = seg.base
+			break
 		}
 	}
-	return t.visible
+	return min(max(first, t.floor), t.visible)
 }
 
 func (t *topicLog) read(from uint64, n int) ([]Record, error) {
@@ -656,7 +668,19 @@ func (t *topicLog) evictIndexes() {
 	}
 }
 
+// seek returns the first retained record at or after at.
 func (t *topicLog) seek(at int64) (uint64, error) {
+	off, err := t.seekAny(at)
+	if err != nil {
+		return 0, err
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return max(off, t.firstLocked()), nil
+}
+
+// seekAny is seek that may land on a record trimmed but still on disk.
+func (t *topicLog) seekAny(at int64) (uint64, error) {
 	t.mu.Lock()
 	var seg *segment
 	for i := len(t.segs) - 1; i >= 0; i-- {
@@ -725,62 +749,75 @@ func (t *topicLog) seekIn(seg *segment, at int64) (uint64, bool, error) {
 	}
 }
 
-// trim removes the topic's oldest sealed segments whose records are all
-// older than before. The lock is held only to take them out of the list;
-// reading an unsummarised segment and deleting files happen without it.
+// trim hides the topic's records older than before and removes the sealed
+// segments that hold nothing else. The new floor is saved first (a marker
+// file: a crash cannot bring hidden records back), then taken under the
+// lock; seeking the floor and deleting files happen without it, so appends
+// wait for no I/O. Called under Segments.trimMu.
 func (t *topicLog) trim(before int64) (int, error) {
-	removed := 0
-	var doomed []*segment
-	defer func() {
-		for _, seg := range doomed {
-			if err := os.Remove(seg.path); err != nil && !errors.Is(err, fs.ErrNotExist) {
-				t.log.Error("Cannot remove a trimmed journal segment", err, watermill.LogFields{"file": seg.path})
-			}
-		}
-	}()
+	floor, err := t.seek(before)
+	if err != nil {
+		return 0, err
+	}
 	t.mu.Lock()
-	defer t.mu.Unlock()
-	for len(t.segs) > 1 {
-		seg, succ := t.segs[0], t.segs[1]
-		if seg.size != seg.end {
-			break // records still being written
-		}
-		var old bool
-		switch {
-		case seg.summarized:
-			old = !seg.hasRecords || seg.lastTime < before
-		case succ.hasRecords && succ.firstTime < before:
-			old = true // its last record is no later than succ's first
-		default:
-			t.mu.Unlock()
-			err := t.ensureIndex(seg)
-			t.mu.Lock()
-			if err != nil {
-				return removed, err
-			}
-			continue
-		}
-		if !old {
-			break
-		}
-		if seg.summarized {
-			removed += seg.count
-		} else {
-			removed += int(succ.base - seg.base)
-		}
+	first := t.firstLocked()
+	t.mu.Unlock()
+	var saveErr error
+	if floor > first {
+		// Records are visible, so their directory exists. Should the
+		// marker fail, they are hidden all the same until a reopen.
+		saveErr = t.saveFloor(floor)
+	}
+
+	var doomed []*segment
+	removed := 0
+	t.mu.Lock()
+	if floor > first {
+		removed = int(floor - first) // exact but for records lost to corruption
+		t.floor = floor
+	}
+	// Also when the floor stays: a segment it covered may have been sealed
+	// since, or the floor come from the marker at open.
+	// A segment spans the offsets up to its successor's base.
+	for len(t.segs) > 1 && t.segs[1].base <= t.floor && t.segs[0].size == t.segs[0].end {
+		seg := t.segs[0]
 		seg.removed = true
 		doomed = append(doomed, seg)
 		t.segs[0] = nil
 		t.segs = t.segs[1:]
 	}
-	if len(doomed) > 0 {
-		for i := range t.hints {
-			if h := t.hints[i].seg; h != nil && h.removed {
-				t.hints[i] = readHint{}
-			}
+	for i := range t.hints {
+		if h := t.hints[i].seg; h != nil && h.removed {
+			t.hints[i] = readHint{}
 		}
 	}
-	return removed, nil
+	t.cache.dropBelow(t.floor)
+	t.mu.Unlock()
+	for _, seg := range doomed {
+		if err := os.Remove(seg.path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			t.log.Error("Cannot remove a trimmed journal segment", err, watermill.LogFields{"file": seg.path})
+		}
+	}
+	return removed, saveErr
+}
+
+// saveFloor records durably that the records below floor are trimmed, then
+// removes the previous marker (load keeps the highest should both remain).
+func (t *topicLog) saveFloor(floor uint64) error {
+	path := filepath.Join(t.dir, floorName(floor))
+	if err := writeFileSync(path, nil); err != nil {
+		return fmt.Errorf("sinkbus: journal topic %q: save trim floor: %w", t.name, err)
+	}
+	if err := syncDir(t.dir); err != nil {
+		return fmt.Errorf("sinkbus: journal topic %q: save trim floor: %w", t.name, err)
+	}
+	if old := t.floorFile; old != "" && old != path {
+		if err := os.Remove(old); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			t.log.Error("Cannot remove an old journal trim marker", err, watermill.LogFields{"file": old})
+		}
+	}
+	t.floorFile = path
+	return nil
 }
 
 // tailCache keeps the newest written chunks of a topic, up to limit bytes.
@@ -797,6 +834,15 @@ func (c *tailCache) add(ch *chunk) {
 	c.chunks = append(c.chunks, ch)
 	c.bytes += int64(cap(ch.data))
 	for c.bytes > c.limit && len(c.chunks) > 0 {
+		c.bytes -= int64(cap(c.chunks[0].data))
+		c.chunks[0] = nil
+		c.chunks = c.chunks[1:]
+	}
+}
+
+// dropBelow forgets the chunks that hold only offsets below off.
+func (c *tailCache) dropBelow(off uint64) {
+	for len(c.chunks) > 0 && c.chunks[0].last < off {
 		c.bytes -= int64(cap(c.chunks[0].data))
 		c.chunks[0] = nil
 		c.chunks = c.chunks[1:]

@@ -42,8 +42,10 @@ type Storage interface {
 	// Seek returns the offset of the first record of topic whose Time is at
 	// or after t (the next offset when there is none).
 	Seek(topic string, t time.Time) (uint64, error)
-	// Trim removes records appended before t and returns how many it removed.
-	// It must not hold up Append for longer than a file deletion.
+	// Trim removes records appended before t and returns how many it removed:
+	// from then on Read, Seek and Bounds behave as if they had never been
+	// there, also after a reopen (the disk space may come back later). It
+	// must not hold up Append for longer than a file deletion.
 	Trim(before time.Time) (int, error)
 	// Topics returns every topic that holds or held records.
 	Topics() []string
