@@ -87,8 +87,11 @@ type Config struct {
 	// Sinks maps integration types to their configurations. Nil means the
 	// built-in types (DefaultSinks).
 	Sinks *sinks.Registry
-	// OnCircuitWarning is called when an integration's consecutive failures
-	// reach its breaker's warning threshold.
+	// OnCircuitWarning is called once per failure streak, when an
+	// integration's consecutive failed attempts reach its breaker's warning
+	// threshold. Nil means no call. It runs on the goroutine of the delivery
+	// that failed, which waits for it: keep it quick (hand an e-mail or a
+	// page to another goroutine).
 	OnCircuitWarning func(integrationID string, consecutiveFailures int)
 	// Observer is told about every delivery attempt, rejection and skip
 	// (bus/metrics implements it). Nil means none, at no cost.

@@ -86,7 +86,7 @@ func ExampleBus_Publish_invalid() {
 	// events[1].name: required
 }
 
-// Integrations come from the seeds' JSON too; a refused one names every
+// Integrations come from Elastic Path's and NewStore's JSON too; a refused one names every
 // field at fault, and secrets are masked on every read.
 func ExampleIntegrations_CreateJSON() {
 	b, _ := bus.New(bus.Config{})

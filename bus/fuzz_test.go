@@ -12,7 +12,7 @@ import (
 	"github.com/sinkbus/sinkbus/bus"
 )
 
-// FuzzDecodeIntegration feeds the seeds' integration bodies, and mutations
+// FuzzDecodeIntegration feeds the documented integration bodies of bus/api/testdata, and mutations
 // of them, to the parser behind the management API: it never panics, every
 // refusal is ErrInvalid, and what it accepts survives its own masked JSON
 // form (what a client reads back and may send again).

@@ -42,7 +42,7 @@ const (
 )
 
 // Integration is one destination for the events that match its filter: the
-// integration object of the seeds (Elastic Path, NewStore).
+// integration object of Elastic Path and NewStore.
 type Integration struct {
 	// ID matches ^[a-z0-9-]+$, 1 to 50 characters. Empty on Create means a
 	// generated one.
@@ -187,7 +187,7 @@ func (in *Integration) problems(reg *sinks.Registry, now time.Time, allowPrivate
 	return f, p
 }
 
-// integrationJSON is the wire form: the seeds' field names.
+// integrationJSON is the wire form: Elastic Path's and NewStore's field names.
 type integrationJSON struct {
 	ID               string             `json:"id,omitempty"`
 	Type             string             `json:"type,omitempty"` // Elastic Path's "integration" marker
@@ -215,7 +215,7 @@ type integrationJSON struct {
 	S3Parameters       json.RawMessage `json:"s3_parameters,omitempty"`
 }
 
-// DecodeIntegration parses an integration from the seeds' JSON: sinkbus's own
+// DecodeIntegration parses an integration from Elastic Path's and NewStore's JSON: sinkbus's own
 // form, Elastic Path's (`{"data":{"type":"integration","integration_type":
 // "webhook","configuration":{...}}}`, whose read-only "links" and "meta" are
 // ignored) or NewStore's (`integration_type` permanent|temporary with
@@ -335,7 +335,7 @@ func renameErr(err error, rename func(string) string) error {
 	return err
 }
 
-// ignoredFields are read-only fields of the seeds' responses that a client
+// ignoredFields are read-only fields of Elastic Path's and NewStore's responses that a client
 // may send back: Elastic Path's links and meta. "type" is checked.
 var ignoredFields = map[string]bool{"links": true, "meta": true}
 

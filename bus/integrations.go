@@ -7,7 +7,6 @@ import (
 	"sort"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
@@ -17,7 +16,7 @@ import (
 	"github.com/sinkbus/sinkbus/sinks"
 )
 
-// Integrations manages a bus's integrations: the lifecycle of the seeds
+// Integrations manages a bus's integrations: the lifecycle of Elastic Path's and NewStore's integrations
 // (create, get, list, update, delete, start, stop), their log, rejected
 // events and circuit breaker. Every read masks secrets. Changes take effect
 // at once, without restarting the bus or disturbing other integrations.
@@ -166,7 +165,7 @@ func (b *Bus) pinCursor(in Integration) (resumed bool, err error) {
 	return false, b.journal.SetCursor(Topic, in.ID, start)
 }
 
-// CreateJSON creates an integration from the seeds' JSON (see
+// CreateJSON creates an integration from Elastic Path's and NewStore's JSON (see
 // DecodeIntegration). Errors name the fields as the body wrote them; a body
 // that cannot be decoded whole gets every problem at once.
 func (m *Integrations) CreateJSON(ctx context.Context, body []byte) (Integration, error) {
@@ -581,35 +580,12 @@ func (m *Integrations) RetryRejected(ctx context.Context, id, eventID string) er
 // retryFailed records in the rejected store that a manual retry of ev
 // failed with err.
 func (b *Bus) retryFailed(id string, ev middleware.RejectedEvent, err error) {
-	ev.Reason = reasonOf(err)
-	ev.StatusCode = 0
-	var se *sinks.StatusError
-	if errors.As(err, &se) {
-		ev.StatusCode = se.StatusCode
-	}
+	ev.Failed(err, b.cfg.Clock.Now())
 	ev.Attempts++
-	ev.CreatedAt = b.cfg.Clock.Now()
 	if _, err := b.rejected.Put(id, ev); err != nil {
 		b.cfg.Logger.Error("Cannot record the failed retry of a rejected event", err,
 			watermill.LogFields{"integration": id, "event_id": ev.EventID})
 	}
-}
-
-// maxReason bounds a stored reason, as the delivery chain's rejections do.
-const maxReason = 2048
-
-// reasonOf is the text of err cut to maxReason bytes on a character
-// boundary.
-func reasonOf(err error) string {
-	s := err.Error()
-	if len(s) <= maxReason {
-		return s
-	}
-	cut := maxReason
-	for cut > 0 && !utf8.RuneStart(s[cut]) {
-		cut--
-	}
-	return s[:cut] + "…"
 }
 
 // Circuit returns the state of an integration's circuit breaker.

@@ -52,10 +52,10 @@ func TestIntegrations_CreateJSON_reports_every_decoding_and_validation_problem(t
 	assert.ElementsMatch(t, []string{"id", "observes[0]", "configuration.url", "configuration.colour"}, fieldsOf(err))
 }
 
-// Every seed body of the management API's tests goes to CreateJSON as it
+// Every documented body of the management API's tests goes to CreateJSON as it
 // is, Elastic Path's read-only links and meta included. The NewStore
 // samples that name no URL are refused naming NewStore's field.
-func TestIntegrations_CreateJSON_accepts_the_seed_bodies_verbatim(t *testing.T) {
+func TestIntegrations_CreateJSON_accepts_the_documented_bodies_verbatim(t *testing.T) {
 	files, err := filepath.Glob("api/testdata/*.json")
 	require.NoError(t, err)
 	require.NotEmpty(t, files)

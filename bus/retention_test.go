@@ -3,7 +3,6 @@ package bus_test
 import (
 	"context"
 	"fmt"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -126,13 +125,10 @@ func TestBus_DataDir_retention_removes_events_a_stopped_integration_missed_acros
 	clk := bustest.NewClock(time.Time{})
 	got := make(chan string, 10)
 	open := func() *bus.Bus {
-		// One segment per event: retention removes whole segments.
-		seg, err := replay.OpenSegments(replay.SegmentConfig{Dir: filepath.Join(dir, "journal"), SegmentBytes: 1})
-		require.NoError(t, err)
-		b := startBus(t, bus.Config{DataDir: dir, Storage: seg, Clock: clk, Retention: retention})
+		b := startBus(t, bus.Config{DataDir: dir, Clock: clk, Retention: retention})
 		// In-process handlers are registered again at every start and keep
 		// their cursor; this one starts stopped.
-		err = b.Handle("erp", []string{"order.*"}, func(_ context.Context, e bus.Event) error {
+		err := b.Handle("erp", []string{"order.*"}, func(_ context.Context, e bus.Event) error {
 			got <- e.ID
 			return nil
 		}, func(in *bus.Integration) { in.Status = bus.Stopped })

@@ -5,9 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"sort"
 
+	"github.com/sinkbus/sinkbus/internal/atomicfile"
 	"github.com/sinkbus/sinkbus/sinks"
 )
 
@@ -54,47 +54,7 @@ func (s fileStore) save(list []Integration) error {
 	if err != nil {
 		return err
 	}
-	return writeFileAtomic(s.path, data)
-}
-
-// writeFileAtomic writes data to a temporary file, syncs it, renames it
-// over path and syncs the directory, so a crash leaves either the old or
-// the new content, and once it returns the new content survives a crash.
-func writeFileAtomic(path string, data []byte) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), filepath.Base(path)+".*.tmp")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if err := tmp.Chmod(0o600); err != nil {
-		tmp.Close()
-		return err
-	}
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return err
-	}
-	return syncDir(filepath.Dir(path))
-}
-
-// syncDir makes a rename in dir durable.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
+	return atomicfile.WriteFile(s.path, data, 0o600, true)
 }
 
 // saveLocked persists every integration that can be persisted (in-process

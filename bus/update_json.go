@@ -8,7 +8,7 @@ import (
 	"github.com/sinkbus/sinkbus/sinks"
 )
 
-// UpdateJSON updates integration id from the seeds' JSON, as Update does:
+// UpdateJSON updates integration id from Elastic Path's and NewStore's JSON, as Update does:
 // body is the whole integration in any form DecodeIntegration reads,
 // typically what Get returned with some fields changed. A configuration
 // string sent back as it was shown (masked: sinks.IsMasked, or equal to the

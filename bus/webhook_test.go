@@ -65,7 +65,7 @@ func (r *receiver) wait(t *testing.T, n int) []sinks.Envelope {
 	return append([]sinks.Envelope(nil), r.bodies...)
 }
 
-func TestBus_webhook_integration_from_the_seed_json_delivers_signed_events(t *testing.T) {
+func TestBus_webhook_integration_from_elastic_path_json_delivers_signed_events(t *testing.T) {
 	tb := bustest.New(t, func(c *bus.Config) { c.Clock = nil }) // signatures carry real timestamps
 	rcv := newReceiver(t)
 	// Elastic Path's webhook example, pointed at the local receiver.

@@ -6,6 +6,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/sinkbus/sinkbus/internal/atomicfile"
 )
 
 // fileDir keeps one JSON document per integration in a directory. A document
@@ -17,8 +19,6 @@ type fileDir struct {
 	sync   bool   // fsync before rename: the document is acknowledged data
 }
 
-const tempPrefix = ".tmp-"
-
 func openFileDir(dir, suffix string, sync bool) (fileDir, error) {
 	if dir == "" {
 		return fileDir{}, fmt.Errorf("sinkbus: store directory is empty")
@@ -26,11 +26,7 @@ func openFileDir(dir, suffix string, sync bool) (fileDir, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fileDir{}, fmt.Errorf("sinkbus: store directory: %w", err)
 	}
-	// Temporary files left by a crash between write and rename.
-	stale, _ := filepath.Glob(filepath.Join(dir, tempPrefix+"*"+suffix))
-	for _, p := range stale {
-		_ = os.Remove(p)
-	}
+	atomicfile.RemoveStale(dir) // left by a crash between write and rename
 	return fileDir{dir: dir, suffix: suffix, sync: sync}, nil
 }
 
@@ -55,29 +51,7 @@ func (d fileDir) write(integrationID string, v any) error {
 	if err != nil {
 		return err
 	}
-	f, err := os.CreateTemp(d.dir, tempPrefix+"*"+d.suffix)
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	_, err = f.Write(data)
-	if err == nil && d.sync {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, d.path(integrationID))
-	}
-	if err != nil {
-		_ = os.Remove(tmp)
-		return err
-	}
-	if d.sync {
-		return syncDir(d.dir)
-	}
-	return nil
+	return atomicfile.WriteFile(d.path(integrationID), data, 0o600, d.sync)
 }
 
 // remove deletes the document of integrationID, if any.
@@ -97,7 +71,7 @@ func (d fileDir) load(fn func(data []byte) error) error {
 	}
 	for _, e := range entries {
 		name := e.Name()
-		if e.IsDir() || !strings.HasSuffix(name, d.suffix) || strings.HasPrefix(name, tempPrefix) {
+		if e.IsDir() || !strings.HasSuffix(name, d.suffix) || atomicfile.IsTemp(name) {
 			continue
 		}
 		p := filepath.Join(d.dir, name)
@@ -110,13 +84,4 @@ func (d fileDir) load(fn func(data []byte) error) error {
 		}
 	}
 	return nil
-}
-
-func syncDir(dir string) error {
-	f, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	return f.Sync()
 }

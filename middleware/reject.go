@@ -62,16 +62,11 @@ func (r Reject) Middleware(h message.HandlerFunc) message.HandlerFunc {
 
 func (r Reject) reject(msg *message.Message, cause error) error {
 	e := RejectedFromMessage(msg)
-	e.Reason = reasonOf(cause)
-	var se *sinks.StatusError
-	if errors.As(cause, &se) {
-		e.StatusCode = se.StatusCode
-	}
+	e.Failed(cause, r.Clock.Now())
 	e.Attempts = 1
 	if n, err := strconv.Atoi(msg.Metadata.Get(sinks.MetaAttempt)); err == nil && n > 0 {
 		e.Attempts = n
 	}
-	e.CreatedAt = r.Clock.Now()
 	fields := watermill.LogFields{"integration_id": r.IntegrationID, "event_id": e.EventID}
 	evicted, err := r.Store.Put(r.IntegrationID, e)
 	if err != nil {

@@ -38,6 +38,19 @@ type RejectedEvent struct {
 	CreatedAt time.Time `json:"created_at"`
 }
 
+// Failed records a failure of e at a time: its reason (cut to 2 KiB), the
+// destination's status when err carries one (sinks.StatusError), zero
+// otherwise.
+func (e *RejectedEvent) Failed(err error, at time.Time) {
+	e.Reason = reasonOf(err)
+	e.StatusCode = 0
+	var se *sinks.StatusError
+	if errors.As(err, &se) {
+		e.StatusCode = se.StatusCode
+	}
+	e.CreatedAt = at
+}
+
 // RejectedFromMessage returns the event msg carries, read from the bus's
 // metadata keys (sinks.Meta*); the failure fields are left zero. A payload
 // that is not JSON is kept as a JSON string.

@@ -54,6 +54,7 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill"
 
+	"github.com/sinkbus/sinkbus/internal/atomicfile"
 	"github.com/sinkbus/sinkbus/sinks"
 )
 
@@ -215,6 +216,7 @@ func OpenSegments(cfg SegmentConfig) (*Segments, error) {
 	if err := os.MkdirAll(cfg.Dir, 0o755); err != nil {
 		return nil, fmt.Errorf("sinkbus: journal directory: %w", err)
 	}
+	atomicfile.RemoveStale(cfg.Dir) // a cursors file a crash left half written
 	s := &Segments{
 		cfg:    cfg,
 		logger: cfg.Logger.With(watermill.LogFields{"journal_dir": cfg.Dir}),

@@ -7,8 +7,9 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"runtime"
 	"sort"
+
+	"github.com/sinkbus/sinkbus/internal/atomicfile"
 )
 
 // cursorEntry is one line of cursors.json.
@@ -54,46 +55,10 @@ func writeCursors(dir string, cursors map[CursorKey]uint64) error {
 	if err != nil {
 		return err
 	}
-	tmp := filepath.Join(dir, cursorsTemp)
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
-	if err != nil {
-		return err
-	}
-	_, err = f.Write(append(data, '\n'))
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, filepath.Join(dir, cursorsFile))
-	}
-	if err == nil {
-		err = syncDir(dir)
-	}
-	if err != nil {
-		_ = os.Remove(tmp)
+	if err := atomicfile.WriteFile(filepath.Join(dir, cursorsFile), append(data, '\n'), 0o644, true); err != nil {
 		return fmt.Errorf("sinkbus: save journal cursors: %w", err)
 	}
 	return nil
-}
-
-// syncDir makes the creation, renaming or removal of dir's entries durable.
-// Windows cannot sync a directory; NTFS journals its entries itself.
-func syncDir(dir string) error {
-	if runtime.GOOS == "windows" {
-		return nil
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	err = d.Sync()
-	if cerr := d.Close(); err == nil {
-		err = cerr
-	}
-	return err
 }
 
 // Cursors implements Storage.

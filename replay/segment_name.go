@@ -10,7 +10,6 @@ import (
 
 const (
 	cursorsFile    = "cursors.json"
-	cursorsTemp    = ".cursors.json.tmp" // escapeTopic never starts a name with '.'
 	segmentSuffix  = ".seg"
 	floorSuffix    = ".trimmed" // <first retained offset>.trimmed: what Trim hid
 	topicNameFile  = "topic"    // holds the topic of a hashed directory name

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
+
+	"github.com/sinkbus/sinkbus/internal/atomicfile"
 )
 
 const (
@@ -348,7 +350,7 @@ func (t *topicLog) openWriter(seg *segment) error {
 				return err
 			}
 		}
-		if err := syncDir(t.s.cfg.Dir); err != nil {
+		if err := atomicfile.SyncDir(t.s.cfg.Dir); err != nil {
 			return err
 		}
 		t.dirReady = true
@@ -362,7 +364,7 @@ func (t *topicLog) openWriter(seg *segment) error {
 		return err
 	}
 	if !seg.onDisk {
-		if err := syncDir(t.dir); err != nil {
+		if err := atomicfile.SyncDir(t.dir); err != nil {
 			f.Close()
 			return err
 		}
@@ -808,7 +810,7 @@ func (t *topicLog) saveFloor(floor uint64) error {
 	if err := writeFileSync(path, nil); err != nil {
 		return fmt.Errorf("sinkbus: journal topic %q: save trim floor: %w", t.name, err)
 	}
-	if err := syncDir(t.dir); err != nil {
+	if err := atomicfile.SyncDir(t.dir); err != nil {
 		return fmt.Errorf("sinkbus: journal topic %q: save trim floor: %w", t.name, err)
 	}
 	if old := t.floorFile; old != "" && old != path {

@@ -7,7 +7,7 @@ import (
 )
 
 // Duration is a time.Duration that reads and writes JSON as a Go duration
-// string ("30s", "1m30s"); a bare number is taken as seconds, as the seeds'
+// string ("30s", "1m30s"); a bare number is taken as seconds, as Elastic Path's and NewStore's
 // timeouts are.
 type Duration time.Duration
 

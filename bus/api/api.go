@@ -1,6 +1,6 @@
 // Package api is the management API of a sinkbus Bus: an http.Handler an
 // application mounts on its own server (under a prefix with
-// http.StripPrefix) to manage integrations over HTTP with the seeds' request
+// http.StripPrefix) to manage integrations over HTTP with Elastic Path's and NewStore's request
 // bodies and field names:
 //
 //	GET    /integrations                                   list

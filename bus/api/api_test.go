@@ -26,7 +26,7 @@ const whsec = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 
 func TestAPI_create_accepts_the_elastic_path_webhook_example_and_answers_in_its_envelope(t *testing.T) {
 	s := newServer(t, api.Options{})
-	resp := s.do("POST", "/integrations", seed(t, "elastic_path_webhook.json"))
+	resp := s.do("POST", "/integrations", sample(t, "elastic_path_webhook.json"))
 	require.Equal(t, http.StatusCreated, resp.status, "%s", resp.body)
 	d := resp.data(t)
 	assert.Equal(t, "328b4e0b-4032-48d0-8c85-04cc4c0a331d", d["id"])
@@ -46,15 +46,15 @@ func TestAPI_create_accepts_the_elastic_path_webhook_example_and_answers_in_its_
 	assert.Equal(t, "2026-01-01T00:00:00.000Z", ts["updated_at"])
 }
 
-func TestAPI_create_accepts_the_elastic_path_aws_sqs_example_with_the_seed_response_fields(t *testing.T) {
+func TestAPI_create_accepts_the_elastic_path_aws_sqs_example_with_its_documented_response_fields(t *testing.T) {
 	s := newServer(t, api.Options{BaseURL: "https://useast.api.elasticpath.com/v2/"})
-	resp := s.do("POST", "/integrations", seed(t, "elastic_path_aws_sqs_request.json"))
+	resp := s.do("POST", "/integrations", sample(t, "elastic_path_aws_sqs_request.json"))
 	require.Equal(t, http.StatusCreated, resp.status, "%s", resp.body)
 	d := resp.data(t)
 
 	var want map[string]any
-	require.NoError(t, json.Unmarshal([]byte(seed(t, "elastic_path_aws_sqs_response.json")), &want))
-	assert.Subset(t, keys(d, ""), keys(want["data"].(map[string]any), ""), "every field of the seed's response")
+	require.NoError(t, json.Unmarshal([]byte(sample(t, "elastic_path_aws_sqs_response.json")), &want))
+	assert.Subset(t, keys(d, ""), keys(want["data"].(map[string]any), ""), "every field of the documented response")
 
 	cfg := d["configuration"].(map[string]any)
 	assert.Equal(t, "****PSYQ", cfg["aws_access_key_id"])
@@ -70,7 +70,7 @@ func TestAPI_create_accepts_the_elastic_path_aws_sqs_example_with_the_seed_respo
 
 func TestAPI_create_accepts_the_elastic_path_stomp_example_with_its_links_and_meta(t *testing.T) {
 	s := newServer(t, api.Options{})
-	resp := s.do("POST", "/integrations", seed(t, "elastic_path_stomp_request.json"))
+	resp := s.do("POST", "/integrations", sample(t, "elastic_path_stomp_request.json"))
 	require.Equal(t, http.StatusCreated, resp.status, "%s", resp.body)
 	d := resp.data(t)
 	assert.Equal(t, "stomp", d["integration_type"])
@@ -87,26 +87,26 @@ func TestAPI_create_accepts_the_elastic_path_stomp_example_with_its_links_and_me
 
 func TestAPI_create_accepts_the_newstore_webhook_sample_and_answers_in_its_shape(t *testing.T) {
 	s := newServer(t, api.Options{})
-	// A deliberate departure from accepting the seeds' bodies verbatim: this
+	// A deliberate departure from accepting the documented bodies verbatim: this
 	// sample names no URL (NewStore's own page elides it), and a webhook
 	// cannot do without one, so it is refused with 400 naming NewStore's
 	// field; with a callback_url added the rest of it is accepted as is.
-	resp := s.do("POST", "/integrations", seed(t, "newstore_webhook.json"))
+	resp := s.do("POST", "/integrations", sample(t, "newstore_webhook.json"))
 	require.Equal(t, http.StatusBadRequest, resp.status, "%s", resp.body)
 	e := resp.errorBody(t)
 	assert.Equal(t, "validation_failed", e.ErrorCode)
 	assert.Contains(t, e.Message, "callback_url: is required")
 	assert.Equal(t, []api.FieldProblem{{Field: "callback_url", Message: "is required"}}, e.Errors)
 
-	body := strings.Replace(seed(t, "newstore_webhook.json"), `"callback_parameters"`,
+	body := strings.Replace(sample(t, "newstore_webhook.json"), `"callback_parameters"`,
 		`"callback_url": "https://erp.example.com/hooks", "callback_parameters"`, 1)
 	resp = s.do("POST", "/integrations", body)
 	require.Equal(t, http.StatusOK, resp.status, "%s", resp.body)
 	got := resp.object(t)
 	var want map[string]any
-	require.NoError(t, json.Unmarshal([]byte(seed(t, "newstore_response.json")), &want))
+	require.NoError(t, json.Unmarshal([]byte(sample(t, "newstore_response.json")), &want))
 	delete(want, "ends_at") // the sample is a temporary integration
-	assert.Subset(t, keys(got, ""), keys(want, ""), "every field of the seed's response")
+	assert.Subset(t, keys(got, ""), keys(want, ""), "every field of the documented response")
 	assert.Equal(t, "erp-netsuite-integration-002", got["id"])
 	assert.Equal(t, "running", got["status"])
 	assert.Equal(t, "permanent", got["integration_type"])
@@ -118,7 +118,7 @@ func TestAPI_create_accepts_the_newstore_webhook_sample_and_answers_in_its_shape
 
 func TestAPI_create_accepts_the_newstore_s3_sample(t *testing.T) {
 	s := newServer(t, api.Options{})
-	resp := s.do("POST", "/integrations", seed(t, "newstore_s3.json"))
+	resp := s.do("POST", "/integrations", sample(t, "newstore_s3.json"))
 	require.Equal(t, http.StatusOK, resp.status, "%s", resp.body)
 	got := resp.object(t)
 	assert.Equal(t, "sap-s3-integration-002", got["id"])
@@ -142,8 +142,8 @@ func TestAPI_create_accepts_the_newstore_s3_sample(t *testing.T) {
 
 func TestAPI_list_answers_every_integration_in_the_chosen_shape(t *testing.T) {
 	s := newServer(t, api.Options{})
-	require.Equal(t, http.StatusCreated, s.do("POST", "/integrations", seed(t, "elastic_path_webhook.json")).status)
-	require.Equal(t, http.StatusOK, s.do("POST", "/integrations", seed(t, "newstore_s3.json")).status)
+	require.Equal(t, http.StatusCreated, s.do("POST", "/integrations", sample(t, "elastic_path_webhook.json")).status)
+	require.Equal(t, http.StatusOK, s.do("POST", "/integrations", sample(t, "newstore_s3.json")).status)
 
 	list := s.do("GET", "/integrations", "")
 	require.Equal(t, http.StatusOK, list.status)
@@ -352,7 +352,7 @@ func TestAPI_patch_merges_and_keeps_secrets_sent_back_masked(t *testing.T) {
 
 func TestAPI_patch_answers_409_for_fields_that_cannot_change(t *testing.T) {
 	s := newServer(t, api.Options{})
-	require.Equal(t, http.StatusOK, s.do("POST", "/integrations", seed(t, "newstore_s3.json")).status)
+	require.Equal(t, http.StatusOK, s.do("POST", "/integrations", sample(t, "newstore_s3.json")).status)
 	for _, tc := range []struct{ body, field string }{
 		{`{"integration_type":"temporary"}`, "integration_type"}, // NewStore's kind
 		{`{"kind":"temporary"}`, "kind"},
@@ -388,7 +388,7 @@ func TestAPI_patch_answers_409_for_fields_that_cannot_change(t *testing.T) {
 // keeps running, unchanged and not restarted.
 func TestAPI_patch_answers_409_for_fields_that_cannot_change_while_running(t *testing.T) {
 	s := newServer(t, api.Options{})
-	require.Equal(t, http.StatusCreated, s.do("POST", "/integrations", seed(t, "elastic_path_webhook.json")).status)
+	require.Equal(t, http.StatusCreated, s.do("POST", "/integrations", sample(t, "elastic_path_webhook.json")).status)
 	const id = "/integrations/328b4e0b-4032-48d0-8c85-04cc4c0a331d"
 	before := s.do("GET", id+"?format=elastic_path", "")
 	require.Equal(t, http.StatusOK, before.status)
@@ -429,7 +429,7 @@ func TestAPI_patch_answers_409_for_fields_that_cannot_change_while_running(t *te
 
 func TestAPI_patch_enabled_and_status_stop_and_start(t *testing.T) {
 	s := newServer(t, api.Options{})
-	require.Equal(t, http.StatusCreated, s.do("POST", "/integrations", seed(t, "elastic_path_webhook.json")).status)
+	require.Equal(t, http.StatusCreated, s.do("POST", "/integrations", sample(t, "elastic_path_webhook.json")).status)
 	id := "/integrations/328b4e0b-4032-48d0-8c85-04cc4c0a331d"
 	resp := s.do("PATCH", id, `{"data":{"enabled":false}}`)
 	require.Equal(t, http.StatusOK, resp.status, "%s", resp.body)

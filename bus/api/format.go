@@ -93,7 +93,7 @@ func (h *handler) responseFormat(r *http.Request, body Format) (Format, error) {
 
 // toSinkbus turns a request body of shape f into sinkbus's own shape.
 // Elastic Path's read-only links and meta are dropped, so that an object read
-// back (or the seed's own request example, which carries them) is accepted.
+// back (or Elastic Path's own request example, which carries them) is accepted.
 func toSinkbus(f Format, body object) (object, error) {
 	switch f {
 	case FormatElasticPath:

@@ -131,8 +131,9 @@ func (r response) errorBody(t *testing.T) api.Error {
 	return e
 }
 
-// seed reads a request or response body printed in the seeds.
-func seed(t *testing.T, name string) string {
+// sample reads a request or response body as Elastic Path's and NewStore's
+// documentation print them (testdata).
+func sample(t *testing.T, name string) string {
 	t.Helper()
 	data, err := os.ReadFile(filepath.Join("testdata", name))
 	require.NoError(t, err)

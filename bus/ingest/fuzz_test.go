@@ -14,7 +14,7 @@ import (
 // error, and that an accepted body's event survives a round trip.
 func FuzzDecode(f *testing.F) {
 	for _, s := range []string{
-		seedBody,
+		starterKitBody,
 		`{"data":{"uid":"u","event":"a.b","value":null}}`,
 		`{"data":{"uid":"u","event":"a.b","value":[1,{"x":"\u00e9"}]}}`,
 		`{"data":{"uid":7}}`, `{"data":[]}`, `{}`, `[]`, `null`, `{"data":`, "",

@@ -25,7 +25,7 @@ import (
 )
 
 // The starter kit's example payload.
-const seedBody = `{
+const starterKitBody = `{
 "data": {
 "uid": "event_uid_1",
 "event": "be-observer.catalog_product_create",
@@ -95,9 +95,9 @@ func event(uid, name, value string) string {
 	return `{"data":{"uid":` + strconv.Quote(uid) + `,"event":` + strconv.Quote(name) + `,"value":` + value + `}}`
 }
 
-func TestIngest_publishes_the_seed_example(t *testing.T) {
+func TestIngest_publishes_the_starter_kit_example(t *testing.T) {
 	f := newFixture(t, ingest.Options{Events: []string{"be-observer.*"}, TenantHeader: "X-Tenant"})
-	status, resp := f.post(seedBody, "X-Tenant", "acme")
+	status, resp := f.post(starterKitBody, "X-Tenant", "acme")
 	require.Equal(t, http.StatusOK, status)
 	assert.Equal(t, ingest.Response{Type: "be-observer.catalog_product_create",
 		Response: ingest.Result{Success: true, Message: "Event published successfully"}}, resp)
@@ -173,7 +173,7 @@ func TestIngest_answers_400_for_an_unknown_event(t *testing.T) {
 	assert.Zero(t, f.published())
 	status, _ = f.post(event("u-2", "be-observer.customer.create", `{}`))
 	assert.Equal(t, http.StatusOK, status)
-	status, _ = f.post(seedBody)
+	status, _ = f.post(starterKitBody)
 	assert.Equal(t, http.StatusOK, status)
 }
 

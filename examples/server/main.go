@@ -65,7 +65,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.StringVar(&c.ingestEvents, "ingest-events", "be-observer.*", "comma-separated event patterns /ingest accepts")
 	fs.StringVar(&c.apiToken, "api-token", os.Getenv("SINKBUS_API_TOKEN"), "bearer token of /api (default $SINKBUS_API_TOKEN; empty: no authentication)")
 	fs.BoolVar(&c.allowPrivate, "allow-private-networks", true, "let integrations that ask for it deliver to loopback and private addresses (the demo receiver is on loopback)")
-	fs.StringVar(&c.demoSecret, "demo-secret", "SOME_SECRET_KEY", "secret /demo/webhook verifies signatures with (the seed's secret_key)")
+	fs.StringVar(&c.demoSecret, "demo-secret", "SOME_SECRET_KEY", "secret /demo/webhook verifies signatures with (Elastic Path's example secret_key)")
 	err := fs.Parse(args)
 	return c, err
 }

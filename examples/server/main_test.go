@@ -16,7 +16,7 @@ import (
 )
 
 // The README's walk-through, against the real command: create a webhook
-// integration from the seed's JSON, place and ship an order, read the
+// integration from Elastic Path's JSON, place and ship an order, read the
 // integration's log, ingest a third-party event, scrape the metrics.
 // started is the command running on a free loopback port.
 type started struct {
@@ -100,7 +100,7 @@ func (s *started) createShipping() (int, string) {
 }
 
 // The README's walk-through, against the real command: create a webhook
-// integration from the seed's JSON, place and ship an order, read the
+// integration from Elastic Path's JSON, place and ship an order, read the
 // integration's log, ingest a third-party event, scrape the metrics.
 func TestServer_the_readme_walkthrough(t *testing.T) {
 	srv := start(t, "-ingest-token", "dev-token")
@@ -142,10 +142,10 @@ func TestServer_the_readme_walkthrough(t *testing.T) {
 	assert.Contains(t, body, `"action":"integration_started"`)
 	assert.Contains(t, body, `"action":"integration_created"`)
 
-	seed := `{"data":{"uid":"event_uid_1","event":"be-observer.catalog_product_create","value":{"sku":"PRODUCT_SKU"}}}`
-	status, _ = call("POST", "/ingest", seed)
+	starterKit := `{"data":{"uid":"event_uid_1","event":"be-observer.catalog_product_create","value":{"sku":"PRODUCT_SKU"}}}`
+	status, _ = call("POST", "/ingest", starterKit)
 	assert.Equal(t, http.StatusUnauthorized, status)
-	status, body = call("POST", "/ingest", seed, "Authorization", "Bearer dev-token")
+	status, body = call("POST", "/ingest", starterKit, "Authorization", "Bearer dev-token")
 	assert.Equal(t, http.StatusOK, status, body)
 	assert.Contains(t, body, "Event published successfully")
 

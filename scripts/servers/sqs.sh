@@ -3,9 +3,8 @@
 #
 #   SINKBUS_SQS_PORT      port of the shared instance (default 9324)
 #
-# Exports SINKBUS_SQS_ENDPOINT for the tests, and SINKBUS_SQS_SERVER_JS, the
-# script that starts an instance: tests that need a server they can kill run
-# their own with `node "$SINKBUS_SQS_SERVER_JS" PORT`.
+# Exports SINKBUS_SQS_ENDPOINT for the tests (those that need the server to
+# go down put a TCP proxy of their own in front of it).
 
 sqs_version=2.0.2
 
@@ -64,7 +63,6 @@ EOF
 		log "sqs listening on 127.0.0.1:$port (pid $(cat "$pidfile"), log $dir/sqs.log)"
 	fi
 	echo "export SINKBUS_SQS_ENDPOINT=http://127.0.0.1:$port"
-	echo "export SINKBUS_SQS_SERVER_JS=$js"
 }
 
 stop_sqs() {

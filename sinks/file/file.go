@@ -28,6 +28,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
 
+	"github.com/sinkbus/sinkbus/internal/atomicfile"
 	"github.com/sinkbus/sinkbus/internal/clock"
 	"github.com/sinkbus/sinkbus/sinks"
 )
@@ -226,11 +227,11 @@ func (p *Publisher) open(t *tenant, now time.Time) error {
 	if p.cfg.Fsync != FsyncRotation {
 		// A synced line is only durable if the file's name is, and the
 		// names of the directories above it the first time.
-		err := syncDir(t.dir)
+		err := atomicfile.SyncDir(t.dir)
 		top := filepath.Dir(p.cfg.Dir)
 		for dir := t.dir; err == nil && !t.synced && dir != top && dir != filepath.Dir(dir); {
 			dir = filepath.Dir(dir)
-			err = syncDir(dir)
+			err = atomicfile.SyncDir(dir)
 		}
 		if err != nil {
 			f.Close()

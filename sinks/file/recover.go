@@ -12,6 +12,8 @@ import (
 	"sort"
 
 	"github.com/ThreeDotsLabs/watermill"
+
+	"github.com/sinkbus/sinkbus/internal/atomicfile"
 )
 
 var tmpNamePattern = regexp.MustCompile(`^\d{13,}-data-[a-z0-9]+\.export\.tmp$`)
@@ -89,7 +91,7 @@ func completeFile(tmp string) (path string, kept, dropped int64, err error) {
 	if err := os.Rename(tmp, path); err != nil {
 		return "", 0, 0, err
 	}
-	return path, kept, dropped, syncDir(filepath.Dir(path))
+	return path, kept, dropped, atomicfile.SyncDir(filepath.Dir(path))
 }
 
 // wholeLines returns the length of r's first size bytes up to and including

@@ -14,6 +14,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/sinkbus/sinkbus/internal/atomicfile"
 )
 
 const (
@@ -248,21 +250,8 @@ func (s *segment) finish() (string, error) {
 	if rerr := os.Rename(s.tmp, s.final); rerr != nil {
 		return "", errors.Join(err, fmt.Errorf("sinkbus: file: finish %s: %w", s.tmp, rerr))
 	}
-	if derr := syncDir(filepath.Dir(s.final)); derr != nil {
+	if derr := atomicfile.SyncDir(filepath.Dir(s.final)); derr != nil {
 		err = errors.Join(err, fmt.Errorf("sinkbus: file: finish %s: %w", s.final, derr))
 	}
 	return s.final, err
-}
-
-// syncDir makes the names in dir durable.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	err = d.Sync()
-	if cerr := d.Close(); err == nil {
-		err = cerr
-	}
-	return err
 }

@@ -129,7 +129,7 @@ func TestSQSIntegration_go_config_delivers_to_a_standard_queue(t *testing.T) {
 	}
 }
 
-func TestSQSIntegration_seed_json_with_endpoint_override(t *testing.T) {
+func TestSQSIntegration_elastic_path_json_with_endpoint_override(t *testing.T) {
 	endpoint := sqsEndpoint(t)
 	queue := newQueue(t, endpoint, false, nil)
 	// Elastic Path's request example, with the queue's name and an endpoint

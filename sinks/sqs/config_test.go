@@ -14,15 +14,15 @@ import (
 )
 
 // The request example of Elastic Path's aws_sqs integration.
-const seedConfiguration = `{
+const elasticPathConfiguration = `{
 	"url": "https://sqs.eu-west-1.amazonaws.com/123456789/epcc-external-queue",
 	"aws_access_key_id": "ASIAJLVYNHUWCPKOPSYQ",
 	"aws_secret_access_key": "mgJteE7dZgSLC2eo2vKsAUWRSnchrWzCRnoDpUSJ",
 	"region": "eu-west-1"
 }`
 
-func TestConfig_decodes_and_masks_the_seed_example(t *testing.T) {
-	c, err := sinks.NewRegistry(sqs.Type).Decode("aws_sqs", json.RawMessage(seedConfiguration))
+func TestConfig_decodes_and_masks_the_elastic_path_example(t *testing.T) {
+	c, err := sinks.NewRegistry(sqs.Type).Decode("aws_sqs", json.RawMessage(elasticPathConfiguration))
 	require.NoError(t, err)
 	require.NoError(t, c.Validate())
 	assert.Equal(t, "aws_sqs", c.Type())
@@ -62,7 +62,7 @@ func TestConfig_validate(t *testing.T) {
 		config sqs.Config
 		want   []string // problems, in order
 	}{
-		{"seed", sqs.Config{URL: aws, AccessKeyID: "AKIA", SecretAccessKey: secret, Region: "eu-west-1"}, nil},
+		{"elastic path example", sqs.Config{URL: aws, AccessKeyID: "AKIA", SecretAccessKey: secret, Region: "eu-west-1"}, nil},
 		{"region from the URL", sqs.Config{URL: aws}, nil},
 		{"legacy host", sqs.Config{URL: "https://eu-west-1.queue.amazonaws.com/123456789012/orders"}, nil},
 		{"legacy global host", sqs.Config{URL: "https://queue.amazonaws.com/123456789012/orders", Region: "us-east-1"}, nil},
@@ -139,7 +139,7 @@ func TestNewPublisher_refuses_an_invalid_config(t *testing.T) {
 }
 
 func FuzzDecodeConfig(f *testing.F) {
-	f.Add([]byte(seedConfiguration))
+	f.Add([]byte(elasticPathConfiguration))
 	f.Add([]byte(`{"url":"http://127.0.0.1:9324/123456789012/q.fifo","region":"us-east-1","fifo_group_key":"payload.a.b","batch":false,"batch_wait":"5ms","max_message_size":1048576,"create_queue":true}`))
 	f.Add([]byte(`{"url":"https://queue.amazonaws.com/1/q","endpoint":"https://vpce-1.sqs.us-east-1.vpce.amazonaws.com","batch_wait":0.5}`))
 	f.Add([]byte(`{"url":"https://sqs.eu-west-1.amazonaws.com/1/q","aws_session_token":"x"}`))

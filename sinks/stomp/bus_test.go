@@ -42,7 +42,7 @@ func runBus(t *testing.T) *bus.Bus {
 	return b
 }
 
-// elasticPathIntegration is the seeds' stomp example (000_*.txt) with the
+// elasticPathIntegration is Elastic Path's documented stomp example with the
 // test's broker, destination and credentials, and an order key.
 func elasticPathIntegration(t *testing.T, addresses []string, dest, user, pass string) []byte {
 	t.Helper()

@@ -70,7 +70,7 @@ type Config struct {
 
 	// SecretKey signs every request. A "whsec_<base64>" secret (Standard
 	// Webhooks) signs with the decoded bytes: receivers pass it as it is to
-	// any Standard Webhooks library. Any other string (the seeds'
+	// any Standard Webhooks library. Any other string (Elastic Path's example
 	// "SOME_SECRET_KEY") signs with its bytes as they are, which those
 	// libraries do not do by default: they base64-decode every secret, so
 	// a receiver must give them the raw bytes instead (the reference

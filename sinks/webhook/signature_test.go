@@ -315,7 +315,7 @@ func TestWebhookSink_signatures_interoperate_with_standard_webhooks_libraries(t 
 		defaultMode bool
 	}{
 		{"whsec secret", secret, true},
-		{"raw secret (the seeds')", "SOME_SECRET_KEY", false},
+		{"raw secret (Elastic Path's example)", "SOME_SECRET_KEY", false},
 		{"raw secret that decodes as base64", rawBase64Like, false},
 	}
 	for _, tt := range tests {
