@@ -23,3 +23,6 @@ var (
 	EscapeTopic   = escapeTopic
 	UnescapeTopic = unescapeTopic
 )
+
+// DataSyncs returns how many fsyncs of record data topic has had since open.
+func DataSyncs(s *Segments, topic string) uint64 { return s.lookup(topic).dataSyncs.Load() }

@@ -272,6 +272,33 @@ func TestSegments_concurrent_appenders_keep_offsets_dense_and_times_ordered(t *t
 	}
 }
 
+func TestSegments_group_commit_shares_fsyncs_between_concurrent_appenders(t *testing.T) {
+	s := openSegs(t, replay.SegmentConfig{})
+	const writers, perWriter = 32, 40
+	var wg sync.WaitGroup
+	for w := range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range perWriter {
+				rec := &replay.Record{UUID: fmt.Sprintf("%d-%d", w, i), Payload: []byte(`{}`)}
+				if !assert.NoError(t, s.Append("t", []*replay.Record{rec}, time.Now)) {
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+
+	require.Len(t, readAll(t, s, "t"), writers*perWriter)
+	syncs := replay.DataSyncs(s, "t")
+	assert.NotZero(t, syncs, "every append returned durable")
+	// Each append waits for the fsync covering it; 32 of them waiting at
+	// once share it, so the fsyncs are a fraction of the appends.
+	assert.Less(t, syncs, uint64(writers*perWriter/4), "fsyncs for %d appends", writers*perWriter)
+	t.Logf("%d appends, %d fsyncs: %.1f records per fsync", writers*perWriter, syncs, float64(writers*perWriter)/float64(syncs))
+}
+
 func TestSegments_seek_by_time_across_segments(t *testing.T) {
 	dir := t.TempDir()
 	clk := newStepClock(time.Second)

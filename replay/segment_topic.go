@@ -8,9 +8,9 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"runtime"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
@@ -165,6 +165,14 @@ type topicLog struct {
 	useClock uint64
 	chunkCap int // initial capacity of a new chunk
 
+	// Group commit: the appends with records pending, and in the group last
+	// written; the callers a sync wakes are the ones the next group awaits.
+	pendingCallers, lastCallers int
+	gathering                   bool
+	joined                      chan struct{} // an append while gathering
+	gatherTimer                 *time.Timer
+	dataSyncs                   atomic.Uint64 // fsyncs of record data, for tests
+
 	floorFile string // the trim marker on disk; owned by Trim (Segments.trimMu)
 
 	// Owned by whoever set syncing.
@@ -209,6 +217,15 @@ func (t *topicLog) append(recs []*Record, now func() time.Time) error {
 		r.Offset, r.Time = t.next, at
 		t.next++
 		seg.nextOff = t.next
+	}
+	if len(recs) > 0 {
+		t.pendingCallers++
+		if t.gathering {
+			select {
+			case t.joined <- struct{}{}:
+			default:
+			}
+		}
 	}
 	mine := t.next
 	for t.visible < mine {
@@ -259,19 +276,17 @@ func (t *topicLog) chunkFor(seg *segment) *chunk {
 // it during the I/O.
 func (t *topicLog) lead() {
 	t.syncing = true
-	// Appenders woken by the previous sync come back with their next
-	// records within microseconds: let them join this group while it grows.
-	for range 4 {
-		before := t.pendingRecords()
-		t.mu.Unlock()
-		runtime.Gosched()
-		t.mu.Lock()
-		if t.pendingRecords() == before {
-			break
-		}
+	// The callers the previous sync woke come back with their next records
+	// within microseconds: wait for them to join the callers waiting here
+	// already (this one among them), so that one fsync covers them all,
+	// for as long as they keep coming.
+	want := t.pendingCallers + t.lastCallers - 1
+	if t.s.cfg.Sync == SyncGroupCommit && t.pendingCallers < want {
+		t.gather(want)
 	}
 	chunks := t.pending
 	t.pending = nil
+	t.lastCallers, t.pendingCallers = t.pendingCallers, 0
 	if n := len(chunks); n > 0 {
 		// The next group is likely the size of this one: allocate once.
 		t.chunkCap = min(max(len(chunks[n-1].data)+len(chunks[n-1].data)/4, 256), 1<<20)
@@ -293,12 +308,38 @@ func (t *topicLog) lead() {
 	t.cond.Broadcast()
 }
 
-func (t *topicLog) pendingRecords() int {
-	n := 0
-	for _, c := range t.pending {
-		n += c.count
+// Bounds of the wait for a group to gather: far below an fsync, so that a
+// caller that is not coming back costs little.
+const (
+	gatherGap   = 50 * time.Microsecond
+	gatherTotal = 300 * time.Microsecond
+)
+
+// gather waits, mu released, until want callers have records pending, no
+// caller joined for gatherGap, or gatherTotal passed. Called with mu held.
+func (t *topicLog) gather(want int) {
+	if t.joined == nil {
+		t.joined = make(chan struct{}, 1)
+		t.gatherTimer = time.NewTimer(gatherGap)
 	}
-	return n
+	t.gathering = true
+	deadline := time.Now().Add(gatherTotal)
+	for t.pendingCallers < want && !t.closed {
+		t.mu.Unlock()
+		t.gatherTimer.Reset(min(gatherGap, time.Until(deadline)))
+		joined := false
+		select {
+		case <-t.joined:
+			joined = true
+		case <-t.gatherTimer.C:
+		}
+		t.gatherTimer.Stop()
+		t.mu.Lock()
+		if !joined || time.Now().After(deadline) {
+			break
+		}
+	}
+	t.gathering = false
 }
 
 func (t *topicLog) write(chunks []*chunk) error {
@@ -320,6 +361,7 @@ func (t *topicLog) write(chunks []*chunk) error {
 		if err := t.wfile.Sync(); err != nil {
 			return err
 		}
+		t.dataSyncs.Add(1)
 		t.dirty = false
 	}
 	return nil
