@@ -462,10 +462,9 @@ func replayAndWait(t *testing.T, tb *bustest.Bus, id string, req replay.Request)
 	t.Helper()
 	job, err := tb.Integrations().Replay(ctx, id, req)
 	require.NoError(t, err)
-	select {
-	case <-job.Done:
-	case <-time.After(10 * time.Second):
-		t.Fatal("replay did not finish")
-	}
+	assert.NoError(t, job.Err(), "under way")
+	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	require.NoError(t, job.Wait(wctx), "replay did not complete")
 	return job
 }

@@ -117,8 +117,8 @@ var idPattern = regexp.MustCompile(`^[a-z0-9-]{1,50}$`)
 // validate checks in as Create does: every problem, with the JSON field
 // names (errors.Is(err, ErrInvalid)). now is the bus clock's time; compiled
 // is the filter when valid.
-func (in *Integration) validate(reg *sinks.Registry, now time.Time, allowPrivate bool) (compiled *filter.Filter, err error) {
-	f, p := in.problems(reg, now, allowPrivate)
+func (in *Integration) validate(reg *sinks.Registry, now time.Time, host *hostRules) (compiled *filter.Filter, err error) {
+	f, p := in.problems(reg, now, host)
 	if err := p.Err(); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
@@ -127,7 +127,7 @@ func (in *Integration) validate(reg *sinks.Registry, now time.Time, allowPrivate
 
 // problems lists every problem of in; f is the compiled filter when the
 // filter is valid.
-func (in *Integration) problems(reg *sinks.Registry, now time.Time, allowPrivate bool) (*filter.Filter, sinks.Problems) {
+func (in *Integration) problems(reg *sinks.Registry, now time.Time, host *hostRules) (*filter.Filter, sinks.Problems) {
 	var p sinks.Problems
 	if in.ID != "" && !idPattern.MatchString(in.ID) {
 		p.Add("id", "must match ^[a-z0-9-]+$ and be 1 to 50 characters")
@@ -146,9 +146,7 @@ func (in *Integration) problems(reg *sinks.Registry, now time.Time, allowPrivate
 		p.Add("integration_type", "unknown type %q (known: %s)", in.Sink.Type(), strings.Join(reg.Names(), ", "))
 	default:
 		p.Merge("configuration", in.Sink.Validate())
-		if !allowPrivate && usesPrivateNetworks(in.Sink) {
-			p.Add("configuration.allow_private_networks", "not allowed by this application (bus.Config.AllowPrivateNetworks)")
-		}
+		host.check(&p, in)
 	}
 	switch in.Kind {
 	case "", Permanent:
@@ -228,7 +226,7 @@ type integrationJSON struct {
 // cannot be decoded, and what validation finds in the rest.
 func DecodeIntegration(reg *sinks.Registry, body []byte) (Integration, error) {
 	d := decodeIntegration(reg, body)
-	if err := d.err(reg, time.Now(), true); err != nil {
+	if err := d.err(reg, time.Now(), nil); err != nil {
 		return Integration{}, err
 	}
 	return d.in, nil
@@ -248,9 +246,9 @@ type decoded struct {
 
 // err returns nil when the body decoded whole. Otherwise it joins the
 // decoding problems with those validation finds in what could be decoded
-// (now and allowPrivate as for validate), every field named as the body
+// (now and host as for validate), every field named as the body
 // wrote it.
-func (d decoded) err(reg *sinks.Registry, now time.Time, allowPrivate bool) error {
+func (d decoded) err(reg *sinks.Registry, now time.Time, host *hostRules) error {
 	if len(d.problems) == 0 {
 		return nil
 	}
@@ -263,7 +261,7 @@ func (d decoded) err(reg *sinks.Registry, now time.Time, allowPrivate bool) erro
 		decodedBad = append(decodedBad, f)
 	}
 	p := d.problems
-	_, vp := d.in.problems(reg, now, allowPrivate)
+	_, vp := d.in.problems(reg, now, host)
 next:
 	for _, e := range vp {
 		f := e.(*sinks.FieldError).Field
@@ -629,6 +627,32 @@ func validOrderKey(k string) error {
 		return err
 	}
 	return fmt.Errorf(`must be "tenant", "name", "id" or "payload.<field path>"`)
+}
+
+// hostRules are what a bus asks of an integration beyond its own validity:
+// whether its sink may reach private networks, and what Env it would get.
+// A nil *hostRules checks none of it (DecodeIntegration knows no bus; saved
+// integrations passed the rules when they were created).
+type hostRules struct {
+	allowPrivateNetworks bool
+	dataDir              string
+}
+
+func (b *Bus) hostRules() *hostRules {
+	return &hostRules{allowPrivateNetworks: b.cfg.AllowPrivateNetworks, dataDir: b.cfg.DataDir}
+}
+
+// check adds the problems of in's sink on this bus to p.
+func (h *hostRules) check(p *sinks.Problems, in *Integration) {
+	if h == nil {
+		return
+	}
+	if !h.allowPrivateNetworks && usesPrivateNetworks(in.Sink) {
+		p.Add("configuration.allow_private_networks", "not allowed by this application (bus.Config.AllowPrivateNetworks)")
+	}
+	if ec, ok := in.Sink.(sinks.EnvChecker); ok {
+		p.Merge("configuration", ec.CheckEnv(sinks.Env{IntegrationID: in.ID, DataDir: h.dataDir}.Defaults()))
+	}
 }
 
 func usesPrivateNetworks(c sinks.Config) bool {

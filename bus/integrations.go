@@ -38,7 +38,7 @@ func (m *Integrations) Create(ctx context.Context, in Integration) (Integration,
 	}
 	b := m.b
 	now := b.cfg.Clock.Now()
-	f, err := in.validate(b.cfg.Sinks, now, b.cfg.AllowPrivateNetworks)
+	f, err := in.validate(b.cfg.Sinks, now, b.hostRules())
 	if err != nil {
 		return Integration{}, err
 	}
@@ -171,7 +171,7 @@ func (b *Bus) pinCursor(in Integration) (resumed bool, err error) {
 func (m *Integrations) CreateJSON(ctx context.Context, body []byte) (Integration, error) {
 	b := m.b
 	d := decodeIntegration(b.cfg.Sinks, body)
-	if err := d.err(b.cfg.Sinks, b.cfg.Clock.Now(), b.cfg.AllowPrivateNetworks); err != nil {
+	if err := d.err(b.cfg.Sinks, b.cfg.Clock.Now(), b.hostRules()); err != nil {
 		return Integration{}, err
 	}
 	in, err := m.Create(ctx, d.in)
@@ -354,7 +354,7 @@ func (b *Bus) nextIntegration(cur, in Integration) (Integration, *filter.Filter,
 	now := b.cfg.Clock.Now()
 	next.UpdatedAt = now
 	// StartsAt is in the past by now; validate as at creation.
-	f, err := next.validate(b.cfg.Sinks, maxTime(now, next.StartsAt), b.cfg.AllowPrivateNetworks)
+	f, err := next.validate(b.cfg.Sinks, maxTime(now, next.StartsAt), b.hostRules())
 	if err != nil {
 		return Integration{}, nil, err
 	}

@@ -65,7 +65,8 @@ func TestIntegrations_CreateJSON_accepts_the_documented_bodies_verbatim(t *testi
 	}
 	for _, name := range files {
 		t.Run(filepath.Base(name), func(t *testing.T) {
-			tb := bustest.New(t)
+			dir := t.TempDir() // the s3 sample's spool
+			tb := bustest.New(t, func(c *bus.Config) { c.DataDir = dir })
 			body, err := os.ReadFile(name)
 			require.NoError(t, err)
 			in, err := tb.Integrations().CreateJSON(ctx, body)
@@ -96,9 +97,9 @@ func TestIntegrations_CreateJSON_names_newstore_fields_as_sent(t *testing.T) {
 		{`{"integration_type":"permanent","callback_parameters":{"url":"ftp://erp.example.com"}}`, []string{"callback_parameters.url"}},
 		{`{"integration_type":"permanent","callback_url":"https://erp.example.com","callback_parameters":{"timeout":"x"}}`,
 			[]string{"callback_parameters.timeout"}},
-		{`{"integration_type":"permanent","s3_parameters":{"bucket":"x"}}`, []string{"s3_parameters.bucket"}},
-		// Running on a bus without a data directory, an s3 sink needs a
-		// spool: refused at creation rather than saved and broken.
+		{`{"integration_type":"permanent","s3_parameters":{"bucket":"x"}}`, []string{"s3_parameters.bucket", "s3_parameters.spool_dir"}},
+		// On a bus without a data directory an s3 sink needs a spool:
+		// refused at creation rather than saved and broken.
 		{`{"id":"sap","integration_type":"permanent","s3_parameters":{"bucket":"sap_export"}}`, []string{"s3_parameters.spool_dir"}},
 	} {
 		_, err := tb.Integrations().CreateJSON(ctx, []byte(tc.body))

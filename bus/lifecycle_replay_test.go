@@ -13,8 +13,8 @@ import (
 	"github.com/sinkbus/sinkbus/replay"
 )
 
-// A replay cut short ends too: Done is closed, and the log says it was
-// aborted, not completed.
+// A replay cut short ends too: Done is closed, Err says it was aborted, and
+// so does the log, where the integration still has one.
 func TestIntegrations_Replay_aborted_closes_Done_and_says_so(t *testing.T) {
 	for _, tc := range []struct {
 		name  string
@@ -52,6 +52,8 @@ func TestIntegrations_Replay_aborted_closes_Done_and_says_so(t *testing.T) {
 			case <-time.After(10 * time.Second):
 				t.Fatal("Done not closed")
 			}
+			assert.ErrorIs(t, job.Err(), replay.ErrAborted)
+			assert.ErrorIs(t, job.Wait(ctx), replay.ErrAborted)
 			if tc.name == "stop" || tc.name == "update" {
 				actions := logActions(t, tb.Bus, "erp")
 				assert.Contains(t, actions, bus.ActionReplayAborted)

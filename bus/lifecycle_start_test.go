@@ -66,9 +66,9 @@ func TestIntegrations_Create_whose_sink_cannot_start_is_not_saved(t *testing.T) 
 	assert.ErrorIs(t, err, bus.ErrNotFound)
 }
 
-// A sink that cannot be built for a reason of its configuration is refused
-// at creation with the field, as validation would: a file or s3 sink
-// without a directory on a bus that has none.
+// A sink that cannot run on this bus is refused at creation, stopped or
+// not, with the field, as validation would: a file or s3 sink without a
+// directory on a bus that has none.
 func TestIntegrations_Create_refuses_a_sink_the_bus_cannot_build_naming_the_field(t *testing.T) {
 	tb := bustest.New(t)
 	for _, tc := range []struct {
@@ -78,22 +78,26 @@ func TestIntegrations_Create_refuses_a_sink_the_bus_cannot_build_naming_the_fiel
 		{file.Config{}, "configuration.dir"},
 		{s3.Config{Bucket: "exports"}, "configuration.spool_dir"},
 	} {
-		_, err := tb.Integrations().Create(ctx, bus.Integration{ID: "out", Sink: tc.sink})
-		require.ErrorIs(t, err, bus.ErrInvalid, tc.field)
-		assert.Equal(t, []string{tc.field}, fieldsOf(err))
-		_, err = tb.Integrations().Get(ctx, "out")
-		assert.ErrorIs(t, err, bus.ErrNotFound, "not saved")
+		for _, status := range []bus.Status{bus.Running, bus.Stopped} {
+			_, err := tb.Integrations().Create(ctx, bus.Integration{ID: "out", Sink: tc.sink, Status: status})
+			require.ErrorIs(t, err, bus.ErrInvalid, tc.field)
+			assert.Equal(t, []string{tc.field}, fieldsOf(err), status)
+			_, err = tb.Integrations().Get(ctx, "out")
+			assert.ErrorIs(t, err, bus.ErrNotFound, "not saved")
+		}
 	}
 
-	// Created stopped it is not built; Start refuses it the same way, and
-	// it stays stopped.
-	tb.Create(bus.Integration{ID: "out", Sink: file.Config{}, Status: bus.Stopped})
-	_, err := tb.Integrations().Start(ctx, "out")
+	// The same from JSON, and as an update of an integration that has a dir.
+	_, err := tb.Integrations().CreateJSON(ctx, []byte(`{"id":"out","integration_type":"file","configuration":{}}`))
 	require.ErrorIs(t, err, bus.ErrInvalid)
 	assert.Equal(t, []string{"configuration.dir"}, fieldsOf(err))
-	got, err := tb.Integrations().Get(ctx, "out")
-	require.NoError(t, err)
-	assert.Equal(t, bus.Stopped, got.Status)
+	tb.Create(bus.Integration{ID: "out", Sink: file.Config{Dir: t.TempDir()}, Status: bus.Stopped})
+	_, err = tb.Integrations().UpdateFunc(ctx, "out", func(in *bus.Integration) error {
+		in.Sink = file.Config{}
+		return nil
+	})
+	require.ErrorIs(t, err, bus.ErrInvalid)
+	assert.Equal(t, []string{"configuration.dir"}, fieldsOf(err))
 }
 
 // A start that fails leaves the status as it was, and logs nothing.

@@ -33,8 +33,9 @@ const (
 //
 // The job's Done is closed when the replay ends: when every event of the
 // range is settled, or when it is aborted because the integration stopped,
-// changed or was deleted, or the bus closed. The integration log says
-// which (ActionReplayCompleted or ActionReplayAborted, with the job id).
+// changed or was deleted, or the bus closed. Job.Err then says which
+// (replay.ErrAborted), as the integration log does (ActionReplayCompleted or
+// ActionReplayAborted, with the job id).
 func (m *Integrations) Replay(ctx context.Context, id string, req replay.Request) (replay.Job, error) {
 	b := m.b
 	// A replay covers what is already published: it ends at the latest now.
@@ -72,10 +73,9 @@ func (m *Integrations) Replay(ctx context.Context, id string, req replay.Request
 	}
 	b.mu.Lock()
 	b.replays++
-	job.ID = fmt.Sprintf("replay-%d", b.replays)
+	jobID := fmt.Sprintf("replay-%d", b.replays)
 	b.mu.Unlock()
-	done := make(chan struct{})
-	job.Done = done
+	job, end := replay.NewJob(jobID, job.Matched)
 	var ended atomic.Bool
 	consumer := b.journal.Consumer(replay.ConsumerConfig{
 		StartAt:     req.From,
@@ -109,10 +109,11 @@ func (m *Integrations) Replay(ctx context.Context, id string, req replay.Request
 		_ = consumer.Close()
 		if ended.Load() {
 			b.log(id, ActionReplayCompleted, job.ID+": every event of the range was settled.")
+			end(nil)
 		} else {
 			b.log(id, ActionReplayAborted, job.ID+": the integration stopped before every event of the range was settled.")
+			end(fmt.Errorf("%w: %s of %q", replay.ErrAborted, job.ID, id))
 		}
-		close(done)
 	})
 	return job, nil
 }

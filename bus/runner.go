@@ -111,9 +111,12 @@ func (b *Bus) sinkEnv(in Integration) sinks.Env {
 
 // openDelivery builds the sink and the handler chain.
 func (b *Bus) openDelivery(in Integration, f *filter.Filter, chain *middleware.Chain) (*delivery, error) {
-	if !b.cfg.AllowPrivateNetworks && usesPrivateNetworks(in.Sink) {
-		// Saved while the application allowed it; it no longer does.
-		return nil, fmt.Errorf("%w: %w", ErrInvalid, sinks.Field("configuration.allow_private_networks", "not allowed by this application (bus.Config.AllowPrivateNetworks)"))
+	// Saved under other bus settings (AllowPrivateNetworks, DataDir), it
+	// may no longer be allowed here.
+	var p sinks.Problems
+	b.hostRules().check(&p, &in)
+	if err := p.Err(); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
 	sink, err := in.Sink.NewPublisher(b.sinkEnv(in))
 	if err != nil {

@@ -78,7 +78,7 @@ func (b *Bus) loadIntegrations() error {
 		return err
 	}
 	for _, in := range list {
-		f, err := in.validate(b.cfg.Sinks, maxTime(b.cfg.Clock.Now(), in.StartsAt), true)
+		f, err := in.validate(b.cfg.Sinks, maxTime(b.cfg.Clock.Now(), in.StartsAt), nil)
 		if err != nil {
 			return fmt.Errorf("sinkbus: saved integration %q: %w", in.ID, err)
 		}

@@ -21,7 +21,7 @@ import (
 func (m *Integrations) UpdateJSON(ctx context.Context, id string, body []byte) (Integration, error) {
 	b := m.b
 	d := decodeIntegration(b.cfg.Sinks, body)
-	if err := d.err(b.cfg.Sinks, b.cfg.Clock.Now(), b.cfg.AllowPrivateNetworks); err != nil {
+	if err := d.err(b.cfg.Sinks, b.cfg.Clock.Now(), b.hostRules()); err != nil {
 		return Integration{}, err
 	}
 	in, err := m.Update(ctx, id, d.in)

@@ -1,6 +1,11 @@
 package replay
 
-import "time"
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+)
 
 // Request asks for the events published in [From, To) to be delivered again
 // to one integration, through its filter, middleware and sink, marked as
@@ -29,7 +34,63 @@ type Job struct {
 	// Matched is how many events in the range match the integration's
 	// filter: how many the replay delivers.
 	Matched int
-	// Done is closed when every event of the range has been settled
-	// (delivered, rejected or skipped); nil for a dry run.
+	// Done is closed when the replay ended: when every event of the range
+	// has been settled (delivered, rejected or skipped), or when it was
+	// aborted (see Err); nil for a dry run.
 	Done <-chan struct{}
+
+	end *jobEnd
+}
+
+// ErrAborted is a replay's Err when it ended before every event of its range
+// was settled: the integration stopped, changed or was deleted, or the bus
+// closed. The events not settled are not delivered again; ask for a new
+// replay.
+var ErrAborted = errors.New("sinkbus: replay aborted before every event of its range was settled")
+
+type jobEnd struct {
+	done chan struct{}
+	err  error
+}
+
+// NewJob returns a job under way and the function that ends it with err
+// (nil: completed; ErrAborted, or an error wrapping it: aborted). For
+// implementations of replay; applications get their jobs from the bus.
+func NewJob(id string, matched int) (Job, func(err error)) {
+	e := &jobEnd{done: make(chan struct{})}
+	var once sync.Once
+	return Job{ID: id, Matched: matched, Done: e.done, end: e}, func(err error) {
+		once.Do(func() {
+			e.err = err
+			close(e.done)
+		})
+	}
+}
+
+// Err returns nil while the replay runs or once it completed, and an error
+// matching ErrAborted once it was aborted.
+func (j Job) Err() error {
+	if j.end == nil {
+		return nil
+	}
+	select {
+	case <-j.end.done:
+		return j.end.err
+	default:
+		return nil
+	}
+}
+
+// Wait blocks until the replay ends and returns Err, or ctx's error first.
+// A dry run's job returns at once.
+func (j Job) Wait(ctx context.Context) error {
+	if j.end == nil {
+		return nil
+	}
+	select {
+	case <-j.end.done:
+		return j.end.err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }

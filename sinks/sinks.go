@@ -71,6 +71,16 @@ type PrivateNetworker interface {
 	UsesPrivateNetworks() bool
 }
 
+// EnvChecker is implemented by configurations that can be valid on their
+// own and still unusable on a given bus (a file sink with no dir on a bus
+// without a data directory). The bus calls CheckEnv, with the Env it would
+// build the sink with, whenever it validates an integration, so that the
+// problem is refused at creation rather than found at the first start.
+// Field names are relative to the configuration, as Validate's.
+type EnvChecker interface {
+	CheckEnv(env Env) error
+}
+
 // Purger is implemented by configurations whose sink keeps state of its own
 // in Env.DataDir that would outlive the integration (the s3 sink's files
 // waiting for upload). The bus calls Purge, with the Env it would build the

@@ -117,7 +117,7 @@ func TestAPI_create_accepts_the_newstore_webhook_sample_and_answers_in_its_shape
 }
 
 func TestAPI_create_accepts_the_newstore_s3_sample(t *testing.T) {
-	s := newServer(t, api.Options{})
+	s := newServer(t, api.Options{}, durable(t))
 	resp := s.do("POST", "/integrations", sample(t, "newstore_s3.json"))
 	require.Equal(t, http.StatusOK, resp.status, "%s", resp.body)
 	got := resp.object(t)
@@ -141,7 +141,7 @@ func TestAPI_create_accepts_the_newstore_s3_sample(t *testing.T) {
 }
 
 func TestAPI_list_answers_every_integration_in_the_chosen_shape(t *testing.T) {
-	s := newServer(t, api.Options{})
+	s := newServer(t, api.Options{}, durable(t))
 	require.Equal(t, http.StatusCreated, s.do("POST", "/integrations", sample(t, "elastic_path_webhook.json")).status)
 	require.Equal(t, http.StatusOK, s.do("POST", "/integrations", sample(t, "newstore_s3.json")).status)
 
@@ -351,7 +351,7 @@ func TestAPI_patch_merges_and_keeps_secrets_sent_back_masked(t *testing.T) {
 }
 
 func TestAPI_patch_answers_409_for_fields_that_cannot_change(t *testing.T) {
-	s := newServer(t, api.Options{})
+	s := newServer(t, api.Options{}, durable(t))
 	require.Equal(t, http.StatusOK, s.do("POST", "/integrations", sample(t, "newstore_s3.json")).status)
 	for _, tc := range []struct{ body, field string }{
 		{`{"integration_type":"temporary"}`, "integration_type"}, // NewStore's kind

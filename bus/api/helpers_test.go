@@ -74,6 +74,13 @@ func newServer(t *testing.T, opts api.Options, cfg ...func(*bus.Config)) *server
 	return s
 }
 
+// durable gives the bus a data directory, as an application that keeps
+// exports (file, s3) runs it.
+func durable(t *testing.T) func(*bus.Config) {
+	dir := t.TempDir()
+	return func(c *bus.Config) { c.DataDir = dir }
+}
+
 // response is what the API answered.
 type response struct {
 	status int

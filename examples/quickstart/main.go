@@ -232,10 +232,11 @@ func run(out io.Writer) (summary, error) {
 		return summary{}, err
 	}
 	fmt.Fprintf(out, "   %s: %s\n", job.ID, count(job.Matched, "matching event"))
-	select {
-	case <-job.Done:
-	case <-time.After(10 * time.Second):
-		return summary{}, fmt.Errorf("replay did not finish")
+	wait, stopWaiting := context.WithTimeout(ctx, 10*time.Second)
+	err = job.Wait(wait)
+	stopWaiting()
+	if err != nil {
+		return summary{}, fmt.Errorf("replay: %w", err)
 	}
 	got.print(out)
 

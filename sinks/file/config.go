@@ -156,16 +156,24 @@ func isKeySafe(c byte) bool {
 	return strings.IndexByte("!-_.*'()", c) >= 0
 }
 
+// CheckEnv reports a missing dir on a bus without a data directory.
+func (c Config) CheckEnv(env sinks.Env) error {
+	if c.Dir == "" && env.DataDir == "" {
+		return sinks.Field("dir", "is required when the bus has no data directory")
+	}
+	return nil
+}
+
 // resolve returns c with its defaults and its directory settled for env.
 func (c Config) resolve(env sinks.Env) (Config, error) {
 	if err := c.Validate(); err != nil {
 		return c, err
 	}
 	c.setDefaults()
+	if err := c.CheckEnv(env); err != nil {
+		return c, err
+	}
 	if c.Dir == "" {
-		if env.DataDir == "" {
-			return c, sinks.Field("dir", "is required when the bus has no data directory")
-		}
 		c.Dir = filepath.Join(env.DataDir, "exports", PathSegment(env.IntegrationID))
 	}
 	c.Dir = filepath.Clean(c.Dir)

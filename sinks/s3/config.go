@@ -168,6 +168,14 @@ func (c Config) fileConfig() file.Config {
 	}
 }
 
+// CheckEnv reports a missing spool_dir on a bus without a data directory.
+func (c Config) CheckEnv(env sinks.Env) error {
+	if spool, _ := c.spoolDir(env); spool == "" {
+		return sinks.Field("spool_dir", "is required when the bus has no data directory")
+	}
+	return nil
+}
+
 // spoolDir is c's spool under env, and whether it is the default one under
 // env.DataDir; "" when there is none.
 func (c Config) spoolDir(env sinks.Env) (dir string, derived bool) {

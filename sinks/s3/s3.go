@@ -109,10 +109,10 @@ func New(cfg Config, env sinks.Env) (*Publisher, error) {
 	if cfg.DrainTimeout == 0 {
 		cfg.DrainTimeout = sinks.Duration(DefaultDrainTimeout)
 	}
-	spool, _ := cfg.spoolDir(env)
-	if spool == "" {
-		return nil, sinks.Field("spool_dir", "is required when the bus has no data directory")
+	if err := cfg.CheckEnv(env); err != nil {
+		return nil, err
 	}
+	spool, _ := cfg.spoolDir(env)
 	client, err := newClient(cfg)
 	if err != nil {
 		return nil, err
