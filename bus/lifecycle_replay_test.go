@@ -97,3 +97,27 @@ func logActions(t *testing.T, b *bus.Bus, id string) []string {
 	}
 	return out
 }
+
+// replay_started says how many events the replay will send.
+func TestIntegrations_Replay_log_counts_the_matching_events(t *testing.T) {
+	tb := bustest.New(t)
+	sink := tb.NewSinkIntegration(bus.Integration{ID: "erp", Observes: []string{"order.*"}})
+	tb.Publish(bus.Event{ID: "a", Name: "order.created"})
+	sink.WaitFor(t, 1)
+	replayAndWait(t, tb, "erp", replay.Request{})
+	tb.Publish(bus.Event{ID: "b", Name: "order.created"}, bus.Event{ID: "c", Name: "cart.updated"})
+	sink.WaitFor(t, 3)
+	replayAndWait(t, tb, "erp", replay.Request{})
+
+	entries, err := tb.Integrations().Log(ctx, "erp")
+	require.NoError(t, err)
+	var started []string
+	for _, e := range entries {
+		if e.Action == bus.ActionReplayStarted {
+			started = append(started, e.Reason)
+		}
+	}
+	require.Len(t, started, 2)
+	assert.Contains(t, started[0], ": 2 matching events published from ", "newest first")
+	assert.Contains(t, started[1], ": 1 matching event published from ")
+}

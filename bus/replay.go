@@ -100,8 +100,12 @@ func (m *Integrations) Replay(ctx context.Context, id string, req replay.Request
 		_ = consumer.Close()
 		return replay.Job{}, err
 	}
-	b.log(id, ActionReplayStarted, fmt.Sprintf("%s: %d events published from %s to %s.",
-		job.ID, job.Matched, fmtTime(req.From), fmtTime(req.To)))
+	noun := "matching events"
+	if job.Matched == 1 {
+		noun = "matching event"
+	}
+	b.log(id, ActionReplayStarted, fmt.Sprintf("%s: %d %s published from %s to %s.",
+		job.ID, job.Matched, noun, fmtTime(req.From), fmtTime(req.To)))
 	stopped := h.Stopped()
 	b.background(func() {
 		<-stopped // the consumer's channel closed: the range ended, or the replay was stopped
