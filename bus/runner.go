@@ -130,7 +130,8 @@ func (b *Bus) openDelivery(in Integration, f *filter.Filter, chain *middleware.C
 		id, typ := in.ID, in.Type()
 		onSkip = func(msg *message.Message) { obs.Skipped(id, typ, msg) }
 	}
-	handle := filter.Middleware(f, onSkip)(chain.Middleware(deliver))
+	gate := newGate(b.concurrency(in), orderKey(in))
+	handle := filter.Middleware(f, onSkip)(gate.Middleware(chain.Middleware(deliver)))
 	return &delivery{sink: sink, handle: handle, replays: make(map[*replay.Consumer]struct{})}, nil
 }
 

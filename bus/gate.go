@@ -1,0 +1,105 @@
+package bus
+
+import (
+	"context"
+	"sync"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+
+	"github.com/sinkbus/sinkbus/internal/stopping"
+)
+
+// gate holds an integration's concurrency and its order key across every
+// consumer that delivers through it: the live one and the replays beside
+// it. Each consumer bounds only its own messages; without the gate a
+// replay would double the deliveries in flight, and a replayed event could
+// be sent while a live one of the same key is.
+type gate struct {
+	slots chan struct{}
+	key   func(*message.Message) string // nil: no order key
+
+	mu   sync.Mutex
+	busy map[string]chan struct{} // closed when the key's delivery ends
+}
+
+func newGate(concurrency int, key func(*message.Message) string) *gate {
+	return &gate{slots: make(chan struct{}, max(concurrency, 1)), key: key, busy: make(map[string]chan struct{})}
+}
+
+// Middleware runs h once the message may be delivered: a slot is free and
+// no other delivery of its key is under way. A stop while it waits nacks
+// the message (stopping.ErrStopping); it is delivered again later.
+func (g *gate) Middleware(h message.HandlerFunc) message.HandlerFunc {
+	return func(msg *message.Message) ([]*message.Message, error) {
+		leave, err := g.enter(msg)
+		if err != nil {
+			return nil, err
+		}
+		defer leave()
+		return h(msg)
+	}
+}
+
+func (g *gate) enter(msg *message.Message) (leave func(), err error) {
+	ctx := msg.Context()
+	var k string
+	var done chan struct{}
+	if g.key != nil {
+		k = g.key(msg)
+	}
+	for k != "" && done == nil {
+		g.mu.Lock()
+		wait, taken := g.busy[k]
+		if !taken {
+			done = make(chan struct{})
+			g.busy[k] = done
+		}
+		g.mu.Unlock()
+		if taken {
+			if err := waitFor(ctx, wait); err != nil {
+				return nil, err
+			}
+		}
+	}
+	release := func() {
+		if done != nil {
+			g.mu.Lock()
+			delete(g.busy, k)
+			g.mu.Unlock()
+			close(done)
+		}
+	}
+	select {
+	case g.slots <- struct{}{}:
+	default:
+		if err := waitSend(ctx, g.slots); err != nil {
+			release()
+			return nil, err
+		}
+	}
+	return func() { <-g.slots; release() }, nil
+}
+
+// waitFor waits for c to close, ctx to end or its stop signal.
+func waitFor(ctx context.Context, c <-chan struct{}) error {
+	select {
+	case <-c:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-stopping.Signal(ctx):
+		return stopping.ErrStopping
+	}
+}
+
+// waitSend waits to put a token into slots, or for ctx to end or its stop signal.
+func waitSend(ctx context.Context, slots chan<- struct{}) error {
+	select {
+	case slots <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-stopping.Signal(ctx):
+		return stopping.ErrStopping
+	}
+}
