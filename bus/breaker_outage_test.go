@@ -23,6 +23,7 @@ import (
 // outageSink answers 503 while down and records what it delivered, per
 // event. Safe for concurrent use.
 type outageSink struct {
+	name      string // tells destinations apart in the JSON form
 	mu        sync.Mutex
 	down      bool
 	attempts  int
@@ -31,10 +32,12 @@ type outageSink struct {
 
 const outageSinkType = "outage"
 
-func (s *outageSink) Type() string                 { return outageSinkType }
-func (s *outageSink) Validate() error              { return nil }
-func (s *outageSink) Masked() sinks.Config         { return s }
-func (s *outageSink) MarshalJSON() ([]byte, error) { return []byte("{}"), nil }
+func (s *outageSink) Type() string         { return outageSinkType }
+func (s *outageSink) Validate() error      { return nil }
+func (s *outageSink) Masked() sinks.Config { return s }
+func (s *outageSink) MarshalJSON() ([]byte, error) {
+	return json.Marshal(map[string]string{"name": s.name})
+}
 
 func (s *outageSink) NewPublisher(sinks.Env) (message.Publisher, error) { return s, nil }
 func (s *outageSink) Close() error                                      { return nil }
@@ -103,7 +106,7 @@ func parkedOpen(t *testing.T, tb *bustest.Bus, id string, inFlight int) bool {
 }
 
 // A receiver that answers 503 for two days, behind the default delivery
-// settings (20 attempts, 24h, breaker at 30) and the default concurrency:
+// settings (30 attempts, 24h, breaker at 30) and the default concurrency:
 // eight events wait in the breaker, the other 92 in the journal behind
 // them. Nothing is rejected, probes are the only attempts while open, and
 // once the receiver recovers every event is delivered exactly once.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"reflect"
 	"sort"
 	"strings"
 	"time"
@@ -299,6 +300,7 @@ func (m *Integrations) update(ctx context.Context, id string, change func(cur In
 	if err := r.stop(); err != nil {
 		b.cfg.Logger.Error("Stopping integration for update", err, watermill.LogFields{"integration": id})
 	}
+	keepBreaker(old.chain, chain, reflect.DeepEqual(cur.Sink, next.Sink))
 	set(settings{next, f, chain})
 	if next.Status == Running {
 		if err := r.start(); err != nil {
@@ -315,6 +317,20 @@ func (m *Integrations) update(ctx context.Context, id string, change func(cur In
 	}
 	b.log(id, "integration_updated", "Updated via API.")
 	return next.Masked(), nil
+}
+
+// keepBreaker carries an updated integration's circuit over to its new
+// chain when the destination and the breaker policy stay: the outage goes
+// on. A new destination or policy starts closed, and an open circuit's log
+// says it was reset.
+func keepBreaker(old, next *middleware.Chain, sameSink bool) {
+	if sameSink && old.Settings().Breaker == next.Settings().Breaker {
+		next.Breaker().Continue(old.Breaker())
+		return
+	}
+	if old.Breaker().State().State != middleware.StateClosed {
+		old.Breaker().ResetFor("by an update of the integration")
+	}
 }
 
 // nextIntegration is cur updated with in, validated as at creation.
@@ -577,14 +593,21 @@ func (m *Integrations) RetryRejected(ctx context.Context, id, eventID string) er
 	return nil
 }
 
-// retryFailed records in the rejected store that a manual retry of ev
-// failed with err.
+// retryFailed records in the rejected store, and in the integration log,
+// that a manual retry of ev failed with err.
 func (b *Bus) retryFailed(id string, ev middleware.RejectedEvent, err error) {
 	ev.Failed(err, b.cfg.Clock.Now())
 	ev.Attempts++
-	if _, err := b.rejected.Put(id, ev); err != nil {
+	evicted, err := b.rejected.Put(id, ev)
+	if err != nil {
 		b.cfg.Logger.Error("Cannot record the failed retry of a rejected event", err,
 			watermill.LogFields{"integration": id, "event_id": ev.EventID})
+		return
+	}
+	for _, e := range middleware.RejectionLog(ev, "Retry failed: "+ev.Reason, evicted) {
+		if err := b.logs.Append(id, e); err != nil {
+			b.cfg.Logger.Error("Cannot write integration log", err, watermill.LogFields{"integration": id})
+		}
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 
 	"github.com/sinkbus/sinkbus/bus"
 	"github.com/sinkbus/sinkbus/bus/bustest"
+	"github.com/sinkbus/sinkbus/middleware"
 )
 
 // A manual retry that fails leaves the stored event with the new failure:
@@ -36,6 +37,13 @@ func TestIntegrations_RetryRejected_that_fails_records_the_new_failure(t *testin
 	assert.Contains(t, again.Reason, "422")
 	assert.Equal(t, 2, again.Attempts)
 	assert.True(t, again.CreatedAt.After(first.CreatedAt), "the newest failure")
+	entries, err := tb.Integrations().Log(ctx, "erp")
+	require.NoError(t, err)
+	require.NotEmpty(t, entries)
+	assert.Equal(t, middleware.ActionEventRejected, entries[0].Action, "the failed retry is in the log")
+	assert.Equal(t, "e1", entries[0].EventID)
+	assert.Contains(t, entries[0].Reason, "Retry failed: ")
+	assert.Contains(t, entries[0].Reason, "422")
 
 	require.NoError(t, tb.Integrations().RetryRejected(ctx, "erp", "e1"))
 	_, err = tb.Integrations().RejectedEvent(ctx, "erp", "e1")

@@ -406,11 +406,14 @@ func (b *Breaker) inconclusive(ticket uint64) {
 
 // Reset closes the circuit at once, clears the failure count and wakes every
 // waiting attempt. It logs circuit_reset.
-func (b *Breaker) Reset() {
+func (b *Breaker) Reset() { b.ResetFor("manually") }
+
+// ResetFor is Reset, saying how in the log entry ("by an update").
+func (b *Breaker) ResetFor(how string) {
 	b.mu.Lock()
-	reason := "Circuit reset manually."
+	reason := "Circuit reset " + how + "."
 	if b.state != StateClosed {
-		reason = fmt.Sprintf("Circuit reset manually%s.", b.outageLocked())
+		reason = fmt.Sprintf("Circuit reset %s%s.", how, b.outageLocked())
 	}
 	n := b.closeLocked(ActionCircuitReset, reason)
 	b.failures, b.warned = 0, false
@@ -418,6 +421,29 @@ func (b *Breaker) Reset() {
 	send := b.queueLocked(n)
 	b.mu.Unlock()
 	b.flush(send)
+}
+
+// Continue takes over from's count and circuit, so that a new chain for
+// the same destination (an integration updated) goes on with the outage it
+// was in rather than sending its waiting events at a destination known to
+// be down. A probe from had in flight is its own: the next attempt here
+// probes. Call it before b is used.
+func (b *Breaker) Continue(from *Breaker) {
+	from.mu.Lock()
+	state, failures, warned := from.state, from.failures, from.warned
+	coolDown, openedAt, nextProbeAt, probesFail := from.coolDown, from.openedAt, from.nextProbeAt, from.probesFail
+	from.mu.Unlock()
+	if state == StateHalfOpen {
+		state = StateOpen
+	}
+	b.mu.Lock()
+	b.state, b.failures, b.warned = state, failures, warned
+	b.coolDown, b.openedAt, b.nextProbeAt, b.probesFail = coolDown, openedAt, nextProbeAt, probesFail
+	if state != StateClosed {
+		b.pausedSince = b.clock.Now()
+	}
+	b.clean.Store(state == StateClosed && failures == 0)
+	b.mu.Unlock()
 }
 
 // State returns a snapshot of the breaker.

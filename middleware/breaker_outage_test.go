@@ -1,6 +1,7 @@
 package middleware_test
 
 import (
+	"strconv"
 	"testing"
 	"time"
 
@@ -24,12 +25,17 @@ func probesWithin(d time.Duration) int {
 	}
 }
 
-// Two days of outage with the default policy (20 attempts, 24h) and the
+// Two days of outage with the default policy (30 attempts, 24h) and the
 // default 50-entry log: probes are the only attempts, no event spends its
 // attempts or its time on them, nothing is rejected, and the log still
-// shows how the outage began.
+// shows how the outage began. One event alone opens the circuit too.
 func TestBreaker_48h_outage_rejects_nothing_and_delivers_each_event_once(t *testing.T) {
-	const n = 20
+	for _, n := range []int{1, 20} {
+		t.Run(strconv.Itoa(n)+" events", func(t *testing.T) { outage48h(t, n) })
+	}
+}
+
+func outage48h(t *testing.T, n int) {
 	e := newEnvLog(t, middleware.Settings{}, 0)
 	s := newSink(always(status(503)))
 	w := start(e.chain.Middleware(s.handle), events(n)...)

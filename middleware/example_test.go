@@ -60,7 +60,7 @@ func ExampleSettings_UnmarshalJSON() {
 	err = json.Unmarshal([]byte(`{"retry":{"max_attempts":0,"max_interval":"1ms"}}`), &s)
 	fmt.Println(err, "|", s.Validate())
 	// Output:
-	// <nil> 3s 30 10 20
+	// <nil> 3s 30 10 30
 	// <nil> | retry.max_interval: must be at least retry.initial_interval
 	// retry.max_attempts: must be >= 1
 }

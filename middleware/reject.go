@@ -77,16 +77,26 @@ func (r Reject) reject(msg *message.Message, cause error) error {
 	if r.OnReject != nil {
 		r.OnReject(r.IntegrationID, e)
 	}
-	r.logEntry(LogEntry{Action: ActionEventRejected, Reason: e.Reason, EventID: e.EventID, CreatedAt: e.CreatedAt})
+	for _, entry := range RejectionLog(e, e.Reason, evicted) {
+		r.logEntry(entry)
+	}
+	return nil
+}
+
+// RejectionLog returns the log entries of storing e, rejected for reason,
+// which evicted the events in evicted: event_rejected, then one
+// rejected_event_evicted each.
+func RejectionLog(e RejectedEvent, reason string, evicted []RejectedEvent) []LogEntry {
+	out := []LogEntry{{Action: ActionEventRejected, Reason: reason, EventID: e.EventID, CreatedAt: e.CreatedAt}}
 	for _, old := range evicted {
-		r.logEntry(LogEntry{
+		out = append(out, LogEntry{
 			Action:    ActionRejectedEvicted,
 			Reason:    fmt.Sprintf("Rejected event %s evicted to make room for %s.", old.EventID, e.EventID),
 			EventID:   old.EventID,
 			CreatedAt: e.CreatedAt,
 		})
 	}
-	return nil
+	return out
 }
 
 func (r Reject) logEntry(e LogEntry) {

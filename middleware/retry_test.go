@@ -42,6 +42,7 @@ func TestRetry_backoff_grows_without_jitter(t *testing.T) {
 }
 
 func TestRetry_jitter_spreads_waits(t *testing.T) {
+	seen := make(map[time.Duration]bool)
 	for range 20 {
 		clk := clock.NewFake(t0)
 		h := middleware.Retry{Clock: clk}.Middleware(newSink(func(call int, _ *message.Message) error {
@@ -55,9 +56,11 @@ func TestRetry_jitter_spreads_waits(t *testing.T) {
 		d, _ := clk.NextDue()
 		assert.GreaterOrEqual(t, d, 250*time.Millisecond)
 		assert.LessOrEqual(t, d, 750*time.Millisecond)
+		seen[d] = true
 		clk.Advance(d)
 		require.NoError(t, w.wait(t).err)
 	}
+	assert.Greater(t, len(seen), 10, "20 first waits, spread over 250ms to 750ms")
 }
 
 func TestRetry_classes(t *testing.T) {

@@ -22,8 +22,9 @@ const (
 	DefaultMaxInterval         = 5 * time.Minute
 	DefaultMultiplier          = 2.0
 	DefaultRandomizationFactor = 0.5
-	DefaultMaxAttempts         = 20
-	DefaultMaxElapsedTime      = 24 * time.Hour
+	// DefaultMaxAttempts is DefaultOpenAfter: see RetryPolicy.MaxAttempts.
+	DefaultMaxAttempts    = 30
+	DefaultMaxElapsedTime = 24 * time.Hour
 
 	DefaultWarnAfter   = 10
 	DefaultOpenAfter   = 30
@@ -56,7 +57,10 @@ type RetryPolicy struct {
 	RandomizationFactor float64
 	// MaxAttempts is how many attempts an event gets, the first included,
 	// before it is rejected. Attempts that fail because of an outage (the
-	// circuit breaker opened, or was open) do not count. Zero means 20.
+	// circuit breaker opened, or was open) do not count. Zero means 30. Keep
+	// it at least the breaker's OpenAfter, as the defaults are: else a lone
+	// event on a quiet integration runs out of attempts against a
+	// destination that is down before its failures open the circuit.
 	MaxAttempts int
 	// MaxElapsedTime is how long an event is retried, counted from its first
 	// failure, before it is rejected. Time the integration spends paused by

@@ -288,6 +288,11 @@ func (p *Publisher) run(id int) {
 	failures := 0 // failed attempts in a row, for MaxReconnects
 	tried := 0    // failed attempts since the last pause
 	rounds := 0   // pauses in a row, for the growing delay
+	// refused is a permanent failure (credentials refused) met since the
+	// last pause: it, not whatever the round's last address said, is what
+	// Publish reports, so an unreachable standby listed after the broker
+	// that refuses us does not turn the refusal into a retry.
+	var refused error
 	p.mu.Lock()
 	next := p.preferred
 	p.mu.Unlock()
@@ -327,9 +332,19 @@ func (p *Publisher) run(id int) {
 		failures++
 		pause := tried >= len(p.addrs)
 		giveUp := p.cfg.MaxReconnects > 0 && failures >= p.cfg.MaxReconnects
+		if errors.Is(err, sinks.ErrPermanent) {
+			refused = err
+		}
+		final := err
+		if refused != nil {
+			final = refused
+		}
 		// The state first, then the callbacks: a Publish that follows a
 		// callback finds the connection parked, and wakes it.
-		wake := p.attemptFailed(err, giveUp || pause, giveUp)
+		wake := p.attemptFailed(final, giveUp || pause, giveUp)
+		if giveUp || pause {
+			refused = nil
+		}
 		if report != nil {
 			report()
 		}

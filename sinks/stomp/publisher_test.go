@@ -382,3 +382,18 @@ func TestStompSink_publish_error_hides_password(t *testing.T) {
 	assert.NotContains(t, err.Error(), "s3cr3t")
 	assert.True(t, errors.Is(err, sinks.ErrPermanent))
 }
+
+// A broker that refuses the credentials is a permanent failure even when an
+// address after it cannot be reached (an Amazon MQ standby).
+func TestStompSink_refusal_stays_permanent_past_an_unreachable_standby(t *testing.T) {
+	b := newFakeBroker(t)
+	b.onConnect = func(int, *frame.Frame) *frame.Frame {
+		return brokerError("Bad CONNECT", "Access refused for user 'user1'")
+	}
+	p := newSink(t, stomp.Config{Addresses: []string{b.addr(), closedAddr(t)}, Destination: "/queue/q",
+		Username: "user1", Password: "wrong", Connections: 1}, sinks.Env{})
+	err := p.Publish("", event("order.created", "", `{}`))
+	require.Error(t, err)
+	assert.ErrorIs(t, err, sinks.ErrPermanent, "%v", err)
+	assert.Contains(t, err.Error(), "Access refused")
+}

@@ -467,7 +467,7 @@ func TestWebhookSink_close(t *testing.T) {
 		t.Fatal("Close returned while a request was in flight")
 	case <-published:
 		t.Fatal("Publish returned before the receiver answered")
-	default:
+	case <-time.After(100 * time.Millisecond): // Close had the time to return
 	}
 	release()
 
