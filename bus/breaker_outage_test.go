@@ -70,6 +70,33 @@ func (s *outageSink) counts() (attempts, delivered int) {
 	return s.attempts, delivered
 }
 
+// outageBus is a test bus that knows the outage sink type.
+func outageBus(t *testing.T) *bustest.Bus {
+	reg := bustest.Registry()
+	require.NoError(t, reg.Register(sinks.Type{Name: outageSinkType, Decode: func(json.RawMessage) (sinks.Config, error) {
+		return nil, errors.New("not from JSON")
+	}}))
+	return bustest.New(t, func(c *bus.Config) { c.Sinks = reg })
+}
+
+// retryUntilOpen moves the clock from timer to timer, each of the inFlight
+// deliveries backing off, until the circuit of id opens.
+func retryUntilOpen(t *testing.T, tb *bustest.Bus, id string, inFlight int) {
+	t.Helper()
+	for i := 0; ; i++ {
+		require.Less(t, i, 1000, "the circuit never opened")
+		st, err := tb.Integrations().Circuit(ctx, id)
+		require.NoError(t, err)
+		if st.State == middleware.StateOpen {
+			return
+		}
+		require.NoError(t, tb.Clock.BlockUntil(ctx, inFlight))
+		d, ok := tb.Clock.NextDue()
+		require.True(t, ok)
+		tb.Clock.Advance(d)
+	}
+}
+
 // probesWithin returns how many probes the default breaker policy makes in
 // d after the circuit opens: cool-downs of 30s, 1m, 2m, 4m, 8m, then 10m.
 func probesWithin(d time.Duration) int {
@@ -116,11 +143,7 @@ func TestBus_breaker_48h_outage_loses_nothing(t *testing.T) {
 		concurrency = 8 // bus.Config.Concurrency's default
 		id          = "erp"
 	)
-	reg := bustest.Registry()
-	require.NoError(t, reg.Register(sinks.Type{Name: outageSinkType, Decode: func(json.RawMessage) (sinks.Config, error) {
-		return nil, errors.New("not from JSON")
-	}}))
-	tb := bustest.New(t, func(c *bus.Config) { c.Sinks = reg })
+	tb := outageBus(t)
 	sink := &outageSink{down: true, delivered: make(map[string]int)}
 	tb.Create(bus.Integration{ID: id, Observes: []string{"order.*"}, Sink: sink})
 
@@ -130,20 +153,7 @@ func TestBus_breaker_48h_outage_loses_nothing(t *testing.T) {
 	}
 	tb.Publish(events...)
 
-	// Retries until the breaker opens: every in-flight delivery backs off
-	// on the clock, so move it from timer to timer.
-	for i := 0; ; i++ {
-		require.Less(t, i, 1000, "the circuit never opened")
-		st, err := tb.Integrations().Circuit(ctx, id)
-		require.NoError(t, err)
-		if st.State == middleware.StateOpen {
-			break
-		}
-		require.NoError(t, tb.Clock.BlockUntil(ctx, concurrency))
-		d, ok := tb.Clock.NextDue()
-		require.True(t, ok)
-		tb.Clock.Advance(d)
-	}
+	retryUntilOpen(t, tb, id, concurrency)
 	st, err := tb.Integrations().Circuit(ctx, id)
 	require.NoError(t, err)
 	opened := st.OpenedAt

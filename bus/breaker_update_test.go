@@ -1,8 +1,6 @@
 package bus_test
 
 import (
-	"encoding/json"
-	"errors"
 	"testing"
 	"time"
 
@@ -12,7 +10,6 @@ import (
 	"github.com/sinkbus/sinkbus/bus"
 	"github.com/sinkbus/sinkbus/bus/bustest"
 	"github.com/sinkbus/sinkbus/middleware"
-	"github.com/sinkbus/sinkbus/sinks"
 )
 
 // An update that keeps the destination keeps the outage: the circuit stays
@@ -20,28 +17,14 @@ import (
 // of the destination closes it, and the log says so.
 func TestIntegrations_update_keeps_the_circuit_of_the_same_destination(t *testing.T) {
 	const id = "erp"
-	reg := bustest.Registry()
-	require.NoError(t, reg.Register(sinks.Type{Name: outageSinkType, Decode: func(json.RawMessage) (sinks.Config, error) {
-		return nil, errors.New("not from JSON")
-	}}))
-	tb := bustest.New(t, func(c *bus.Config) { c.Sinks = reg })
+	tb := outageBus(t)
 	down := &outageSink{name: "erp-1", down: true, delivered: make(map[string]int)}
 	tb.Create(bus.Integration{ID: id, Concurrency: 1, Sink: down, Delivery: middleware.Settings{
 		Retry:   middleware.RetryPolicy{InitialInterval: time.Second, RandomizationFactor: -1},
 		Breaker: middleware.BreakerPolicy{WarnAfter: 2, OpenAfter: 3},
 	}})
 	tb.Publish(bus.Event{ID: "o-1", Name: "order.created"})
-	for i := 0; ; i++ {
-		require.Less(t, i, 100, "the circuit never opened")
-		st, err := tb.Integrations().Circuit(ctx, id)
-		require.NoError(t, err)
-		if st.State == middleware.StateOpen {
-			break
-		}
-		require.NoError(t, tb.Clock.BlockUntil(ctx, 1))
-		d, _ := tb.Clock.NextDue()
-		tb.Clock.Advance(d)
-	}
+	retryUntilOpen(t, tb, id, 1)
 	require.True(t, parkedOpen(t, tb, id, 1), "the event waits behind the open circuit")
 	before, err := tb.Integrations().Circuit(ctx, id)
 	require.NoError(t, err)
@@ -73,14 +56,7 @@ func TestIntegrations_update_keeps_the_circuit_of_the_same_destination(t *testin
 	st, err := tb.Integrations().Circuit(ctx, id)
 	require.NoError(t, err)
 	assert.Equal(t, middleware.StateClosed, st.State)
-	entries, err := tb.Integrations().Log(ctx, id)
-	require.NoError(t, err)
-	var reset []string
-	for _, e := range entries {
-		if e.Action == middleware.ActionCircuitReset {
-			reset = append(reset, e.Reason)
-		}
-	}
+	reset := logReasons(t, tb.Bus, id, middleware.ActionCircuitReset)
 	require.Len(t, reset, 1)
 	assert.Contains(t, reset[0], "Circuit reset by an update of the integration (open for ")
 }

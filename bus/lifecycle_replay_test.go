@@ -87,6 +87,20 @@ func TestIntegrations_Replay_that_finished_is_released(t *testing.T) {
 	assert.NotContains(t, actions, bus.ActionReplayAborted)
 }
 
+// logReasons returns the reasons of id's log entries of action, newest first.
+func logReasons(t *testing.T, b *bus.Bus, id, action string) []string {
+	t.Helper()
+	entries, err := b.Integrations().Log(ctx, id)
+	require.NoError(t, err)
+	var out []string
+	for _, e := range entries {
+		if e.Action == action {
+			out = append(out, e.Reason)
+		}
+	}
+	return out
+}
+
 func logActions(t *testing.T, b *bus.Bus, id string) []string {
 	t.Helper()
 	entries, err := b.Integrations().Log(ctx, id)
@@ -109,14 +123,7 @@ func TestIntegrations_Replay_log_counts_the_matching_events(t *testing.T) {
 	sink.WaitFor(t, 3)
 	replayAndWait(t, tb, "erp", replay.Request{})
 
-	entries, err := tb.Integrations().Log(ctx, "erp")
-	require.NoError(t, err)
-	var started []string
-	for _, e := range entries {
-		if e.Action == bus.ActionReplayStarted {
-			started = append(started, e.Reason)
-		}
-	}
+	started := logReasons(t, tb.Bus, "erp", bus.ActionReplayStarted)
 	require.Len(t, started, 2)
 	assert.Contains(t, started[0], ": 2 matching events published from ", "newest first")
 	assert.Contains(t, started[1], ": 1 matching event published from ")
