@@ -189,3 +189,60 @@ func readInOrder(t *testing.T, ch <-chan *gostomp.Message, want map[string]bool)
 	}
 	return got
 }
+
+// Through the bus, the first address dies mid-stream with receipts it kept:
+// the bus's retries send those events again, through the second address,
+// and nothing is rejected or lost.
+func TestStompSink_through_the_bus_first_address_dies_mid_stream(t *testing.T) {
+	for name, get := range realBrokers(t) {
+		t.Run(name, func(t *testing.T) {
+			br := get(t)
+			first, second := newStompProxy(t, br.addr), newStompProxy(t, br.addr)
+			dest := testDest()
+			ch := br.subscribe(t, dest)
+			b := runBus(t)
+			in, err := b.Integrations().Create(context.Background(), bus.Integration{
+				Observes: []string{"order.*"},
+				Sink: stomp.Config{
+					Addresses:   []string{fmt.Sprintf("failover:(stomp://%s,stomp://%s)", first.addr(), second.addr())},
+					Destination: dest, Username: br.user, Password: br.pass, Connections: 4,
+				},
+			})
+			require.NoError(t, err)
+
+			const n = 300
+			want := make(map[string]bool, n)
+			events := make([]bus.Event, n)
+			for i := range events {
+				events[i] = bus.Event{ID: fmt.Sprintf("mid-%03d", i), Name: "order.created", Payload: json.RawMessage(`{}`)}
+				want[events[i].ID] = true
+			}
+			require.NoError(t, b.Publish(context.Background(), events[:n/3]...))
+			require.Eventually(t, func() bool { return first.sends.Load() >= n/6 }, 30*time.Second, time.Millisecond)
+			first.dieAfterSwallowing(2)
+			require.NoError(t, b.Publish(context.Background(), events[n/3:]...))
+			select {
+			case <-first.dead:
+			case <-time.After(10 * time.Second):
+				t.Fatal("the first address never had two receipts to keep")
+			}
+
+			readAll(t, ch, want)
+			// The broker has every event; the ones whose receipts were lost
+			// settle once sent again.
+			require.Eventually(t, func() bool {
+				lag, err := b.Integrations().Lag(context.Background(), in.ID)
+				return err == nil && lag == 0
+			}, 30*time.Second, 10*time.Millisecond, "every event settled")
+			_, swallowed := first.snapshot()
+			viaSecond, _ := second.snapshot()
+			require.NotEmpty(t, swallowed)
+			for id := range swallowed {
+				assert.True(t, viaSecond[id], "event %s, whose receipt was lost, sent again via the second address", id)
+			}
+			rejected, err := b.Integrations().Rejected(context.Background(), in.ID)
+			require.NoError(t, err)
+			assert.Empty(t, rejected)
+		})
+	}
+}

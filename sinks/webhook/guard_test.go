@@ -165,3 +165,21 @@ func TestWebhookSink_guard_ipv6_loopback_with_and_without_zone(t *testing.T) {
 		})
 	}
 }
+
+// With allow_private_networks every private range gets past the guard: the
+// dial is made (and, for these unroutable addresses here, times out).
+func TestWebhookSink_private_ranges_pass_with_the_option(t *testing.T) {
+	env, _ := testEnv()
+	for _, u := range []string{"http://10.255.255.1/hook", "http://169.254.169.254/latest/meta-data", "http://192.168.255.254/hook"} {
+		refused, err := webhook.New(webhook.Config{URL: u, Timeout: sinks.Duration(50 * time.Millisecond)}, env)
+		require.NoError(t, err)
+		assert.ErrorIs(t, refused.Publish("t", event("e-1", "a.b", `{}`)), webhook.ErrBlockedAddress, u)
+		require.NoError(t, refused.Close())
+
+		allowed, err := webhook.New(webhook.Config{URL: u, Timeout: sinks.Duration(50 * time.Millisecond), AllowPrivateNetworks: true}, env)
+		require.NoError(t, err)
+		err = allowed.Publish("t", event("e-1", "a.b", `{}`))
+		assert.NotErrorIs(t, err, webhook.ErrBlockedAddress, u)
+		require.NoError(t, allowed.Close())
+	}
+}
