@@ -31,53 +31,63 @@ func newGate(concurrency int, key func(*message.Message) string) *gate {
 // the message (stopping.ErrStopping); it is delivered again later.
 func (g *gate) Middleware(h message.HandlerFunc) message.HandlerFunc {
 	return func(msg *message.Message) ([]*message.Message, error) {
-		leave, err := g.enter(msg)
+		k, err := g.enter(msg)
 		if err != nil {
 			return nil, err
 		}
-		defer leave()
+		defer g.leave(k)
 		return h(msg)
 	}
 }
 
-func (g *gate) enter(msg *message.Message) (leave func(), err error) {
+// enter waits for msg's key, then for a slot; it returns the key it holds
+// ("" for none).
+func (g *gate) enter(msg *message.Message) (key string, err error) {
 	ctx := msg.Context()
-	var k string
-	var done chan struct{}
 	if g.key != nil {
-		k = g.key(msg)
+		key = g.key(msg)
 	}
-	for k != "" && done == nil {
+	for key != "" {
 		g.mu.Lock()
-		wait, taken := g.busy[k]
+		wait, taken := g.busy[key]
 		if !taken {
-			done = make(chan struct{})
-			g.busy[k] = done
+			g.busy[key] = make(chan struct{})
 		}
 		g.mu.Unlock()
-		if taken {
-			if err := waitFor(ctx, wait); err != nil {
-				return nil, err
-			}
+		if !taken {
+			break
 		}
-	}
-	release := func() {
-		if done != nil {
-			g.mu.Lock()
-			delete(g.busy, k)
-			g.mu.Unlock()
-			close(done)
+		if err := waitFor(ctx, wait); err != nil {
+			return "", err
 		}
 	}
 	select {
 	case g.slots <- struct{}{}:
 	default:
 		if err := waitSend(ctx, g.slots); err != nil {
-			release()
-			return nil, err
+			g.release(key)
+			return "", err
 		}
 	}
-	return func() { <-g.slots; release() }, nil
+	return key, nil
+}
+
+// leave gives back the slot and key enter took.
+func (g *gate) leave(key string) {
+	<-g.slots
+	g.release(key)
+}
+
+// release lets the next delivery of key go.
+func (g *gate) release(key string) {
+	if key == "" {
+		return
+	}
+	g.mu.Lock()
+	done := g.busy[key]
+	delete(g.busy, key)
+	g.mu.Unlock()
+	close(done)
 }
 
 // waitFor waits for c to close, ctx to end or its stop signal.
