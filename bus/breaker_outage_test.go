@@ -24,6 +24,7 @@ import (
 // event. Safe for concurrent use.
 type outageSink struct {
 	name      string // tells destinations apart in the JSON form
+	broken    bool   // NewPublisher fails: a sink that cannot start
 	mu        sync.Mutex
 	down      bool
 	attempts  int
@@ -39,8 +40,13 @@ func (s *outageSink) MarshalJSON() ([]byte, error) {
 	return json.Marshal(map[string]string{"name": s.name})
 }
 
-func (s *outageSink) NewPublisher(sinks.Env) (message.Publisher, error) { return s, nil }
-func (s *outageSink) Close() error                                      { return nil }
+func (s *outageSink) NewPublisher(sinks.Env) (message.Publisher, error) {
+	if s.broken {
+		return nil, errors.New("cannot reach the broker")
+	}
+	return s, nil
+}
+func (s *outageSink) Close() error { return nil }
 
 func (s *outageSink) Publish(_ string, msgs ...*message.Message) error {
 	s.mu.Lock()

@@ -1,6 +1,8 @@
 package bus_test
 
 import (
+	"context"
+	"errors"
 	"testing"
 	"time"
 
@@ -43,6 +45,18 @@ func TestIntegrations_update_keeps_the_circuit_of_the_same_destination(t *testin
 	assert.Equal(t, attempts, again, "no attempt at a destination known to be down")
 	assert.NotContains(t, logActions(t, tb.Bus, id), middleware.ActionCircuitReset)
 
+	// An update whose new sink cannot start is undone, circuit included.
+	_, err = tb.Integrations().UpdateFunc(ctx, id, func(in *bus.Integration) error {
+		in.Sink = &outageSink{name: "erp-3", broken: true}
+		return nil
+	})
+	require.Error(t, err)
+	undone, err := tb.Integrations().Circuit(ctx, id)
+	require.NoError(t, err)
+	assert.Equal(t, middleware.StateOpen, undone.State)
+	assert.Equal(t, before.OpenedAt, undone.OpenedAt)
+	assert.NotContains(t, logActions(t, tb.Bus, id), middleware.ActionCircuitReset)
+
 	up := &outageSink{name: "erp-2", delivered: make(map[string]int)}
 	_, err = tb.Integrations().UpdateFunc(ctx, id, func(in *bus.Integration) error { in.Sink = up; return nil })
 	require.NoError(t, err)
@@ -67,4 +81,32 @@ func nackDelay(t *testing.T, tb *bustest.Bus) {
 	t.Helper()
 	require.NoError(t, tb.Clock.BlockUntil(waitCtx(t), 1))
 	tb.Clock.Advance(time.Second)
+}
+
+// An in-process handler's circuit outlives a rename too: its configuration
+// is the code, the same before and after.
+func TestIntegrations_update_keeps_a_handlers_circuit(t *testing.T) {
+	tb := bustest.New(t)
+	require.NoError(t, tb.Handle("mailer", nil, func(context.Context, bus.Event) error {
+		return errors.New("smtp: 421 service not available")
+	}, func(in *bus.Integration) {
+		in.Concurrency = 1
+		in.Delivery = middleware.Settings{
+			Retry:   middleware.RetryPolicy{InitialInterval: time.Second, RandomizationFactor: -1},
+			Breaker: middleware.BreakerPolicy{WarnAfter: 2, OpenAfter: 3},
+		}
+	}))
+	tb.Publish(bus.Event{ID: "o-1", Name: "order.created"})
+	retryUntilOpen(t, tb, "mailer", 1)
+	require.True(t, parkedOpen(t, tb, "mailer", 1))
+	before, err := tb.Integrations().Circuit(ctx, "mailer")
+	require.NoError(t, err)
+
+	_, err = tb.Integrations().UpdateFunc(ctx, "mailer", func(in *bus.Integration) error { in.Name = "Mailer"; return nil })
+	require.NoError(t, err)
+	after, err := tb.Integrations().Circuit(ctx, "mailer")
+	require.NoError(t, err)
+	assert.Equal(t, middleware.StateOpen, after.State)
+	assert.Equal(t, before.OpenedAt, after.OpenedAt)
+	assert.NotContains(t, logActions(t, tb.Bus, "mailer"), middleware.ActionCircuitReset)
 }

@@ -2,6 +2,7 @@ package bus_test
 
 import (
 	"context"
+	"errors"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -12,6 +13,7 @@ import (
 	"github.com/sinkbus/sinkbus/bus"
 	"github.com/sinkbus/sinkbus/bus/bustest"
 	"github.com/sinkbus/sinkbus/replay"
+	"github.com/sinkbus/sinkbus/sinks"
 )
 
 // A replay delivers beside live delivery without adding to it: the
@@ -64,4 +66,43 @@ func TestIntegrations_Replay_shares_concurrency_and_order_with_live_delivery(t *
 			assert.Equal(t, tc.want, most.Load())
 		})
 	}
+}
+
+// A manual retry of a rejected event waits for a slot like any delivery.
+func TestIntegrations_RetryRejected_keeps_the_concurrency(t *testing.T) {
+	tb := bustest.New(t)
+	var inFlight, most atomic.Int32
+	var failed atomic.Bool
+	hold := make(chan struct{})
+	require.NoError(t, tb.Handle("erp", nil, func(ctx context.Context, e bus.Event) error {
+		n := inFlight.Add(1)
+		defer inFlight.Add(-1)
+		for m := most.Load(); n > m && !most.CompareAndSwap(m, n); m = most.Load() {
+		}
+		switch {
+		case e.ID == "bad" && !failed.Swap(true):
+			return sinks.Permanent(errors.New("422 unprocessable"))
+		case e.ID == "slow":
+			<-hold
+		}
+		return nil
+	}, func(in *bus.Integration) { in.Concurrency = 1 }))
+	tb.Publish(bus.Event{ID: "bad", Name: "order.created"})
+	require.Eventually(t, func() bool {
+		l, err := tb.Integrations().Rejected(ctx, "erp")
+		return err == nil && len(l) == 1
+	}, 10*time.Second, time.Millisecond)
+	tb.Publish(bus.Event{ID: "slow", Name: "order.created"})
+	require.Eventually(t, func() bool { return inFlight.Load() == 1 }, 10*time.Second, time.Millisecond)
+
+	retried := make(chan error, 1)
+	go func() { retried <- tb.Integrations().RetryRejected(ctx, "erp", "bad") }()
+	select {
+	case err := <-retried:
+		t.Fatalf("the retry did not wait for the delivery in flight: %v", err)
+	case <-time.After(100 * time.Millisecond):
+	}
+	close(hold)
+	require.NoError(t, <-retried)
+	assert.Equal(t, int32(1), most.Load())
 }

@@ -1,10 +1,11 @@
 package bus
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
-	"reflect"
 	"sort"
 	"strings"
 	"time"
@@ -300,7 +301,10 @@ func (m *Integrations) update(ctx context.Context, id string, change func(cur In
 	if err := r.stop(); err != nil {
 		b.cfg.Logger.Error("Stopping integration for update", err, watermill.LogFields{"integration": id})
 	}
-	keepBreaker(old.chain, chain, reflect.DeepEqual(cur.Sink, next.Sink))
+	sameBreaker := sameDestination(cur.Sink, next.Sink) && old.chain.Settings().Breaker == chain.Settings().Breaker
+	if sameBreaker {
+		chain.Breaker().Continue(old.chain.Breaker())
+	}
 	set(settings{next, f, chain})
 	if next.Status == Running {
 		if err := r.start(); err != nil {
@@ -316,21 +320,28 @@ func (m *Integrations) update(ctx context.Context, id string, change func(cur In
 		return Integration{}, err
 	}
 	b.log(id, "integration_updated", "Updated via API.")
+	if !sameBreaker && old.chain.Breaker().State().State != middleware.StateClosed {
+		// Only now that the update holds: a revert goes back to this circuit.
+		old.chain.Breaker().ResetFor("by an update of the integration")
+	}
 	return next.Masked(), nil
 }
 
-// keepBreaker carries an updated integration's circuit over to its new
-// chain when the destination and the breaker policy stay: the outage goes
-// on. A new destination or policy starts closed, and an open circuit's log
-// says it was reset.
-func keepBreaker(old, next *middleware.Chain, sameSink bool) {
-	if sameSink && old.Settings().Breaker == next.Settings().Breaker {
-		next.Breaker().Continue(old.Breaker())
-		return
+// sameDestination reports whether an update kept the sink's configuration:
+// then its circuit breaker's state still describes the destination and
+// carries over (a rename does not send waiting events at a destination
+// known to be down). Configurations are compared in their JSON form,
+// which leaves out callbacks (a func never equals another).
+func sameDestination(a, b sinks.Config) bool {
+	if a.Type() != b.Type() {
+		return false
 	}
-	if old.Breaker().State().State != middleware.StateClosed {
-		old.Breaker().ResetFor("by an update of the integration")
+	ja, err := json.Marshal(a)
+	if err != nil {
+		return false
 	}
+	jb, err := json.Marshal(b)
+	return err == nil && bytes.Equal(ja, jb)
 }
 
 // nextIntegration is cur updated with in, validated as at creation.
@@ -576,9 +587,17 @@ func (m *Integrations) RetryRejected(ctx context.Context, id, eventID string) er
 	msg.Metadata.Set(sinks.MetaReplayed, "true")
 	msg.SetContext(ctx)
 	sink := d.sink
-	err = chain.Deliver(msg, func(msg *message.Message) ([]*message.Message, error) {
-		return nil, sink.Publish(msg.Metadata.Get(sinks.MetaName), msg)
-	})
+	deliver := func(msg *message.Message) ([]*message.Message, error) {
+		return nil, chain.Deliver(msg, func(msg *message.Message) ([]*message.Message, error) {
+			return nil, sink.Publish(msg.Metadata.Get(sinks.MetaName), msg)
+		})
+	}
+	if chain.Breaker().State().State == middleware.StateClosed {
+		// Within the integration's concurrency and order, as its other
+		// deliveries; an open circuit answers at once, without waiting.
+		deliver = d.gate.Middleware(deliver)
+	}
+	_, err = deliver(msg)
 	if err != nil {
 		// An open circuit, a closed sink or a cancelled call made no attempt.
 		attempted := !errors.Is(err, middleware.ErrCircuitOpen) && !errors.Is(err, sinks.ErrClosed) && ctx.Err() == nil

@@ -41,7 +41,8 @@ type runner struct {
 // delivery is what a running integration holds.
 type delivery struct {
 	sink     message.Publisher
-	handle   message.HandlerFunc // filter ▸ chain ▸ sink
+	gate     *gate
+	handle   message.HandlerFunc // filter ▸ gate ▸ chain ▸ sink
 	consumer *replay.Consumer
 	handler  *message.Handler
 
@@ -132,7 +133,7 @@ func (b *Bus) openDelivery(in Integration, f *filter.Filter, chain *middleware.C
 	}
 	gate := newGate(b.concurrency(in), orderKey(in))
 	handle := filter.Middleware(f, onSkip)(gate.Middleware(chain.Middleware(deliver)))
-	return &delivery{sink: sink, handle: handle, replays: make(map[*replay.Consumer]struct{})}, nil
+	return &delivery{sink: sink, gate: gate, handle: handle, replays: make(map[*replay.Consumer]struct{})}, nil
 }
 
 // sinkError classifies an error of building a sink: one that names a field

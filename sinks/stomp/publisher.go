@@ -310,6 +310,7 @@ func (p *Publisher) run(id int) {
 			attempt := failures + 1
 			report = func() { p.dialFailed(a, err, attempt, fields) }
 		} else {
+			refused = nil // a broker took the credentials
 			since := p.env.Clock.Now()
 			p.connected(c, index, fields)
 			err = p.serve(c)

@@ -397,3 +397,23 @@ func TestStompSink_refusal_stays_permanent_past_an_unreachable_standby(t *testin
 	assert.ErrorIs(t, err, sinks.ErrPermanent, "%v", err)
 	assert.Contains(t, err.Error(), "Access refused")
 }
+
+// A refusal counts only until a broker takes the credentials: one that
+// accepts them and then drops at once (dies young) is a retryable failure,
+// whatever an earlier address said.
+func TestStompSink_refusal_is_forgotten_once_a_broker_accepts(t *testing.T) {
+	refusing, flaky := newFakeBroker(t), newFakeBroker(t)
+	refusing.onConnect = func(int, *frame.Frame) *frame.Frame {
+		return brokerError("Bad CONNECT", "Access refused for user 'user1'")
+	}
+	flaky.dropAfterConnect = func(int) bool { return true }
+	p := newSink(t, stomp.Config{Addresses: []string{refusing.addr(), flaky.addr()}, Destination: "/queue/q",
+		Username: "user1", Password: "pass", Connections: 1}, sinks.Env{})
+	// The first round ends with the drop; a Publish during the pause that
+	// follows fails with what the round found.
+	require.Eventually(t, func() bool { return flaky.connects.Load() >= 1 }, 10*time.Second, time.Millisecond)
+	time.Sleep(50 * time.Millisecond) // the drop is seen
+	err := p.Publish("", event("order.created", "", `{}`))
+	require.Error(t, err)
+	assert.NotErrorIs(t, err, sinks.ErrPermanent, "%v", err)
+}
