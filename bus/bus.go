@@ -505,8 +505,12 @@ func (b *Bus) Unhandle(id string) error {
 }
 
 func (b *Bus) log(id, action, reason string) {
-	err := b.logs.Append(id, middleware.LogEntry{Action: action, Reason: reason, CreatedAt: b.cfg.Clock.Now()})
-	if err != nil {
+	b.logEntry(id, middleware.LogEntry{Action: action, Reason: reason, CreatedAt: b.cfg.Clock.Now()})
+}
+
+// logEntry appends e to the log of integration id.
+func (b *Bus) logEntry(id string, e middleware.LogEntry) {
+	if err := b.logs.Append(id, e); err != nil {
 		b.cfg.Logger.Error("Cannot write integration log", err, watermill.LogFields{"integration": id})
 	}
 }

@@ -49,7 +49,7 @@ func (g *gate) enter(msg *message.Message) (key string, err error) {
 	}
 	for key != "" {
 		g.mu.Lock()
-		wait, taken := g.busy[key]
+		busy, taken := g.busy[key]
 		if !taken {
 			g.busy[key] = make(chan struct{})
 		}
@@ -57,14 +57,14 @@ func (g *gate) enter(msg *message.Message) (key string, err error) {
 		if !taken {
 			break
 		}
-		if err := waitFor(ctx, wait); err != nil {
+		if err := wait(ctx, busy, nil); err != nil {
 			return "", err
 		}
 	}
 	select {
 	case g.slots <- struct{}{}:
 	default:
-		if err := waitSend(ctx, g.slots); err != nil {
+		if err := wait(ctx, nil, g.slots); err != nil {
 			g.release(key)
 			return "", err
 		}
@@ -90,21 +90,12 @@ func (g *gate) release(key string) {
 	close(done)
 }
 
-// waitFor waits for c to close, ctx to end or its stop signal.
-func waitFor(ctx context.Context, c <-chan struct{}) error {
+// wait blocks until done is closed or a token goes into slots (a nil
+// channel is never ready), or until ctx ends or its stop signal is raised.
+func wait(ctx context.Context, done <-chan struct{}, slots chan<- struct{}) error {
 	select {
-	case <-c:
+	case <-done:
 		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-stopping.Signal(ctx):
-		return stopping.ErrStopping
-	}
-}
-
-// waitSend waits to put a token into slots, or for ctx to end or its stop signal.
-func waitSend(ctx context.Context, slots chan<- struct{}) error {
-	select {
 	case slots <- struct{}{}:
 		return nil
 	case <-ctx.Done():

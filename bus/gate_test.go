@@ -36,8 +36,7 @@ func TestIntegrations_Replay_shares_concurrency_and_order_with_live_delivery(t *
 			require.NoError(t, tb.Handle("erp", nil, func(ctx context.Context, e bus.Event) error {
 				n := inFlight.Add(1)
 				defer inFlight.Add(-1)
-				for m := most.Load(); n > m && !most.CompareAndSwap(m, n); m = most.Load() {
-				}
+				raise(&most, n)
 				if !e.Replayed {
 					<-hold // live deliveries hang until the replay is under way
 				}
@@ -77,8 +76,7 @@ func TestIntegrations_RetryRejected_keeps_the_concurrency(t *testing.T) {
 	require.NoError(t, tb.Handle("erp", nil, func(ctx context.Context, e bus.Event) error {
 		n := inFlight.Add(1)
 		defer inFlight.Add(-1)
-		for m := most.Load(); n > m && !most.CompareAndSwap(m, n); m = most.Load() {
-		}
+		raise(&most, n)
 		switch {
 		case e.ID == "bad" && !failed.Swap(true):
 			return sinks.Permanent(errors.New("422 unprocessable"))
@@ -105,4 +103,10 @@ func TestIntegrations_RetryRejected_keeps_the_concurrency(t *testing.T) {
 	close(hold)
 	require.NoError(t, <-retried)
 	assert.Equal(t, int32(1), most.Load())
+}
+
+// raise sets most to n if n is more.
+func raise(most *atomic.Int32, n int32) {
+	for m := most.Load(); n > m && !most.CompareAndSwap(m, n); m = most.Load() {
+	}
 }

@@ -586,11 +586,8 @@ func (m *Integrations) RetryRejected(ctx context.Context, id, eventID string) er
 	msg := ev.Message()
 	msg.Metadata.Set(sinks.MetaReplayed, "true")
 	msg.SetContext(ctx)
-	sink := d.sink
 	deliver := func(msg *message.Message) ([]*message.Message, error) {
-		return nil, chain.Deliver(msg, func(msg *message.Message) ([]*message.Message, error) {
-			return nil, sink.Publish(msg.Metadata.Get(sinks.MetaName), msg)
-		})
+		return nil, chain.Deliver(msg, d.publish)
 	}
 	if chain.Breaker().State().State == middleware.StateClosed {
 		// Within the integration's concurrency and order, as its other
@@ -624,9 +621,7 @@ func (b *Bus) retryFailed(id string, ev middleware.RejectedEvent, err error) {
 		return
 	}
 	for _, e := range middleware.RejectionLog(ev, "Retry failed: "+ev.Reason, evicted) {
-		if err := b.logs.Append(id, e); err != nil {
-			b.cfg.Logger.Error("Cannot write integration log", err, watermill.LogFields{"integration": id})
-		}
+		b.logEntry(id, e)
 	}
 }
 

@@ -41,6 +41,7 @@ type runner struct {
 // delivery is what a running integration holds.
 type delivery struct {
 	sink     message.Publisher
+	publish  message.HandlerFunc // the sink's Publish of one message
 	gate     *gate
 	handle   message.HandlerFunc // filter ▸ gate ▸ chain ▸ sink
 	consumer *replay.Consumer
@@ -123,7 +124,7 @@ func (b *Bus) openDelivery(in Integration, f *filter.Filter, chain *middleware.C
 	if err != nil {
 		return nil, sinkError(err)
 	}
-	deliver := func(msg *message.Message) ([]*message.Message, error) {
+	publish := func(msg *message.Message) ([]*message.Message, error) {
 		return nil, sink.Publish(msg.Metadata.Get(sinks.MetaName), msg)
 	}
 	var onSkip func(*message.Message)
@@ -132,8 +133,8 @@ func (b *Bus) openDelivery(in Integration, f *filter.Filter, chain *middleware.C
 		onSkip = func(msg *message.Message) { obs.Skipped(id, typ, msg) }
 	}
 	gate := newGate(b.concurrency(in), orderKey(in))
-	handle := filter.Middleware(f, onSkip)(gate.Middleware(chain.Middleware(deliver)))
-	return &delivery{sink: sink, gate: gate, handle: handle, replays: make(map[*replay.Consumer]struct{})}, nil
+	handle := filter.Middleware(f, onSkip)(gate.Middleware(chain.Middleware(publish)))
+	return &delivery{sink: sink, publish: publish, gate: gate, handle: handle, replays: make(map[*replay.Consumer]struct{})}, nil
 }
 
 // sinkError classifies an error of building a sink: one that names a field
