@@ -13,7 +13,7 @@ type hookStorage struct {
 	// read runs before each Read; a non-nil error is returned instead.
 	read func() error
 	// save runs before each SaveCursors with what is about to be saved.
-	save func(map[replay.CursorKey]uint64)
+	save func(map[replay.CursorKey]replay.Cursor)
 	// afterNow runs in each Append once it has asked the time, before the
 	// records are stored: a slow fsync.
 	afterNow func()
@@ -37,7 +37,7 @@ func (h *hookStorage) Read(topic string, from uint64, max int) ([]replay.Record,
 	return h.Storage.Read(topic, from, max)
 }
 
-func (h *hookStorage) SaveCursors(c map[replay.CursorKey]uint64) error {
+func (h *hookStorage) SaveCursors(c map[replay.CursorKey]replay.Cursor) error {
 	if h.save != nil {
 		h.save(c)
 	}

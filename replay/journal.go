@@ -98,7 +98,7 @@ type Journal struct {
 	mu        sync.Mutex
 	notify    map[string]chan struct{} // closed and replaced on every append to the topic
 	appending map[*appending]struct{}
-	cursors   map[CursorKey]uint64
+	cursors   map[CursorKey]Cursor
 	dirty     bool
 	closed    bool
 	closing   chan struct{}
@@ -255,8 +255,8 @@ func (j *Journal) Head(topic string) uint64 {
 func (j *Journal) Cursor(topic, group string) (offset uint64, ok bool) {
 	j.mu.Lock()
 	defer j.mu.Unlock()
-	offset, ok = j.cursors[CursorKey{topic, group}]
-	return offset, ok
+	c, ok := j.cursors[CursorKey{topic, group}]
+	return c.Next, ok
 }
 
 // Lag returns how many records of topic the group has not acknowledged yet.
@@ -288,7 +288,7 @@ func (j *Journal) DeleteCursor(topic, group string) error {
 // offset. It is how a stopped integration skips or rewinds.
 func (j *Journal) SetCursor(topic, group string, offset uint64) error {
 	j.mu.Lock()
-	j.cursors[CursorKey{topic, group}] = offset
+	j.cursors[CursorKey{topic, group}] = Cursor{Next: offset}
 	j.dirty = true
 	j.mu.Unlock()
 	return j.Flush()
@@ -340,9 +340,9 @@ func (j *Journal) Flush() error {
 		j.mu.Unlock()
 		return nil
 	}
-	snapshot := make(map[CursorKey]uint64, len(j.cursors))
+	snapshot := make(map[CursorKey]Cursor, len(j.cursors))
 	for k, v := range j.cursors {
-		snapshot[k] = v
+		snapshot[k] = v.Clone()
 	}
 	j.dirty = false
 	j.mu.Unlock()
@@ -357,8 +357,8 @@ func (j *Journal) Flush() error {
 
 func (j *Journal) setCursor(k CursorKey, offset uint64) {
 	j.mu.Lock()
-	if j.cursors[k] != offset {
-		j.cursors[k] = offset
+	if c, ok := j.cursors[k]; !ok || c.Next != offset || len(c.Acked) > 0 {
+		j.cursors[k] = Cursor{Next: offset}
 		j.dirty = true
 	}
 	j.mu.Unlock()

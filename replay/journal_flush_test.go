@@ -19,19 +19,19 @@ func TestJournal_Flush_saves_in_order_with_concurrent_writers(t *testing.T) {
 	for _, tc := range []struct {
 		name   string
 		second func(j *replay.Journal) error // runs while the first save is held
-		want   func(t *testing.T, saved map[replay.CursorKey]uint64)
+		want   func(t *testing.T, saved map[replay.CursorKey]replay.Cursor)
 	}{
 		{
 			name:   "newer_save",
 			second: func(j *replay.Journal) error { return j.SetCursor("t", "g", 9) },
-			want: func(t *testing.T, saved map[replay.CursorKey]uint64) {
-				assert.Equal(t, uint64(9), saved[key], "the newest cursor is saved last")
+			want: func(t *testing.T, saved map[replay.CursorKey]replay.Cursor) {
+				assert.Equal(t, uint64(9), saved[key].Next, "the newest cursor is saved last")
 			},
 		},
 		{
 			name:   "delete",
 			second: func(j *replay.Journal) error { return j.DeleteCursor("t", "g") },
-			want: func(t *testing.T, saved map[replay.CursorKey]uint64) {
+			want: func(t *testing.T, saved map[replay.CursorKey]replay.Cursor) {
 				assert.NotContains(t, saved, key, "a deleted cursor stays deleted")
 			},
 		},
@@ -40,7 +40,7 @@ func TestJournal_Flush_saves_in_order_with_concurrent_writers(t *testing.T) {
 			mem := replay.NewMemory()
 			entered, release := make(chan struct{}), make(chan struct{})
 			var once sync.Once
-			st := &hookStorage{Storage: mem, save: func(map[replay.CursorKey]uint64) {
+			st := &hookStorage{Storage: mem, save: func(map[replay.CursorKey]replay.Cursor) {
 				held := false
 				once.Do(func() { held = true })
 				if held {
@@ -76,7 +76,7 @@ func TestJournal_Flush_saves_in_order_with_concurrent_writers(t *testing.T) {
 			cur, ok := j.Cursor("t", "g")
 			if v, saved := saved[key]; saved {
 				assert.True(t, ok)
-				assert.Equal(t, v, cur)
+				assert.Equal(t, v.Next, cur)
 			} else {
 				assert.False(t, ok)
 			}

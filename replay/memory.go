@@ -13,7 +13,7 @@ import (
 type Memory struct {
 	mu      sync.RWMutex
 	topics  map[string]*memTopic
-	cursors map[CursorKey]uint64
+	cursors map[CursorKey]Cursor
 }
 
 type memTopic struct {
@@ -24,7 +24,7 @@ type memTopic struct {
 
 // NewMemory returns an empty in-memory storage.
 func NewMemory() *Memory {
-	return &Memory{topics: make(map[string]*memTopic), cursors: make(map[CursorKey]uint64)}
+	return &Memory{topics: make(map[string]*memTopic), cursors: make(map[CursorKey]Cursor)}
 }
 
 func (m *Memory) topic(name string) *memTopic {
@@ -130,22 +130,22 @@ func (m *Memory) Topics() []string {
 }
 
 // Cursors implements Storage.
-func (m *Memory) Cursors() (map[CursorKey]uint64, error) {
+func (m *Memory) Cursors() (map[CursorKey]Cursor, error) {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
-	out := make(map[CursorKey]uint64, len(m.cursors))
+	out := make(map[CursorKey]Cursor, len(m.cursors))
 	for k, v := range m.cursors {
-		out[k] = v
+		out[k] = v.Clone()
 	}
 	return out, nil
 }
 
 // SaveCursors implements Storage.
-func (m *Memory) SaveCursors(cursors map[CursorKey]uint64) error {
+func (m *Memory) SaveCursors(cursors map[CursorKey]Cursor) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	for k, v := range cursors {
-		m.cursors[k] = v
+		m.cursors[k] = v.Clone()
 	}
 	return nil
 }

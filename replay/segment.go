@@ -194,7 +194,7 @@ type Segments struct {
 	topics map[string]*topicLog
 
 	cursorMu sync.Mutex
-	cursors  map[CursorKey]uint64
+	cursors  map[CursorKey]Cursor
 
 	maxAge atomic.Int64 // nanoseconds; zero: no age limit
 
@@ -293,10 +293,10 @@ func (s *Segments) skipAcknowledged() {
 			t = s.newTopic(k.Topic)
 			s.topics[k.Topic] = t
 		}
-		if c > t.next {
+		if end := c.End(); end > t.next {
 			s.logger.Error("Journal lost records its consumers had acknowledged; offsets continue after them",
-				nil, watermill.LogFields{"topic": k.Topic, "group": k.Group, "next": t.next, "cursor": c})
-			t.next, t.visible = c, c
+				nil, watermill.LogFields{"topic": k.Topic, "group": k.Group, "next": t.next, "cursor": end})
+			t.next, t.visible = end, end
 		}
 	}
 }

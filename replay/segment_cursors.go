@@ -12,15 +12,17 @@ import (
 	"github.com/sinkbus/sinkbus/internal/atomicfile"
 )
 
-// cursorEntry is one line of cursors.json.
+// cursorEntry is one entry of cursors.json. Files written before Acked
+// existed have none: every acknowledgement was below Offset then.
 type cursorEntry struct {
-	Topic  string `json:"topic"`
-	Group  string `json:"group"`
-	Offset uint64 `json:"offset"`
+	Topic  string      `json:"topic"`
+	Group  string      `json:"group"`
+	Offset uint64      `json:"offset"`
+	Acked  [][2]uint64 `json:"acked,omitempty"` // [from, to) pairs above offset
 }
 
-func loadCursors(dir string) (map[CursorKey]uint64, error) {
-	out := make(map[CursorKey]uint64)
+func loadCursors(dir string) (map[CursorKey]Cursor, error) {
+	out := make(map[CursorKey]Cursor)
 	data, err := os.ReadFile(filepath.Join(dir, cursorsFile))
 	if errors.Is(err, fs.ErrNotExist) {
 		return out, nil
@@ -33,17 +35,30 @@ func loadCursors(dir string) (map[CursorKey]uint64, error) {
 		return nil, fmt.Errorf("sinkbus: journal cursors %s: %w", filepath.Join(dir, cursorsFile), err)
 	}
 	for _, e := range entries {
-		out[CursorKey{Topic: e.Topic, Group: e.Group}] = e.Offset
+		c := Cursor{Next: e.Offset}
+		for _, r := range e.Acked {
+			c.Acked = append(c.Acked, Range{From: r[0], To: r[1]})
+		}
+		if err := c.Validate(); err != nil {
+			// The watermark alone is exact as far as it goes: what is above
+			// it is delivered again, never skipped.
+			c.Acked = nil
+		}
+		out[CursorKey{Topic: e.Topic, Group: e.Group}] = c
 	}
 	return out, nil
 }
 
 // writeCursors replaces cursors.json atomically: a crash leaves either the
 // old file or the new one, never a mix.
-func writeCursors(dir string, cursors map[CursorKey]uint64) error {
+func writeCursors(dir string, cursors map[CursorKey]Cursor) error {
 	entries := make([]cursorEntry, 0, len(cursors))
 	for k, v := range cursors {
-		entries = append(entries, cursorEntry{Topic: k.Topic, Group: k.Group, Offset: v})
+		e := cursorEntry{Topic: k.Topic, Group: k.Group, Offset: v.Next}
+		for _, r := range v.Acked {
+			e.Acked = append(e.Acked, [2]uint64{r.From, r.To})
+		}
+		entries = append(entries, e)
 	}
 	sort.Slice(entries, func(i, j int) bool {
 		if entries[i].Topic != entries[j].Topic {
@@ -62,12 +77,12 @@ func writeCursors(dir string, cursors map[CursorKey]uint64) error {
 }
 
 // Cursors implements Storage.
-func (s *Segments) Cursors() (map[CursorKey]uint64, error) {
+func (s *Segments) Cursors() (map[CursorKey]Cursor, error) {
 	s.cursorMu.Lock()
 	defer s.cursorMu.Unlock()
-	out := make(map[CursorKey]uint64, len(s.cursors))
+	out := make(map[CursorKey]Cursor, len(s.cursors))
 	for k, v := range s.cursors {
-		out[k] = v
+		out[k] = v.Clone()
 	}
 	return out, nil
 }
@@ -75,18 +90,18 @@ func (s *Segments) Cursors() (map[CursorKey]uint64, error) {
 // SaveCursors implements Storage: it sets the given cursors, keeps the others,
 // and writes them all to cursors.json before it returns. On error nothing
 // changes.
-func (s *Segments) SaveCursors(cursors map[CursorKey]uint64) error {
+func (s *Segments) SaveCursors(cursors map[CursorKey]Cursor) error {
 	if s.closed.Load() {
 		return ErrSegmentsClosed
 	}
 	s.cursorMu.Lock()
 	defer s.cursorMu.Unlock()
-	next := make(map[CursorKey]uint64, len(s.cursors)+len(cursors))
+	next := make(map[CursorKey]Cursor, len(s.cursors)+len(cursors))
 	for k, v := range s.cursors {
 		next[k] = v
 	}
 	for k, v := range cursors {
-		next[k] = v
+		next[k] = v.Clone()
 	}
 	if err := writeCursors(s.cfg.Dir, next); err != nil {
 		return err
@@ -105,7 +120,7 @@ func (s *Segments) DeleteCursor(key CursorKey) error {
 	if _, ok := s.cursors[key]; !ok {
 		return nil
 	}
-	next := make(map[CursorKey]uint64, len(s.cursors))
+	next := make(map[CursorKey]Cursor, len(s.cursors))
 	for k, v := range s.cursors {
 		if k != key {
 			next[k] = v

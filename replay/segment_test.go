@@ -442,14 +442,20 @@ func TestSegments_cursors_save_load_delete(t *testing.T) {
 	a := replay.CursorKey{Topic: "orders", Group: "hook-1"}
 	b := replay.CursorKey{Topic: "orders", Group: "hook-2"}
 	c := replay.CursorKey{Topic: "carts", Group: "hook-1"}
-	require.NoError(t, s.SaveCursors(map[replay.CursorKey]uint64{a: 5, b: 7}))
-	require.NoError(t, s.SaveCursors(map[replay.CursorKey]uint64{a: 6, c: 1}))
+	acked := []replay.Range{{From: 8, To: 10}, {From: 12, To: 13}}
+	require.NoError(t, s.SaveCursors(map[replay.CursorKey]replay.Cursor{{Topic: "orders", Group: "hook-1"}: {Next: 5}, b: {Next: 7}}))
+	require.NoError(t, s.SaveCursors(map[replay.CursorKey]replay.Cursor{a: {Next: 6, Acked: acked}, c: {Next: 1}}))
+	acked[0].From = 9 // the storage kept a copy
+	want := map[replay.CursorKey]replay.Cursor{
+		a: {Next: 6, Acked: []replay.Range{{From: 8, To: 10}, {From: 12, To: 13}}},
+		b: {Next: 7}, c: {Next: 1},
+	}
 	got, err = s.Cursors()
 	require.NoError(t, err)
-	assert.Equal(t, map[replay.CursorKey]uint64{a: 6, b: 7, c: 1}, got)
-	got[a] = 100
+	assert.Equal(t, want, got)
+	got[a] = replay.Cursor{Next: 100}
 	again, _ := s.Cursors()
-	assert.Equal(t, uint64(6), again[a], "Cursors returns a copy")
+	assert.Equal(t, want[a], again[a], "Cursors returns a copy")
 
 	require.NoError(t, s.DeleteCursor(b))
 	require.NoError(t, s.DeleteCursor(replay.CursorKey{Topic: "none", Group: "none"}))
@@ -466,7 +472,7 @@ func TestSegments_cursors_save_load_delete(t *testing.T) {
 	s = openSegs(t, replay.SegmentConfig{Dir: dir})
 	got, err = s.Cursors()
 	require.NoError(t, err)
-	assert.Equal(t, map[replay.CursorKey]uint64{a: 6, c: 1}, got)
+	assert.Equal(t, map[replay.CursorKey]replay.Cursor{a: want[a], c: want[c]}, got)
 }
 
 func TestSegments_offsets_continue_after_acknowledged_records_that_were_lost(t *testing.T) {
@@ -476,7 +482,10 @@ func TestSegments_offsets_continue_after_acknowledged_records_that_were_lost(t *
 	appendN(t, s, "orders", 1, 3, clk.Now)
 	// As after a power cut with SyncNone: a consumer acknowledged up to 9
 	// but the log only kept 3 records.
-	require.NoError(t, s.SaveCursors(map[replay.CursorKey]uint64{{Topic: "orders", Group: "g"}: 10, {Topic: "gone", Group: "g"}: 4}))
+	require.NoError(t, s.SaveCursors(map[replay.CursorKey]replay.Cursor{
+		{Topic: "orders", Group: "g"}: {Next: 7, Acked: []replay.Range{{From: 9, To: 10}}},
+		{Topic: "gone", Group: "g"}:   {Next: 4},
+	}))
 	require.NoError(t, s.Close())
 
 	logger := watermill.NewCaptureLogger()
@@ -513,7 +522,7 @@ func TestSegments_any_topic_name_is_a_safe_directory(t *testing.T) {
 	for i, topic := range topics {
 		require.NoError(t, s.Append(topic, []*replay.Record{segRecord(i)}, clk.Now), "topic %q", topic)
 	}
-	require.NoError(t, s.SaveCursors(map[replay.CursorKey]uint64{{Topic: "cursors.json", Group: "g"}: 2}))
+	require.NoError(t, s.SaveCursors(map[replay.CursorKey]replay.Cursor{{Topic: "cursors.json", Group: "g"}: {Next: 2}}))
 	require.NoError(t, s.Close())
 
 	entries, err := os.ReadDir(dir)

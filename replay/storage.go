@@ -50,11 +50,11 @@ type Storage interface {
 	// Topics returns every topic that holds or held records.
 	Topics() []string
 
-	// Cursors returns every saved cursor: the first offset not yet
-	// acknowledged by the group.
-	Cursors() (map[CursorKey]uint64, error)
-	// SaveCursors stores cursors durably (all or nothing).
-	SaveCursors(cursors map[CursorKey]uint64) error
+	// Cursors returns every saved cursor.
+	Cursors() (map[CursorKey]Cursor, error)
+	// SaveCursors stores cursors durably (all or nothing); the others stay
+	// as they are. The storage keeps no reference to the cursors' ranges.
+	SaveCursors(cursors map[CursorKey]Cursor) error
 	// DeleteCursor forgets a group's cursor.
 	DeleteCursor(key CursorKey) error
 
