@@ -29,6 +29,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
 
+	"github.com/sinkbus/sinkbus/field"
 	"github.com/sinkbus/sinkbus/internal/clock"
 	"github.com/sinkbus/sinkbus/middleware"
 	"github.com/sinkbus/sinkbus/replay"
@@ -151,7 +152,7 @@ func (c *Config) setDefaults() {
 
 // Validate reports every invalid field of c.
 func (c Config) Validate() error {
-	var p sinks.Problems
+	var p field.Problems
 	if c.MaxIntegrations < 0 {
 		p.Add("MaxIntegrations", "must not be negative")
 	}
@@ -300,7 +301,7 @@ func (b *Bus) Publish(ctx context.Context, events ...Event) error {
 		return nil
 	}
 	now := b.cfg.Clock.Now()
-	var p sinks.Problems
+	var p field.Problems
 	recs := make([]*replay.Record, len(events))
 	for i := range events {
 		e := events[i]

@@ -8,6 +8,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
 
+	"github.com/sinkbus/sinkbus/field"
 	"github.com/sinkbus/sinkbus/filter"
 	"github.com/sinkbus/sinkbus/replay"
 	"github.com/sinkbus/sinkbus/sinks"
@@ -48,7 +49,7 @@ func (e Event) Entity() string {
 const maxIDLen = 128
 
 // validate checks e, naming fields under prefix ("events[2]").
-func (e *Event) validate(p *sinks.Problems, prefix string, maxPayload int) {
+func (e *Event) validate(p *field.Problems, prefix string, maxPayload int) {
 	if e.ID != "" {
 		if len(e.ID) > maxIDLen {
 			p.Add(prefix+"id", "longer than %d bytes", maxIDLen)

@@ -14,7 +14,7 @@ import (
 	"github.com/sinkbus/sinkbus/bus"
 	"github.com/sinkbus/sinkbus/bus/bustest"
 	"github.com/sinkbus/sinkbus/bus/ingest"
-	"github.com/sinkbus/sinkbus/sinks"
+	"github.com/sinkbus/sinkbus/field"
 )
 
 // An event id becomes the Standard Webhooks webhook-id, signed as
@@ -52,17 +52,17 @@ func TestBus_Publish_refuses_a_dot_in_the_event_id_naming_the_field(t *testing.T
 	assert.NotContains(t, generated[0], ".", "generated ids")
 }
 
-func fieldErrors(err error) []*sinks.FieldError {
-	var out []*sinks.FieldError
-	for _, e := range sinks.FieldErrors(err) {
-		if fe, ok := e.(*sinks.FieldError); ok && fe.Field != "" {
+func fieldErrors(err error) []*field.Error {
+	var out []*field.Error
+	for _, e := range field.Errors(err) {
+		if fe, ok := e.(*field.Error); ok && fe.Field != "" {
 			out = append(out, fe)
 		}
 	}
 	return out
 }
 
-func fieldNames(fields []*sinks.FieldError) []string {
+func fieldNames(fields []*field.Error) []string {
 	out := make([]string, len(fields))
 	for i, fe := range fields {
 		out[i] = fe.Field

@@ -9,6 +9,7 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill/message"
 
+	"github.com/sinkbus/sinkbus/field"
 	"github.com/sinkbus/sinkbus/sinks"
 )
 
@@ -33,7 +34,7 @@ func (HandlerFunc) Type() string { return HandlerType }
 // Validate implements sinks.Config.
 func (h HandlerFunc) Validate() error {
 	if h == nil {
-		return sinks.Field("", "handler function is nil")
+		return field.New("", "handler function is nil")
 	}
 	return nil
 }

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/sinkbus/sinkbus/field"
 	"github.com/sinkbus/sinkbus/filter"
 	"github.com/sinkbus/sinkbus/middleware"
 	"github.com/sinkbus/sinkbus/sinks"
@@ -127,8 +128,8 @@ func (in *Integration) validate(reg *sinks.Registry, now time.Time, host *hostRu
 
 // problems lists every problem of in; f is the compiled filter when the
 // filter is valid.
-func (in *Integration) problems(reg *sinks.Registry, now time.Time, host *hostRules) (*filter.Filter, sinks.Problems) {
-	var p sinks.Problems
+func (in *Integration) problems(reg *sinks.Registry, now time.Time, host *hostRules) (*filter.Filter, field.Problems) {
+	var p field.Problems
 	if in.ID != "" && !idPattern.MatchString(in.ID) {
 		p.Add("id", "must match ^[a-z0-9-]+$ and be 1 to 50 characters")
 	}
@@ -137,7 +138,7 @@ func (in *Integration) problems(reg *sinks.Registry, now time.Time, host *hostRu
 	}
 	f, ferr := filter.Compile(in.Observes, in.Filter)
 	if ferr != nil {
-		p = append(p, sinks.FieldErrors(ferr)...)
+		p = append(p, field.Errors(ferr)...)
 	}
 	switch {
 	case in.Sink == nil:
@@ -236,7 +237,7 @@ func DecodeIntegration(reg *sinks.Registry, body []byte) (Integration, error) {
 // way, named as in sinkbus's own form.
 type decoded struct {
 	in       Integration
-	problems sinks.Problems
+	problems field.Problems
 	// sinkFailed: the configuration could not be decoded, so validation's
 	// "integration_type: required" would only repeat it.
 	sinkFailed bool
@@ -254,7 +255,7 @@ func (d decoded) err(reg *sinks.Registry, now time.Time, host *hostRules) error 
 	}
 	var decodedBad []string
 	for _, e := range d.problems {
-		f := e.(*sinks.FieldError).Field
+		f := e.(*field.Error).Field
 		if f == "" {
 			return fmt.Errorf("%w: %w", ErrInvalid, d.problems.Err()) // nothing was decoded
 		}
@@ -264,7 +265,7 @@ func (d decoded) err(reg *sinks.Registry, now time.Time, host *hostRules) error 
 	_, vp := d.in.problems(reg, now, host)
 next:
 	for _, e := range vp {
-		f := e.(*sinks.FieldError).Field
+		f := e.(*field.Error).Field
 		if f == "integration_type" && d.sinkFailed {
 			continue // the decoding problem says it already
 		}
@@ -287,7 +288,7 @@ func topField(f string) string {
 	return f
 }
 
-func dedupe(p sinks.Problems) sinks.Problems {
+func dedupe(p field.Problems) field.Problems {
 	seen := make(map[string]bool, len(p))
 	out := p[:0:0]
 	for _, e := range p {
@@ -300,14 +301,14 @@ func dedupe(p sinks.Problems) sinks.Problems {
 }
 
 // renameProblems returns the problems joined, each field renamed.
-func renameProblems(p sinks.Problems, rename func(string) string) error {
+func renameProblems(p field.Problems, rename func(string) string) error {
 	if rename == nil {
 		return p.Err()
 	}
-	out := make(sinks.Problems, 0, len(p))
-	for _, e := range sinks.FieldErrors(p.Err()) {
-		fe := e.(*sinks.FieldError)
-		out = append(out, &sinks.FieldError{Field: rename(fe.Field), Rule: fe.Rule})
+	out := make(field.Problems, 0, len(p))
+	for _, e := range field.Errors(p.Err()) {
+		fe := e.(*field.Error)
+		out = append(out, &field.Error{Field: rename(fe.Field), Rule: fe.Rule})
 	}
 	return out.Err()
 }
@@ -322,9 +323,9 @@ func renameErr(err error, rename func(string) string) error {
 		if !errors.Is(err, sentinel) {
 			continue
 		}
-		var p sinks.Problems
-		for _, e := range sinks.FieldErrors(err) {
-			if fe := e.(*sinks.FieldError); fe.Field != "" || fe.Rule != sentinel.Error() {
+		var p field.Problems
+		for _, e := range field.Errors(err) {
+			if fe := e.(*field.Error); fe.Field != "" || fe.Rule != sentinel.Error() {
 				p = append(p, fe)
 			}
 		}
@@ -341,7 +342,7 @@ func decodeIntegration(reg *sinks.Registry, body []byte) decoded {
 	var d decoded
 	p := &d.problems
 	var top map[string]json.RawMessage
-	if err := sinks.DecodeStrict(body, &top); err != nil {
+	if err := field.DecodeStrict(body, &top); err != nil {
 		p.Merge("", err)
 		return d
 	}
@@ -356,7 +357,7 @@ func decodeIntegration(reg *sinks.Registry, body []byte) decoded {
 			}
 		}
 		top = nil
-		if err := sinks.DecodeStrict(data, &top); err != nil || top == nil {
+		if err := field.DecodeStrict(data, &top); err != nil || top == nil {
 			p.Add("data", "must be an object")
 			return d
 		}
@@ -436,7 +437,7 @@ func decodeIntegration(reg *sinks.Registry, body []byte) decoded {
 // decodeFields decodes each member of obj into the field of *v (a struct)
 // its json tag names, so that one field that cannot be decoded does not
 // hide the problems of the others. Members no field names are unknown.
-func decodeFields(obj map[string]json.RawMessage, v any, p *sinks.Problems) {
+func decodeFields(obj map[string]json.RawMessage, v any, p *field.Problems) {
 	rv := reflect.ValueOf(v).Elem()
 	fields := make(map[string]int, rv.NumField())
 	for i := range rv.NumField() {
@@ -454,7 +455,7 @@ func decodeFields(obj map[string]json.RawMessage, v any, p *sinks.Problems) {
 		switch {
 		case ok && string(obj[k]) == "null": // as if absent
 		case ok:
-			if err := sinks.DecodeStrict(obj[k], rv.Field(i).Addr().Interface()); err != nil {
+			if err := field.DecodeStrict(obj[k], rv.Field(i).Addr().Interface()); err != nil {
 				p.Merge(k, err)
 				rv.Field(i).SetZero()
 			}
@@ -468,7 +469,7 @@ func decodeFields(obj map[string]json.RawMessage, v any, p *sinks.Problems) {
 // stops at the first member it cannot take; that member is set aside and
 // the rest decoded again, so that every such member is reported and the
 // rest can still be validated. failed means no configuration came out.
-func decodeConfig(reg *sinks.Registry, typ string, cfg json.RawMessage, p *sinks.Problems) (c sinks.Config, failed bool) {
+func decodeConfig(reg *sinks.Registry, typ string, cfg json.RawMessage, p *field.Problems) (c sinks.Config, failed bool) {
 	var obj map[string]json.RawMessage
 	if json.Unmarshal(cfg, &obj) != nil {
 		obj = nil // not an object: the decoder says so
@@ -483,8 +484,8 @@ func decodeConfig(reg *sinks.Registry, typ string, cfg json.RawMessage, p *sinks
 			return nil, true
 		}
 		setAside := false
-		for _, e := range sinks.FieldErrors(err) {
-			fe := e.(*sinks.FieldError)
+		for _, e := range field.Errors(err) {
+			fe := e.(*field.Error)
 			if fe.Field != "" || obj == nil {
 				p.Merge("configuration", fe)
 				if k := topField(fe.Field); obj[k] != nil {
@@ -643,7 +644,7 @@ func (b *Bus) hostRules() *hostRules {
 }
 
 // check adds the problems of in's sink on this bus to p.
-func (h *hostRules) check(p *sinks.Problems, in *Integration) {
+func (h *hostRules) check(p *field.Problems, in *Integration) {
 	if h == nil {
 		return
 	}

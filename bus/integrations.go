@@ -13,6 +13,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
 
+	"github.com/sinkbus/sinkbus/field"
 	"github.com/sinkbus/sinkbus/filter"
 	"github.com/sinkbus/sinkbus/middleware"
 	"github.com/sinkbus/sinkbus/sinks"
@@ -346,7 +347,7 @@ func sameDestination(a, b sinks.Config) bool {
 
 // nextIntegration is cur updated with in, validated as at creation.
 func (b *Bus) nextIntegration(cur, in Integration) (Integration, *filter.Filter, error) {
-	var p sinks.Problems
+	var p field.Problems
 	if in.ID != "" && in.ID != cur.ID {
 		p.Add("id", "cannot change after creation")
 	}
@@ -366,7 +367,7 @@ func (b *Bus) nextIntegration(cur, in Integration) (Integration, *filter.Filter,
 		return Integration{}, nil, fmt.Errorf("%w: %w", ErrImmutable, err)
 	}
 	if in.Sink == nil {
-		return Integration{}, nil, fmt.Errorf("%w: %w", ErrInvalid, sinks.Field("configuration",
+		return Integration{}, nil, fmt.Errorf("%w: %w", ErrInvalid, field.New("configuration",
 			"required: Update replaces every field; start from what Get returns, or use UpdateFunc"))
 	}
 	next := in.clone()
@@ -376,7 +377,7 @@ func (b *Bus) nextIntegration(cur, in Integration) (Integration, *filter.Filter,
 	// a masked one was sent back.
 	var err error
 	if next.Sink, err = unmaskConfig(b.cfg.Sinks, next.Sink, cur.Sink); err != nil {
-		return Integration{}, nil, fmt.Errorf("%w: %w", ErrInvalid, sinks.Prefix("configuration", err))
+		return Integration{}, nil, fmt.Errorf("%w: %w", ErrInvalid, field.Prefix("configuration", err))
 	}
 	now := b.cfg.Clock.Now()
 	next.UpdatedAt = now

@@ -12,6 +12,7 @@ import (
 
 	"github.com/sinkbus/sinkbus/bus"
 	"github.com/sinkbus/sinkbus/bus/bustest"
+	"github.com/sinkbus/sinkbus/field"
 	"github.com/sinkbus/sinkbus/sinks"
 )
 
@@ -116,7 +117,7 @@ func TestIntegrations_CreateJSON_matches_unknown_types_by_error_not_text(t *test
 	reg := bustest.Registry()
 	require.NoError(t, reg.Register(sinks.Type{Name: "fanout", Decode: func(json.RawMessage) (sinks.Config, error) {
 		// A type that forwards to another one, quoting the registry's words.
-		return nil, sinks.Field("downstream", "%s \"carrier_pigeon\"", sinks.ErrUnknownType.Error())
+		return nil, field.New("downstream", "%s \"carrier_pigeon\"", sinks.ErrUnknownType.Error())
 	}}))
 	tb := bustest.New(t, func(c *bus.Config) { c.Sinks = reg })
 	_, err := tb.Integrations().CreateJSON(ctx, []byte(`{"integration_type":"fanout","configuration":{"downstream":"carrier_pigeon"}}`))

@@ -14,14 +14,15 @@ import (
 
 	"github.com/sinkbus/sinkbus/bus"
 	"github.com/sinkbus/sinkbus/bus/bustest"
+	"github.com/sinkbus/sinkbus/field"
 	"github.com/sinkbus/sinkbus/sinks"
 )
 
 // fieldsOf lists the fields an error names, in order.
 func fieldsOf(err error) []string {
 	var out []string
-	for _, e := range sinks.FieldErrors(err) {
-		var fe *sinks.FieldError
+	for _, e := range field.Errors(err) {
+		var fe *field.Error
 		if errors.As(e, &fe) && fe.Field != "" {
 			out = append(out, fe.Field)
 		}

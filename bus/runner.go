@@ -10,6 +10,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
 
+	"github.com/sinkbus/sinkbus/field"
 	"github.com/sinkbus/sinkbus/filter"
 	"github.com/sinkbus/sinkbus/middleware"
 	"github.com/sinkbus/sinkbus/replay"
@@ -77,7 +78,7 @@ func (b *Bus) newChain(in Integration) (*middleware.Chain, error) {
 		OnSkip:         onSkip,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrInvalid, sinks.Prefix("delivery", err))
+		return nil, fmt.Errorf("%w: %w", ErrInvalid, field.Prefix("delivery", err))
 	}
 	return chain, nil
 }
@@ -115,7 +116,7 @@ func (b *Bus) sinkEnv(in Integration) sinks.Env {
 func (b *Bus) openDelivery(in Integration, f *filter.Filter, chain *middleware.Chain) (*delivery, error) {
 	// Saved under other bus settings (AllowPrivateNetworks, DataDir), it
 	// may no longer be allowed here.
-	var p sinks.Problems
+	var p field.Problems
 	b.hostRules().check(&p, &in)
 	if err := p.Err(); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInvalid, err)
@@ -142,11 +143,11 @@ func (b *Bus) openDelivery(in Integration, f *filter.Filter, chain *middleware.C
 // one) is the integration's mistake, ErrInvalid; others (a broker that
 // cannot be reached) are returned as they are.
 func sinkError(err error) error {
-	var fe *sinks.FieldError
+	var fe *field.Error
 	if errors.Is(err, ErrInvalid) || !errors.As(err, &fe) {
 		return err
 	}
-	return fmt.Errorf("%w: %w", ErrInvalid, sinks.Prefix("configuration", err))
+	return fmt.Errorf("%w: %w", ErrInvalid, field.Prefix("configuration", err))
 }
 
 // routerHandler is the delivery as the router runs it, once per message in

@@ -25,7 +25,7 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/sinkbus/sinkbus/sinks"
+	"github.com/sinkbus/sinkbus/field"
 )
 
 // Selector is an include / exclude list (NewStore's entity and event
@@ -67,12 +67,12 @@ func (s selector) match(v string) bool {
 }
 
 // Compile validates observes and c and compiles them. An empty observes
-// list observes every event. The error joins one *sinks.FieldError per
+// list observes every event. The error joins one *field.Error per
 // problem, each naming the field and position of the mistake
 // ("observes[2]: empty pattern",
 // "filter_conditions.payload.$or[1].total: $gt needs a number or a string").
 func Compile(observes []string, c Conditions) (*Filter, error) {
-	var p sinks.Problems
+	var p field.Problems
 	f := &Filter{
 		observes: compilePatterns(observes, "observes", false, &p),
 		entities: selector{
@@ -93,7 +93,7 @@ func Compile(observes []string, c Conditions) (*Filter, error) {
 
 // compilePatterns returns nil for an empty list. Entity patterns are a
 // single segment, as an entity is.
-func compilePatterns(patterns []string, at string, entity bool, p *sinks.Problems) *trie {
+func compilePatterns(patterns []string, at string, entity bool, p *field.Problems) *trie {
 	if len(patterns) == 0 {
 		return nil
 	}

@@ -8,8 +8,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/sinkbus/sinkbus/field"
 	"github.com/sinkbus/sinkbus/filter"
-	"github.com/sinkbus/sinkbus/sinks"
 )
 
 func mustCompile(t testing.TB, observes []string, c filter.Conditions) *filter.Filter {
@@ -316,28 +316,28 @@ func TestCompile_errors_name_fields_and_positions(t *testing.T) {
 		})
 	require.Error(t, err)
 	want := []error{
-		&sinks.FieldError{Field: "observes[1]", Rule: `segment 1 "ord*": a wildcard must be a whole segment`},
-		&sinks.FieldError{Field: "observes[2]", Rule: "empty pattern"},
-		&sinks.FieldError{Field: "observes[3]", Rule: "segment 2 is empty"},
-		&sinks.FieldError{Field: "observes[4]", Rule: "256 bytes long; the limit is 255"},
-		&sinks.FieldError{Field: "filter_conditions.entities.include[1]", Rule: "an entity is a single segment (the first of the event name)"},
-		&sinks.FieldError{Field: "filter_conditions.entities.exclude[0]", Rule: `segment 1 "us er": character " " is not allowed (use A-Z a-z 0-9 _ : -)`},
-		&sinks.FieldError{Field: "filter_conditions.events.exclude[1]", Rule: `segment 2 "**y": a wildcard must be a whole segment`},
-		&sinks.FieldError{Field: "filter_conditions.payload.$and", Rule: "must not be empty"},
-		&sinks.FieldError{Field: "filter_conditions.payload.$nope", Rule: "unknown operator (use a field path, $and, $or or $not)"},
-		&sinks.FieldError{Field: "filter_conditions.payload.$not", Rule: "must be a condition object"},
-		&sinks.FieldError{Field: "filter_conditions.payload.$or[1].total", Rule: "$gt needs a number or a string"},
-		&sinks.FieldError{Field: "filter_conditions.payload.$or[2]", Rule: "must be a condition object"},
-		&sinks.FieldError{Field: "filter_conditions.payload.a", Rule: `unknown operator "$between" (use $eq $neq $gt $gte $lt $lte $in $nin $exist)`},
-		&sinks.FieldError{Field: "filter_conditions.payload.a", Rule: "$exist needs true or false"},
-		&sinks.FieldError{Field: "filter_conditions.payload.a", Rule: "$in needs an array"},
-		&sinks.FieldError{Field: "filter_conditions.payload.a", Rule: "$lte needs a number or a string"},
-		&sinks.FieldError{Field: "filter_conditions.payload.a", Rule: "$nin needs an array"},
-		&sinks.FieldError{Field: "filter_conditions.payload.b", Rule: `key "plain" mixed with operators (compare a whole object with $eq)`},
-		&sinks.FieldError{Field: "filter_conditions.payload.c", Rule: `unknown operator "$and" (use $eq $neq $gt $gte $lt $lte $in $nin $exist)`},
-		&sinks.FieldError{Field: "filter_conditions.payload.items..sku", Rule: "segment 2 of the field path is empty"},
+		&field.Error{Field: "observes[1]", Rule: `segment 1 "ord*": a wildcard must be a whole segment`},
+		&field.Error{Field: "observes[2]", Rule: "empty pattern"},
+		&field.Error{Field: "observes[3]", Rule: "segment 2 is empty"},
+		&field.Error{Field: "observes[4]", Rule: "256 bytes long; the limit is 255"},
+		&field.Error{Field: "filter_conditions.entities.include[1]", Rule: "an entity is a single segment (the first of the event name)"},
+		&field.Error{Field: "filter_conditions.entities.exclude[0]", Rule: `segment 1 "us er": character " " is not allowed (use A-Z a-z 0-9 _ : -)`},
+		&field.Error{Field: "filter_conditions.events.exclude[1]", Rule: `segment 2 "**y": a wildcard must be a whole segment`},
+		&field.Error{Field: "filter_conditions.payload.$and", Rule: "must not be empty"},
+		&field.Error{Field: "filter_conditions.payload.$nope", Rule: "unknown operator (use a field path, $and, $or or $not)"},
+		&field.Error{Field: "filter_conditions.payload.$not", Rule: "must be a condition object"},
+		&field.Error{Field: "filter_conditions.payload.$or[1].total", Rule: "$gt needs a number or a string"},
+		&field.Error{Field: "filter_conditions.payload.$or[2]", Rule: "must be a condition object"},
+		&field.Error{Field: "filter_conditions.payload.a", Rule: `unknown operator "$between" (use $eq $neq $gt $gte $lt $lte $in $nin $exist)`},
+		&field.Error{Field: "filter_conditions.payload.a", Rule: "$exist needs true or false"},
+		&field.Error{Field: "filter_conditions.payload.a", Rule: "$in needs an array"},
+		&field.Error{Field: "filter_conditions.payload.a", Rule: "$lte needs a number or a string"},
+		&field.Error{Field: "filter_conditions.payload.a", Rule: "$nin needs an array"},
+		&field.Error{Field: "filter_conditions.payload.b", Rule: `key "plain" mixed with operators (compare a whole object with $eq)`},
+		&field.Error{Field: "filter_conditions.payload.c", Rule: `unknown operator "$and" (use $eq $neq $gt $gte $lt $lte $in $nin $exist)`},
+		&field.Error{Field: "filter_conditions.payload.items..sku", Rule: "segment 2 of the field path is empty"},
 	}
-	assert.Equal(t, want, sinks.FieldErrors(err))
+	assert.Equal(t, want, field.Errors(err))
 }
 
 func TestCompile_payload_document_errors(t *testing.T) {
@@ -354,7 +354,7 @@ func TestCompile_payload_document_errors(t *testing.T) {
 	}
 	for _, tc := range tests {
 		_, err := filter.Compile(nil, filter.Conditions{Payload: json.RawMessage(tc.doc)})
-		assert.Equal(t, []error{&sinks.FieldError{Field: tc.field, Rule: tc.rule}}, sinks.FieldErrors(err), tc.doc)
+		assert.Equal(t, []error{&field.Error{Field: tc.field, Rule: tc.rule}}, field.Errors(err), tc.doc)
 	}
 }
 

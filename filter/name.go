@@ -6,7 +6,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
-	"github.com/sinkbus/sinkbus/sinks"
+	"github.com/sinkbus/sinkbus/field"
 )
 
 // MaxNameLen is the longest event name or pattern, in bytes.
@@ -22,11 +22,11 @@ var ErrInvalidPattern = errors.New("sinkbus: invalid pattern")
 // ValidateName reports whether name is a valid event name: dot-separated
 // segments ("order.fulfilled"), each non-empty and made of A-Z a-z 0-9 _ : -,
 // at most MaxNameLen bytes in all. The error matches ErrInvalidName and holds
-// a *sinks.FieldError (with no field) saying what is wrong and where:
+// a *field.Error (with no field) saying what is wrong and where:
 // `segment 2 "ful#filled": character "#" is not allowed (use A-Z a-z 0-9 _ : -)`.
 func ValidateName(name string) error {
 	if rule := checkName(name, false); rule != "" {
-		return &invalidError{kind: ErrInvalidName, rule: sinks.Field("", rule)}
+		return &invalidError{kind: ErrInvalidName, rule: field.New("", rule)}
 	}
 	return nil
 }
@@ -35,20 +35,20 @@ func ValidateName(name string) error {
 // event name whose segments may also be the wildcards "*" (exactly one
 // segment) or "**" (any number of segments, none included). A wildcard must
 // be a whole segment. The error matches ErrInvalidPattern and holds a
-// *sinks.FieldError (with no field).
+// *field.Error (with no field).
 func ValidatePattern(pattern string) error {
 	if rule := checkName(pattern, true); rule != "" {
-		return &invalidError{kind: ErrInvalidPattern, rule: sinks.Field("", rule)}
+		return &invalidError{kind: ErrInvalidPattern, rule: field.New("", rule)}
 	}
 	return nil
 }
 
 // invalidError is what ValidateName and ValidatePattern return: it matches
-// kind, and unwraps to the one field error, so sinks.Prefix can name the
+// kind, and unwraps to the one field error, so field.Prefix can name the
 // field ("events[3].name: segment 2 is empty").
 type invalidError struct {
 	kind error
-	rule *sinks.FieldError
+	rule *field.Error
 }
 
 func (e *invalidError) Error() string        { return e.kind.Error() + ": " + e.rule.Error() }

@@ -8,8 +8,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/sinkbus/sinkbus/field"
 	"github.com/sinkbus/sinkbus/filter"
-	"github.com/sinkbus/sinkbus/sinks"
 )
 
 func TestValidateName(t *testing.T) {
@@ -46,9 +46,9 @@ func TestValidateName(t *testing.T) {
 		require.Error(t, err, tc.name)
 		assert.ErrorIs(t, err, filter.ErrInvalidName)
 		assert.Equal(t, "sinkbus: invalid event name: "+tc.rule, err.Error())
-		var fe *sinks.FieldError
+		var fe *field.Error
 		require.True(t, errors.As(err, &fe))
-		assert.Equal(t, &sinks.FieldError{Rule: tc.rule}, fe)
+		assert.Equal(t, &field.Error{Rule: tc.rule}, fe)
 	}
 }
 
@@ -79,6 +79,6 @@ func TestValidatePattern(t *testing.T) {
 }
 
 func TestValidateName_field_error_can_be_prefixed(t *testing.T) {
-	err := sinks.Prefix("events[3].name", filter.ValidateName("order..x"))
-	assert.Equal(t, []error{&sinks.FieldError{Field: "events[3].name", Rule: "segment 2 is empty"}}, sinks.FieldErrors(err))
+	err := field.Prefix("events[3].name", filter.ValidateName("order..x"))
+	assert.Equal(t, []error{&field.Error{Field: "events[3].name", Rule: "segment 2 is empty"}}, field.Errors(err))
 }

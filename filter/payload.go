@@ -11,7 +11,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/sinkbus/sinkbus/sinks"
+	"github.com/sinkbus/sinkbus/field"
 )
 
 // cond is a compiled payload condition, evaluated on the values of the
@@ -46,15 +46,15 @@ type not struct{ c cond }
 
 func (c not) eval(vals slotValues) bool { return !c.c.eval(vals) }
 
-// field tests the value at one path with every op.
-type field struct {
+// pathCond tests the value at one path with every op.
+type pathCond struct {
 	at  *pathNode
 	ops []op
 	// decode is false when every op is $exist: presence is enough.
 	decode bool
 }
 
-func (c field) eval(vals slotValues) bool {
+func (c pathCond) eval(vals slotValues) bool {
 	var v any
 	ok := vals[c.at.slot].raw != nil
 	if ok && c.decode {
@@ -246,7 +246,7 @@ func (c *conditions) match(payload []byte) bool {
 
 // compileConditions compiles a payload condition document; nil means no
 // condition. Problems are named under at ("filter_conditions.payload").
-func compileConditions(doc json.RawMessage, at string, p *sinks.Problems) *conditions {
+func compileConditions(doc json.RawMessage, at string, p *field.Problems) *conditions {
 	if len(bytes.TrimSpace(doc)) == 0 {
 		return nil
 	}
@@ -272,7 +272,7 @@ func compileConditions(doc json.RawMessage, at string, p *sinks.Problems) *condi
 }
 
 // compileObject compiles a condition object: every key must hold (AND).
-func compileObject(v any, at string, paths *pathNode, p *sinks.Problems) cond {
+func compileObject(v any, at string, paths *pathNode, p *field.Problems) cond {
 	obj, ok := v.(map[string]any)
 	if !ok {
 		p.Add(at, "must be a condition object")
@@ -314,8 +314,8 @@ func compileObject(v any, at string, paths *pathNode, p *sinks.Problems) cond {
 	return all
 }
 
-func compileField(path string, val any, at string, paths *pathNode, p *sinks.Problems) (field, bool) {
-	var f field
+func compileField(path string, val any, at string, paths *pathNode, p *field.Problems) (pathCond, bool) {
+	var f pathCond
 	ok := true
 	segs := strings.Split(path, ".")
 	for i, seg := range segs {

@@ -11,6 +11,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
 
+	"github.com/sinkbus/sinkbus/field"
 	"github.com/sinkbus/sinkbus/internal/clock"
 	"github.com/sinkbus/sinkbus/internal/stopping"
 	"github.com/sinkbus/sinkbus/sinks"
@@ -142,7 +143,7 @@ type Breaker struct {
 
 // NewBreaker returns a closed breaker.
 func NewBreaker(cfg BreakerConfig) (*Breaker, error) {
-	var p sinks.Problems
+	var p field.Problems
 	if cfg.Log == nil {
 		p.Add("log", "required")
 	}

@@ -7,6 +7,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
 
+	"github.com/sinkbus/sinkbus/field"
 	"github.com/sinkbus/sinkbus/internal/clock"
 	"github.com/sinkbus/sinkbus/sinks"
 )
@@ -76,10 +77,10 @@ type Chain struct {
 }
 
 // New returns the chain of one integration, or every configuration problem
-// at once (*sinks.FieldError values; settings fields named as in their JSON
+// at once (*field.Error values; settings fields named as in their JSON
 // form, "retry.max_attempts").
 func New(cfg Config) (*Chain, error) {
-	var p sinks.Problems
+	var p field.Problems
 	if cfg.IntegrationID == "" {
 		p.Add("integration_id", "required")
 	}
@@ -95,7 +96,7 @@ func New(cfg Config) (*Chain, error) {
 	s := cfg.Settings
 	s.SetDefaults()
 	if err := s.Validate(); err != nil {
-		p = append(p, sinks.FieldErrors(err)...)
+		p = append(p, field.Errors(err)...)
 	}
 	if err := p.Err(); err != nil {
 		return nil, err

@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/sinkbus/sinkbus/field"
 	"github.com/sinkbus/sinkbus/middleware"
 	"github.com/sinkbus/sinkbus/sinks"
 )
@@ -366,7 +367,7 @@ func TestNew_problems(t *testing.T) {
 	})
 	require.Error(t, err)
 	var msgs []string
-	for _, fe := range sinks.FieldErrors(err) {
+	for _, fe := range field.Errors(err) {
 		msgs = append(msgs, fe.Error())
 	}
 	assert.Equal(t, []string{

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/sinkbus/sinkbus/field"
 	"github.com/sinkbus/sinkbus/sinks"
 )
 
@@ -134,11 +135,11 @@ func (b *BreakerPolicy) setDefaults() {
 	}
 }
 
-// Validate returns every problem at once, as *sinks.FieldError values named
+// Validate returns every problem at once, as *field.Error values named
 // by their JSON path relative to the settings ("retry.max_attempts"). Call it
 // after SetDefaults: zero values are problems here.
 func (s Settings) Validate() error {
-	var p sinks.Problems
+	var p field.Problems
 	switch {
 	case s.Timeout < 0:
 		p.Add("timeout", "must not be negative")
@@ -151,7 +152,7 @@ func (s Settings) Validate() error {
 }
 
 // validate adds the problems of r to p, each field named prefix+name.
-func (r RetryPolicy) validate(p *sinks.Problems, prefix string) {
+func (r RetryPolicy) validate(p *field.Problems, prefix string) {
 	if r.InitialInterval <= 0 {
 		p.Add(prefix+"initial_interval", "must be positive")
 	}
@@ -173,7 +174,7 @@ func (r RetryPolicy) validate(p *sinks.Problems, prefix string) {
 }
 
 // validate adds the problems of b to p, each field named prefix+name.
-func (b BreakerPolicy) validate(p *sinks.Problems, prefix string) {
+func (b BreakerPolicy) validate(p *field.Problems, prefix string) {
 	if b.OpenAfter < 1 {
 		p.Add(prefix+"open_after", "must be >= 1")
 	}
@@ -259,11 +260,11 @@ func (s Settings) MarshalJSON() ([]byte, error) {
 }
 
 // UnmarshalJSON reads the JSON form strictly: unknown fields and wrong types
-// are *sinks.FieldError values naming the field. Fields absent from data keep
+// are *field.Error values naming the field. Fields absent from data keep
 // their current value. It does not validate.
 func (s *Settings) UnmarshalJSON(data []byte) error {
 	j := s.toJSON()
-	if err := sinks.DecodeStrict(data, &j); err != nil {
+	if err := field.DecodeStrict(data, &j); err != nil {
 		if fe := nestedProblem(data); fe != nil {
 			return fe
 		}
@@ -273,7 +274,7 @@ func (s *Settings) UnmarshalJSON(data []byte) error {
 	return nil
 }
 
-// nestedProblem names the field of data that DecodeStrict refused when its
+// nestedProblem names the field of data that field.DecodeStrict refused when its
 // error cannot: encoding/json drops the path from an Unmarshaler's errors
 // (the durations) and from unknown fields of nested objects. Nil when it
 // finds nothing more precise.
@@ -288,7 +289,7 @@ func nestedProblem(data []byte) error {
 	}
 	var d sinks.Duration
 	if raw.Timeout != nil && d.UnmarshalJSON(raw.Timeout) != nil {
-		return sinks.Field("timeout", durationRule)
+		return field.New("timeout", durationRule)
 	}
 	objects := []struct {
 		name   string
@@ -306,9 +307,9 @@ func nestedProblem(data []byte) error {
 			isDuration, ok := o.known[k]
 			switch {
 			case !ok:
-				return sinks.Field(o.name+"."+k, "unknown field")
+				return field.New(o.name+"."+k, "unknown field")
 			case isDuration && d.UnmarshalJSON(v) != nil:
-				return sinks.Field(o.name+"."+k, durationRule)
+				return field.New(o.name+"."+k, durationRule)
 			}
 		}
 	}

@@ -9,8 +9,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/sinkbus/sinkbus/field"
 	"github.com/sinkbus/sinkbus/middleware"
-	"github.com/sinkbus/sinkbus/sinks"
 )
 
 func defaults() middleware.Settings {
@@ -106,7 +106,7 @@ func TestSettings_Validate(t *testing.T) {
 			tc.change(&s)
 			err := s.Validate()
 			var got []string
-			for _, fe := range sinks.FieldErrors(err) {
+			for _, fe := range field.Errors(err) {
 				got = append(got, fe.Error())
 			}
 			assert.Equal(t, tc.want, got)

@@ -54,8 +54,8 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill"
 
+	"github.com/sinkbus/sinkbus/field"
 	"github.com/sinkbus/sinkbus/internal/atomicfile"
-	"github.com/sinkbus/sinkbus/sinks"
 )
 
 // ErrSegmentsClosed is returned by a Segments storage after Close.
@@ -110,7 +110,7 @@ func (p *SyncPolicy) UnmarshalText(b []byte) error {
 			return nil
 		}
 	}
-	return sinks.Field("sync", "must be one of group_commit, interval, none")
+	return field.New("sync", "must be one of group_commit, interval, none")
 }
 
 // Defaults of SegmentConfig.
@@ -164,7 +164,7 @@ func (c *SegmentConfig) setDefaults() {
 
 // Validate reports every problem of the configuration at once.
 func (c SegmentConfig) Validate() error {
-	var p sinks.Problems
+	var p field.Problems
 	if c.Dir == "" {
 		p.Add("dir", "is required")
 	}

@@ -7,6 +7,8 @@ import (
 	"regexp"
 	"sort"
 	"sync"
+
+	"github.com/sinkbus/sinkbus/field"
 )
 
 // Type is a kind of sink the bus can build from JSON: its integration_type
@@ -100,7 +102,7 @@ func DecodeInto[C any, P interface {
 	Config
 }](configuration json.RawMessage) (Config, error) {
 	var c C
-	if err := DecodeStrict(configuration, &c); err != nil {
+	if err := field.DecodeStrict(configuration, &c); err != nil {
 		return nil, err
 	}
 	return P(&c), nil

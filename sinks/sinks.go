@@ -35,7 +35,7 @@ const (
 type Config interface {
 	// Type is the integration_type this configuration belongs to.
 	Type() string
-	// Validate returns every problem at once (errors.Join of *FieldError),
+	// Validate returns every problem at once (errors.Join of *field.Error),
 	// with field names relative to the configuration object ("url").
 	Validate() error
 	// Masked returns a copy safe to show: secrets replaced by Mask.

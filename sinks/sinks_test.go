@@ -73,45 +73,6 @@ func TestIsTimeout(t *testing.T) {
 	assert.False(t, sinks.IsTimeout(errors.New("refused")))
 }
 
-func TestProblems_name_every_field_and_Prefix_re_roots_them(t *testing.T) {
-	var p sinks.Problems
-	assert.NoError(t, p.Err())
-	p.Add("url", "must be https or http")
-	p.Merge("addresses", errors.Join(sinks.Field("[1]", "empty"), sinks.Field("", "at most %d", 10)))
-	p.Merge("headers", errors.New("not an object"))
-	p.Merge("ignored", nil)
-	err := p.Err()
-	require.Error(t, err)
-	var fields []string
-	for _, e := range sinks.FieldErrors(sinks.Prefix("configuration", err)) {
-		fields = append(fields, e.Error())
-	}
-	assert.Equal(t, []string{
-		"configuration.url: must be https or http",
-		"configuration.addresses[1]: empty",
-		"configuration.addresses: at most 10",
-		"configuration.headers: not an object",
-	}, fields)
-}
-
-func TestDecodeStrict_names_the_field_and_never_quotes_a_value(t *testing.T) {
-	var c struct {
-		URL     string `json:"url"`
-		Timeout int    `json:"timeout"`
-	}
-	err := sinks.DecodeStrict([]byte(`{"url":"https://x","secret":"hunter2-secret"}`), &c)
-	require.Error(t, err)
-	assert.Contains(t, err.Error(), "secret", "names the unknown field")
-	assert.NotContains(t, err.Error(), "hunter2")
-	err = sinks.DecodeStrict([]byte(`{"timeout":"hunter2-secret"}`), &c)
-	require.Error(t, err)
-	assert.Contains(t, err.Error(), "timeout")
-	assert.NotContains(t, err.Error(), "hunter2")
-	assert.Error(t, sinks.DecodeStrict([]byte(`{"url":"a"} {}`), &c), "trailing data")
-	assert.NoError(t, sinks.DecodeStrict([]byte(`{"url":"a","timeout":3}`), &c))
-	assert.Equal(t, 3, c.Timeout)
-}
-
 func TestDuration_reads_strings_and_seconds(t *testing.T) {
 	for in, want := range map[string]time.Duration{`"1m30s"`: 90 * time.Second, `30`: 30 * time.Second, `0.5`: 500 * time.Millisecond, `null`: 0} {
 		var d sinks.Duration

@@ -40,7 +40,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill"
 
 	"github.com/sinkbus/sinkbus/bus"
-	"github.com/sinkbus/sinkbus/sinks"
+	"github.com/sinkbus/sinkbus/field"
 )
 
 // ErrUnauthenticated is what an Authorize hook returns (wrapped or not) for a
@@ -81,7 +81,7 @@ type Options struct {
 
 // Validate reports every invalid option, by its Go field name.
 func (o Options) Validate() error {
-	var p sinks.Problems
+	var p field.Problems
 	if o.MaxBodyBytes < 0 {
 		p.Add("MaxBodyBytes", "must not be negative")
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/sinkbus/sinkbus/bus"
 	"github.com/sinkbus/sinkbus/bus/api"
 	"github.com/sinkbus/sinkbus/bus/bustest"
+	"github.com/sinkbus/sinkbus/field"
 	"github.com/sinkbus/sinkbus/middleware"
 	"github.com/sinkbus/sinkbus/sinks"
 )
@@ -708,8 +709,8 @@ func TestNew_refuses_invalid_options_naming_each(t *testing.T) {
 	_, err := api.New(tb.Bus, api.Options{Format: "xml", MaxBodyBytes: -1, BaseURL: "shop.example.com/api"})
 	require.Error(t, err)
 	var fields []string
-	for _, fe := range sinks.FieldErrors(err) {
-		var target *sinks.FieldError
+	for _, fe := range field.Errors(err) {
+		var target *field.Error
 		require.True(t, errors.As(fe, &target))
 		fields = append(fields, target.Field)
 	}

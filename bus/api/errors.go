@@ -10,8 +10,8 @@ import (
 	"github.com/ThreeDotsLabs/watermill"
 
 	"github.com/sinkbus/sinkbus/bus"
+	"github.com/sinkbus/sinkbus/field"
 	"github.com/sinkbus/sinkbus/middleware"
-	"github.com/sinkbus/sinkbus/sinks"
 )
 
 // Error is the body of every error response (NewStore's error object, plus
@@ -59,8 +59,8 @@ func statusOf(err error) (int, string) {
 var errBadRequest = errors.New("sinkbus: bad request")
 
 // badRequest is a validation failure of the request itself.
-func badRequest(field, rule string, args ...any) error {
-	return errors.Join(errBadRequest, sinks.Field(field, rule, args...))
+func badRequest(name, rule string, args ...any) error {
+	return errors.Join(errBadRequest, field.New(name, rule, args...))
 }
 
 // fail answers err. Internal errors are logged, never shown: the caller
@@ -88,8 +88,8 @@ var sentinels = []error{errBadRequest, bus.ErrInvalid, bus.ErrInvalidEvent, bus.
 func fieldProblems(err error, rename func(string) string) []FieldProblem {
 	var out []FieldProblem
 next:
-	for _, e := range sinks.FieldErrors(err) {
-		fe := e.(*sinks.FieldError)
+	for _, e := range field.Errors(err) {
+		fe := e.(*field.Error)
 		if fe.Field == "" {
 			for _, s := range sentinels {
 				if fe.Rule == s.Error() {

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/sinkbus/sinkbus/bus"
+	"github.com/sinkbus/sinkbus/field"
 	"github.com/sinkbus/sinkbus/middleware"
 	"github.com/sinkbus/sinkbus/replay"
 	"github.com/sinkbus/sinkbus/sinks"
@@ -151,7 +152,7 @@ func (h *handler) replay(w http.ResponseWriter, r *http.Request) {
 	}
 	var req ReplayRequest
 	if len(data) > 0 {
-		if err := sinks.DecodeStrict(data, &req); err != nil {
+		if err := field.DecodeStrict(data, &req); err != nil {
 			h.fail(w, r, errors.Join(errBadRequest, err), nil)
 			return
 		}

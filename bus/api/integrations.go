@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/sinkbus/sinkbus/bus"
-	"github.com/sinkbus/sinkbus/sinks"
+	"github.com/sinkbus/sinkbus/field"
 )
 
 // readBody reads the request body within the size limit; empty is allowed.
@@ -223,7 +223,7 @@ func checkImmutable(current, patch object) error {
 		if !ok || sameValue(k, current[k], v) {
 			continue
 		}
-		changed = append(changed, sinks.Field(k, "cannot change after creation"))
+		changed = append(changed, field.New(k, "cannot change after creation"))
 	}
 	if len(changed) == 0 {
 		return nil

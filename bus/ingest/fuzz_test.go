@@ -7,7 +7,7 @@ import (
 	"testing"
 
 	"github.com/sinkbus/sinkbus/bus/ingest"
-	"github.com/sinkbus/sinkbus/sinks"
+	"github.com/sinkbus/sinkbus/field"
 )
 
 // FuzzDecode checks that Decode never panics, that every error is a field
@@ -26,8 +26,8 @@ func FuzzDecode(f *testing.F) {
 	f.Fuzz(func(t *testing.T, body []byte) {
 		e, err := ingest.Decode(body)
 		if err != nil {
-			for _, fe := range sinks.FieldErrors(err) {
-				var target *sinks.FieldError
+			for _, fe := range field.Errors(err) {
+				var target *field.Error
 				if !errors.As(fe, &target) {
 					t.Fatalf("not a field error: %v", fe)
 				}

@@ -39,6 +39,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill"
 
 	"github.com/sinkbus/sinkbus/bus"
+	"github.com/sinkbus/sinkbus/field"
 	"github.com/sinkbus/sinkbus/filter"
 	"github.com/sinkbus/sinkbus/internal/clock"
 	"github.com/sinkbus/sinkbus/replay"
@@ -107,13 +108,13 @@ func (o *Options) setDefaults() {
 
 // Validate reports every invalid option, by its Go field name.
 func (o Options) Validate() error {
-	var p sinks.Problems
+	var p field.Problems
 	if o.Authenticate == nil {
 		p.Add("Authenticate", "required (AllowAll accepts every request)")
 	}
 	if _, err := filter.Compile(o.Events, filter.Conditions{}); err != nil {
-		for _, e := range sinks.FieldErrors(err) {
-			fe := e.(*sinks.FieldError)
+		for _, e := range field.Errors(err) {
+			fe := e.(*field.Error)
 			p.Add("Events"+strings.TrimPrefix(fe.Field, "observes"), "%s", fe.Rule)
 		}
 	}
@@ -306,7 +307,7 @@ func (h *Handler) tenant(r *http.Request) (string, error) {
 	case v == "":
 		return h.opts.Tenant, nil
 	case !tenantPattern.MatchString(v):
-		return "", sinks.Field(h.opts.TenantHeader, "must be letters, digits and ._- (at most 64, starting with a letter or digit)")
+		return "", field.New(h.opts.TenantHeader, "must be letters, digits and ._- (at most 64, starting with a letter or digit)")
 	}
 	return v, nil
 }
@@ -319,19 +320,19 @@ func Decode(body []byte) (bus.Event, error) {
 	var top map[string]json.RawMessage
 	if err := json.Unmarshal(body, &top); err != nil {
 		if !json.Valid(body) {
-			return bus.Event{}, sinks.Field("", "malformed JSON")
+			return bus.Event{}, field.New("", "malformed JSON")
 		}
-		return bus.Event{}, sinks.Field("", "must be a JSON object")
+		return bus.Event{}, field.New("", "must be a JSON object")
 	}
 	raw, ok := top["data"]
 	if !ok || isNull(raw) {
-		return bus.Event{}, sinks.Field("data", "required")
+		return bus.Event{}, field.New("data", "required")
 	}
 	var data map[string]json.RawMessage
 	if err := json.Unmarshal(raw, &data); err != nil {
-		return bus.Event{}, sinks.Field("data", "must be an object")
+		return bus.Event{}, field.New("data", "must be an object")
 	}
-	var p sinks.Problems
+	var p field.Problems
 	var e bus.Event
 	e.ID = stringField(&p, data, "uid")
 	e.Name = stringField(&p, data, "event")
@@ -347,7 +348,7 @@ func Decode(body []byte) (bus.Event, error) {
 	return e, p.Err()
 }
 
-func stringField(p *sinks.Problems, data map[string]json.RawMessage, key string) string {
+func stringField(p *field.Problems, data map[string]json.RawMessage, key string) string {
 	raw, ok := data[key]
 	if !ok || isNull(raw) {
 		p.Add("data."+key, "required")
@@ -370,15 +371,15 @@ func isNull(raw json.RawMessage) bool { return string(bytes.TrimSpace(raw)) == "
 // prefixed tells that the id is the uid behind its tenant's prefix.
 func renameFields(err error, prefixed bool) error {
 	var out []error
-	for _, e := range sinks.FieldErrors(err) {
-		fe := e.(*sinks.FieldError)
+	for _, e := range field.Errors(err) {
+		fe := e.(*field.Error)
 		if fe.Field == "" {
 			continue // the sentinel: the fields say it all
 		}
-		field := fe.Field
+		name := fe.Field
 		for from, to := range map[string]string{"id": "data.uid", "name": "data.event", "payload": "data.value", "tenant": "tenant"} {
-			if field == from || strings.HasPrefix(field, from+".") {
-				field = to + strings.TrimPrefix(field, from)
+			if name == from || strings.HasPrefix(name, from+".") {
+				name = to + strings.TrimPrefix(name, from)
 				break
 			}
 		}
@@ -386,7 +387,7 @@ func renameFields(err error, prefixed bool) error {
 		if prefixed && fe.Field == "id" {
 			rule += " (in the event id <tenant>:<uid>)"
 		}
-		out = append(out, sinks.Field(field, "%s", rule))
+		out = append(out, field.New(name, "%s", rule))
 	}
 	if len(out) == 0 {
 		return err
@@ -396,7 +397,7 @@ func renameFields(err error, prefixed bool) error {
 
 // problemText lists field errors on one line.
 func problemText(err error) string {
-	errs := sinks.FieldErrors(err)
+	errs := field.Errors(err)
 	parts := make([]string, len(errs))
 	for i, e := range errs {
 		parts[i] = e.Error()

@@ -7,6 +7,7 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill/message"
 
+	"github.com/sinkbus/sinkbus/field"
 	"github.com/sinkbus/sinkbus/sinks"
 )
 
@@ -96,7 +97,7 @@ func (c *Config) setDefaults() {
 
 // Validate returns every problem of c at once.
 func (c Config) Validate() error {
-	var p sinks.Problems
+	var p field.Problems
 	if strings.ContainsRune(c.Dir, 0) {
 		p.Add("dir", "must not contain a NUL character")
 	}
@@ -130,18 +131,18 @@ func ValidateKeyPrefix(prefix string) error {
 		return nil
 	}
 	if len(prefix) > MaxKeyPrefix {
-		return sinks.Field("", "must be at most %d bytes", MaxKeyPrefix)
+		return field.New("", "must be at most %d bytes", MaxKeyPrefix)
 	}
 	for _, seg := range strings.Split(prefix, "/") {
 		switch seg {
 		case "":
-			return sinks.Field("", "must not start or end with \"/\" nor contain \"//\"")
+			return field.New("", "must not start or end with \"/\" nor contain \"//\"")
 		case ".", "..":
-			return sinks.Field("", "must not contain \".\" or \"..\" segments")
+			return field.New("", "must not contain \".\" or \"..\" segments")
 		}
 		for i := 0; i < len(seg); i++ {
 			if !isKeySafe(seg[i]) {
-				return sinks.Field("", "may contain only letters, digits, \"/\" and !-_.*'()")
+				return field.New("", "may contain only letters, digits, \"/\" and !-_.*'()")
 			}
 		}
 	}
@@ -159,7 +160,7 @@ func isKeySafe(c byte) bool {
 // CheckEnv reports a missing dir on a bus without a data directory.
 func (c Config) CheckEnv(env sinks.Env) error {
 	if c.Dir == "" && env.DataDir == "" {
-		return sinks.Field("dir", "is required when the bus has no data directory")
+		return field.New("dir", "is required when the bus has no data directory")
 	}
 	return nil
 }

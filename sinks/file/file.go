@@ -28,6 +28,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
 
+	"github.com/sinkbus/sinkbus/field"
 	"github.com/sinkbus/sinkbus/internal/atomicfile"
 	"github.com/sinkbus/sinkbus/internal/clock"
 	"github.com/sinkbus/sinkbus/sinks"
@@ -55,7 +56,7 @@ type Publisher struct {
 // New returns a file sink writing under cfg.Dir. It takes the directory's
 // lock, then completes the temporary files a previous run left in that
 // directory tree. While another sink holds the directory it fails with a
-// *sinks.FieldError for "dir".
+// *field.Error for "dir".
 func New(cfg Config, env sinks.Env) (*Publisher, error) {
 	env = env.Defaults()
 	cfg, err := cfg.resolve(env)
@@ -67,7 +68,7 @@ func New(cfg Config, env sinks.Env) (*Publisher, error) {
 	case cfg.Lock == nil:
 		if lock, err = LockDir(cfg.Dir); err != nil {
 			if errors.Is(err, ErrDirInUse) {
-				return nil, sinks.Field("dir", "is in use by another sink: one file or s3 sink at a time may use a directory")
+				return nil, field.New("dir", "is in use by another sink: one file or s3 sink at a time may use a directory")
 			}
 			return nil, err
 		}

@@ -20,6 +20,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/sinkbus/sinkbus/field"
 	"github.com/sinkbus/sinkbus/internal/clock"
 	"github.com/sinkbus/sinkbus/sinks"
 	"github.com/sinkbus/sinkbus/sinks/file"
@@ -332,7 +333,7 @@ func TestFileSink_one_sink_per_directory(t *testing.T) {
 
 	// A second sink would "recover" the first one's open file under it.
 	_, err = file.New(file.Config{Dir: dir, KeyPrefix: "other"}, sinks.Env{IntegrationID: "erp-2"})
-	var fe *sinks.FieldError
+	var fe *field.Error
 	require.ErrorAs(t, err, &fe)
 	assert.Equal(t, "dir", fe.Field)
 	assert.Contains(t, fe.Rule, "in use by another sink")
@@ -456,7 +457,7 @@ func TestConfig_validate_names_each_field(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var got []string
-			for _, e := range sinks.FieldErrors(tt.cfg.Validate()) {
+			for _, e := range field.Errors(tt.cfg.Validate()) {
 				got = append(got, e.Error())
 			}
 			assert.Equal(t, tt.want, got)
@@ -466,7 +467,7 @@ func TestConfig_validate_names_each_field(t *testing.T) {
 
 func TestConfig_dir_defaults_to_the_data_dir(t *testing.T) {
 	_, err := file.Config{}.NewPublisher(sinks.Env{IntegrationID: "erp-1"})
-	var fe *sinks.FieldError
+	var fe *field.Error
 	require.ErrorAs(t, err, &fe)
 	assert.Equal(t, "dir", fe.Field)
 
@@ -515,8 +516,8 @@ func FuzzDecodeConfig(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		cfg, err := file.Type.Decode(data)
 		if err != nil {
-			for _, e := range sinks.FieldErrors(err) {
-				require.IsType(t, &sinks.FieldError{}, e)
+			for _, e := range field.Errors(err) {
+				require.IsType(t, &field.Error{}, e)
 			}
 			return
 		}

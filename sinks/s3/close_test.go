@@ -15,6 +15,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/sinkbus/sinkbus/field"
 	"github.com/sinkbus/sinkbus/sinks"
 	"github.com/sinkbus/sinkbus/sinks/file"
 	"github.com/sinkbus/sinkbus/sinks/s3"
@@ -204,7 +205,7 @@ func TestS3Sink_one_sink_per_spool(t *testing.T) {
 	cfg := store.config()
 	cfg.SpoolDir = first.sink.Spool()
 	_, err := s3.New(cfg, sinks.Env{IntegrationID: "erp-2"})
-	var fe *sinks.FieldError
+	var fe *field.Error
 	require.ErrorAs(t, err, &fe)
 	assert.Equal(t, "spool_dir", fe.Field)
 	assert.Contains(t, fe.Rule, "in use by another sink")

@@ -13,6 +13,7 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill/message"
 
+	"github.com/sinkbus/sinkbus/field"
 	"github.com/sinkbus/sinkbus/sinks"
 	"github.com/sinkbus/sinkbus/sinks/file"
 )
@@ -101,7 +102,7 @@ var (
 
 // Validate returns every problem of c at once.
 func (c Config) Validate() error {
-	var p sinks.Problems
+	var p field.Problems
 	switch {
 	case c.Bucket == "":
 		p.Add("bucket", "is required")
@@ -131,7 +132,7 @@ func (c Config) Validate() error {
 	}
 	fc := c.fileConfig()
 	fc.Dir = "" // checked above as spool_dir
-	p = append(p, sinks.FieldErrors(fc.Validate())...)
+	p = append(p, field.Errors(fc.Validate())...)
 	return p.Err()
 }
 
@@ -171,7 +172,7 @@ func (c Config) fileConfig() file.Config {
 // CheckEnv reports a missing spool_dir on a bus without a data directory.
 func (c Config) CheckEnv(env sinks.Env) error {
 	if spool, _ := c.spoolDir(env); spool == "" {
-		return sinks.Field("spool_dir", "is required when the bus has no data directory")
+		return field.New("spool_dir", "is required when the bus has no data directory")
 	}
 	return nil
 }

@@ -42,6 +42,7 @@ import (
 	"github.com/aws/smithy-go"
 	"github.com/cenkalti/backoff/v4"
 
+	"github.com/sinkbus/sinkbus/field"
 	"github.com/sinkbus/sinkbus/sinks"
 	"github.com/sinkbus/sinkbus/sinks/file"
 )
@@ -100,7 +101,7 @@ type Publisher struct {
 // New returns an S3 sink. It takes the spool's lock, completes the files a
 // previous run left open (see file.New), queues every finished file it
 // finds there, oldest first, and starts uploading. While another sink holds
-// the spool it fails with a *sinks.FieldError for "spool_dir".
+// the spool it fails with a *field.Error for "spool_dir".
 func New(cfg Config, env sinks.Env) (*Publisher, error) {
 	env = env.Defaults()
 	if err := cfg.Validate(); err != nil {
@@ -120,7 +121,7 @@ func New(cfg Config, env sinks.Env) (*Publisher, error) {
 	lock, err := file.LockDir(spool)
 	if err != nil {
 		if errors.Is(err, file.ErrDirInUse) {
-			return nil, sinks.Field("spool_dir", "is in use by another sink: one file or s3 sink at a time may use a directory")
+			return nil, field.New("spool_dir", "is in use by another sink: one file or s3 sink at a time may use a directory")
 		}
 		return nil, fmt.Errorf("sinkbus: s3: %w", err)
 	}

@@ -27,6 +27,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/sinkbus/sinkbus/field"
 	"github.com/sinkbus/sinkbus/internal/clock"
 	"github.com/sinkbus/sinkbus/internal/testenv"
 	"github.com/sinkbus/sinkbus/sinks"
@@ -530,7 +531,7 @@ func TestS3Sink_classifies_refusals(t *testing.T) {
 
 func TestS3Sink_needs_a_spool(t *testing.T) {
 	_, err := s3.Config{Bucket: "exports", Region: "us-east-1"}.NewPublisher(sinks.Env{IntegrationID: "erp-1"})
-	var fe *sinks.FieldError
+	var fe *field.Error
 	require.ErrorAs(t, err, &fe)
 	assert.Equal(t, "spool_dir", fe.Field)
 
@@ -587,7 +588,7 @@ func TestConfig_validate_names_each_field(t *testing.T) {
 			c := ok
 			tt.change(&c)
 			var got []string
-			for _, e := range sinks.FieldErrors(c.Validate()) {
+			for _, e := range field.Errors(c.Validate()) {
 				got = append(got, e.Error())
 			}
 			assert.Equal(t, tt.want, got)
@@ -602,8 +603,8 @@ func FuzzDecodeConfig(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		cfg, err := s3.Type.Decode(data)
 		if err != nil {
-			for _, e := range sinks.FieldErrors(err) {
-				require.IsType(t, &sinks.FieldError{}, e)
+			for _, e := range field.Errors(err) {
+				require.IsType(t, &field.Error{}, e)
 			}
 			return
 		}

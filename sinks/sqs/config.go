@@ -8,6 +8,7 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill/message"
 
+	"github.com/sinkbus/sinkbus/field"
 	"github.com/sinkbus/sinkbus/sinks"
 )
 
@@ -110,7 +111,7 @@ func (c *Config) setDefaults() {
 // Validate returns every problem of the configuration at once.
 func (c Config) Validate() error {
 	c.setDefaults()
-	var p sinks.Problems
+	var p field.Problems
 	q, urlErr := parseQueueURL(c.URL)
 	if urlErr != nil {
 		p.Add("url", urlErr.Error())

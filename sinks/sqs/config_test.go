@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/sinkbus/sinkbus/field"
 	"github.com/sinkbus/sinkbus/sinks"
 	"github.com/sinkbus/sinkbus/sinks/sqs"
 )
@@ -113,7 +114,7 @@ func TestConfig_validate(t *testing.T) {
 			}
 			require.Error(t, err)
 			var got []string
-			for _, fe := range sinks.FieldErrors(err) {
+			for _, fe := range field.Errors(err) {
 				got = append(got, fe.Error())
 			}
 			assert.Equal(t, tt.want, got)
@@ -157,8 +158,8 @@ func FuzzDecodeConfig(f *testing.F) {
 			}
 		}
 		if verr != nil {
-			for _, fe := range sinks.FieldErrors(verr) {
-				assert.NotEmpty(t, fe.(*sinks.FieldError).Field, "problem without a field: %v", fe)
+			for _, fe := range field.Errors(verr) {
+				assert.NotEmpty(t, fe.(*field.Error).Field, "problem without a field: %v", fe)
 			}
 			return
 		}

@@ -6,7 +6,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/sinkbus/sinkbus/sinks"
+	"github.com/sinkbus/sinkbus/field"
 )
 
 // Default ports of the address schemes: STOMP's registered port, and the
@@ -61,13 +61,13 @@ var (
 // Problems are field errors named by position ("[1]: unsupported scheme
 // \"http\""); they never quote an address, which may hold credentials.
 func ParseAddresses(addrs []string) ([]Address, error) {
-	var p sinks.Problems
+	var p field.Problems
 	out := make([]Address, 0, len(addrs))
 	for i, s := range addrs {
-		field := "[" + strconv.Itoa(i) + "]"
+		at := "[" + strconv.Itoa(i) + "]"
 		members, err := parseEntry(s)
 		if err != nil {
-			p = append(p, &sinks.FieldError{Field: field, Rule: err.Error()})
+			p = append(p, field.New(at, "%s", err.Error()))
 			continue
 		}
 		out = append(out, members...)

@@ -6,6 +6,7 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill/message"
 
+	"github.com/sinkbus/sinkbus/field"
 	"github.com/sinkbus/sinkbus/sinks"
 )
 
@@ -161,7 +162,7 @@ func (c *Config) setDefaults(concurrency int) {
 // Validate returns every problem of the configuration at once, each naming
 // its JSON field.
 func (c Config) Validate() error {
-	var p sinks.Problems
+	var p field.Problems
 	if len(c.Addresses) == 0 {
 		p.Add("addresses", "at least one address required")
 	} else if _, err := ParseAddresses(c.Addresses); err != nil {

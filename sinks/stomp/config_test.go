@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/sinkbus/sinkbus/field"
 	"github.com/sinkbus/sinkbus/sinks"
 	"github.com/sinkbus/sinkbus/sinks/stomp"
 )
@@ -73,7 +74,7 @@ func TestConfig_decode_errors_name_the_field(t *testing.T) {
 		{`{"password": 42}`, "password: must be a string"},
 		{`{"receipt_timeout": "soon"}`, "must be a duration"},
 		{`{"connections": "4"}`, "connections: must be a number"},
-		{`{"tls": {"ca": "x"}}`, "ca: unknown field"}, // sinks.DecodeStrict names nested fields by their own name
+		{`{"tls": {"ca": "x"}}`, "ca: unknown field"}, // field.DecodeStrict names nested fields by their own name
 	} {
 		t.Run(tc.json, func(t *testing.T) {
 			_, err := stomp.Type.Decode(json.RawMessage(tc.json))
@@ -139,7 +140,7 @@ func TestConfig_validate(t *testing.T) {
 			}
 			require.Error(t, err)
 			var got []string
-			for _, e := range sinks.FieldErrors(err) {
+			for _, e := range field.Errors(err) {
 				got = append(got, e.Error())
 			}
 			sort.Strings(got)

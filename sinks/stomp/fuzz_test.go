@@ -5,7 +5,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/sinkbus/sinkbus/sinks"
+	"github.com/sinkbus/sinkbus/field"
 	"github.com/sinkbus/sinkbus/sinks/stomp"
 )
 
@@ -65,8 +65,8 @@ func FuzzDecodeConfig(f *testing.F) {
 		}
 		cfg := *c.(*stomp.Config)
 		if err := c.Validate(); err != nil {
-			for _, fe := range sinks.FieldErrors(err) {
-				if fe.(*sinks.FieldError).Rule == "" {
+			for _, fe := range field.Errors(err) {
+				if fe.(*field.Error).Rule == "" {
 					t.Fatalf("problem without a rule: %v", err)
 				}
 			}

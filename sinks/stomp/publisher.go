@@ -14,6 +14,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/go-stomp/stomp/v3"
 
+	"github.com/sinkbus/sinkbus/field"
 	"github.com/sinkbus/sinkbus/internal/clock"
 	"github.com/sinkbus/sinkbus/sinks"
 )
@@ -149,11 +150,11 @@ func tlsConfig(t TLS, base *tls.Config) (*tls.Config, error) {
 	if t.CAFile != "" {
 		pem, err := os.ReadFile(t.CAFile)
 		if err != nil {
-			return nil, sinks.Field("tls.ca_file", "cannot be read: %s", errors.Unwrap(err))
+			return nil, field.New("tls.ca_file", "cannot be read: %s", errors.Unwrap(err))
 		}
 		pool := x509.NewCertPool()
 		if !pool.AppendCertsFromPEM(pem) {
-			return nil, sinks.Field("tls.ca_file", "holds no PEM certificate")
+			return nil, field.New("tls.ca_file", "holds no PEM certificate")
 		}
 		cfg.RootCAs = pool
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/sinkbus/sinkbus/field"
 	"github.com/sinkbus/sinkbus/internal/clock"
 	"github.com/sinkbus/sinkbus/sinks"
 	"github.com/sinkbus/sinkbus/sinks/stomp"
@@ -363,7 +364,7 @@ func TestStompSink_new_rejects_invalid_config(t *testing.T) {
 	assert.Contains(t, err.Error(), `addresses[0]: unsupported scheme "http"`)
 	assert.Contains(t, err.Error(), "destination: required")
 
-	var fe *sinks.FieldError
+	var fe *field.Error
 	_, err = stomp.New(stomp.Config{Addresses: []string{"stomp+ssl://h"}, Destination: "/q",
 		TLS: stomp.TLS{CAFile: t.TempDir() + "/missing.pem"}}, sinks.Env{})
 	require.ErrorAs(t, err, &fe)

@@ -14,6 +14,7 @@ import (
 
 	"github.com/sinkbus/sinkbus/bus"
 	"github.com/sinkbus/sinkbus/bus/bustest"
+	"github.com/sinkbus/sinkbus/field"
 	"github.com/sinkbus/sinkbus/middleware"
 	"github.com/sinkbus/sinkbus/replay"
 	"github.com/sinkbus/sinkbus/sinks"
@@ -128,7 +129,7 @@ func TestWebhookSink_in_the_bus_masked_url_sent_back_keeps_the_stored_one(t *tes
 	cfg.URL = strings.Replace(shown, "/in?", "/v2?", 1)
 	edited.Sink = cfg
 	_, err = tb.Integrations().Update(ctx, "erp", edited)
-	var fe *sinks.FieldError
+	var fe *field.Error
 	require.ErrorAs(t, err, &fe)
 	assert.Equal(t, "configuration.url", fe.Field)
 	assert.NotContains(t, err.Error(), token)

@@ -11,6 +11,7 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill/message"
 
+	"github.com/sinkbus/sinkbus/field"
 	"github.com/sinkbus/sinkbus/sinks"
 )
 
@@ -142,7 +143,7 @@ var _ sinks.AttemptTimeouter = Config{}
 // NewStore's "callback_url" is accepted for "url".
 func (c *Config) UnmarshalJSON(data []byte) error {
 	var fields map[string]json.RawMessage
-	err := sinks.DecodeStrict(data, &fields)
+	err := field.DecodeStrict(data, &fields)
 	if err != nil {
 		return err
 	}
@@ -153,22 +154,22 @@ func (c *Config) UnmarshalJSON(data []byte) error {
 			continue
 		}
 		if err := json.Unmarshal(raw, &callbackURL); err != nil {
-			return sinks.Field("callback_url", "must be a string")
+			return field.New("callback_url", "must be a string")
 		}
 		delete(fields, k)
 		if data, err = json.Marshal(fields); err != nil {
-			return sinks.Field("", "invalid JSON: %s", err.Error())
+			return field.New("", "invalid JSON: %s", err.Error())
 		}
 		break
 	}
 	type plain Config
 	var p plain
-	if err := sinks.DecodeStrict(data, &p); err != nil {
+	if err := field.DecodeStrict(data, &p); err != nil {
 		return err
 	}
 	if callbackURL != "" {
 		if p.URL != "" && p.URL != callbackURL {
-			return sinks.Field("callback_url", "conflicts with url; set one of them")
+			return field.New("callback_url", "conflicts with url; set one of them")
 		}
 		p.URL = callbackURL
 	}
@@ -280,7 +281,7 @@ func (c *Config) setDefaults() {
 // Validate returns every problem of the configuration at once. It never
 // quotes a secret.
 func (c Config) Validate() error {
-	var p sinks.Problems
+	var p field.Problems
 	u := c.validateURL(&p)
 	if c.SecretKey != "" {
 		if _, err := decodeSecret(c.SecretKey); err != nil {
@@ -360,7 +361,7 @@ func (c Config) Validate() error {
 }
 
 // validateURL checks URL and returns it parsed, or nil.
-func (c Config) validateURL(p *sinks.Problems) *url.URL {
+func (c Config) validateURL(p *field.Problems) *url.URL {
 	if c.URL == "" {
 		p.Add("url", "is required")
 		return nil
@@ -407,7 +408,7 @@ func validPort(s string) bool {
 	return n > 0
 }
 
-func (c Config) validateHeaders(p *sinks.Problems, u *url.URL) {
+func (c Config) validateHeaders(p *field.Problems, u *url.URL) {
 	names := make([]string, 0, len(c.Headers))
 	for k := range c.Headers {
 		names = append(names, k)

@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/sinkbus/sinkbus/field"
 	"github.com/sinkbus/sinkbus/sinks"
 	"github.com/sinkbus/sinkbus/sinks/webhook"
 )
@@ -24,7 +25,7 @@ func decodeConfig(t *testing.T, raw string) webhook.Config {
 // fieldErrors returns "field: rule" for each problem of err.
 func fieldErrors(err error) []string {
 	var out []string
-	for _, e := range sinks.FieldErrors(err) {
+	for _, e := range field.Errors(err) {
 		out = append(out, e.Error())
 	}
 	return out
@@ -93,7 +94,7 @@ func TestConfig_decode_errors(t *testing.T) {
 		t.Run(tt.raw, func(t *testing.T) {
 			_, err := webhook.Type.Decode(json.RawMessage(tt.raw))
 			require.Error(t, err)
-			var fe *sinks.FieldError
+			var fe *field.Error
 			require.ErrorAs(t, err, &fe)
 			if tt.want != nil {
 				assert.Equal(t, tt.want, fieldErrors(err))
@@ -263,7 +264,7 @@ func TestConfig_json_round_trip(t *testing.T) {
 	require.NoError(t, json.Unmarshal(b, &back))
 	assert.Equal(t, cfg, back)
 
-	var fe *sinks.FieldError
+	var fe *field.Error
 	require.True(t, errors.As(json.Unmarshal([]byte(`{"secret":"x"}`), &back), &fe), "json.Unmarshal is strict too")
 	assert.Equal(t, "secret", fe.Field)
 }

@@ -18,6 +18,7 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill/message"
 
+	"github.com/sinkbus/sinkbus/field"
 	"github.com/sinkbus/sinkbus/sinks"
 )
 
@@ -95,7 +96,7 @@ func New(cfg Config, env sinks.Env) (*Publisher, error) {
 
 	u, err := url.Parse(cfg.URL)
 	if err != nil {
-		return nil, sinks.Field("url", "is not a valid URL")
+		return nil, field.New("url", "is not a valid URL")
 	}
 	p := &Publisher{
 		cfg:     cfg,

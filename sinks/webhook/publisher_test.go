@@ -19,6 +19,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/sinkbus/sinkbus/field"
 	"github.com/sinkbus/sinkbus/sinks"
 	"github.com/sinkbus/sinkbus/sinks/webhook"
 )
@@ -506,7 +507,7 @@ func TestWebhookSink_new_refuses_invalid_config(t *testing.T) {
 	env, _ := testEnv()
 	p, err := webhook.New(webhook.Config{URL: "ftp://example.com"}, env)
 	assert.Nil(t, p)
-	var fe *sinks.FieldError
+	var fe *field.Error
 	require.ErrorAs(t, err, &fe)
 	assert.Equal(t, "url", fe.Field)
 

@@ -1,4 +1,14 @@
-package sinks
+// Package field names what is wrong with a configuration or a request, field
+// by field: an Error is one problem (the field's path and the rule it
+// breaks), Problems collects every problem of a value so that Validate
+// reports them all at once, Prefix re-roots them under a parent field, and
+// DecodeStrict decodes JSON with errors that name the field. Every layer of
+// sinkbus reports its problems this way; the package imports only the
+// standard library.
+//
+// An Error never carries the field's value, so a secret cannot leak through
+// it.
+package field
 
 import (
 	"bytes"
@@ -8,27 +18,28 @@ import (
 	"strings"
 )
 
-// FieldError is one validation problem: the field it concerns, as a path
+// Error is one validation problem: the field it concerns, as a path
 // ("configuration.url", "observes[2]"), and the rule it breaks. It never
 // carries the field's value, so a secret cannot leak through an error.
-type FieldError struct {
-	Field string
-	Rule  string
+type Error struct {
+	Field string // the path, relative to the value validated; empty for the value itself
+	Rule  string // what is wrong, never quoting the value
 }
 
-func (e *FieldError) Error() string {
+// Error returns "field: rule", or the rule alone when no field is named.
+func (e *Error) Error() string {
 	if e.Field == "" {
 		return e.Rule
 	}
 	return e.Field + ": " + e.Rule
 }
 
-// Field returns a *FieldError.
-func Field(field, rule string, args ...any) *FieldError {
+// New returns the problem of field; rule may be a format for args.
+func New(field, rule string, args ...any) *Error {
 	if len(args) > 0 {
 		rule = fmt.Sprintf(rule, args...)
 	}
-	return &FieldError{Field: field, Rule: rule}
+	return &Error{Field: field, Rule: rule}
 }
 
 // Problems collects validation problems; Err joins them.
@@ -36,13 +47,13 @@ type Problems []error
 
 // Add records a problem with field. Rule may be a format.
 func (p *Problems) Add(field, rule string, args ...any) {
-	*p = append(*p, Field(field, rule, args...))
+	*p = append(*p, New(field, rule, args...))
 }
 
 // Merge records err's problems under prefix (see Prefix).
 func (p *Problems) Merge(prefix string, err error) {
 	if err != nil {
-		*p = append(*p, FieldErrors(Prefix(prefix, err))...)
+		*p = append(*p, Errors(Prefix(prefix, err))...)
 	}
 }
 
@@ -61,10 +72,10 @@ func Prefix(prefix string, err error) error {
 	if err == nil || prefix == "" {
 		return err
 	}
-	errs := FieldErrors(err)
+	errs := Errors(err)
 	out := make([]error, 0, len(errs))
 	for _, e := range errs {
-		fe := e.(*FieldError)
+		fe := e.(*Error)
 		field := prefix
 		switch {
 		case fe.Field == "":
@@ -73,36 +84,37 @@ func Prefix(prefix string, err error) error {
 		default:
 			field += "." + fe.Field
 		}
-		out = append(out, &FieldError{Field: field, Rule: fe.Rule})
+		out = append(out, &Error{Field: field, Rule: fe.Rule})
 	}
 	return errors.Join(out...)
 }
 
-// FieldErrors flattens err (errors.Join trees included) into *FieldError
-// values; an error that is not a field error becomes one with no field.
-func FieldErrors(err error) []error {
+// Errors flattens err (errors.Join trees included) into *Error values; an
+// error that is not a field error becomes one with no field.
+func Errors(err error) []error {
 	if err == nil {
 		return nil
 	}
-	var fe *FieldError
+	var fe *Error
 	if errors.As(err, &fe) && fe == err {
 		return []error{fe}
 	}
 	if j, ok := err.(interface{ Unwrap() []error }); ok {
 		var out []error
 		for _, e := range j.Unwrap() {
-			out = append(out, FieldErrors(e)...)
+			out = append(out, Errors(e)...)
 		}
 		return out
 	}
 	if errors.As(err, &fe) {
 		return []error{fe}
 	}
-	return []error{&FieldError{Rule: err.Error()}}
+	return []error{&Error{Rule: err.Error()}}
 }
 
 // DecodeStrict unmarshals a JSON configuration into v, refusing unknown
-// fields. Its errors name the field and never quote a value.
+// fields and trailing data. Its errors (*Error) name the field and never
+// quote a value.
 func DecodeStrict(data []byte, v any) error {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
@@ -110,7 +122,7 @@ func DecodeStrict(data []byte, v any) error {
 		return jsonFieldError(err)
 	}
 	if dec.More() {
-		return Field("", "unexpected data after the JSON object")
+		return New("", "unexpected data after the JSON object")
 	}
 	return nil
 }
@@ -120,14 +132,14 @@ func jsonFieldError(err error) error {
 	var se *json.SyntaxError
 	switch {
 	case errors.As(err, &te):
-		return Field(te.Field, "must be %s, not %s", jsonKind(te.Type.Kind().String()), te.Value)
+		return New(te.Field, "must be %s, not %s", jsonKind(te.Type.Kind().String()), te.Value)
 	case errors.As(err, &se):
-		return Field("", "invalid JSON at byte %d", se.Offset)
+		return New("", "invalid JSON at byte %d", se.Offset)
 	case strings.HasPrefix(err.Error(), "json: unknown field "):
 		name := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
-		return Field(name, "unknown field")
+		return New(name, "unknown field")
 	}
-	return Field("", "invalid JSON: %s", err.Error())
+	return New("", "invalid JSON: %s", err.Error())
 }
 
 func jsonKind(k string) string {
