@@ -85,8 +85,11 @@ type Config struct {
 	// Concurrency is an integration's default number of parallel deliveries.
 	// Zero means 8.
 	Concurrency int
-	// Sinks maps integration types to their configurations. Nil means the
-	// built-in types (DefaultSinks).
+	// Sinks maps integration types to their configurations. Nil means
+	// sinks.DefaultRegistry(): the types of the sink packages the program
+	// imports (each registers itself; sinks/all imports every built-in
+	// one). The in-process handler type (HandlerType) is always known: New
+	// adds it to the registry when it lacks it.
 	Sinks *sinks.Registry
 	// OnCircuitWarning is called once per failure streak, when an
 	// integration's consecutive failed attempts reach its breaker's warning
@@ -142,7 +145,10 @@ func (c *Config) setDefaults() {
 		c.StopGrace = 5 * time.Second
 	}
 	if c.Sinks == nil {
-		c.Sinks = DefaultSinks()
+		c.Sinks = sinks.DefaultRegistry()
+	}
+	if !c.Sinks.Has(HandlerType) {
+		_ = c.Sinks.Register(handlerType) // fails only when another New added it first
 	}
 	c.Clock = clock.OrReal(c.Clock)
 	if c.Logger == nil {

@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/sinkbus/sinkbus/bus"
+	"github.com/sinkbus/sinkbus/sinks"
 )
 
 // FuzzDecodeIntegration feeds the documented integration bodies of bus/api/testdata, and mutations
@@ -27,7 +28,7 @@ func FuzzDecodeIntegration(f *testing.F) {
 	f.Add([]byte(`{"integration_type":"webhook","configuration":{"url":"https://example.com/hook","secret_key":"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"},"observes":["order.*"],"filter_conditions":{"payload":{"total":{"$gt":100}}}}`))
 	f.Add([]byte(`{"integration_type":"temporary","callback_url":"https://example.com","starts_at":"2026-01-01T00:00:00Z","ends_at":"2026-01-02T00:00:00Z"}`))
 	f.Add([]byte(`{"integration_type":"file","configuration":{"dir":"exports"},"delivery":{"retry":{"max_attempts":3}}}`))
-	reg := bus.DefaultSinks()
+	reg := sinks.DefaultRegistry()
 	f.Fuzz(func(t *testing.T, body []byte) {
 		in, err := bus.DecodeIntegration(reg, body)
 		if err != nil {

@@ -72,7 +72,9 @@ func (p *handlerPublisher) Close() error {
 	return nil
 }
 
-var handlerTypeEntry = sinks.Type{
+// handlerType is in every bus's registry: a HandlerFunc is created in Go,
+// never from JSON.
+var handlerType = sinks.Type{
 	Name: HandlerType,
 	Decode: func(json.RawMessage) (sinks.Config, error) {
 		return nil, errors.New("handler integrations are created in Go with Bus.Handle")

@@ -48,7 +48,7 @@ func TestIntegrations_CreateJSON_reports_every_decoding_and_validation_problem(t
 	assert.Empty(t, list)
 
 	// The same from DecodeIntegration.
-	_, err = bus.DecodeIntegration(bus.DefaultSinks(), []byte(`{"id":"BAD","integration_type":"webhook","observes":[""],"configuration":{"url":"ftp://x","colour":1}}`))
+	_, err = bus.DecodeIntegration(sinks.DefaultRegistry(), []byte(`{"id":"BAD","integration_type":"webhook","observes":[""],"configuration":{"url":"ftp://x","colour":1}}`))
 	require.ErrorIs(t, err, bus.ErrInvalid)
 	assert.ElementsMatch(t, []string{"id", "observes[0]", "configuration.url", "configuration.colour"}, fieldsOf(err))
 }

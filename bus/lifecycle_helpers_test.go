@@ -16,6 +16,7 @@ import (
 	"github.com/sinkbus/sinkbus/bus/bustest"
 	"github.com/sinkbus/sinkbus/field"
 	"github.com/sinkbus/sinkbus/sinks"
+	_ "github.com/sinkbus/sinkbus/sinks/all" // integrations of every built-in type come as JSON
 )
 
 // fieldsOf lists the fields an error names, in order.

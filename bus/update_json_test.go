@@ -96,7 +96,7 @@ func unmaskedSink(t *testing.T, dir, id string) webhook.Config {
 	var list []json.RawMessage
 	require.NoError(t, json.Unmarshal(data, &list))
 	for _, raw := range list {
-		in, err := bus.DecodeIntegration(bus.DefaultSinks(), raw)
+		in, err := bus.DecodeIntegration(sinks.DefaultRegistry(), raw)
 		require.NoError(t, err)
 		if in.ID == id {
 			return in.Sink.(webhook.Config)

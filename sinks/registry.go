@@ -76,6 +76,18 @@ func (r *Registry) Decode(name string, configuration json.RawMessage) (Config, e
 	return t.Decode(configuration)
 }
 
+// Clone returns a new registry holding r's types, to which more can be
+// added without changing r.
+func (r *Registry) Clone() *Registry {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	c := &Registry{types: make(map[string]Type, len(r.types))}
+	for n, t := range r.types {
+		c.types[n] = t
+	}
+	return c
+}
+
 // Has reports whether name is registered.
 func (r *Registry) Has(name string) bool {
 	r.mu.RLock()
@@ -95,6 +107,24 @@ func (r *Registry) Names() []string {
 	sort.Strings(out)
 	return out
 }
+
+// defaultRegistry holds the types registered with Register.
+var defaultRegistry = NewRegistry()
+
+// Register adds t to the default registry. Each sink package calls it from
+// its init, as database/sql drivers do, so that a program builds exactly
+// the sink types it imports: importing sinks/webhook makes "webhook" known,
+// and sinks/all imports every built-in type. It panics when t is invalid or
+// its name is taken, as that is a programming mistake.
+func Register(t Type) {
+	if err := defaultRegistry.Register(t); err != nil {
+		panic(err)
+	}
+}
+
+// DefaultRegistry returns the registry Register adds to: the one a bus
+// uses when its configuration names none.
+func DefaultRegistry() *Registry { return defaultRegistry }
 
 // DecodeInto is the Decode of most types: strict JSON into a fresh *C.
 func DecodeInto[C any, P interface {

@@ -6,7 +6,10 @@
 // A sink is a Watermill message.Publisher: Publish is safe for concurrent
 // use, binds every network call to msg.Context(), and returns an error that
 // Classify understands; Close is idempotent and flushes. The sub-packages
-// (webhook, sqs, stomp, file, s3) are the built-in sinks.
+// (webhook, sqs, stomp, file, s3) are the built-in sinks. Each registers
+// its Type in the default registry when it is imported, as database/sql
+// drivers do, so a program links only the sinks it imports; sinks/all
+// imports every one.
 package sinks
 
 import (
@@ -31,7 +34,7 @@ const (
 
 // Config is the type-specific configuration of an integration. Each sink
 // package has one (webhook.Config, sqs.Config, ...); users may add their own
-// types with Registry.Register.
+// types with Register or Registry.Register.
 type Config interface {
 	// Type is the integration_type this configuration belongs to.
 	Type() string

@@ -23,6 +23,7 @@ import (
 	"github.com/sinkbus/sinkbus/bus/api"
 	"github.com/sinkbus/sinkbus/bus/bustest"
 	"github.com/sinkbus/sinkbus/sinks"
+	_ "github.com/sinkbus/sinkbus/sinks/all" // integrations of every built-in type come as JSON
 	"github.com/sinkbus/sinkbus/sinks/webhook"
 )
 

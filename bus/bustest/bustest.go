@@ -35,9 +35,11 @@ func NewClock(start time.Time) *Clock { return clock.NewFake(start) }
 // SinkType is the integration type of Sink.
 const SinkType = "bustest"
 
-// Registry returns the built-in types plus SinkType.
+// Registry returns a new registry of the default registry's types (those
+// of the sink packages the test imports) plus SinkType; add your own types
+// to it without changing the default registry.
 func Registry() *sinks.Registry {
-	r := bus.DefaultSinks()
+	r := sinks.DefaultRegistry().Clone()
 	if err := r.Register(sinks.Type{Name: SinkType, Decode: func(json.RawMessage) (sinks.Config, error) {
 		return NewSink(), nil
 	}}); err != nil {

@@ -81,7 +81,7 @@ func (p noopPublisher) Publish(_ string, msgs ...*message.Message) error {
 func (noopPublisher) Close() error { return nil }
 
 func noopRegistry() *sinks.Registry {
-	r := bus.DefaultSinks()
+	r := sinks.DefaultRegistry().Clone()
 	must(r.Register(sinks.Type{Name: "noop", Decode: func(json.RawMessage) (sinks.Config, error) {
 		return nil, fmt.Errorf("not from JSON")
 	}}))

@@ -40,6 +40,7 @@ import (
 	"github.com/sinkbus/sinkbus/bus/api"
 	"github.com/sinkbus/sinkbus/bus/ingest"
 	"github.com/sinkbus/sinkbus/bus/metrics"
+	_ "github.com/sinkbus/sinkbus/sinks/all" // the management API takes integrations of every built-in type
 )
 
 // config is the command line.

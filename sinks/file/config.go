@@ -35,8 +35,12 @@ const (
 // MinRotateEvery is the shortest rotate_every accepted.
 const MinRotateEvery = time.Second
 
-// Type is the "file" integration type.
+// Type is the "file" integration type. Importing this package registers it
+// in the default registry (sinks.DefaultRegistry), so a bus without a
+// registry of its own builds it from JSON too.
 var Type = sinks.Type{Name: "file", Decode: sinks.DecodeInto[Config]}
+
+func init() { sinks.Register(Type) }
 
 // Config is the configuration of a file export: events as NDJSON files
 // named {dir}/{key_prefix}/{tenant}/{epoch_ms}-data-{random}.export.

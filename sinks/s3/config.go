@@ -18,8 +18,12 @@ import (
 	"github.com/sinkbus/sinkbus/sinks/file"
 )
 
-// Type is the "s3" integration type.
+// Type is the "s3" integration type. Importing this package registers it
+// in the default registry (sinks.DefaultRegistry), so a bus without a
+// registry of its own builds it from JSON too.
 var Type = sinks.Type{Name: "s3", Decode: sinks.DecodeInto[Config]}
+
+func init() { sinks.Register(Type) }
 
 // DefaultDrainTimeout is how long Close waits for pending uploads at most.
 // Short, because the bus stops an integration (stop, update, delete, close)

@@ -12,8 +12,12 @@ import (
 	"github.com/sinkbus/sinkbus/sinks"
 )
 
-// Type is the aws_sqs integration type, for a sinks.Registry.
+// Type is the "aws_sqs" integration type. Importing this package registers it
+// in the default registry (sinks.DefaultRegistry), so a bus without a
+// registry of its own builds it from JSON too.
 var Type = sinks.Type{Name: "aws_sqs", Decode: sinks.DecodeInto[Config]}
+
+func init() { sinks.Register(Type) }
 
 // Limits of Amazon SQS that the sink keeps on the client side.
 const (

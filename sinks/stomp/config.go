@@ -10,8 +10,12 @@ import (
 	"github.com/sinkbus/sinkbus/sinks"
 )
 
-// Type is the stomp integration type, for a sinks.Registry.
+// Type is the "stomp" integration type. Importing this package registers it
+// in the default registry (sinks.DefaultRegistry), so a bus without a
+// registry of its own builds it from JSON too.
 var Type = sinks.Type{Name: "stomp", Decode: sinks.DecodeInto[Config]}
+
+func init() { sinks.Register(Type) }
 
 // Defaults of the zero Config fields.
 const (

@@ -47,9 +47,13 @@ const (
 	MaxTimeout = 5 * time.Minute
 )
 
-// Type registers the webhook sink under the integration_type "webhook".
+// Type is the "webhook" integration type. Importing this package registers it
+// in the default registry (sinks.DefaultRegistry), so a bus without a
+// registry of its own builds it from JSON too.
 // Its decoder also accepts NewStore's "callback_url" for "url".
 var Type = sinks.Type{Name: "webhook", Decode: decode}
+
+func init() { sinks.Register(Type) }
 
 func decode(configuration json.RawMessage) (sinks.Config, error) {
 	var c Config
