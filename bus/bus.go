@@ -33,6 +33,7 @@ import (
 	"github.com/sinkbus/sinkbus/internal/clock"
 	"github.com/sinkbus/sinkbus/middleware"
 	"github.com/sinkbus/sinkbus/replay"
+	"github.com/sinkbus/sinkbus/replay/segments"
 	"github.com/sinkbus/sinkbus/sinks"
 )
 
@@ -63,12 +64,12 @@ type Config struct {
 	// events. Empty means in memory: nothing survives the process.
 	DataDir string
 	// Storage overrides the journal storage (tests, custom engines). Nil
-	// means replay.Segments in DataDir, or replay.NewMemory() without one.
+	// means a segments.Storage in DataDir, or replay.NewMemory() without one.
 	Storage replay.Storage
 	// Sync is the journal's durability policy in DataDir. The zero value,
-	// replay.SyncGroupCommit, returns from Publish once the events are on
+	// segments.SyncGroupCommit, returns from Publish once the events are on
 	// disk, concurrent publishers sharing one fsync.
-	Sync replay.SyncPolicy
+	Sync segments.SyncPolicy
 	// Retention is how long the journal keeps events: how long a stopped
 	// integration can catch up, and how far back a replay reaches. Zero
 	// means 30 days; negative keeps them forever.
@@ -250,7 +251,7 @@ func (b *Bus) open() error {
 		b.rejected = rejected
 		b.store = fileStore{path: filepath.Join(b.cfg.DataDir, "integrations.json")}
 		if st == nil {
-			seg, err := replay.OpenSegments(replay.SegmentConfig{
+			seg, err := segments.Open(segments.Config{
 				Dir:    filepath.Join(b.cfg.DataDir, "journal"),
 				Sync:   b.cfg.Sync,
 				Logger: b.cfg.Logger,

@@ -1,8 +1,6 @@
 package replay_test
 
 import (
-	"os"
-	"path/filepath"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -38,24 +36,4 @@ func TestCursor_Validate_refuses_ranges_that_break_the_rules(t *testing.T) {
 	} {
 		assert.Error(t, replay.Cursor{Next: 5, Acked: acked}.Validate(), name)
 	}
-}
-
-// A cursors.json written before acknowledged ranges existed loads as it
-// was; a damaged range list falls back to the watermark, which can only
-// deliver again, never skip.
-func TestSegments_cursors_file_of_older_versions_and_damaged_ranges(t *testing.T) {
-	dir := t.TempDir()
-	require.NoError(t, os.WriteFile(filepath.Join(dir, "cursors.json"), []byte(`[
-  {"topic": "events", "group": "old", "offset": 42},
-  {"topic": "events", "group": "damaged", "offset": 10, "acked": [[12, 11], [20, 30]]},
-  {"topic": "events", "group": "new", "offset": 10, "acked": [[12, 14]]}
-]`), 0o644))
-	s := openSegs(t, replay.SegmentConfig{Dir: dir})
-	got, err := s.Cursors()
-	require.NoError(t, err)
-	assert.Equal(t, map[replay.CursorKey]replay.Cursor{
-		{Topic: "events", Group: "old"}:     {Next: 42},
-		{Topic: "events", Group: "damaged"}: {Next: 10},
-		{Topic: "events", Group: "new"}:     {Next: 10, Acked: []replay.Range{{From: 12, To: 14}}},
-	}, got)
 }

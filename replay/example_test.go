@@ -9,6 +9,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 
 	"github.com/sinkbus/sinkbus/replay"
+	"github.com/sinkbus/sinkbus/replay/segments"
 )
 
 func ExampleOpen() {
@@ -17,7 +18,7 @@ func ExampleOpen() {
 
 	// The durable storage: a segment log in a directory. Without Storage
 	// the journal keeps everything in memory.
-	store, err := replay.OpenSegments(replay.SegmentConfig{Dir: dir})
+	store, err := segments.Open(segments.Config{Dir: dir})
 	if err != nil {
 		fmt.Println(err)
 		return

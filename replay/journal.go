@@ -6,7 +6,8 @@
 // group (one per integration) reads from its own durable cursor, which moves
 // only when messages are acknowledged. A replay is a consumer that starts at
 // a time instead of a cursor. Storage is pluggable: Memory for tests, and
-// Segments, a segment log in a directory, for production.
+// the engines in the packages under replay/ (replay/segments, a segment log
+// in a directory, for production).
 package replay
 
 import (
@@ -35,9 +36,9 @@ type Config struct {
 	// Storage keeps the records. Nil means NewMemory().
 	Storage Storage
 	// Retention is how long records are kept. Zero means DefaultRetention;
-	// negative keeps them forever. A Segments storage without a
+	// negative keeps them forever. A segments.Storage without a
 	// MaxSegmentAge of its own seals its segments at Retention/10, so that
-	// their files can go.
+	// their files can go (see Retainer).
 	Retention time.Duration
 	// CompactEvery is how often records past retention are removed, on the
 	// wall clock; Open compacts once before it returns. Zero means an hour
@@ -112,8 +113,8 @@ type Journal struct {
 // Open starts a journal on cfg.Storage.
 func Open(cfg Config) (*Journal, error) {
 	cfg.setDefaults()
-	if r, ok := cfg.Storage.(interface{ retainFor(time.Duration) }); ok {
-		r.retainFor(cfg.Retention)
+	if r, ok := cfg.Storage.(Retainer); ok {
+		r.RetainFor(cfg.Retention)
 	}
 	cursors, err := cfg.Storage.Cursors()
 	if err != nil {

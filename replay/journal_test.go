@@ -16,6 +16,7 @@ import (
 	"github.com/sinkbus/sinkbus/internal/clock"
 	"github.com/sinkbus/sinkbus/internal/stopping"
 	"github.com/sinkbus/sinkbus/replay"
+	"github.com/sinkbus/sinkbus/replay/segments"
 )
 
 // sharedJournal plays the broker: every constructor call of one test gets
@@ -49,7 +50,7 @@ type publisher struct{ *replay.Journal }
 func (publisher) Close() error { return nil }
 
 // Watermill's universal suite runs on each storage: the in-memory one, and
-// Segments with its defaults (every Publish waits for its fsync).
+// segments.Storage with its defaults (every Publish waits for its fsync).
 func TestJournal_universal_pubsub(t *testing.T) {
 	features := tests.Features{
 		ConsumerGroups:                      true,
@@ -336,7 +337,7 @@ func TestConsumer_retention_loss_while_running_behind_is_reported(t *testing.T) 
 var storages = map[string]func(t *testing.T) replay.Storage{
 	"memory": func(*testing.T) replay.Storage { return replay.NewMemory() },
 	"segments": func(t *testing.T) replay.Storage {
-		s, err := replay.OpenSegments(replay.SegmentConfig{Dir: t.TempDir()})
+		s, err := segments.Open(segments.Config{Dir: t.TempDir()})
 		require.NoError(t, err)
 		t.Cleanup(func() { _ = s.Close() })
 		return s

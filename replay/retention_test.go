@@ -13,12 +13,14 @@ import (
 
 	"github.com/sinkbus/sinkbus/internal/clock"
 	"github.com/sinkbus/sinkbus/replay"
+	"github.com/sinkbus/sinkbus/replay/segments"
 )
 
-// segmentBases returns the first offsets of the segment files of a topic.
+// segmentBases returns the first offsets of the segment files of a topic
+// named in lower-case letters, which is its own directory's name.
 func segmentBases(t *testing.T, dir, topic string) []uint64 {
 	t.Helper()
-	files, err := filepath.Glob(filepath.Join(dir, replay.EscapeTopic(topic), "*.seg"))
+	files, err := filepath.Glob(filepath.Join(dir, topic, "*.seg"))
 	require.NoError(t, err)
 	var out []uint64
 	for _, f := range files {
@@ -39,7 +41,9 @@ func TestJournal_retention_holds_with_default_segments(t *testing.T) {
 			dir := t.TempDir()
 			var st replay.Storage = replay.NewMemory()
 			if name == "segments" {
-				st = openSegs(t, replay.SegmentConfig{Dir: dir}) // the defaults: 64 MiB segments
+				seg, err := segments.Open(segments.Config{Dir: dir}) // the defaults: 64 MiB segments
+				require.NoError(t, err)
+				st = seg // closed by the journal
 			}
 			j, err := replay.Open(replay.Config{Storage: st, Clock: clk, Retention: 24 * time.Hour, CompactEvery: -1})
 			require.NoError(t, err)
@@ -102,8 +106,8 @@ func TestJournal_retention_holds_with_default_segments(t *testing.T) {
 func TestJournal_Open_compacts_what_expired_while_closed(t *testing.T) {
 	dir := t.TempDir()
 	clk := clock.NewFake(time.Time{})
-	open := func() (*replay.Journal, *replay.Segments) {
-		st, err := replay.OpenSegments(replay.SegmentConfig{Dir: dir})
+	open := func() (*replay.Journal, *segments.Storage) {
+		st, err := segments.Open(segments.Config{Dir: dir})
 		require.NoError(t, err)
 		j, err := replay.Open(replay.Config{Storage: st, Clock: clk, Retention: 24 * time.Hour})
 		require.NoError(t, err)

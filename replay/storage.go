@@ -60,3 +60,11 @@ type Storage interface {
 
 	Close() error
 }
+
+// Retainer is implemented by a Storage whose housekeeping depends on the
+// journal's retention: segments.Storage seals its segment files at a tenth
+// of it, so that retention can delete them. Open calls RetainFor before
+// anything else.
+type Retainer interface {
+	RetainFor(retention time.Duration)
+}

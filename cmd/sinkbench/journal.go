@@ -34,7 +34,7 @@ func setupJournal(quick bool) (ours, raw func() float64, cleanup func(), skip st
 
 	dir, err := os.MkdirTemp("", "sinkbench-journal-")
 	must(err)
-	// The durable default: Segments in DataDir with SyncGroupCommit. One
+	// The durable default: segments.Storage in DataDir with SyncGroupCommit. One
 	// stopped integration makes the journal keep a backlog, as it would in
 	// production, without a consumer competing for the CPU: this measures
 	// the write path.

@@ -1,4 +1,4 @@
-package replay_test
+package segments_test
 
 import (
 	"fmt"
@@ -6,13 +6,14 @@ import (
 	"time"
 
 	"github.com/sinkbus/sinkbus/replay"
+	"github.com/sinkbus/sinkbus/replay/segments"
 )
 
-func ExampleOpenSegments() {
+func ExampleOpen() {
 	dir, _ := os.MkdirTemp("", "journal")
 	defer os.RemoveAll(dir)
 
-	store, err := replay.OpenSegments(replay.SegmentConfig{Dir: dir})
+	store, err := segments.Open(segments.Config{Dir: dir})
 	if err != nil {
 		fmt.Println(err)
 		return

@@ -1,4 +1,4 @@
-package replay
+package segments
 
 import (
 	"encoding/binary"
@@ -7,6 +7,8 @@ import (
 	"io"
 	"os"
 	"time"
+
+	"github.com/sinkbus/sinkbus/replay"
 )
 
 // The frame format is described at the top of segment.go.
@@ -29,7 +31,7 @@ var (
 )
 
 // frameSize returns the encoded size of r, or -1 when it exceeds maxBody.
-func frameSize(r *Record) int {
+func frameSize(r *replay.Record) int {
 	n := bodyFixed + uvarintLen(len(r.UUID)) + len(r.UUID) + uvarintLen(len(r.Metadata)) + len(r.Payload)
 	for k, v := range r.Metadata {
 		n += uvarintLen(len(k)) + len(k) + uvarintLen(len(v)) + len(v)
@@ -50,7 +52,7 @@ func uvarintLen(n int) int {
 }
 
 // appendFrame appends r's frame, with the given offset and time, to dst.
-func appendFrame(dst []byte, r *Record, off uint64, nanos int64) []byte {
+func appendFrame(dst []byte, r *replay.Record, off uint64, nanos int64) []byte {
 	start := len(dst)
 	dst = append(dst, 0, 0, 0, 0, 0, 0, 0, 0)
 	dst = binary.LittleEndian.AppendUint64(dst, off)
@@ -103,32 +105,32 @@ func bodyOffset(body []byte) uint64 { return binary.LittleEndian.Uint64(body) }
 func bodyNanos(body []byte) int64   { return int64(binary.LittleEndian.Uint64(body[8:])) }
 
 // decodeBody returns a Record that shares nothing with body.
-func decodeBody(body []byte) (Record, error) {
+func decodeBody(body []byte) (replay.Record, error) {
 	if len(body) < minBody {
-		return Record{}, errCorrupt
+		return replay.Record{}, errCorrupt
 	}
-	rec := Record{Offset: bodyOffset(body), Time: time.Unix(0, bodyNanos(body)).UTC()}
+	rec := replay.Record{Offset: bodyOffset(body), Time: time.Unix(0, bodyNanos(body)).UTC()}
 	rest := body[bodyFixed:]
 	uuid, rest, ok := cutString(rest)
 	if !ok {
-		return Record{}, errCorrupt
+		return replay.Record{}, errCorrupt
 	}
 	rec.UUID = uuid
 	n, k := binary.Uvarint(rest)
 	// Each pair takes at least two bytes: a corrupt count cannot make us
 	// allocate more than the body justifies.
 	if k <= 0 || n > uint64(len(rest)-k)/2 {
-		return Record{}, errCorrupt
+		return replay.Record{}, errCorrupt
 	}
 	rest = rest[k:]
 	rec.Metadata = make(map[string]string, n)
 	for range n {
 		var key, val string
 		if key, rest, ok = cutString(rest); !ok {
-			return Record{}, errCorrupt
+			return replay.Record{}, errCorrupt
 		}
 		if val, rest, ok = cutString(rest); !ok {
-			return Record{}, errCorrupt
+			return replay.Record{}, errCorrupt
 		}
 		rec.Metadata[key] = val
 	}

@@ -1,4 +1,4 @@
-package replay_test
+package segments_test
 
 import (
 	"encoding/json"
@@ -20,16 +20,17 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/sinkbus/sinkbus/replay"
+	"github.com/sinkbus/sinkbus/replay/segments"
 )
 
 // openSegs opens a Segments storage closed at the end of the test; Dir
 // defaults to a fresh temporary directory.
-func openSegs(t testing.TB, cfg replay.SegmentConfig) *replay.Segments {
+func openSegs(t testing.TB, cfg segments.Config) *segments.Storage {
 	t.Helper()
 	if cfg.Dir == "" {
 		cfg.Dir = t.TempDir()
 	}
-	s, err := replay.OpenSegments(cfg)
+	s, err := segments.Open(cfg)
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = s.Close() })
 	return s
@@ -108,7 +109,7 @@ func assertSameRecords(t *testing.T, want, got []replay.Record) {
 func TestSegments_round_trip_with_metadata_and_empty_payloads(t *testing.T) {
 	for _, cache := range []int64{0, -1} {
 		t.Run(fmt.Sprintf("tail_cache_%d", cache), func(t *testing.T) {
-			s := openSegs(t, replay.SegmentConfig{TailCacheBytes: cache})
+			s := openSegs(t, segments.Config{TailCacheBytes: cache})
 			clk := newStepClock(time.Millisecond)
 			recs := []*replay.Record{
 				{UUID: "a", Metadata: map[string]string{"k": "v", "empty": "", "ünï": "çødé"}, Payload: []byte(`{"x":1}`)},
@@ -157,7 +158,7 @@ func TestSegments_round_trip_with_metadata_and_empty_payloads(t *testing.T) {
 func TestSegments_offsets_dense_across_segment_rolls_and_reopen(t *testing.T) {
 	dir := t.TempDir()
 	clk := newStepClock(time.Second)
-	s := openSegs(t, replay.SegmentConfig{Dir: dir, SegmentBytes: 300, TailCacheBytes: -1})
+	s := openSegs(t, segments.Config{Dir: dir, SegmentBytes: 300, TailCacheBytes: -1})
 	want := appendN(t, s, "orders", 1, 60, clk.Now)
 	for i, r := range want {
 		require.Equal(t, uint64(i+1), r.Offset)
@@ -170,10 +171,10 @@ func TestSegments_offsets_dense_across_segment_rolls_and_reopen(t *testing.T) {
 	require.NoError(t, s.Close())
 	require.NoError(t, s.Close(), "Close is idempotent")
 	_, err = s.Read("orders", 1, 1)
-	require.ErrorIs(t, err, replay.ErrSegmentsClosed)
-	require.ErrorIs(t, s.Append("orders", []*replay.Record{segRecord(0)}, clk.Now), replay.ErrSegmentsClosed)
+	require.ErrorIs(t, err, segments.ErrClosed)
+	require.ErrorIs(t, s.Append("orders", []*replay.Record{segRecord(0)}, clk.Now), segments.ErrClosed)
 
-	s = openSegs(t, replay.SegmentConfig{Dir: dir, SegmentBytes: 300, TailCacheBytes: -1})
+	s = openSegs(t, segments.Config{Dir: dir, SegmentBytes: 300, TailCacheBytes: -1})
 	assertSameRecords(t, want, readAll(t, s, "orders"))
 	first, next := s.Bounds("orders")
 	assert.Equal(t, uint64(1), first)
@@ -196,7 +197,7 @@ func TestSegments_offsets_dense_across_segment_rolls_and_reopen(t *testing.T) {
 }
 
 func TestSegments_concurrent_appenders_keep_offsets_dense_and_times_ordered(t *testing.T) {
-	s := openSegs(t, replay.SegmentConfig{SegmentBytes: 8 << 10, TailCacheBytes: 16 << 10})
+	s := openSegs(t, segments.Config{SegmentBytes: 8 << 10, TailCacheBytes: 16 << 10})
 	base := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
 	var tick atomic.Int64
 	// A clock that sometimes goes backwards: Append must clamp.
@@ -273,7 +274,7 @@ func TestSegments_concurrent_appenders_keep_offsets_dense_and_times_ordered(t *t
 }
 
 func TestSegments_group_commit_shares_fsyncs_between_concurrent_appenders(t *testing.T) {
-	s := openSegs(t, replay.SegmentConfig{})
+	s := openSegs(t, segments.Config{})
 	const writers, perWriter = 32, 40
 	var wg sync.WaitGroup
 	for w := range writers {
@@ -291,7 +292,7 @@ func TestSegments_group_commit_shares_fsyncs_between_concurrent_appenders(t *tes
 	wg.Wait()
 
 	require.Len(t, readAll(t, s, "t"), writers*perWriter)
-	syncs := replay.DataSyncs(s, "t")
+	syncs := segments.DataSyncs(s, "t")
 	assert.NotZero(t, syncs, "every append returned durable")
 	// Each append waits for the fsync covering it; 32 of them waiting at
 	// once share it, so the fsyncs are a fraction of the appends.
@@ -302,14 +303,14 @@ func TestSegments_group_commit_shares_fsyncs_between_concurrent_appenders(t *tes
 func TestSegments_seek_by_time_across_segments(t *testing.T) {
 	dir := t.TempDir()
 	clk := newStepClock(time.Second)
-	s := openSegs(t, replay.SegmentConfig{Dir: dir, SegmentBytes: 250, TailCacheBytes: -1})
+	s := openSegs(t, segments.Config{Dir: dir, SegmentBytes: 250, TailCacheBytes: -1})
 	want := appendN(t, s, "orders", 1, 40, clk.Now)
 	// Two records with the same time (one Append call).
 	pair := []*replay.Record{segRecord(41), segRecord(42)}
 	require.NoError(t, s.Append("orders", pair, clk.Now))
 	t0 := want[0].Time
 
-	check := func(t *testing.T, s *replay.Segments) {
+	check := func(t *testing.T, s *segments.Storage) {
 		cases := []struct {
 			name string
 			at   time.Time
@@ -335,7 +336,7 @@ func TestSegments_seek_by_time_across_segments(t *testing.T) {
 	t.Run("open", func(t *testing.T) { check(t, s) })
 	require.NoError(t, s.Close())
 	t.Run("reopened", func(t *testing.T) {
-		check(t, openSegs(t, replay.SegmentConfig{Dir: dir, SegmentBytes: 250, TailCacheBytes: -1}))
+		check(t, openSegs(t, segments.Config{Dir: dir, SegmentBytes: 250, TailCacheBytes: -1}))
 	})
 }
 
@@ -343,7 +344,7 @@ func TestSegments_trim_removes_old_segments_and_moves_bounds(t *testing.T) {
 	for _, reopen := range []bool{false, true} {
 		t.Run(fmt.Sprintf("reopened_%v", reopen), func(t *testing.T) {
 			dir := t.TempDir()
-			cfg := replay.SegmentConfig{Dir: dir, SegmentBytes: 250}
+			cfg := segments.Config{Dir: dir, SegmentBytes: 250}
 			clk := newStepClock(time.Second)
 			s := openSegs(t, cfg)
 			want := appendN(t, s, "orders", 1, 40, clk.Now)
@@ -411,7 +412,7 @@ func TestSegments_trim_removes_old_segments_and_moves_bounds(t *testing.T) {
 // continues its offsets after the trimmed ones.
 func TestSegments_offsets_continue_after_a_topic_trimmed_empty(t *testing.T) {
 	dir := t.TempDir()
-	cfg := replay.SegmentConfig{Dir: dir, SegmentBytes: 1, MaxSegmentAge: time.Second}
+	cfg := segments.Config{Dir: dir, SegmentBytes: 1, MaxSegmentAge: time.Second}
 	clk := newStepClock(time.Minute)
 	s := openSegs(t, cfg)
 	appendN(t, s, "orders", 1, 5, clk.Now)
@@ -434,7 +435,7 @@ func TestSegments_offsets_continue_after_a_topic_trimmed_empty(t *testing.T) {
 
 func TestSegments_cursors_save_load_delete(t *testing.T) {
 	dir := t.TempDir()
-	s := openSegs(t, replay.SegmentConfig{Dir: dir})
+	s := openSegs(t, segments.Config{Dir: dir})
 	got, err := s.Cursors()
 	require.NoError(t, err)
 	assert.Empty(t, got)
@@ -469,7 +470,7 @@ func TestSegments_cursors_save_load_delete(t *testing.T) {
 	assert.Empty(t, leftovers)
 
 	require.NoError(t, s.Close())
-	s = openSegs(t, replay.SegmentConfig{Dir: dir})
+	s = openSegs(t, segments.Config{Dir: dir})
 	got, err = s.Cursors()
 	require.NoError(t, err)
 	assert.Equal(t, map[replay.CursorKey]replay.Cursor{a: want[a], c: want[c]}, got)
@@ -478,7 +479,7 @@ func TestSegments_cursors_save_load_delete(t *testing.T) {
 func TestSegments_offsets_continue_after_acknowledged_records_that_were_lost(t *testing.T) {
 	dir := t.TempDir()
 	clk := newStepClock(time.Second)
-	s := openSegs(t, replay.SegmentConfig{Dir: dir, Sync: replay.SyncNone})
+	s := openSegs(t, segments.Config{Dir: dir, Sync: segments.SyncNone})
 	appendN(t, s, "orders", 1, 3, clk.Now)
 	// As after a power cut with SyncNone: a consumer acknowledged up to 9
 	// but the log only kept 3 records.
@@ -489,7 +490,7 @@ func TestSegments_offsets_continue_after_acknowledged_records_that_were_lost(t *
 	require.NoError(t, s.Close())
 
 	logger := watermill.NewCaptureLogger()
-	s = openSegs(t, replay.SegmentConfig{Dir: dir, Logger: logger})
+	s = openSegs(t, segments.Config{Dir: dir, Logger: logger})
 	first, next := s.Bounds("orders")
 	assert.Equal(t, uint64(1), first)
 	assert.Equal(t, uint64(10), next)
@@ -505,7 +506,7 @@ func TestSegments_offsets_continue_after_acknowledged_records_that_were_lost(t *
 	assert.NotEmpty(t, logger.Captured()[watermill.ErrorLogLevel])
 
 	require.NoError(t, s.Close())
-	s = openSegs(t, replay.SegmentConfig{Dir: dir})
+	s = openSegs(t, segments.Config{Dir: dir})
 	_, next = s.Bounds("orders")
 	assert.Equal(t, uint64(11), next)
 }
@@ -517,7 +518,7 @@ func TestSegments_any_topic_name_is_a_safe_directory(t *testing.T) {
 		".hidden", "spaces and %41 percent", "ünïcødé", "nul\x00byte", "tilde~name", "!bang",
 		strings.Repeat("long.", 80), strings.Repeat("L", 300),
 	}
-	s := openSegs(t, replay.SegmentConfig{Dir: dir})
+	s := openSegs(t, segments.Config{Dir: dir})
 	clk := newStepClock(time.Second)
 	for i, topic := range topics {
 		require.NoError(t, s.Append(topic, []*replay.Record{segRecord(i)}, clk.Now), "topic %q", topic)
@@ -538,7 +539,7 @@ func TestSegments_any_topic_name_is_a_safe_directory(t *testing.T) {
 	_, err = os.Stat(filepath.Join(filepath.Dir(dir), "escape"))
 	assert.True(t, os.IsNotExist(err))
 
-	s = openSegs(t, replay.SegmentConfig{Dir: dir})
+	s = openSegs(t, segments.Config{Dir: dir})
 	sorted := append([]string(nil), topics...)
 	sort.Strings(sorted)
 	assert.Equal(t, sorted, s.Topics())
@@ -559,22 +560,22 @@ func TestSegments_escaped_names_round_trip(t *testing.T) {
 		{"cursors.json", "cursors%2ejson"},
 	}
 	for _, c := range cases {
-		assert.Equal(t, c.dir, replay.EscapeTopic(c.topic))
-		back, ok := replay.UnescapeTopic(c.dir)
+		assert.Equal(t, c.dir, segments.EscapeTopic(c.topic))
+		back, ok := segments.UnescapeTopic(c.dir)
 		assert.True(t, ok)
 		assert.Equal(t, c.topic, back)
 	}
 	for _, bad := range []string{"%2E", "%zz", "!A", "x%2", "a~b", "", "cursors.json"} {
-		_, ok := replay.UnescapeTopic(bad)
+		_, ok := segments.UnescapeTopic(bad)
 		assert.False(t, ok, bad)
 	}
 }
 
 func TestSegments_sync_policies_keep_records(t *testing.T) {
-	for _, p := range []replay.SyncPolicy{replay.SyncGroupCommit, replay.SyncInterval, replay.SyncNone} {
+	for _, p := range []segments.SyncPolicy{segments.SyncGroupCommit, segments.SyncInterval, segments.SyncNone} {
 		t.Run(p.String(), func(t *testing.T) {
 			dir := t.TempDir()
-			cfg := replay.SegmentConfig{Dir: dir, Sync: p, SyncEvery: time.Millisecond, SegmentBytes: 1 << 10}
+			cfg := segments.Config{Dir: dir, Sync: p, SyncEvery: time.Millisecond, SegmentBytes: 1 << 10}
 			s := openSegs(t, cfg)
 			clk := newStepClock(time.Second)
 			want := appendN(t, s, "t", 1, 30, clk.Now)
@@ -586,34 +587,54 @@ func TestSegments_sync_policies_keep_records(t *testing.T) {
 }
 
 func TestSegmentConfig_Validate_names_every_problem(t *testing.T) {
-	err := replay.SegmentConfig{SegmentBytes: -1, Sync: 7, SyncEvery: -time.Second}.Validate()
+	err := segments.Config{SegmentBytes: -1, Sync: 7, SyncEvery: -time.Second}.Validate()
 	require.Error(t, err)
 	for _, field := range []string{"dir", "segment_bytes", "sync", "sync_every"} {
 		assert.Contains(t, err.Error(), field+":")
 	}
-	_, err = replay.OpenSegments(replay.SegmentConfig{})
+	_, err = segments.Open(segments.Config{})
 	require.ErrorContains(t, err, "dir: is required")
-	require.NoError(t, replay.SegmentConfig{Dir: "x"}.Validate())
+	require.NoError(t, segments.Config{Dir: "x"}.Validate())
 }
 
 func TestSyncPolicy_text_round_trip(t *testing.T) {
-	for _, p := range []replay.SyncPolicy{replay.SyncGroupCommit, replay.SyncInterval, replay.SyncNone} {
+	for _, p := range []segments.SyncPolicy{segments.SyncGroupCommit, segments.SyncInterval, segments.SyncNone} {
 		b, err := p.MarshalText()
 		require.NoError(t, err)
-		var back replay.SyncPolicy
+		var back segments.SyncPolicy
 		require.NoError(t, back.UnmarshalText(b))
 		assert.Equal(t, p, back)
 	}
-	var p replay.SyncPolicy
+	var p segments.SyncPolicy
 	assert.Error(t, p.UnmarshalText([]byte("always")))
-	_, err := replay.SyncPolicy(9).MarshalText()
+	_, err := segments.SyncPolicy(9).MarshalText()
 	assert.Error(t, err)
 }
 
 func TestSegments_rejects_too_large_record(t *testing.T) {
-	s := openSegs(t, replay.SegmentConfig{})
+	s := openSegs(t, segments.Config{})
 	big := &replay.Record{Payload: make([]byte, 1<<28)}
-	require.ErrorIs(t, s.Append("t", []*replay.Record{big}, time.Now), replay.ErrRecordTooLarge)
+	require.ErrorIs(t, s.Append("t", []*replay.Record{big}, time.Now), segments.ErrRecordTooLarge)
 	_, next := s.Bounds("t")
 	assert.Equal(t, uint64(1), next)
+}
+
+// A cursors.json written before acknowledged ranges existed loads as it
+// was; a damaged range list falls back to the watermark, which can only
+// deliver again, never skip.
+func TestSegments_cursors_file_of_older_versions_and_damaged_ranges(t *testing.T) {
+	dir := t.TempDir()
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "cursors.json"), []byte(`[
+  {"topic": "events", "group": "old", "offset": 42},
+  {"topic": "events", "group": "damaged", "offset": 10, "acked": [[12, 11], [20, 30]]},
+  {"topic": "events", "group": "new", "offset": 10, "acked": [[12, 14]]}
+]`), 0o644))
+	s := openSegs(t, segments.Config{Dir: dir})
+	got, err := s.Cursors()
+	require.NoError(t, err)
+	assert.Equal(t, map[replay.CursorKey]replay.Cursor{
+		{Topic: "events", Group: "old"}:     {Next: 42},
+		{Topic: "events", Group: "damaged"}: {Next: 10},
+		{Topic: "events", Group: "new"}:     {Next: 10, Acked: []replay.Range{{From: 12, To: 14}}},
+	}, got)
 }

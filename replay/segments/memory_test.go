@@ -1,4 +1,4 @@
-package replay_test
+package segments_test
 
 import (
 	"runtime"
@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/sinkbus/sinkbus/replay"
+	"github.com/sinkbus/sinkbus/replay/segments"
 )
 
 func TestSegments_reading_a_large_backlog_keeps_memory_bounded(t *testing.T) {
@@ -23,7 +24,7 @@ func TestSegments_reading_a_large_backlog_keeps_memory_bounded(t *testing.T) {
 		return m.HeapInuse
 	}
 	base := heapInuse()
-	s := openSegs(t, replay.SegmentConfig{SegmentBytes: 1 << 20, TailCacheBytes: 256 << 10})
+	s := openSegs(t, segments.Config{SegmentBytes: 1 << 20, TailCacheBytes: 256 << 10})
 	payload := []byte(`{"order_id":"A-1001","sku":"SKU-1","qty":1,"price":"9.90","pad":"..."}`)
 	clk := newStepClock(time.Millisecond)
 	recs := make([]*replay.Record, batch)

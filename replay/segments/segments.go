@@ -1,6 +1,10 @@
-package replay
-
-// Segments keeps the journal in a directory:
+// Package segments is the journal's embedded, durable storage engine: a
+// replay.Storage that keeps each topic as a log of segment files in one
+// directory, with group commit (concurrent appends share one fsync, see
+// SyncPolicy), crash recovery and retention by file deletion. The bus uses
+// it for its DataDir; other engines live beside it under replay/.
+//
+// Storage keeps the journal in a directory:
 //
 //	<dir>/cursors.json                        consumer cursors, replaced atomically
 //	<dir>/<topic>/<first offset, 20 digits>.seg
@@ -40,6 +44,7 @@ package replay
 // (first and last offset and time: a few words) and a sparse index (one entry
 // per 64 KiB of records) for the active segment and at most 16 sealed ones;
 // an index evicted is rebuilt by reading its segment when needed.
+package segments
 
 import (
 	"errors"
@@ -56,16 +61,17 @@ import (
 
 	"github.com/sinkbus/sinkbus/field"
 	"github.com/sinkbus/sinkbus/internal/atomicfile"
+	"github.com/sinkbus/sinkbus/replay"
 )
 
-// ErrSegmentsClosed is returned by a Segments storage after Close.
-var ErrSegmentsClosed = errors.New("sinkbus: journal storage closed")
+// ErrClosed is returned by a Storage after Close.
+var ErrClosed = errors.New("sinkbus: journal storage closed")
 
 // ErrRecordTooLarge is returned by Append for a record whose encoding exceeds
 // 256 MiB.
 var ErrRecordTooLarge = errors.New("sinkbus: journal record too large")
 
-// SyncPolicy says when Segments forces appended records to stable storage.
+// SyncPolicy says when a Storage forces appended records to stable storage.
 type SyncPolicy int
 
 const (
@@ -113,15 +119,15 @@ func (p *SyncPolicy) UnmarshalText(b []byte) error {
 	return field.New("sync", "must be one of group_commit, interval, none")
 }
 
-// Defaults of SegmentConfig.
+// Defaults of Config.
 const (
 	DefaultSegmentBytes   = 64 << 20
 	DefaultTailCacheBytes = 8 << 20
 	DefaultSyncEvery      = 200 * time.Millisecond
 )
 
-// SegmentConfig configures OpenSegments.
-type SegmentConfig struct {
+// Config configures Open.
+type Config struct {
 	// Dir holds the journal; it is created when missing. Required.
 	Dir string `json:"dir"`
 	// SegmentBytes is the size past which a topic starts a new segment file.
@@ -147,7 +153,7 @@ type SegmentConfig struct {
 	Logger watermill.LoggerAdapter `json:"-"`
 }
 
-func (c *SegmentConfig) setDefaults() {
+func (c *Config) setDefaults() {
 	if c.SegmentBytes == 0 {
 		c.SegmentBytes = DefaultSegmentBytes
 	}
@@ -163,7 +169,7 @@ func (c *SegmentConfig) setDefaults() {
 }
 
 // Validate reports every problem of the configuration at once.
-func (c SegmentConfig) Validate() error {
+func (c Config) Validate() error {
 	var p field.Problems
 	if c.Dir == "" {
 		p.Add("dir", "is required")
@@ -183,18 +189,18 @@ func (c SegmentConfig) Validate() error {
 	return p.Err()
 }
 
-// Segments is the embedded, durable Storage: one directory, a log of segment
+// Storage is the embedded, durable replay.Storage: one directory, a log of segment
 // files per topic. Safe for concurrent use; one process at a time may open a
 // directory.
-type Segments struct {
-	cfg    SegmentConfig
+type Storage struct {
+	cfg    Config
 	logger watermill.LoggerAdapter
 
 	mu     sync.RWMutex
 	topics map[string]*topicLog
 
 	cursorMu sync.Mutex
-	cursors  map[CursorKey]Cursor
+	cursors  map[replay.CursorKey]replay.Cursor
 
 	maxAge atomic.Int64 // nanoseconds; zero: no age limit
 
@@ -204,11 +210,11 @@ type Segments struct {
 	wg     sync.WaitGroup
 }
 
-var _ Storage = (*Segments)(nil)
+var _ replay.Storage = (*Storage)(nil)
 
-// OpenSegments opens (or creates) the journal in cfg.Dir, repairing the tail
+// Open opens (or creates) the journal in cfg.Dir, repairing the tail
 // of each topic left by a crash.
-func OpenSegments(cfg SegmentConfig) (*Segments, error) {
+func Open(cfg Config) (*Storage, error) {
 	cfg.setDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -217,7 +223,7 @@ func OpenSegments(cfg SegmentConfig) (*Segments, error) {
 		return nil, fmt.Errorf("sinkbus: journal directory: %w", err)
 	}
 	atomicfile.RemoveStale(cfg.Dir) // a cursors file a crash left half written
-	s := &Segments{
+	s := &Storage{
 		cfg:    cfg,
 		logger: cfg.Logger.With(watermill.LogFields{"journal_dir": cfg.Dir}),
 		topics: make(map[string]*topicLog),
@@ -257,21 +263,21 @@ func OpenSegments(cfg SegmentConfig) (*Segments, error) {
 	return s, nil
 }
 
-// retainFor is how a Journal tells its storage the retention: without a
-// MaxSegmentAge of their own, segments are sealed at a tenth of it.
-func (s *Segments) retainFor(retention time.Duration) {
+// RetainFor implements replay.Retainer: without a MaxSegmentAge of their
+// own, segments are sealed at a tenth of the journal's retention.
+func (s *Storage) RetainFor(retention time.Duration) {
 	if s.cfg.MaxSegmentAge == 0 && retention > 0 {
 		s.maxAge.Store(int64(max(retention/10, time.Nanosecond)))
 	}
 }
 
 // tooOld reports whether seg is past the age limit for a record at nanos.
-func (s *Segments) tooOld(seg *segment, nanos int64) bool {
+func (s *Storage) tooOld(seg *segment, nanos int64) bool {
 	age := s.maxAge.Load()
 	return age > 0 && seg.end > 0 && nanos-seg.born >= age
 }
 
-func (s *Segments) topicOfDir(name string) (string, bool) {
+func (s *Storage) topicOfDir(name string) (string, bool) {
 	if !hashedTopicDir(name) {
 		return unescapeTopic(name)
 	}
@@ -286,7 +292,7 @@ func (s *Segments) topicOfDir(name string) (string, bool) {
 // cursor beyond the records means records were acknowledged, then lost (a
 // power cut with SyncInterval or SyncNone); reusing their offsets would make
 // consumers skip the new records.
-func (s *Segments) skipAcknowledged() {
+func (s *Storage) skipAcknowledged() {
 	for k, c := range s.cursors {
 		t := s.topics[k.Topic]
 		if t == nil {
@@ -301,7 +307,7 @@ func (s *Segments) skipAcknowledged() {
 	}
 }
 
-func (s *Segments) newTopic(name string) *topicLog {
+func (s *Storage) newTopic(name string) *topicLog {
 	t := &topicLog{
 		s:       s,
 		name:    name,
@@ -315,13 +321,13 @@ func (s *Segments) newTopic(name string) *topicLog {
 	return t
 }
 
-func (s *Segments) lookup(topic string) *topicLog {
+func (s *Storage) lookup(topic string) *topicLog {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	return s.topics[topic]
 }
 
-func (s *Segments) topicFor(topic string) *topicLog {
+func (s *Storage) topicFor(topic string) *topicLog {
 	if t := s.lookup(topic); t != nil {
 		return t
 	}
@@ -335,7 +341,7 @@ func (s *Segments) topicFor(topic string) *topicLog {
 	return t
 }
 
-func (s *Segments) allTopics() []*topicLog {
+func (s *Storage) allTopics() []*topicLog {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	out := make([]*topicLog, 0, len(s.topics))
@@ -345,14 +351,14 @@ func (s *Segments) allTopics() []*topicLog {
 	return out
 }
 
-// Append implements Storage. It sets each record's Offset and Time. With
+// Append implements replay.Storage. It sets each record's Offset and Time. With
 // SyncGroupCommit it returns after the fsync that covers its records.
 // Records of one call are contiguous in the topic. After a write or fsync
 // error the topic refuses appends until the storage is reopened (recovery
 // then decides what reached the disk).
-func (s *Segments) Append(topic string, recs []*Record, now func() time.Time) error {
+func (s *Storage) Append(topic string, recs []*replay.Record, now func() time.Time) error {
 	if s.closed.Load() {
-		return ErrSegmentsClosed
+		return ErrClosed
 	}
 	if len(recs) == 0 {
 		return nil
@@ -368,13 +374,13 @@ func (s *Segments) Append(topic string, recs []*Record, now func() time.Time) er
 	return s.topicFor(topic).append(recs, now)
 }
 
-// Read implements Storage. Only records whose Append has made them as
+// Read implements replay.Storage. Only records whose Append has made them as
 // durable as the policy promises are returned. The records share no memory
 // with the storage; empty metadata comes back as an empty map, an empty
 // payload as nil.
-func (s *Segments) Read(topic string, from uint64, max int) ([]Record, error) {
+func (s *Storage) Read(topic string, from uint64, max int) ([]replay.Record, error) {
 	if s.closed.Load() {
-		return nil, ErrSegmentsClosed
+		return nil, ErrClosed
 	}
 	t := s.lookup(topic)
 	if t == nil || max <= 0 {
@@ -383,11 +389,11 @@ func (s *Segments) Read(topic string, from uint64, max int) ([]Record, error) {
 	return t.read(from, max)
 }
 
-// Bounds implements Storage. next is one past the last record Read can
+// Bounds implements replay.Storage. next is one past the last record Read can
 // return; records of an Append still waiting for its fsync are not counted.
 // Offsets in between may hold no record (trimmed, or lost to corruption):
 // Read skips them.
-func (s *Segments) Bounds(topic string) (first, next uint64) {
+func (s *Storage) Bounds(topic string) (first, next uint64) {
 	t := s.lookup(topic)
 	if t == nil {
 		return 1, 1
@@ -397,10 +403,10 @@ func (s *Segments) Bounds(topic string) (first, next uint64) {
 	return t.firstLocked(), t.visible
 }
 
-// Seek implements Storage.
-func (s *Segments) Seek(topic string, at time.Time) (uint64, error) {
+// Seek implements replay.Storage.
+func (s *Storage) Seek(topic string, at time.Time) (uint64, error) {
 	if s.closed.Load() {
-		return 0, ErrSegmentsClosed
+		return 0, ErrClosed
 	}
 	t := s.lookup(topic)
 	if t == nil {
@@ -409,7 +415,7 @@ func (s *Segments) Seek(topic string, at time.Time) (uint64, error) {
 	return t.seek(at.UnixNano())
 }
 
-// Trim implements Storage. Records older than before are hidden at once
+// Trim implements replay.Storage. Records older than before are hidden at once
 // (Read, Seek and Bounds start after them, also after a reopen: the floor
 // is saved in a marker file) and their files deleted a whole segment at a
 // time: a sealed segment goes once every record in it is hidden, the
@@ -417,9 +423,9 @@ func (s *Segments) Seek(topic string, at time.Time) (uint64, error) {
 // MaxSegmentAge). The count is exact except for records already lost to
 // corruption, counted by the offsets they span. Appends wait for none of
 // Trim's reads, writes or deletions.
-func (s *Segments) Trim(before time.Time) (int, error) {
+func (s *Storage) Trim(before time.Time) (int, error) {
 	if s.closed.Load() {
-		return 0, ErrSegmentsClosed
+		return 0, ErrClosed
 	}
 	s.trimMu.Lock()
 	defer s.trimMu.Unlock()
@@ -433,8 +439,8 @@ func (s *Segments) Trim(before time.Time) (int, error) {
 	return removed, errors.Join(errs...)
 }
 
-// Topics implements Storage.
-func (s *Segments) Topics() []string {
+// Topics implements replay.Storage.
+func (s *Storage) Topics() []string {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	out := make([]string, 0, len(s.topics))
@@ -447,7 +453,7 @@ func (s *Segments) Topics() []string {
 
 // Close waits for appends under way, syncs and closes every file. Later
 // calls return nil.
-func (s *Segments) Close() error {
+func (s *Storage) Close() error {
 	if !s.closed.CompareAndSwap(false, true) {
 		return nil
 	}
@@ -460,7 +466,7 @@ func (s *Segments) Close() error {
 	return errors.Join(errs...)
 }
 
-func (s *Segments) syncLoop() {
+func (s *Storage) syncLoop() {
 	defer s.wg.Done()
 	tick := time.NewTicker(s.cfg.SyncEvery)
 	defer tick.Stop()

@@ -1,4 +1,4 @@
-package replay
+package segments
 
 import (
 	"encoding/json"
@@ -10,6 +10,7 @@ import (
 	"sort"
 
 	"github.com/sinkbus/sinkbus/internal/atomicfile"
+	"github.com/sinkbus/sinkbus/replay"
 )
 
 // cursorEntry is one entry of cursors.json. Files written before Acked
@@ -21,8 +22,8 @@ type cursorEntry struct {
 	Acked  [][2]uint64 `json:"acked,omitempty"` // [from, to) pairs above offset
 }
 
-func loadCursors(dir string) (map[CursorKey]Cursor, error) {
-	out := make(map[CursorKey]Cursor)
+func loadCursors(dir string) (map[replay.CursorKey]replay.Cursor, error) {
+	out := make(map[replay.CursorKey]replay.Cursor)
 	data, err := os.ReadFile(filepath.Join(dir, cursorsFile))
 	if errors.Is(err, fs.ErrNotExist) {
 		return out, nil
@@ -35,23 +36,23 @@ func loadCursors(dir string) (map[CursorKey]Cursor, error) {
 		return nil, fmt.Errorf("sinkbus: journal cursors %s: %w", filepath.Join(dir, cursorsFile), err)
 	}
 	for _, e := range entries {
-		c := Cursor{Next: e.Offset}
+		c := replay.Cursor{Next: e.Offset}
 		for _, r := range e.Acked {
-			c.Acked = append(c.Acked, Range{From: r[0], To: r[1]})
+			c.Acked = append(c.Acked, replay.Range{From: r[0], To: r[1]})
 		}
 		if err := c.Validate(); err != nil {
 			// The watermark alone is exact as far as it goes: what is above
 			// it is delivered again, never skipped.
 			c.Acked = nil
 		}
-		out[CursorKey{Topic: e.Topic, Group: e.Group}] = c
+		out[replay.CursorKey{Topic: e.Topic, Group: e.Group}] = c
 	}
 	return out, nil
 }
 
 // writeCursors replaces cursors.json atomically: a crash leaves either the
 // old file or the new one, never a mix.
-func writeCursors(dir string, cursors map[CursorKey]Cursor) error {
+func writeCursors(dir string, cursors map[replay.CursorKey]replay.Cursor) error {
 	entries := make([]cursorEntry, 0, len(cursors))
 	for k, v := range cursors {
 		e := cursorEntry{Topic: k.Topic, Group: k.Group, Offset: v.Next}
@@ -76,27 +77,27 @@ func writeCursors(dir string, cursors map[CursorKey]Cursor) error {
 	return nil
 }
 
-// Cursors implements Storage.
-func (s *Segments) Cursors() (map[CursorKey]Cursor, error) {
+// Cursors implements replay.Storage.
+func (s *Storage) Cursors() (map[replay.CursorKey]replay.Cursor, error) {
 	s.cursorMu.Lock()
 	defer s.cursorMu.Unlock()
-	out := make(map[CursorKey]Cursor, len(s.cursors))
+	out := make(map[replay.CursorKey]replay.Cursor, len(s.cursors))
 	for k, v := range s.cursors {
 		out[k] = v.Clone()
 	}
 	return out, nil
 }
 
-// SaveCursors implements Storage: it sets the given cursors, keeps the others,
+// SaveCursors implements replay.Storage: it sets the given cursors, keeps the others,
 // and writes them all to cursors.json before it returns. On error nothing
 // changes.
-func (s *Segments) SaveCursors(cursors map[CursorKey]Cursor) error {
+func (s *Storage) SaveCursors(cursors map[replay.CursorKey]replay.Cursor) error {
 	if s.closed.Load() {
-		return ErrSegmentsClosed
+		return ErrClosed
 	}
 	s.cursorMu.Lock()
 	defer s.cursorMu.Unlock()
-	next := make(map[CursorKey]Cursor, len(s.cursors)+len(cursors))
+	next := make(map[replay.CursorKey]replay.Cursor, len(s.cursors)+len(cursors))
 	for k, v := range s.cursors {
 		next[k] = v
 	}
@@ -110,17 +111,17 @@ func (s *Segments) SaveCursors(cursors map[CursorKey]Cursor) error {
 	return nil
 }
 
-// DeleteCursor implements Storage.
-func (s *Segments) DeleteCursor(key CursorKey) error {
+// DeleteCursor implements replay.Storage.
+func (s *Storage) DeleteCursor(key replay.CursorKey) error {
 	if s.closed.Load() {
-		return ErrSegmentsClosed
+		return ErrClosed
 	}
 	s.cursorMu.Lock()
 	defer s.cursorMu.Unlock()
 	if _, ok := s.cursors[key]; !ok {
 		return nil
 	}
-	next := make(map[CursorKey]Cursor, len(s.cursors))
+	next := make(map[replay.CursorKey]replay.Cursor, len(s.cursors))
 	for k, v := range s.cursors {
 		if k != key {
 			next[k] = v

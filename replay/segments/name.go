@@ -1,4 +1,4 @@
-package replay
+package segments
 
 import (
 	"crypto/sha256"

@@ -1,4 +1,4 @@
-package replay_test
+package segments_test
 
 import (
 	"bufio"
@@ -11,13 +11,14 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/sinkbus/sinkbus/replay"
+	"github.com/sinkbus/sinkbus/replay/segments"
 )
 
 // BenchmarkAppend64: 64 goroutines each appending one 1 KiB record at a time,
 // with SyncGroupCommit (every Append returns after an fsync). Compare with
 // BenchmarkRawNDJSON in the same run.
 func BenchmarkAppend64(b *testing.B) {
-	s := openSegs(b, replay.SegmentConfig{Dir: b.TempDir()})
+	s := openSegs(b, segments.Config{Dir: b.TempDir()})
 	payload := make([]byte, 1024)
 	for i := range payload {
 		payload[i] = 'a' + byte(i%26)

@@ -1,23 +1,25 @@
-package replay
+package segments
+
+import "github.com/sinkbus/sinkbus/replay"
 
 // Hooks for the external tests of the segment format.
 
 // DecodeFrame decodes the frame at the start of b and returns the record and
 // the frame's length.
-func DecodeFrame(b []byte) (Record, int, error) {
+func DecodeFrame(b []byte) (replay.Record, int, error) {
 	body, n, err := frameBody(b)
 	if err != nil {
-		return Record{}, 0, err
+		return replay.Record{}, 0, err
 	}
 	rec, err := decodeBody(body)
 	return rec, n, err
 }
 
 // DecodeBody decodes a frame's body, the part after the checksum.
-func DecodeBody(b []byte) (Record, error) { return decodeBody(b) }
+func DecodeBody(b []byte) (replay.Record, error) { return decodeBody(b) }
 
 // EncodeFrame encodes r with its own Offset and Time.
-func EncodeFrame(r *Record) []byte { return appendFrame(nil, r, r.Offset, r.Time.UnixNano()) }
+func EncodeFrame(r *replay.Record) []byte { return appendFrame(nil, r, r.Offset, r.Time.UnixNano()) }
 
 var (
 	EscapeTopic   = escapeTopic
@@ -25,4 +27,4 @@ var (
 )
 
 // DataSyncs returns how many fsyncs of record data topic has had since open.
-func DataSyncs(s *Segments, topic string) uint64 { return s.lookup(topic).dataSyncs.Load() }
+func DataSyncs(s *Storage, topic string) uint64 { return s.lookup(topic).dataSyncs.Load() }

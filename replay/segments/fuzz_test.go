@@ -1,4 +1,4 @@
-package replay_test
+package segments_test
 
 import (
 	"strings"
@@ -9,29 +9,30 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/sinkbus/sinkbus/replay"
+	"github.com/sinkbus/sinkbus/replay/segments"
 )
 
 // FuzzDecodeRecord: the frame decoder never panics, never reads past its
 // input, and what it accepts encodes back to the same record. The input is
 // also decoded as a body, behind the checksum a random frame rarely passes.
 func FuzzDecodeRecord(f *testing.F) {
-	valid := replay.EncodeFrame(&replay.Record{
+	valid := segments.EncodeFrame(&replay.Record{
 		Offset: 7, Time: time.Unix(1700000000, 5), UUID: "u-1",
 		Metadata: map[string]string{"k": "v", "name": "order.created"}, Payload: []byte(`{"a":1}`),
 	})
 	f.Add(valid)
 	f.Add(valid[:len(valid)-1])
 	f.Add(valid[:5])
-	f.Add(replay.EncodeFrame(&replay.Record{Offset: 1}))
+	f.Add(segments.EncodeFrame(&replay.Record{Offset: 1}))
 	f.Add([]byte{})
 	f.Add([]byte{0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0})
 	f.Add(append(append([]byte(nil), valid...), 1, 2, 3))
 	f.Add(valid[8:])
 	f.Fuzz(func(t *testing.T, data []byte) {
-		if rec, err := replay.DecodeBody(data); err == nil {
+		if rec, err := segments.DecodeBody(data); err == nil {
 			assertReencodes(t, rec)
 		}
-		rec, n, err := replay.DecodeFrame(data)
+		rec, n, err := segments.DecodeFrame(data)
 		if err != nil {
 			return
 		}
@@ -42,8 +43,8 @@ func FuzzDecodeRecord(f *testing.F) {
 
 func assertReencodes(t *testing.T, rec replay.Record) {
 	t.Helper()
-	again := replay.EncodeFrame(&rec)
-	back, m, err := replay.DecodeFrame(again)
+	again := segments.EncodeFrame(&rec)
+	back, m, err := segments.DecodeFrame(again)
 	require.NoError(t, err)
 	require.Equal(t, len(again), m)
 	assert.Equal(t, rec.Offset, back.Offset)
@@ -59,7 +60,7 @@ func FuzzEscapeTopic(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, topic string) {
-		name := replay.EscapeTopic(topic)
+		name := segments.EscapeTopic(topic)
 		require.NotEmpty(t, name)
 		require.LessOrEqual(t, len(name), 255)
 		require.NotContains(t, []string{".", "..", "cursors.json"}, name)
@@ -70,7 +71,7 @@ func FuzzEscapeTopic(f *testing.F) {
 		if strings.Contains(name, "~") {
 			return // hashed: the topic is kept in the directory
 		}
-		back, ok := replay.UnescapeTopic(name)
+		back, ok := segments.UnescapeTopic(name)
 		require.True(t, ok)
 		require.Equal(t, topic, back)
 		require.Equal(t, strings.ToLower(name), name, "no two topics differ only by case on disk")

@@ -1,4 +1,4 @@
-package replay
+package segments
 
 import (
 	"encoding/binary"
@@ -16,6 +16,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill"
 
 	"github.com/sinkbus/sinkbus/internal/atomicfile"
+	"github.com/sinkbus/sinkbus/replay"
 )
 
 const (
@@ -143,7 +144,7 @@ type readHint struct {
 // whoever finds no write under way (syncing false) takes every pending
 // chunk, writes and syncs them without the lock, and publishes them for all.
 type topicLog struct {
-	s    *Segments
+	s    *Storage
 	name string
 	dir  string
 	log  watermill.LoggerAdapter
@@ -173,7 +174,7 @@ type topicLog struct {
 	gatherTimer                 *time.Timer
 	dataSyncs                   atomic.Uint64 // fsyncs of record data, for tests
 
-	floorFile string // the trim marker on disk; owned by Trim (Segments.trimMu)
+	floorFile string // the trim marker on disk; owned by Trim (Storage.trimMu)
 
 	// Owned by whoever set syncing.
 	dirReady bool
@@ -182,11 +183,11 @@ type topicLog struct {
 	dirty    bool // written since the last fsync
 }
 
-func (t *topicLog) append(recs []*Record, now func() time.Time) error {
+func (t *topicLog) append(recs []*replay.Record, now func() time.Time) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.closed {
-		return ErrSegmentsClosed
+		return ErrClosed
 	}
 	if t.err != nil {
 		return t.err
@@ -233,7 +234,7 @@ func (t *topicLog) append(recs []*Record, now func() time.Time) error {
 		case t.err != nil:
 			return t.err
 		case t.closed:
-			return ErrSegmentsClosed
+			return ErrClosed
 		case !t.syncing:
 			t.lead()
 		default:
@@ -500,8 +501,8 @@ func (t *topicLog) firstLocked() uint64 {
 	return min(max(first, t.floor), t.visible)
 }
 
-func (t *topicLog) read(from uint64, n int) ([]Record, error) {
-	var out []Record
+func (t *topicLog) read(from uint64, n int) ([]replay.Record, error) {
+	var out []replay.Record
 	for len(out) < n {
 		t.mu.Lock()
 		from = max(from, t.firstLocked())
@@ -548,7 +549,7 @@ var scanBuffers = sync.Pool{New: func() any { b := make([]byte, scanBuffer); ret
 
 // readSegment reads up to n records of seg from offset from on. done reports
 // that it reached the end of what seg holds (or seg is gone).
-func (t *topicLog) readSegment(seg *segment, from uint64, n int) (recs []Record, done bool, err error) {
+func (t *topicLog) readSegment(seg *segment, from uint64, n int) (recs []replay.Record, done bool, err error) {
 	pos, size, err := t.locate(seg, from)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, true, nil // trimmed meanwhile
@@ -580,7 +581,7 @@ func (t *topicLog) readSegment(seg *segment, from uint64, n int) (recs []Record,
 		if err == nil && bodyOffset(body) < from {
 			continue
 		}
-		var rec Record
+		var rec replay.Record
 		if err == nil {
 			rec, err = decodeBody(body)
 		}
@@ -797,7 +798,7 @@ func (t *topicLog) seekIn(seg *segment, at int64) (uint64, bool, error) {
 // segments that hold nothing else. The new floor is saved first (a marker
 // file: a crash cannot bring hidden records back), then taken under the
 // lock; seeking the floor and deleting files happen without it, so appends
-// wait for no I/O. Called under Segments.trimMu.
+// wait for no I/O. Called under Storage.trimMu.
 func (t *topicLog) trim(before int64) (int, error) {
 	floor, err := t.seek(before)
 	if err != nil {
@@ -911,7 +912,7 @@ func (c *tailCache) from(off uint64, n int) []*chunk {
 
 // decodeChunks appends to out the records of chunks from offset from on, up
 // to n in all. The chunks were encoded here: no checksum to verify.
-func decodeChunks(out []Record, chunks []*chunk, from uint64, n int) ([]Record, error) {
+func decodeChunks(out []replay.Record, chunks []*chunk, from uint64, n int) ([]replay.Record, error) {
 	for _, c := range chunks {
 		for b := c.data; len(b) > 0 && len(out) < n; {
 			l := frameHeader + int(binary.LittleEndian.Uint32(b))

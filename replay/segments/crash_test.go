@@ -1,4 +1,4 @@
-package replay_test
+package segments_test
 
 import (
 	"bufio"
@@ -20,6 +20,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/sinkbus/sinkbus/replay"
+	"github.com/sinkbus/sinkbus/replay/segments"
 )
 
 // errorsLogged returns the Error entries of logger naming file.
@@ -41,13 +42,13 @@ func copyDir(t *testing.T, src, dst string) {
 func TestSegments_recovery_cuts_a_torn_tail_at_every_byte(t *testing.T) {
 	src := t.TempDir()
 	clk := newStepClock(time.Second)
-	s := openSegs(t, replay.SegmentConfig{Dir: src})
+	s := openSegs(t, segments.Config{Dir: src})
 	want := appendN(t, s, "orders", 1, 4, clk.Now)
 	require.NoError(t, s.Close())
 	seg := filepath.Join("orders", "00000000000000000001.seg")
 	complete, err := os.ReadFile(filepath.Join(src, seg))
 	require.NoError(t, err)
-	s = openSegs(t, replay.SegmentConfig{Dir: src})
+	s = openSegs(t, segments.Config{Dir: src})
 	last := appendN(t, s, "orders", 5, 1, clk.Now)
 	require.NoError(t, s.Close())
 	withLast, err := os.ReadFile(filepath.Join(src, seg))
@@ -73,7 +74,7 @@ func TestSegments_recovery_cuts_a_torn_tail_at_every_byte(t *testing.T) {
 				require.NoError(t, os.WriteFile(file, data, 0o644))
 
 				logger := watermill.NewCaptureLogger()
-				s := openSegs(t, replay.SegmentConfig{Dir: dir, Logger: logger})
+				s := openSegs(t, segments.Config{Dir: dir, Logger: logger})
 				kept := want
 				if whole {
 					kept = append(append([]replay.Record(nil), want...), last...)
@@ -99,7 +100,7 @@ func TestSegments_recovery_cuts_a_torn_tail_at_every_byte(t *testing.T) {
 				more := appendN(t, s, "orders", 9, 1, clk.Now)
 				assert.Equal(t, next, more[0].Offset, "appends continue with the next offset")
 				require.NoError(t, s.Close())
-				s = openSegs(t, replay.SegmentConfig{Dir: dir})
+				s = openSegs(t, segments.Config{Dir: dir})
 				assertSameRecords(t, append(kept, more...), readAll(t, s, "orders"))
 			})
 		}
@@ -108,7 +109,7 @@ func TestSegments_recovery_cuts_a_torn_tail_at_every_byte(t *testing.T) {
 
 func TestSegments_corrupt_older_segment_is_read_up_to_the_damage(t *testing.T) {
 	dir := t.TempDir()
-	cfg := replay.SegmentConfig{Dir: dir, SegmentBytes: 400, TailCacheBytes: -1}
+	cfg := segments.Config{Dir: dir, SegmentBytes: 400, TailCacheBytes: -1}
 	clk := newStepClock(time.Second)
 	s := openSegs(t, cfg)
 	want := appendN(t, s, "orders", 1, 30, clk.Now)
@@ -129,7 +130,7 @@ func TestSegments_corrupt_older_segment_is_read_up_to_the_damage(t *testing.T) {
 	require.NoError(t, os.WriteFile(second, data, 0o644))
 
 	logger := watermill.NewCaptureLogger()
-	s = openSegs(t, replay.SegmentConfig{Dir: dir, SegmentBytes: 400, TailCacheBytes: -1, Logger: logger})
+	s = openSegs(t, segments.Config{Dir: dir, SegmentBytes: 400, TailCacheBytes: -1, Logger: logger})
 	got := readAll(t, s, "orders")
 	var expect []replay.Record
 	for _, r := range want {
@@ -173,7 +174,7 @@ func TestSegmentsHelperProcess(t *testing.T) {
 	if dir == "" {
 		t.Skip("child process of TestSegments_acknowledged_records_survive_kill")
 	}
-	s, err := replay.OpenSegments(replay.SegmentConfig{Dir: dir, SegmentBytes: 64 << 10})
+	s, err := segments.Open(segments.Config{Dir: dir, SegmentBytes: 64 << 10})
 	if err != nil {
 		fmt.Println("open:", err)
 		os.Exit(2)
@@ -240,7 +241,7 @@ func TestSegments_acknowledged_records_survive_kill(t *testing.T) {
 		require.ErrorAs(t, err, &exit)
 		require.Equal(t, "signal: killed", exit.Error(), "the child must die by the kill, not on its own")
 
-		s, err := replay.OpenSegments(replay.SegmentConfig{Dir: dir, SegmentBytes: 64 << 10})
+		s, err := segments.Open(segments.Config{Dir: dir, SegmentBytes: 64 << 10})
 		require.NoError(t, err)
 		first, next := s.Bounds("kill")
 		require.Equal(t, uint64(1), first)
