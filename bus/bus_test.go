@@ -140,22 +140,6 @@ func TestIntegrations_Create_reports_every_problem_with_its_field(t *testing.T) 
 	assert.Empty(t, list, "no invalid integration was created")
 }
 
-func TestIntegrations_CreateJSON_names_unknown_types_and_fields(t *testing.T) {
-	tb := bustest.New(t)
-	_, err := tb.Integrations().CreateJSON(ctx, []byte(`{"data":{"type":"integration","integration_type":"carrier_pigeon","observes":["order.created"]}}`))
-	require.ErrorIs(t, err, bus.ErrInvalid)
-	assert.Contains(t, err.Error(), `integration_type: unknown type "carrier_pigeon"`)
-
-	_, err = tb.Integrations().CreateJSON(ctx, []byte(`{"integration_type":"bustest","observes":["a"],"colour":"red"}`))
-	assert.ErrorContains(t, err, "colour: unknown field")
-
-	in, err := tb.Integrations().CreateJSON(ctx, []byte(`{"data":{"type":"integration","name":"Recorder","integration_type":"bustest","enabled":false,"observes":["order.fulfilled"]}}`))
-	require.NoError(t, err)
-	assert.Equal(t, bus.Stopped, in.Status)
-	assert.Regexp(t, `^[a-z0-9-]{1,50}$`, in.ID)
-	assert.Equal(t, "Recorder", in.Name)
-}
-
 func TestIntegrations_limit_is_enforced(t *testing.T) {
 	tb := bustest.New(t, func(c *bus.Config) { c.MaxIntegrations = 2 })
 	tb.Record("a")

@@ -86,33 +86,6 @@ func ExampleBus_Publish_invalid() {
 	// events[1].name: required
 }
 
-// Integrations come from Elastic Path's and NewStore's JSON too; a refused one names every
-// field at fault, and secrets are masked on every read.
-func ExampleIntegrations_CreateJSON() {
-	b, _ := bus.New(bus.Config{})
-	defer b.Close()
-	ctx := context.Background()
-
-	_, err := b.Integrations().CreateJSON(ctx, []byte(`{"data":{"type":"integration",
-		"integration_type":"webhook",
-		"configuration":{"url":"ftp://example.com"},
-		"observes":["order.*",""]}}`))
-	fmt.Println(err)
-
-	in, err := b.Integrations().CreateJSON(ctx, []byte(`{"data":{"type":"integration",
-		"name":"ERP","integration_type":"webhook",
-		"configuration":{"url":"https://erp.example.com/hooks","secret_key":"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"},
-		"observes":["order.fulfilled"]}}`))
-	if err != nil {
-		panic(err)
-	}
-	fmt.Println(in.Name, in.Type(), in.Sink.(webhook.Config).SecretKey)
-	// Output:
-	// sinkbus: invalid integration: observes[1]: empty pattern
-	// configuration.url: must be https or http
-	// ERP webhook ****LaSw
-}
-
 // A dry run counts what a replay of a date range would deliver again.
 func ExampleIntegrations_Replay() {
 	received := make(chan bus.Event, 10)

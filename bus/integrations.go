@@ -168,19 +168,6 @@ func (b *Bus) pinCursor(in Integration) (resumed bool, err error) {
 	return false, b.journal.SetCursor(Topic, in.ID, start)
 }
 
-// CreateJSON creates an integration from Elastic Path's and NewStore's JSON (see
-// DecodeIntegration). Errors name the fields as the body wrote them; a body
-// that cannot be decoded whole gets every problem at once.
-func (m *Integrations) CreateJSON(ctx context.Context, body []byte) (Integration, error) {
-	b := m.b
-	d := decodeIntegration(b.cfg.Sinks, body)
-	if err := d.err(b.cfg.Sinks, b.cfg.Clock.Now(), b.hostRules()); err != nil {
-		return Integration{}, err
-	}
-	in, err := m.Create(ctx, d.in)
-	return in, renameErr(err, d.rename)
-}
-
 // Get returns an integration, secrets masked.
 func (m *Integrations) Get(ctx context.Context, id string) (Integration, error) {
 	m.b.mu.Lock()

@@ -10,6 +10,7 @@ import (
 
 	"github.com/sinkbus/sinkbus/bus"
 	"github.com/sinkbus/sinkbus/bus/bustest"
+	"github.com/sinkbus/sinkbus/bus/formats"
 	"github.com/sinkbus/sinkbus/middleware"
 	"github.com/sinkbus/sinkbus/replay"
 	"github.com/sinkbus/sinkbus/sinks"
@@ -59,7 +60,7 @@ func TestIntegrations_Create_whose_sink_cannot_start_is_not_saved(t *testing.T) 
 		return startBus(t, bus.Config{DataDir: dir, Storage: replay.NewMemory(), Sinks: reg})
 	}
 	b := open()
-	_, err := b.Integrations().CreateJSON(ctx, []byte(`{"id":"mq","integration_type":"lifecycle"}`))
+	_, _, err := formats.Create(ctx, b.Integrations(), []byte(`{"id":"mq","integration_type":"lifecycle"}`))
 	require.ErrorIs(t, err, errUnreachable)
 	require.NoError(t, b.Close())
 	_, err = open().Integrations().Get(ctx, "mq")
@@ -88,7 +89,7 @@ func TestIntegrations_Create_refuses_a_sink_the_bus_cannot_build_naming_the_fiel
 	}
 
 	// The same from JSON, and as an update of an integration that has a dir.
-	_, err := tb.Integrations().CreateJSON(ctx, []byte(`{"id":"out","integration_type":"file","configuration":{}}`))
+	_, _, err := formats.Create(ctx, tb.Integrations(), []byte(`{"id":"out","integration_type":"file","configuration":{}}`))
 	require.ErrorIs(t, err, bus.ErrInvalid)
 	assert.Equal(t, []string{"configuration.dir"}, fieldsOf(err))
 	tb.Create(bus.Integration{ID: "out", Sink: file.Config{Dir: t.TempDir()}, Status: bus.Stopped})

@@ -40,9 +40,9 @@ func (s fileStore) load(reg *sinks.Registry) ([]Integration, error) {
 	}
 	out := make([]Integration, 0, len(raw))
 	for i, r := range raw {
-		in, err := DecodeIntegration(reg, r)
-		if err != nil {
-			return nil, fmt.Errorf("sinkbus: %s: integration %d: %w", s.path, i, err)
+		in, p := decodeIntegration(reg, r)
+		if err := p.Err(); err != nil {
+			return nil, fmt.Errorf("sinkbus: %s: integration %d: %w: %w", s.path, i, ErrInvalid, err)
 		}
 		out = append(out, in)
 	}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/sinkbus/sinkbus/bus"
 	"github.com/sinkbus/sinkbus/bus/bustest"
+	"github.com/sinkbus/sinkbus/bus/formats"
 	"github.com/sinkbus/sinkbus/sinks"
 	"github.com/sinkbus/sinkbus/sinks/webhook"
 )
@@ -84,7 +85,7 @@ func TestBus_webhook_integration_from_elastic_path_json_delivers_signed_events(t
 			}
 		}
 	}`
-	in, err := tb.Integrations().CreateJSON(ctx, []byte(body))
+	in, _, err := formats.Create(ctx, tb.Integrations(), []byte(body))
 	require.NoError(t, err)
 	assert.Equal(t, "webhook", in.Type())
 	assert.Equal(t, "Order shipping notification", in.Name)

@@ -19,8 +19,8 @@
 //	POST   /integrations/{id}/circuit/reset                close the circuit
 //	POST   /integrations/{id}/replay                       {"from","to","dry_run"}
 //
-// Integrations are read and written in three shapes (Format): sinkbus's own
-// flat object, Elastic Path's {"data":{...}} envelope with links and
+// Integrations are read and written in three shapes (bus/formats): sinkbus's
+// own flat object, Elastic Path's {"data":{...}} envelope with links and
 // meta.timestamps, and NewStore's (integration_type permanent / temporary,
 // callback_parameters or s3_parameters, status). A request body in one shape
 // is answered in the same shape; requests without a body are answered in
@@ -40,6 +40,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill"
 
 	"github.com/sinkbus/sinkbus/bus"
+	"github.com/sinkbus/sinkbus/bus/formats"
 	"github.com/sinkbus/sinkbus/field"
 )
 
@@ -66,9 +67,9 @@ type Options struct {
 	// Zero means DefaultMaxBodyBytes; negative is invalid.
 	MaxBodyBytes int64
 	// Format is the shape of integrations in responses to requests that
-	// carry none (GET, list, start, stop). Empty means FormatSinkbus; any
-	// other value must be one of the Format constants.
-	Format Format
+	// carry none (GET, list, start, stop). Empty means formats.Sinkbus;
+	// any other value must be one of the formats.Format constants.
+	Format formats.Format
 	// BaseURL is the absolute URL the API is mounted at
 	// ("https://api.example.com/v2"), for Elastic Path's links.self. Empty
 	// means the request's own scheme, Host and mount prefix; anything else
@@ -85,8 +86,8 @@ func (o Options) Validate() error {
 	if o.MaxBodyBytes < 0 {
 		p.Add("MaxBodyBytes", "must not be negative")
 	}
-	if o.Format != "" && !o.Format.valid() {
-		p.Add("Format", "must be %q, %q or %q", FormatSinkbus, FormatElasticPath, FormatNewStore)
+	if o.Format != "" && !o.Format.Valid() {
+		p.Add("Format", "must be %q, %q or %q", formats.Sinkbus, formats.ElasticPath, formats.NewStore)
 	}
 	if o.BaseURL != "" {
 		u, err := url.Parse(o.BaseURL)
@@ -104,7 +105,7 @@ func (o *Options) setDefaults() {
 		o.MaxBodyBytes = DefaultMaxBodyBytes
 	}
 	if o.Format == "" {
-		o.Format = FormatSinkbus
+		o.Format = formats.Sinkbus
 	}
 	if o.Logger == nil {
 		o.Logger = watermill.NopLogger{}

@@ -16,6 +16,7 @@ import (
 	"github.com/sinkbus/sinkbus/bus"
 	"github.com/sinkbus/sinkbus/bus/api"
 	"github.com/sinkbus/sinkbus/bus/bustest"
+	"github.com/sinkbus/sinkbus/bus/formats"
 	"github.com/sinkbus/sinkbus/field"
 	"github.com/sinkbus/sinkbus/middleware"
 	"github.com/sinkbus/sinkbus/sinks"
@@ -443,7 +444,7 @@ func TestAPI_patch_enabled_and_status_stop_and_start(t *testing.T) {
 }
 
 func TestAPI_start_stop_and_the_log_newest_first(t *testing.T) {
-	s := newServer(t, api.Options{Format: api.FormatNewStore})
+	s := newServer(t, api.Options{Format: formats.NewStore})
 	require.Equal(t, http.StatusCreated, s.do("POST", "/integrations", `{"id":"wh","integration_type":"bustest"}`).status)
 
 	resp := s.do("POST", "/integrations/wh/stop", "")
@@ -721,7 +722,7 @@ func TestNew_refuses_invalid_options_naming_each(t *testing.T) {
 	assert.Error(t, err)
 	_, err = api.New(nil, api.Options{})
 	assert.Error(t, err)
-	for _, f := range []api.Format{"", api.FormatSinkbus, api.FormatElasticPath, api.FormatNewStore} {
+	for _, f := range []formats.Format{"", formats.Sinkbus, formats.ElasticPath, formats.NewStore} {
 		_, err := api.New(tb.Bus, api.Options{Format: f, BaseURL: "https://shop.example.com/api/"})
 		assert.NoError(t, err, f)
 	}

@@ -65,7 +65,7 @@ func badRequest(name, rule string, args ...any) error {
 
 // fail answers err. Internal errors are logged, never shown: the caller
 // gets the request id to quote.
-func (h *handler) fail(w http.ResponseWriter, r *http.Request, err error, rename func(string) string) {
+func (h *handler) fail(w http.ResponseWriter, r *http.Request, err error) {
 	status, code := statusOf(err)
 	if status == http.StatusInternalServerError {
 		h.opts.Logger.Error("Management API request failed", err, watermill.LogFields{
@@ -75,7 +75,7 @@ func (h *handler) fail(w http.ResponseWriter, r *http.Request, err error, rename
 	}
 	var problems []FieldProblem
 	if status == http.StatusBadRequest || code == "immutable_field" {
-		problems = fieldProblems(err, rename)
+		problems = fieldProblems(err)
 	}
 	writeError(w, r, status, code, message(err, problems), problems)
 }
@@ -84,8 +84,8 @@ func (h *handler) fail(w http.ResponseWriter, r *http.Request, err error, rename
 // are left out of the message.
 var sentinels = []error{errBadRequest, bus.ErrInvalid, bus.ErrInvalidEvent, bus.ErrImmutable}
 
-// fieldProblems lists the field errors in err, renamed.
-func fieldProblems(err error, rename func(string) string) []FieldProblem {
+// fieldProblems lists the field errors in err.
+func fieldProblems(err error) []FieldProblem {
 	var out []FieldProblem
 next:
 	for _, e := range field.Errors(err) {
@@ -97,14 +97,11 @@ next:
 				}
 			}
 		}
-		field, rule := fe.Field, fe.Rule
-		if rename != nil {
-			field = rename(field)
-		}
-		if field == "" {
+		name, rule := fe.Field, fe.Rule
+		if name == "" {
 			rule = strings.TrimPrefix(rule, "sinkbus: ")
 		}
-		out = append(out, FieldProblem{Field: field, Message: rule})
+		out = append(out, FieldProblem{Field: name, Message: rule})
 	}
 	return out
 }

@@ -57,7 +57,7 @@ type ReplayResponse struct {
 func (h *handler) log(w http.ResponseWriter, r *http.Request) {
 	entries, err := h.b.Integrations().Log(r.Context(), r.PathValue("id"))
 	if err != nil {
-		h.fail(w, r, err, nil)
+		h.fail(w, r, err)
 		return
 	}
 	if entries == nil {
@@ -69,7 +69,7 @@ func (h *handler) log(w http.ResponseWriter, r *http.Request) {
 func (h *handler) rejectedList(w http.ResponseWriter, r *http.Request) {
 	list, err := h.b.Integrations().Rejected(r.Context(), r.PathValue("id"))
 	if err != nil {
-		h.fail(w, r, err, nil)
+		h.fail(w, r, err)
 		return
 	}
 	out := RejectedList{RejectedEvents: make([]RejectedSummary, len(list))}
@@ -84,7 +84,7 @@ func (h *handler) rejectedList(w http.ResponseWriter, r *http.Request) {
 func (h *handler) rejectedGet(w http.ResponseWriter, r *http.Request) {
 	e, err := h.b.Integrations().RejectedEvent(r.Context(), r.PathValue("id"), r.PathValue("event_id"))
 	if err != nil {
-		h.fail(w, r, err, nil)
+		h.fail(w, r, err)
 		return
 	}
 	writeJSON(w, http.StatusOK, e)
@@ -92,7 +92,7 @@ func (h *handler) rejectedGet(w http.ResponseWriter, r *http.Request) {
 
 func (h *handler) rejectedDelete(w http.ResponseWriter, r *http.Request) {
 	if err := h.b.Integrations().DeleteRejected(r.Context(), r.PathValue("id"), r.PathValue("event_id")); err != nil {
-		h.fail(w, r, err, nil)
+		h.fail(w, r, err)
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
@@ -111,7 +111,7 @@ func (h *handler) rejectedRetry(w http.ResponseWriter, r *http.Request) {
 			"the integration's circuit is open; retry after its cool-down or reset it", nil)
 	case errors.Is(err, bus.ErrNotFound), errors.Is(err, middleware.ErrNotFound),
 		errors.Is(err, bus.ErrNotRunning), errors.Is(err, bus.ErrClosed), r.Context().Err() != nil:
-		h.fail(w, r, err, nil)
+		h.fail(w, r, err)
 	default:
 		// The sink's classified failure; its text names the destination
 		// without credentials.
@@ -124,7 +124,7 @@ func (h *handler) rejectedRetry(w http.ResponseWriter, r *http.Request) {
 func (h *handler) circuit(w http.ResponseWriter, r *http.Request) {
 	s, err := h.b.Integrations().Circuit(r.Context(), r.PathValue("id"))
 	if err != nil {
-		h.fail(w, r, err, nil)
+		h.fail(w, r, err)
 		return
 	}
 	writeJSON(w, http.StatusOK, s)
@@ -134,12 +134,12 @@ func (h *handler) circuitReset(w http.ResponseWriter, r *http.Request) {
 	m := h.b.Integrations()
 	id := r.PathValue("id")
 	if err := m.ResetCircuit(r.Context(), id); err != nil {
-		h.fail(w, r, err, nil)
+		h.fail(w, r, err)
 		return
 	}
 	s, err := m.Circuit(r.Context(), id)
 	if err != nil {
-		h.fail(w, r, err, nil)
+		h.fail(w, r, err)
 		return
 	}
 	writeJSON(w, http.StatusOK, s)
@@ -153,12 +153,12 @@ func (h *handler) replay(w http.ResponseWriter, r *http.Request) {
 	var req ReplayRequest
 	if len(data) > 0 {
 		if err := field.DecodeStrict(data, &req); err != nil {
-			h.fail(w, r, errors.Join(errBadRequest, err), nil)
+			h.fail(w, r, errors.Join(errBadRequest, err))
 			return
 		}
 	}
 	if req.From != nil && req.To != nil && !req.To.After(*req.From) {
-		h.fail(w, r, badRequest("to", "must be after from"), nil)
+		h.fail(w, r, badRequest("to", "must be after from"))
 		return
 	}
 	rr := replay.Request{DryRun: req.DryRun}
@@ -170,7 +170,7 @@ func (h *handler) replay(w http.ResponseWriter, r *http.Request) {
 	}
 	job, err := h.b.Integrations().Replay(r.Context(), r.PathValue("id"), rr)
 	if err != nil {
-		h.fail(w, r, err, nil)
+		h.fail(w, r, err)
 		return
 	}
 	status := http.StatusAccepted

@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/sinkbus/sinkbus/bus"
+	"github.com/sinkbus/sinkbus/bus/formats"
 	"github.com/sinkbus/sinkbus/filter"
 	"github.com/sinkbus/sinkbus/replay"
 	"github.com/sinkbus/sinkbus/sinks"
@@ -144,8 +145,8 @@ func run(out io.Writer) (summary, error) {
 	go func() { runErr <- b.Run(ctx) }()
 	<-b.Running()
 
-	// An integration from Elastic Path's own JSON.
-	shipping, err := b.Integrations().CreateJSON(ctx, []byte(`{"data": {
+	// An integration from Elastic Path's own JSON (bus/formats reads it).
+	shipping, _, err := formats.Create(ctx, b.Integrations(), []byte(`{"data": {
 		"type": "integration",
 		"id": "shipping-notification",
 		"name": "Order shipping notification",

@@ -23,6 +23,7 @@ import (
 
 	"github.com/sinkbus/sinkbus/bus"
 	"github.com/sinkbus/sinkbus/bus/bustest"
+	"github.com/sinkbus/sinkbus/bus/formats"
 	"github.com/sinkbus/sinkbus/middleware"
 	"github.com/sinkbus/sinkbus/sinks"
 	"github.com/sinkbus/sinkbus/sinks/s3"
@@ -144,7 +145,7 @@ func s3Params(t *testing.T, g gateway, bucket string, extra map[string]any) json
 func createNewStore(t *testing.T, tb *bustest.Bus, id string, params json.RawMessage) {
 	t.Helper()
 	body := fmt.Sprintf(`{"id":%q,"integration_type":"permanent","s3_parameters":%s}`, id, params)
-	_, err := tb.Integrations().CreateJSON(context.Background(), []byte(body))
+	_, _, err := formats.Create(context.Background(), tb.Integrations(), []byte(body))
 	require.NoError(t, err)
 }
 

@@ -15,6 +15,7 @@ import (
 
 	"github.com/sinkbus/sinkbus/bus"
 	"github.com/sinkbus/sinkbus/bus/bustest"
+	"github.com/sinkbus/sinkbus/bus/formats"
 	"github.com/sinkbus/sinkbus/middleware"
 	"github.com/sinkbus/sinkbus/sinks"
 	"github.com/sinkbus/sinkbus/sinks/sqs"
@@ -152,7 +153,7 @@ func TestSQSIntegration_elastic_path_json_with_endpoint_override(t *testing.T) {
 		}
 	}`
 	tb, d := newBus(t)
-	in, err := tb.Integrations().CreateJSON(context.Background(), []byte(body))
+	in, _, err := formats.Create(context.Background(), tb.Integrations(), []byte(body))
 	require.NoError(t, err)
 	masked, ok := in.Sink.(sqs.Config)
 	require.True(t, ok, "%T", in.Sink)

@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/sinkbus/sinkbus/bus"
+	"github.com/sinkbus/sinkbus/bus/formats"
 	"github.com/sinkbus/sinkbus/sinks"
 	"github.com/sinkbus/sinkbus/sinks/stomp"
 )
@@ -71,7 +72,7 @@ func TestStompSink_through_the_bus(t *testing.T) {
 
 			t.Run("from Elastic Path JSON", func(t *testing.T) {
 				deliverThroughBus(t, br, down, func(b *bus.Bus, dest string) bus.Integration {
-					in, err := b.Integrations().CreateJSON(context.Background(),
+					in, _, err := formats.Create(context.Background(), b.Integrations(),
 						elasticPathIntegration(t, addresses, dest, br.user, br.pass))
 					require.NoError(t, err)
 					return in

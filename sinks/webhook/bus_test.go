@@ -14,6 +14,7 @@ import (
 
 	"github.com/sinkbus/sinkbus/bus"
 	"github.com/sinkbus/sinkbus/bus/bustest"
+	"github.com/sinkbus/sinkbus/bus/formats"
 	"github.com/sinkbus/sinkbus/field"
 	"github.com/sinkbus/sinkbus/middleware"
 	"github.com/sinkbus/sinkbus/replay"
@@ -116,7 +117,7 @@ func TestWebhookSink_in_the_bus_masked_url_sent_back_keeps_the_stored_one(t *tes
 	body, err := json.Marshal(got)
 	require.NoError(t, err)
 	require.NotContains(t, string(body), token)
-	_, err = tb.Integrations().UpdateJSON(ctx, "erp", body)
+	_, _, err = formats.Update(ctx, tb.Integrations(), "erp", body)
 	require.NoError(t, err)
 
 	tb.Publish(bus.Event{ID: "e-1", Name: "order.created", Payload: json.RawMessage(`{}`)})

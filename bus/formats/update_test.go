@@ -1,4 +1,4 @@
-package bus_test
+package formats_test
 
 import (
 	"encoding/json"
@@ -11,12 +11,13 @@ import (
 
 	"github.com/sinkbus/sinkbus/bus"
 	"github.com/sinkbus/sinkbus/bus/bustest"
+	"github.com/sinkbus/sinkbus/bus/formats"
 	"github.com/sinkbus/sinkbus/replay"
 	"github.com/sinkbus/sinkbus/sinks"
 	"github.com/sinkbus/sinkbus/sinks/webhook"
 )
 
-func TestIntegrations_UpdateJSON_keeps_every_secret_sent_back_masked(t *testing.T) {
+func TestUpdate_keeps_every_secret_sent_back_masked(t *testing.T) {
 	tb, dir := savingBus(t)
 	stored := webhook.Config{
 		URL:       "https://erp:p4ssw0rd-long@erp.example.com/hooks",
@@ -38,7 +39,7 @@ func TestIntegrations_UpdateJSON_keeps_every_secret_sent_back_masked(t *testing.
 	body, err = json.Marshal(doc)
 	require.NoError(t, err)
 
-	updated, err := tb.Integrations().UpdateJSON(ctx, "erp", body)
+	updated, _, err := formats.Update(ctx, tb.Integrations(), "erp", body)
 	require.NoError(t, err)
 	assert.Equal(t, []string{"order.fulfilled"}, updated.Observes)
 	assert.Equal(t, sinks.Mask(secret), updated.Sink.(webhook.Config).SecretKey, "reads stay masked")
@@ -48,30 +49,30 @@ func TestIntegrations_UpdateJSON_keeps_every_secret_sent_back_masked(t *testing.
 	want.Headers = map[string]string{"X-Api-Key": "k-1234567890abcdef", "X-Team": "billing-team"}
 	assert.Equal(t, want.Masked(), updated.Sink)
 	assert.Equal(t, "https://erp:xxxxx@erp.example.com/hooks", updated.Sink.(webhook.Config).URL)
-	assert.Equal(t, want, unmaskedSink(t, dir, "erp"))
+	assert.Equal(t, want, unmaskedSink(t, tb, dir, "erp"))
 }
 
-func TestIntegrations_UpdateJSON_takes_new_secrets_and_refuses_a_type_change(t *testing.T) {
+func TestUpdate_takes_new_secrets_and_refuses_a_type_change(t *testing.T) {
 	tb, dir := savingBus(t)
 	tb.Create(bus.Integration{ID: "erp", Sink: webhook.Config{URL: "https://erp.example.com/hooks", SecretKey: secret}})
 	const next = "whsec_bmV3LXNlY3JldC1rZXktZm9yLXRlc3Rz"
-	_, err := tb.Integrations().UpdateJSON(ctx, "erp", []byte(`{"integration_type":"webhook",
+	_, _, err := formats.Update(ctx, tb.Integrations(), "erp", []byte(`{"integration_type":"webhook",
 		"configuration":{"url":"https://erp.example.com/hooks","secret_key":"`+next+`"}}`))
 	require.NoError(t, err)
-	assert.Equal(t, next, unmaskedSink(t, dir, "erp").SecretKey)
+	assert.Equal(t, next, unmaskedSink(t, tb, dir, "erp").SecretKey)
 
-	_, err = tb.Integrations().UpdateJSON(ctx, "erp", []byte(`{"integration_type":"bustest"}`))
+	_, _, err = formats.Update(ctx, tb.Integrations(), "erp", []byte(`{"integration_type":"bustest"}`))
 	require.ErrorIs(t, err, bus.ErrImmutable)
-	_, err = tb.Integrations().UpdateJSON(ctx, "nope", []byte(`{"integration_type":"bustest"}`))
+	_, _, err = formats.Update(ctx, tb.Integrations(), "nope", []byte(`{"integration_type":"bustest"}`))
 	require.ErrorIs(t, err, bus.ErrNotFound)
-	_, err = tb.Integrations().UpdateJSON(ctx, "erp", []byte(`{"integration_type":"webhook","configuration":{"url":1}}`))
+	_, _, err = formats.Update(ctx, tb.Integrations(), "erp", []byte(`{"integration_type":"webhook","configuration":{"url":1}}`))
 	require.ErrorIs(t, err, bus.ErrInvalid)
 }
 
-func TestIntegrations_UpdateJSON_keeps_an_unchanged_sink_itself(t *testing.T) {
+func TestUpdate_keeps_an_unchanged_sink_itself(t *testing.T) {
 	tb := bustest.New(t)
 	sink := tb.NewSinkIntegration(bus.Integration{ID: "rec", Observes: []string{"order.*"}})
-	_, err := tb.Integrations().UpdateJSON(ctx, "rec", []byte(`{"integration_type":"bustest","observes":["**"]}`))
+	_, _, err := formats.Update(ctx, tb.Integrations(), "rec", []byte(`{"integration_type":"bustest","observes":["**"]}`))
 	require.NoError(t, err)
 	tb.Publish(bus.Event{Name: "cart.updated"})
 	assert.Equal(t, "cart.updated", sink.WaitFor(t, 1)[0].Name, "the same recording sink goes on")
@@ -89,14 +90,14 @@ func savingBus(t *testing.T) (*bustest.Bus, string) {
 
 // unmaskedSink returns the stored webhook configuration of id, as a restart
 // would read it.
-func unmaskedSink(t *testing.T, dir, id string) webhook.Config {
+func unmaskedSink(t *testing.T, tb *bustest.Bus, dir, id string) webhook.Config {
 	t.Helper()
 	data, err := os.ReadFile(filepath.Join(dir, "integrations.json"))
 	require.NoError(t, err)
 	var list []json.RawMessage
 	require.NoError(t, json.Unmarshal(data, &list))
 	for _, raw := range list {
-		in, err := bus.DecodeIntegration(sinks.DefaultRegistry(), raw)
+		in, err := tb.Integrations().Decode(raw)
 		require.NoError(t, err)
 		if in.ID == id {
 			return in.Sink.(webhook.Config)

@@ -2,31 +2,10 @@ package bus
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 
 	"github.com/sinkbus/sinkbus/sinks"
 )
-
-// UpdateJSON updates integration id from Elastic Path's and NewStore's JSON, as Update does:
-// body is the whole integration in any form DecodeIntegration reads,
-// typically what Get returned with some fields changed. A configuration
-// string sent back as it was shown (masked: sinks.IsMasked, or equal to the
-// masked form of the stored value) keeps the stored value at the same place
-// in the configuration, whatever the integration type; so a client can read
-// an integration, change one field and send it back without knowing its
-// secrets.
-//
-// Errors name the fields as the body wrote them, as CreateJSON's do.
-func (m *Integrations) UpdateJSON(ctx context.Context, id string, body []byte) (Integration, error) {
-	b := m.b
-	d := decodeIntegration(b.cfg.Sinks, body)
-	if err := d.err(b.cfg.Sinks, b.cfg.Clock.Now(), b.hostRules()); err != nil {
-		return Integration{}, err
-	}
-	in, err := m.Update(ctx, id, d.in)
-	return in, renameErr(err, d.rename)
-}
 
 // unmaskConfig returns sent with every string that is the masked form of
 // the stored value at the same JSON path replaced by that stored value. When

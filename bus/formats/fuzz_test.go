@@ -1,4 +1,4 @@
-package bus_test
+package formats_test
 
 import (
 	"encoding/json"
@@ -10,15 +10,16 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/sinkbus/sinkbus/bus"
-	"github.com/sinkbus/sinkbus/sinks"
+	"github.com/sinkbus/sinkbus/bus/bustest"
+	"github.com/sinkbus/sinkbus/bus/formats"
 )
 
-// FuzzDecodeIntegration feeds the documented integration bodies of bus/api/testdata, and mutations
-// of them, to the parser behind the management API: it never panics, every
-// refusal is ErrInvalid, and what it accepts survives its own masked JSON
-// form (what a client reads back and may send again).
-func FuzzDecodeIntegration(f *testing.F) {
-	seeds, err := filepath.Glob("api/testdata/*.json")
+// FuzzDecode feeds the documented integration bodies of bus/api/testdata,
+// and mutations of them, to the parser behind the management API: it never
+// panics, every refusal is ErrInvalid, and what it accepts survives its own
+// masked JSON form (what a client reads back and may send again).
+func FuzzDecode(f *testing.F) {
+	seeds, err := filepath.Glob("../api/testdata/*.json")
 	require.NoError(f, err)
 	for _, name := range seeds {
 		body, err := os.ReadFile(name)
@@ -28,9 +29,9 @@ func FuzzDecodeIntegration(f *testing.F) {
 	f.Add([]byte(`{"integration_type":"webhook","configuration":{"url":"https://example.com/hook","secret_key":"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"},"observes":["order.*"],"filter_conditions":{"payload":{"total":{"$gt":100}}}}`))
 	f.Add([]byte(`{"integration_type":"temporary","callback_url":"https://example.com","starts_at":"2026-01-01T00:00:00Z","ends_at":"2026-01-02T00:00:00Z"}`))
 	f.Add([]byte(`{"integration_type":"file","configuration":{"dir":"exports"},"delivery":{"retry":{"max_attempts":3}}}`))
-	reg := sinks.DefaultRegistry()
+	m := bustest.New(f).Integrations()
 	f.Fuzz(func(t *testing.T, body []byte) {
-		in, err := bus.DecodeIntegration(reg, body)
+		in, _, err := formats.Decode(m, body)
 		if err != nil {
 			assert.ErrorIs(t, err, bus.ErrInvalid)
 			return
@@ -38,8 +39,9 @@ func FuzzDecodeIntegration(f *testing.F) {
 		require.NotNil(t, in.Sink)
 		out, err := json.Marshal(in.Masked())
 		require.NoError(t, err)
-		again, err := bus.DecodeIntegration(reg, out)
+		again, f, err := formats.Decode(m, out)
 		require.NoError(t, err, "its own JSON %s is refused", out)
+		assert.Equal(t, formats.Sinkbus, f)
 		assert.Equal(t, in.Type(), again.Type())
 		assert.Equal(t, len(in.Observes), len(again.Observes))
 		if len(in.Observes) > 0 {

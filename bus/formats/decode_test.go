@@ -1,4 +1,4 @@
-package bus_test
+package formats_test
 
 import (
 	"encoding/json"
@@ -12,6 +12,7 @@ import (
 
 	"github.com/sinkbus/sinkbus/bus"
 	"github.com/sinkbus/sinkbus/bus/bustest"
+	"github.com/sinkbus/sinkbus/bus/formats"
 	"github.com/sinkbus/sinkbus/field"
 	"github.com/sinkbus/sinkbus/sinks"
 )
@@ -19,7 +20,7 @@ import (
 // A body that cannot be decoded whole is reported with every problem at
 // once: each member that cannot be decoded, and what validation finds in
 // the rest.
-func TestIntegrations_CreateJSON_reports_every_decoding_and_validation_problem(t *testing.T) {
+func TestCreate_reports_every_decoding_and_validation_problem(t *testing.T) {
 	tb := bustest.New(t)
 	for _, tc := range []struct {
 		body   string
@@ -33,13 +34,13 @@ func TestIntegrations_CreateJSON_reports_every_decoding_and_validation_problem(t
 			"configuration":{"url":"https://erp.example.com","colour":1,"headers":5}}`,
 			[]string{"colour", "concurrency", "observes", "configuration.colour", "configuration.headers"}},
 		{`{"data":{"type":"product","integration_type":"webhook","enabled":"yes","configuration":{"url":"ftp://x"}}}`,
-			[]string{"enabled", "type", "configuration.url"}},
+			[]string{"data.enabled", "data.type", "data.configuration.url"}},
 		{`{"data":{"integration_type":"webhook","configuration":{"url":"https://erp.example.com"}},"extra":1}`,
 			[]string{"extra"}},
 		{`{"integration_type":"temporary","callback_url":"https://erp.example.com","callback_parameters":{"colour":1}}`,
 			[]string{"callback_parameters.colour", "starts_at", "ends_at"}},
 	} {
-		_, err := tb.Integrations().CreateJSON(ctx, []byte(tc.body))
+		_, _, err := formats.Create(ctx, tb.Integrations(), []byte(tc.body))
 		require.ErrorIs(t, err, bus.ErrInvalid, tc.body)
 		assert.ElementsMatch(t, tc.fields, fieldsOf(err), "%s: %v", tc.body, err)
 	}
@@ -47,17 +48,17 @@ func TestIntegrations_CreateJSON_reports_every_decoding_and_validation_problem(t
 	require.NoError(t, err)
 	assert.Empty(t, list)
 
-	// The same from DecodeIntegration.
-	_, err = bus.DecodeIntegration(sinks.DefaultRegistry(), []byte(`{"id":"BAD","integration_type":"webhook","observes":[""],"configuration":{"url":"ftp://x","colour":1}}`))
+	// The same from Decode.
+	_, _, err = formats.Decode(tb.Integrations(), []byte(`{"id":"BAD","integration_type":"webhook","observes":[""],"configuration":{"url":"ftp://x","colour":1}}`))
 	require.ErrorIs(t, err, bus.ErrInvalid)
 	assert.ElementsMatch(t, []string{"id", "observes[0]", "configuration.url", "configuration.colour"}, fieldsOf(err))
 }
 
-// Every documented body of the management API's tests goes to CreateJSON as it
+// Every documented body of the management API's tests goes to Create as it
 // is, Elastic Path's read-only links and meta included. The NewStore
 // samples that name no URL are refused naming NewStore's field.
-func TestIntegrations_CreateJSON_accepts_the_documented_bodies_verbatim(t *testing.T) {
-	files, err := filepath.Glob("api/testdata/*.json")
+func TestCreate_accepts_the_documented_bodies_verbatim(t *testing.T) {
+	files, err := filepath.Glob("../api/testdata/*.json")
 	require.NoError(t, err)
 	require.NotEmpty(t, files)
 	refused := map[string][]string{
@@ -70,7 +71,7 @@ func TestIntegrations_CreateJSON_accepts_the_documented_bodies_verbatim(t *testi
 			tb := bustest.New(t, func(c *bus.Config) { c.DataDir = dir })
 			body, err := os.ReadFile(name)
 			require.NoError(t, err)
-			in, err := tb.Integrations().CreateJSON(ctx, body)
+			in, _, err := formats.Create(ctx, tb.Integrations(), body)
 			if want, ok := refused[filepath.Base(name)]; ok {
 				require.ErrorIs(t, err, bus.ErrInvalid)
 				assert.Equal(t, want, fieldsOf(err))
@@ -87,7 +88,7 @@ func TestIntegrations_CreateJSON_accepts_the_documented_bodies_verbatim(t *testi
 // NewStore's bodies carry the configuration in callback_url,
 // callback_parameters or s3_parameters: errors name those, from decoding,
 // validation and the sink alike.
-func TestIntegrations_CreateJSON_names_newstore_fields_as_sent(t *testing.T) {
+func TestCreate_names_newstore_fields_as_sent(t *testing.T) {
 	tb := bustest.New(t)
 	for _, tc := range []struct {
 		body   string
@@ -103,7 +104,7 @@ func TestIntegrations_CreateJSON_names_newstore_fields_as_sent(t *testing.T) {
 		// refused at creation rather than saved and broken.
 		{`{"id":"sap","integration_type":"permanent","s3_parameters":{"bucket":"sap_export"}}`, []string{"s3_parameters.spool_dir"}},
 	} {
-		_, err := tb.Integrations().CreateJSON(ctx, []byte(tc.body))
+		_, _, err := formats.Create(ctx, tb.Integrations(), []byte(tc.body))
 		require.ErrorIs(t, err, bus.ErrInvalid, tc.body)
 		assert.Equal(t, tc.fields, fieldsOf(err), "%s: %v", tc.body, err)
 	}
@@ -113,19 +114,35 @@ func TestIntegrations_CreateJSON_names_newstore_fields_as_sent(t *testing.T) {
 
 // A configuration decoder's error is an unknown type only when it wraps
 // sinks.ErrUnknownType, whatever its text says.
-func TestIntegrations_CreateJSON_matches_unknown_types_by_error_not_text(t *testing.T) {
+func TestCreate_matches_unknown_types_by_error_not_text(t *testing.T) {
 	reg := bustest.Registry()
 	require.NoError(t, reg.Register(sinks.Type{Name: "fanout", Decode: func(json.RawMessage) (sinks.Config, error) {
 		// A type that forwards to another one, quoting the registry's words.
 		return nil, field.New("downstream", "%s \"carrier_pigeon\"", sinks.ErrUnknownType.Error())
 	}}))
 	tb := bustest.New(t, func(c *bus.Config) { c.Sinks = reg })
-	_, err := tb.Integrations().CreateJSON(ctx, []byte(`{"integration_type":"fanout","configuration":{"downstream":"carrier_pigeon"}}`))
+	_, _, err := formats.Create(ctx, tb.Integrations(), []byte(`{"integration_type":"fanout","configuration":{"downstream":"carrier_pigeon"}}`))
 	require.ErrorIs(t, err, bus.ErrInvalid)
 	assert.Equal(t, []string{"configuration.downstream"}, fieldsOf(err))
 
-	_, err = tb.Integrations().CreateJSON(ctx, []byte(`{"integration_type":"carrier_pigeon"}`))
+	_, _, err = formats.Create(ctx, tb.Integrations(), []byte(`{"integration_type":"carrier_pigeon"}`))
 	require.ErrorIs(t, err, bus.ErrInvalid)
 	assert.Equal(t, []string{"integration_type"}, fieldsOf(err))
 	assert.True(t, strings.Contains(err.Error(), `unknown type "carrier_pigeon"`), err.Error())
+}
+
+func TestCreate_names_unknown_types_and_fields(t *testing.T) {
+	tb := bustest.New(t)
+	_, _, err := formats.Create(ctx, tb.Integrations(), []byte(`{"data":{"type":"integration","integration_type":"carrier_pigeon","observes":["order.created"]}}`))
+	require.ErrorIs(t, err, bus.ErrInvalid)
+	assert.Contains(t, err.Error(), `data.integration_type: unknown type "carrier_pigeon"`)
+
+	_, _, err = formats.Create(ctx, tb.Integrations(), []byte(`{"integration_type":"bustest","observes":["a"],"colour":"red"}`))
+	assert.ErrorContains(t, err, "colour: unknown field")
+
+	in, _, err := formats.Create(ctx, tb.Integrations(), []byte(`{"data":{"type":"integration","name":"Recorder","integration_type":"bustest","enabled":false,"observes":["order.fulfilled"]}}`))
+	require.NoError(t, err)
+	assert.Equal(t, bus.Stopped, in.Status)
+	assert.Regexp(t, `^[a-z0-9-]{1,50}$`, in.ID)
+	assert.Equal(t, "Recorder", in.Name)
 }
