@@ -291,9 +291,6 @@ func (b *Bus) closeStores() error {
 	return errors.Join(errs...)
 }
 
-// Journal returns the bus's journal.
-func (b *Bus) Journal() *replay.Journal { return b.journal }
-
 // Integrations returns the integration manager.
 func (b *Bus) Integrations() *Integrations { return &Integrations{b: b} }
 

@@ -221,7 +221,7 @@ func TestIntegrations_delete_removes_everything(t *testing.T) {
 	require.NoError(t, tb.Integrations().Delete(ctx, "erp"))
 	_, err := tb.Integrations().Get(ctx, "erp")
 	assert.ErrorIs(t, err, bus.ErrNotFound)
-	_, ok := tb.Journal().Cursor(bus.Topic, "erp")
+	_, ok := tb.Events().Cursor("erp")
 	assert.False(t, ok)
 	_, err = tb.Integrations().Log(ctx, "erp")
 	assert.ErrorIs(t, err, bus.ErrNotFound)

@@ -391,7 +391,7 @@ func crashDiagnosis(t *testing.T, dir string, missing []int) string {
 	for _, n := range missing {
 		want[fmt.Sprintf(`{"n":%d}`, n)] = true
 	}
-	err = b.Journal().Scan(ctx, bus.Topic, time.Time{}, time.Time{}, func(r replay.Record) bool {
+	err = b.Events().Scan(ctx, time.Time{}, time.Time{}, func(r replay.Record) bool {
 		if want[string(r.Payload)] {
 			fmt.Fprintf(&out, "journal offset %d: %s %s\n", r.Offset, r.UUID, r.Payload)
 		}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/sinkbus/sinkbus/bus"
 	"github.com/sinkbus/sinkbus/replay"
+	"github.com/sinkbus/sinkbus/sinks"
 	"github.com/sinkbus/sinkbus/sinks/webhook"
 )
 
@@ -113,4 +114,27 @@ func ExampleIntegrations_Replay() {
 	// Output:
 	// would replay 2
 	// replayed order.created order.fulfilled
+}
+
+// Events reads the journal without changing it: what was published, and
+// how far an integration has read.
+func ExampleBus_Events() {
+	b, _ := bus.New(bus.Config{})
+	defer b.Close()
+	ctx := context.Background()
+	_ = b.Handle("erp", []string{"order.*"}, func(context.Context, bus.Event) error { return nil },
+		func(in *bus.Integration) { in.Status = bus.Stopped })
+	_ = b.Publish(ctx, bus.Event{Name: "order.created"}, bus.Event{Name: "order.fulfilled"})
+
+	events := b.Events()
+	cursor, _ := events.Cursor("erp")
+	fmt.Println("head", events.Head(), "cursor", cursor, "lag", events.Lag("erp"))
+	_ = events.Scan(ctx, time.Time{}, time.Time{}, func(r replay.Record) bool {
+		fmt.Println(r.Offset, r.Metadata[sinks.MetaName])
+		return true
+	})
+	// Output:
+	// head 3 cursor 1 lag 2
+	// 1 order.created
+	// 2 order.fulfilled
 }

@@ -23,6 +23,14 @@ import (
 // (create, get, list, update, delete, start, stop), their log, rejected
 // events and circuit breaker. Every read masks secrets. Changes take effect
 // at once, without restarting the bus or disturbing other integrations.
+//
+// Every method refuses a context that is already done (returning its
+// error). Changes of one integration (update, delete, start, stop, replay)
+// wait for each other; that wait ends with the context, and so does the
+// wait for the change itself: when the context ends while an integration
+// stops or starts, the method returns the context's error and the change
+// completes in the background, so an integration is never left half
+// stopped.
 type Integrations struct{ b *Bus }
 
 // Create validates in, saves it and, unless in.Status is Stopped, starts it.
@@ -170,6 +178,9 @@ func (b *Bus) pinCursor(in Integration) (resumed bool, err error) {
 
 // Get returns an integration, secrets masked.
 func (m *Integrations) Get(ctx context.Context, id string) (Integration, error) {
+	if err := ctx.Err(); err != nil {
+		return Integration{}, err
+	}
 	m.b.mu.Lock()
 	defer m.b.mu.Unlock()
 	r, err := m.b.runner(id)
@@ -181,6 +192,9 @@ func (m *Integrations) Get(ctx context.Context, id string) (Integration, error) 
 
 // List returns every integration by id, secrets masked.
 func (m *Integrations) List(ctx context.Context) ([]Integration, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	m.b.mu.Lock()
 	defer m.b.mu.Unlock()
 	out := make([]Integration, 0, len(m.b.runners))
@@ -239,8 +253,11 @@ func (m *Integrations) update(ctx context.Context, id string, change func(cur In
 	if err != nil {
 		return Integration{}, err
 	}
-	r.op.Lock()
-	defer r.op.Unlock()
+	return b.change(ctx, r, id, func() (Integration, error) { return b.updateLocked(r, id, change) })
+}
+
+// updateLocked is update once it holds r's op.
+func (b *Bus) updateLocked(r *runner, id string, change func(cur Integration) (Integration, error)) (Integration, error) {
 	b.mu.Lock()
 	gone, cur := r.gone, r.in.clone()
 	b.mu.Unlock()
@@ -386,6 +403,9 @@ func (b *Bus) nextIntegration(cur, in Integration) (Integration, *filter.Filter,
 // the application no longer registers (see Bus.Unhandle). It returns
 // ErrNotFound when there is nothing of id.
 func (m *Integrations) Delete(ctx context.Context, id string) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	b := m.b
 	b.mu.Lock()
 	r, ok := b.runners[id]
@@ -394,8 +414,12 @@ func (m *Integrations) Delete(ctx context.Context, id string) error {
 		return b.forgetLocked(id)
 	}
 	b.mu.Unlock()
-	r.op.Lock()
-	defer r.op.Unlock()
+	_, err := b.change(ctx, r, id, func() (Integration, error) { return Integration{}, b.deleteLocked(r, id) })
+	return err
+}
+
+// deleteLocked is Delete once it holds r's op.
+func (b *Bus) deleteLocked(r *runner, id string) error {
 	b.mu.Lock()
 	if r.gone || !r.ready {
 		b.mu.Unlock()
@@ -432,23 +456,30 @@ func (b *Bus) forgetLocked(id string) error {
 // it receives every event it missed while stopped. If it cannot start, its
 // status stays as it was.
 func (m *Integrations) Start(ctx context.Context, id string) (Integration, error) {
-	return m.b.setStatus(id, Running, "Started via API.")
+	return m.b.setStatus(ctx, id, Running, "Started via API.")
 }
 
 // Stop stops an integration; its cursor stays, so Start catches up. It
 // returns what closing the sink failed to do (a flush), but the integration
 // is stopped all the same.
 func (m *Integrations) Stop(ctx context.Context, id string) (Integration, error) {
-	return m.b.setStatus(id, Stopped, "Stopped via API.")
+	return m.b.setStatus(ctx, id, Stopped, "Stopped via API.")
 }
 
-func (b *Bus) setStatus(id string, s Status, reason string) (Integration, error) {
+func (b *Bus) setStatus(ctx context.Context, id string, s Status, reason string) (Integration, error) {
+	if err := ctx.Err(); err != nil {
+		return Integration{}, err
+	}
 	r, err := b.lookup(id)
 	if err != nil {
 		return Integration{}, err
 	}
-	r.op.Lock()
-	defer r.op.Unlock()
+	return b.change(ctx, r, id, func() (Integration, error) { return b.setStatusLocked(r, id, s, reason) })
+}
+
+// setStatusLocked is setStatus once it holds r's op.
+func (b *Bus) setStatusLocked(r *runner, id string, s Status, reason string) (Integration, error) {
+	var err error
 	b.mu.Lock()
 	if r.gone {
 		b.mu.Unlock()
@@ -489,6 +520,42 @@ func (b *Bus) setStatus(id string, s Status, reason string) (Integration, error)
 	return out, stopErr
 }
 
+// change runs fn, a change of integration id (runner r), holding r's op.
+// It waits for the op, and then for fn, only as long as ctx lets it. When
+// ctx ends while fn runs, change returns ctx's error and fn completes in
+// the background: a stop, once begun, is never left half done.
+func (b *Bus) change(ctx context.Context, r *runner, id string, fn func() (Integration, error)) (Integration, error) {
+	if ctx.Done() == nil { // nothing to give up on: no goroutine
+		r.op.Lock()
+		defer r.op.Unlock()
+		return fn()
+	}
+	if err := r.op.lockContext(ctx); err != nil {
+		return Integration{}, fmt.Errorf("sinkbus: integration %q: waiting for another change to end: %w", id, err)
+	}
+	type result struct {
+		in  Integration
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		defer r.op.Unlock()
+		in, err := fn()
+		done <- result{in, err}
+	}()
+	select {
+	case res := <-done:
+		return res.in, res.err
+	case <-ctx.Done():
+		select {
+		case res := <-done:
+			return res.in, res.err
+		default:
+		}
+		return Integration{}, fmt.Errorf("sinkbus: integration %q: the change goes on in the background: %w", id, ctx.Err())
+	}
+}
+
 // completed stops a temporary integration whose range d has delivered.
 func (b *Bus) completed(r *runner, d *delivery) {
 	r.op.Lock()
@@ -516,6 +583,9 @@ func (b *Bus) completed(r *runner, d *delivery) {
 
 // Log returns an integration's log, newest first.
 func (m *Integrations) Log(ctx context.Context, id string) ([]middleware.LogEntry, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	if _, err := m.b.lookup(id); err != nil {
 		return nil, err
 	}
@@ -524,6 +594,9 @@ func (m *Integrations) Log(ctx context.Context, id string) ([]middleware.LogEntr
 
 // Rejected lists an integration's rejected events, newest first.
 func (m *Integrations) Rejected(ctx context.Context, id string) ([]middleware.RejectedEvent, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	if _, err := m.b.lookup(id); err != nil {
 		return nil, err
 	}
@@ -532,6 +605,9 @@ func (m *Integrations) Rejected(ctx context.Context, id string) ([]middleware.Re
 
 // RejectedEvent returns one rejected event with its payload.
 func (m *Integrations) RejectedEvent(ctx context.Context, id, eventID string) (middleware.RejectedEvent, error) {
+	if err := ctx.Err(); err != nil {
+		return middleware.RejectedEvent{}, err
+	}
 	if _, err := m.b.lookup(id); err != nil {
 		return middleware.RejectedEvent{}, err
 	}
@@ -540,6 +616,9 @@ func (m *Integrations) RejectedEvent(ctx context.Context, id, eventID string) (m
 
 // DeleteRejected removes a rejected event.
 func (m *Integrations) DeleteRejected(ctx context.Context, id, eventID string) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	if _, err := m.b.lookup(id); err != nil {
 		return err
 	}
@@ -615,6 +694,9 @@ func (b *Bus) retryFailed(id string, ev middleware.RejectedEvent, err error) {
 
 // Circuit returns the state of an integration's circuit breaker.
 func (m *Integrations) Circuit(ctx context.Context, id string) (middleware.BreakerState, error) {
+	if err := ctx.Err(); err != nil {
+		return middleware.BreakerState{}, err
+	}
 	chain, err := m.b.chainOf(id)
 	if err != nil {
 		return middleware.BreakerState{}, err
@@ -624,6 +706,9 @@ func (m *Integrations) Circuit(ctx context.Context, id string) (middleware.Break
 
 // ResetCircuit closes an integration's circuit breaker at once.
 func (m *Integrations) ResetCircuit(ctx context.Context, id string) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	chain, err := m.b.chainOf(id)
 	if err != nil {
 		return err
@@ -644,6 +729,9 @@ func (b *Bus) chainOf(id string) (*middleware.Chain, error) {
 
 // Lag returns how many journal events the integration has not settled yet.
 func (m *Integrations) Lag(ctx context.Context, id string) (uint64, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
 	if _, err := m.b.lookup(id); err != nil {
 		return 0, err
 	}

@@ -76,7 +76,7 @@ func TestBus_DataDir_retention_holds_with_default_journal_settings(t *testing.T)
 	waitTrimmed(t, b, 4)
 	require.NoError(t, b.Close())
 	b2 := startBus(t, bus.Config{DataDir: dir, Clock: clk, Retention: retention})
-	first, next := b2.Journal().Storage().Bounds(bus.Topic)
+	first, next := b2.Events().Bounds()
 	assert.Equal(t, uint64(4), first)
 	assert.Equal(t, uint64(4), next)
 }

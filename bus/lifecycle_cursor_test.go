@@ -56,7 +56,7 @@ func TestIntegrations_Create_does_not_inherit_the_cursor_of_an_unregistered_hand
 	rs.publish(b2, "old-1")
 	from := rs.clock.Now().Add(time.Minute)
 	rs.publish(b2, "old-2", "old-3")
-	_, ok := b2.Journal().Cursor(bus.Topic, "x")
+	_, ok := b2.Events().Cursor("x")
 	require.True(t, ok, "the handler's cursor is still there")
 
 	fresh := bustest.NewSink()
@@ -126,7 +126,7 @@ func TestBus_Unhandle_forgets_a_handler_the_application_no_longer_registers(t *t
 	require.NoError(t, b2.Unhandle("x"))
 	require.NoError(t, b2.Integrations().Delete(ctx, "y"), "Delete forgets leftovers too")
 	for _, id := range []string{"x", "y"} {
-		_, ok := b2.Journal().Cursor(bus.Topic, id)
+		_, ok := b2.Events().Cursor(id)
 		assert.False(t, ok, id)
 	}
 	assert.ErrorIs(t, b2.Unhandle("x"), bus.ErrNotFound, "nothing left")
@@ -143,7 +143,7 @@ func TestBus_Unhandle_forgets_a_handler_the_application_no_longer_registers(t *t
 	require.NoError(t, b2.Unhandle("x"))
 	_, err := b2.Integrations().Get(ctx, "x")
 	assert.ErrorIs(t, err, bus.ErrNotFound)
-	_, ok := b2.Journal().Cursor(bus.Topic, "x")
+	_, ok := b2.Events().Cursor("x")
 	assert.False(t, ok)
 	_, err = b2.Integrations().Create(ctx, bus.Integration{ID: "erp", Sink: bustest.NewSink()})
 	require.NoError(t, err)

@@ -33,7 +33,7 @@ func TestIntegrations_Create_whose_sink_cannot_start_leaves_nothing(t *testing.T
 	list, err := tb.Integrations().List(ctx)
 	require.NoError(t, err)
 	assert.Empty(t, list)
-	_, ok := tb.Journal().Cursor(bus.Topic, "mq")
+	_, ok := tb.Events().Cursor("mq")
 	assert.False(t, ok, "no cursor")
 	_, err = tb.Integrations().Log(ctx, "mq")
 	assert.ErrorIs(t, err, bus.ErrNotFound)

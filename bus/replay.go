@@ -37,6 +37,9 @@ const (
 // (replay.ErrAborted), as the integration log does (ActionReplayCompleted or
 // ActionReplayAborted, with the job id).
 func (m *Integrations) Replay(ctx context.Context, id string, req replay.Request) (replay.Job, error) {
+	if err := ctx.Err(); err != nil {
+		return replay.Job{}, err
+	}
 	b := m.b
 	// A replay covers what is already published: it ends at the latest now.
 	if now := b.cfg.Clock.Now(); req.To.IsZero() || req.To.After(now) {
@@ -58,7 +61,9 @@ func (m *Integrations) Replay(ctx context.Context, id string, req replay.Request
 	}
 
 	// Holding op, no stop or update comes between the count and the start.
-	r.op.Lock()
+	if err := r.op.lockContext(ctx); err != nil {
+		return replay.Job{}, fmt.Errorf("sinkbus: integration %q: waiting for another change to end: %w", id, err)
+	}
 	defer r.op.Unlock()
 	b.mu.Lock()
 	d, f, in, runCtx := r.live, r.filter, r.in, b.runCtx

@@ -25,7 +25,7 @@ const retention = time.Second
 func waitTrimmed(t *testing.T, b *bus.Bus, first uint64) {
 	t.Helper()
 	require.Eventually(t, func() bool {
-		got, _ := b.Journal().Storage().Bounds(bus.Topic)
+		got, _ := b.Events().Bounds()
 		return got == first
 	}, 10*time.Second, time.Millisecond, "compaction removes what the retention window left behind")
 }

@@ -1,6 +1,7 @@
 package bus
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"strings"
@@ -29,7 +30,7 @@ import (
 // with both held, so either is enough to read them.
 type runner struct {
 	b  *Bus
-	op sync.Mutex
+	op opLock
 
 	in     Integration
 	filter *filter.Filter
@@ -38,6 +39,34 @@ type runner struct {
 	ready  bool      // created: lookups find it
 	gone   bool      // deleted, or its creation rolled back
 }
+
+// opLock is a mutex whose waiters can give up when their context ends
+// (sync.Mutex waits without one). Its zero value is unlocked.
+type opLock struct {
+	once sync.Once
+	sem  chan struct{} // holds a token while locked
+}
+
+func (l *opLock) ch() chan struct{} {
+	l.once.Do(func() { l.sem = make(chan struct{}, 1) })
+	return l.sem
+}
+
+// Lock waits for the lock.
+func (l *opLock) Lock() { l.ch() <- struct{}{} }
+
+// lockContext waits for the lock until ctx ends.
+func (l *opLock) lockContext(ctx context.Context) error {
+	select {
+	case l.ch() <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Unlock releases the lock, which any goroutine may do.
+func (l *opLock) Unlock() { <-l.ch() }
 
 // delivery is what a running integration holds.
 type delivery struct {

@@ -39,7 +39,7 @@ func Example() {
 	fmt.Println(rec.Code, strings.TrimSpace(rec.Body.String()))
 
 	// The journal holds it, with the uid as its id.
-	_ = b.Journal().Scan(context.Background(), bus.Topic, time.Time{}, time.Now().Add(time.Hour), func(r replay.Record) bool {
+	_ = b.Events().Scan(context.Background(), time.Time{}, time.Now().Add(time.Hour), func(r replay.Record) bool {
 		fmt.Println(r.UUID, r.Metadata[sinks.MetaName], string(r.Payload))
 		return true
 	})

@@ -172,7 +172,7 @@ func New(b *bus.Bus, opts Options) (*Handler, error) {
 // room.
 func (h *Handler) rememberRecent() error {
 	since := h.opts.Clock.Now().Add(-h.opts.DedupeWindow)
-	return h.b.Journal().Scan(context.Background(), bus.Topic, since, time.Time{}, func(r replay.Record) bool {
+	return h.b.Events().Scan(context.Background(), since, time.Time{}, func(r replay.Record) bool {
 		if r.Time.Before(since) || !h.events.MatchName(r.Metadata[sinks.MetaName]) {
 			return true
 		}

@@ -62,7 +62,7 @@ func newFixture(t *testing.T, opts ingest.Options, cfg ...func(*bus.Config)) *fi
 	}
 	h, err := ingest.New(tb.Bus, opts)
 	require.NoError(t, err)
-	f := &fixture{Server: httptest.NewServer(h), t: t, tb: tb, sink: sink, head: tb.Journal().Head(bus.Topic)}
+	f := &fixture{Server: httptest.NewServer(h), t: t, tb: tb, sink: sink, head: tb.Events().Head()}
 	t.Cleanup(f.Close)
 	return f
 }
@@ -89,7 +89,7 @@ func (f *fixture) post(body string, headers ...string) (int, ingest.Response) {
 }
 
 // published is how many events the bus journal holds.
-func (f *fixture) published() uint64 { return f.tb.Journal().Head(bus.Topic) - f.head }
+func (f *fixture) published() uint64 { return f.tb.Events().Head() - f.head }
 
 func event(uid, name, value string) string {
 	return `{"data":{"uid":` + strconv.Quote(uid) + `,"event":` + strconv.Quote(name) + `,"value":` + value + `}}`
@@ -399,7 +399,7 @@ func TestIngest_dedupe_survives_a_restart(t *testing.T) {
 		bus.Event{ID: "u-other", Name: "be-observer.product_save", Tenant: "other"},
 		bus.Event{ID: "u-app", Name: "order.created", Tenant: "shop"}))
 	require.NoError(t, b.Close())
-	head := b.Journal().Head(bus.Topic)
+	head := b.Events().Head()
 
 	clk.Advance(20 * time.Minute) // u-old is 70 minutes old, u-new 20
 	b = openBus()
@@ -408,7 +408,7 @@ func TestIngest_dedupe_survives_a_restart(t *testing.T) {
 	assert.False(t, post(h, "u-old").Duplicate, "older than the window")
 	assert.False(t, post(h, "u-other").Duplicate, "another tenant's event is not ours")
 	assert.False(t, post(h, "u-app").Duplicate, "nor is an event outside Events")
-	assert.Equal(t, head+3, b.Journal().Head(bus.Topic))
+	assert.Equal(t, head+3, b.Events().Head())
 
 	hm = handler(b, multi)
 	assert.True(t, post(hm, "u-acme", "X-Tenant", "acme.eu").Duplicate)
