@@ -12,6 +12,11 @@
 // A zero Config runs everything in memory, which is what tests want; a
 // DataDir makes the journal, the integrations, their logs and rejected events
 // survive restarts and crashes.
+//
+// The bus imports no concrete sink: a program knows the sink types whose
+// packages it imports (sinks/webhook, ...; sinks/all for every built-in
+// one), and links no other. Integrations in Elastic Path's and NewStore's
+// JSON are read by bus/formats; the bus speaks its own Integration.
 package bus
 
 import (
