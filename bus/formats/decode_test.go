@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -15,6 +16,8 @@ import (
 	"github.com/sinkbus/sinkbus/bus/formats"
 	"github.com/sinkbus/sinkbus/field"
 	"github.com/sinkbus/sinkbus/sinks"
+	"github.com/sinkbus/sinkbus/sinks/file"
+	"github.com/sinkbus/sinkbus/sinks/webhook"
 )
 
 // A body that cannot be decoded whole is reported with every problem at
@@ -145,4 +148,39 @@ func TestCreate_names_unknown_types_and_fields(t *testing.T) {
 	assert.Equal(t, bus.Stopped, in.Status)
 	assert.Regexp(t, `^[a-z0-9-]{1,50}$`, in.ID)
 	assert.Equal(t, "Recorder", in.Name)
+}
+
+// What Render shows in any shape, sent back to Create, is the same
+// integration: NewStore's shape included, for a type that is neither a
+// webhook nor s3 (its sink_type and configuration).
+func TestRender_then_Create_round_trips_every_shape(t *testing.T) {
+	sinksOf := map[string]sinks.Config{
+		"webhook": webhook.Config{URL: "https://erp.example.com/hooks", Timeout: sinks.Duration(5 * time.Second)},
+		"file":    file.Config{Dir: t.TempDir(), KeyPrefix: "exports"},
+	}
+	for _, f := range []formats.Format{formats.Sinkbus, formats.ElasticPath, formats.NewStore} {
+		for typ, sink := range sinksOf {
+			t.Run(string(f)+"/"+typ, func(t *testing.T) {
+				from, to := bustest.New(t), bustest.New(t)
+				in, err := from.Integrations().Create(ctx, bus.Integration{
+					ID: "x", Name: "X", Observes: []string{"order.*"}, Sink: sink, OrderKey: "tenant",
+				})
+				require.NoError(t, err)
+				obj, err := formats.Render(f, in, "https://shop.example.com/api")
+				require.NoError(t, err)
+				body, err := json.Marshal(obj)
+				require.NoError(t, err)
+				if typ == "file" { // one sink per directory
+					require.NoError(t, from.Integrations().Delete(ctx, "x"))
+				}
+				got, shape, err := formats.Create(ctx, to.Integrations(), body)
+				require.NoError(t, err, "%s", body)
+				assert.Equal(t, f, shape)
+				assert.Equal(t, in.Type(), got.Type())
+				assert.Equal(t, in.Observes, got.Observes)
+				assert.Equal(t, in.OrderKey, got.OrderKey)
+				assert.Equal(t, in.Sink, got.Sink)
+			})
+		}
+	}
 }

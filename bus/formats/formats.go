@@ -211,12 +211,13 @@ func fromNewStore(body object, whole bool, typ string) reshaped {
 			} else {
 				out["integration_type"] = v // sinkbus's own member
 			}
-		case "callback_url", "callback_parameters", "s3_parameters":
-		case "sink_type":
-			out["integration_type"] = v
+		case "callback_url", "callback_parameters", "s3_parameters", "sink_type":
 		default:
 			out[k] = v
 		}
+	}
+	if t, ok := body["sink_type"]; ok {
+		out["integration_type"] = t
 	}
 	if whole && isKind {
 		if k, ok := body["kind"]; ok && k != kind {
