@@ -178,6 +178,7 @@ type reader struct {
 	topic  string
 	key    CursorKey
 	log    watermill.LoggerAdapter
+	acked  []Range // acknowledged above the cursor at start: never lost
 
 	// Guarded by mu:
 	pos       uint64 // next offset to read
@@ -212,7 +213,9 @@ func (c *Consumer) newReader(ctx context.Context, topic string) (*reader, error)
 	first, next := j.st.Bounds(topic)
 	cur, hasCursor := uint64(0), false
 	if c.cfg.Group != "" {
-		cur, hasCursor = j.Cursor(topic, c.cfg.Group)
+		var saved Cursor
+		saved, hasCursor = j.groupCursor(r.key)
+		cur, r.acked = saved.Next, saved.Acked
 	}
 	switch {
 	case hasCursor:
@@ -229,7 +232,7 @@ func (c *Consumer) newReader(ctx context.Context, topic string) (*reader, error)
 		r.pos = next
 	}
 	if r.pos < first { // only a cursor can point there
-		r.lostToRetention(first - r.pos)
+		r.lostToRetention(r.pos, first)
 		r.pos = first
 	}
 	r.committed = r.pos
@@ -480,7 +483,7 @@ func (r *reader) fill() (atHead bool) {
 		r.buf = r.buf[1:]
 		if rec.Offset > r.pos {
 			// Records trimmed by retention while we were behind.
-			r.lostToRetention(rec.Offset - r.pos)
+			r.lostToRetention(r.pos, rec.Offset)
 			r.markDone(r.pos, rec.Offset)
 		}
 		if u := r.c.cfg.Until; !u.IsZero() && rec.Time.After(u) {
@@ -521,9 +524,11 @@ func (r *reader) readFailed(err error) {
 	r.log.Error("Cannot read journal; trying again", err, watermill.LogFields{"retry_in": d.String(), "offset": r.pos})
 }
 
-// lostToRetention reports n records a group will never see.
-func (r *reader) lostToRetention(n uint64) {
-	if r.c.cfg.Group != "" && r.c.cfg.OnRetentionLoss != nil {
+// lostToRetention reports the records of [from, to) the consumer will never
+// see, but for those its group acknowledged already.
+func (r *reader) lostToRetention(from, to uint64) {
+	n := to - from - rangesLen(intersectRanges([]Range{{from, to}}, r.acked))
+	if n > 0 && r.c.cfg.OnRetentionLoss != nil {
 		r.c.cfg.OnRetentionLoss(n)
 	}
 }

@@ -5,9 +5,10 @@
 // The Journal is itself a Watermill Pub/Sub. Publish appends; each consumer
 // group (one per integration) reads from its own durable cursor, which moves
 // only when messages are acknowledged. A replay is a consumer that starts at
-// a time instead of a cursor. Storage is pluggable: Memory for tests, and
-// the engines in the packages under replay/ (replay/segments, a segment log
-// in a directory, for production).
+// a time instead of a cursor. Storage is pluggable: Memory, bounded in
+// bytes, for tests and for applications that can lose the journal with the
+// process, and the engines in the packages under replay/ (replay/segments,
+// a segment log in a directory, for production).
 package replay
 
 import (
@@ -33,7 +34,8 @@ const DefaultRetention = 30 * 24 * time.Hour
 
 // Config configures a Journal.
 type Config struct {
-	// Storage keeps the records. Nil means NewMemory().
+	// Storage keeps the records. Nil means NewMemory(): in memory, within
+	// DefaultMemoryBytes.
 	Storage Storage
 	// Retention is how long records are kept. Zero means DefaultRetention;
 	// negative keeps them forever. A segments.Storage without a
@@ -258,6 +260,15 @@ func (j *Journal) Cursor(topic, group string) (offset uint64, ok bool) {
 	defer j.mu.Unlock()
 	c, ok := j.cursors[CursorKey{topic, group}]
 	return c.Next, ok
+}
+
+// groupCursor returns a copy of the group's whole cursor; ok is false when
+// it has none.
+func (j *Journal) groupCursor(k CursorKey) (c Cursor, ok bool) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	c, ok = j.cursors[k]
+	return c.Clone(), ok
 }
 
 // Lag returns how many records of topic the group has not acknowledged yet.

@@ -34,7 +34,9 @@ type Storage interface {
 	Append(topic string, recs []*Record, now func() time.Time) error
 	// Read returns up to max records of topic with Offset >= from, in order.
 	// Records trimmed away are skipped silently; the caller compares with
-	// Bounds to know how many were lost.
+	// Bounds to know how many were lost. The records share no memory with
+	// the storage: a caller may change them (a handler editing a payload in
+	// place) without changing what the storage holds.
 	Read(topic string, from uint64, max int) ([]Record, error)
 	// Bounds returns the first retained offset and the next offset to be
 	// assigned in topic (first == next when the topic holds nothing).
