@@ -8,7 +8,6 @@ package stopping
 
 import (
 	"context"
-	"errors"
 	"time"
 
 	"github.com/sinkbus/sinkbus/internal/clock"
@@ -16,7 +15,18 @@ import (
 
 // ErrStopping ends a wait cut short by the signal. The event is not
 // answered as delivered and stays in the journal.
-var ErrStopping = errors.New("integration stopping: the event will be delivered again")
+//
+// It matches context.Canceled (errors.Is): the stop cancels the attempt, as
+// a cancelled context would. Watermill's router logs a handler's error at
+// error level unless it is a cancellation, so this is what keeps every
+// shutdown with attempts under way from logging one error per attempt.
+var ErrStopping error = stoppingError{}
+
+type stoppingError struct{}
+
+func (stoppingError) Error() string { return "integration stopping: the event will be delivered again" }
+
+func (stoppingError) Is(target error) bool { return target == context.Canceled }
 
 type key struct{}
 
