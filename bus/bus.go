@@ -79,6 +79,16 @@ type Config struct {
 	// integration can catch up, and how far back a replay reaches. Zero
 	// means 30 days; negative keeps them forever.
 	Retention time.Duration
+	// MemoryBytes bounds the journal of a bus without a DataDir: how many
+	// bytes of events (payload, metadata and bookkeeping) it holds in
+	// memory. When it is full, events every integration has delivered go
+	// first; then the oldest, delivered or not, and each integration that
+	// had not read them is told how many it lost (an
+	// events_lost_to_retention entry in its log, an error log line, and
+	// Observer.LostToRetention). Zero means replay.DefaultMemoryBytes
+	// (64 MiB, about 45,000 events of 1 KiB); negative means no bound (only
+	// Retention removes events). Ignored with a DataDir or a Storage.
+	MemoryBytes int64
 	// MaxIntegrations limits how many integrations may exist. Zero means 25.
 	MaxIntegrations int
 	// MaxPayloadBytes limits an event's payload. Zero means 1 MiB.
@@ -191,6 +201,7 @@ func (c Config) Validate() error {
 type Bus struct {
 	cfg      Config
 	journal  *replay.Journal
+	memory   *replay.Memory // the journal's storage, when in memory
 	router   *message.Router
 	logs     middleware.LogStore
 	rejected middleware.RejectedStore
@@ -240,6 +251,10 @@ func (b *Bus) open() error {
 		b.logs = middleware.NewMemoryLog(b.cfg.LogSize)
 		b.rejected = middleware.NewMemoryRejected(b.cfg.RejectedSize)
 		b.store = memoryStore{}
+		if st == nil {
+			b.memory = replay.NewMemoryWith(replay.MemoryConfig{MaxBytes: b.cfg.MemoryBytes})
+			st = b.memory
+		}
 	} else {
 		if err := os.MkdirAll(b.cfg.DataDir, 0o700); err != nil {
 			return err
@@ -266,6 +281,9 @@ func (b *Bus) open() error {
 			}
 			st = seg
 		}
+	}
+	if m, ok := st.(*replay.Memory); ok {
+		b.memory = m
 	}
 	j, err := replay.Open(replay.Config{
 		Storage:   st,

@@ -24,6 +24,11 @@ type Observer interface {
 	// dropped an event because its circuit was open (the integration log
 	// has an event_skipped entry for it).
 	SkippedWhileOpen(integrationID, integrationType string, msg *message.Message)
+	// LostToRetention is called when the journal removed events before the
+	// integration read them (retention, or an in-memory journal's
+	// Config.MemoryBytes), with how many: they will not be delivered. The
+	// integration log has an events_lost_to_retention entry for them.
+	LostToRetention(integrationID, integrationType string, lost uint64)
 }
 
 // NopObserver ignores everything. Embed it in an Observer that needs only
@@ -36,3 +41,4 @@ func (NopObserver) Attempted(string, middleware.Attempt)              {}
 func (NopObserver) Rejected(string, string, middleware.RejectedEvent) {}
 func (NopObserver) Skipped(string, string, *message.Message)          {}
 func (NopObserver) SkippedWhileOpen(string, string, *message.Message) {}
+func (NopObserver) LostToRetention(string, string, uint64)            {}

@@ -3,9 +3,11 @@ package bus
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync/atomic"
 	"time"
 
+	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
 
 	"github.com/sinkbus/sinkbus/filter"
@@ -80,8 +82,11 @@ func (m *Integrations) Replay(ctx context.Context, id string, req replay.Request
 	b.replays++
 	jobID := fmt.Sprintf("replay-%d", b.replays)
 	b.mu.Unlock()
-	job, end := replay.NewJob(jobID, job.Matched)
+	counted := job
+	job, end := replay.NewJob(jobID, counted.Matched)
+	job.From, job.To, job.Missing, job.Partial = counted.From, counted.To, counted.Missing, counted.Partial
 	var ended atomic.Bool
+	var lost atomic.Uint64
 	consumer := b.journal.Consumer(replay.ConsumerConfig{
 		StartAt:     req.From,
 		FromOldest:  req.From.IsZero(),
@@ -91,6 +96,9 @@ func (m *Integrations) Replay(ctx context.Context, id string, req replay.Request
 		OrderKey:    orderKey(in),
 		Decorate:    func(msg *message.Message) { msg.Metadata[sinks.MetaReplayed] = "true" },
 		OnEnd:       func() { ended.Store(true) },
+		// Removed by the in-memory journal's bound before the replay got
+		// to them.
+		OnRetentionLoss: func(n uint64) { lost.Add(n) },
 	})
 	d.mu.Lock()
 	if d.closed {
@@ -109,15 +117,21 @@ func (m *Integrations) Replay(ctx context.Context, id string, req replay.Request
 	if job.Matched == 1 {
 		noun = "matching event"
 	}
-	b.log(id, ActionReplayStarted, fmt.Sprintf("%s: %d %s published from %s to %s.",
-		job.ID, job.Matched, noun, fmtTime(req.From), fmtTime(req.To)))
+	b.log(id, ActionReplayStarted, fmt.Sprintf("%s: %d %s published from %s to %s.%s",
+		job.ID, job.Matched, noun, fmtTime(job.From), fmtTime(job.To), b.coverageNote(req, job)))
+	b.cfg.Logger.Info("Replay started", watermill.LogFields{"integration": id, "replay": job.ID, "matched": job.Matched,
+		"from": fmtTime(job.From), "to": fmtTime(job.To), "missing": job.Missing, "partial": job.Partial})
 	stopped := h.Stopped()
 	b.background(func() {
 		<-stopped // the consumer's channel closed: the range ended, or the replay was stopped
 		d.forget(consumer)
 		_ = consumer.Close()
 		if ended.Load() {
-			b.log(id, ActionReplayCompleted, job.ID+": every event of the range was settled.")
+			msg := job.ID + ": every event of the range was settled."
+			if n := lost.Load(); n > 0 {
+				msg = fmt.Sprintf("%s: every event of the range still held was settled; %d were removed from the journal before the replay reached them.", job.ID, n)
+			}
+			b.log(id, ActionReplayCompleted, msg)
 			end(nil)
 		} else {
 			b.log(id, ActionReplayAborted, job.ID+": the integration stopped before every event of the range was settled.")
@@ -130,20 +144,69 @@ func (m *Integrations) Replay(ctx context.Context, id string, req replay.Request
 // countReplay counts the events of req's range that f matches, up to the
 // journal's head now, which it returns: the range ends there too, so that
 // the count and the delivery agree, and a replay ends even on a clock that
-// stands still (a test's).
+// stands still (a test's). The job also says what of the range the journal
+// still holds (From, To, Missing, Partial).
 func (b *Bus) countReplay(ctx context.Context, f *filter.Filter, req replay.Request) (replay.Job, uint64, error) {
-	_, head := b.journal.Storage().Bounds(Topic)
-	var job replay.Job
-	err := b.journal.Scan(ctx, Topic, req.From, req.To, func(rec replay.Record) bool {
+	st := b.journal.Storage()
+	_, head := st.Bounds(Topic)
+	job := replay.Job{From: req.From, To: req.To}
+	start, err := st.Seek(Topic, req.From)
+	if err != nil {
+		return job, head, err
+	}
+	// When events just before the first one held are gone, some of them may
+	// have been in the range: their times went with them, so the range
+	// covered starts at the first held.
+	startGone := false
+	if start > 1 {
+		before, err := st.Read(Topic, start-1, 1)
+		if err != nil {
+			return job, head, err
+		}
+		startGone = len(before) == 0 || before[0].Offset != start-1
+	}
+	var last uint64 // the offset of the last event of the range held
+	err = b.journal.Scan(ctx, Topic, req.From, req.To, func(rec replay.Record) bool {
 		if rec.Offset >= head {
 			return false
 		}
+		switch {
+		case last == 0 && startGone:
+			job.From = rec.Time
+		case last != 0:
+			job.Missing += int(rec.Offset - last - 1)
+		}
+		last = rec.Offset
 		if f.Match(rec.Metadata[sinks.MetaName], rec.Payload) {
 			job.Matched++
 		}
 		return true
 	})
+	if last == 0 && startGone {
+		job.From = job.To // nothing of the range is held
+	}
+	job.Partial = startGone || job.Missing > 0
 	return job, head, err
+}
+
+// coverageNote says, for the replay_started entry, what of the range asked
+// for the journal no longer holds; empty when it holds it all.
+func (b *Bus) coverageNote(req replay.Request, job replay.Job) string {
+	if !job.Partial {
+		return ""
+	}
+	var gone []string
+	if !job.From.Equal(req.From) || job.Missing == 0 {
+		gone = append(gone, "the events published before "+fmtTime(job.From))
+	}
+	if job.Missing > 0 {
+		gone = append(gone, fmt.Sprintf("%d events published within the range", job.Missing))
+	}
+	why := "retention removed them"
+	if b.memory != nil {
+		why = "the in-memory journal holds MemoryBytes of events; a DataDir keeps them for the whole Retention"
+	}
+	return fmt.Sprintf(" Asked from %s: the journal no longer holds %s (%s).", fmtTime(req.From), strings.Join(gone, ", nor "), why)
 }
 
 // forget drops a replay that ended from the delivery.

@@ -208,14 +208,11 @@ func (r *runner) start() error {
 		return err
 	}
 	cc := replay.ConsumerConfig{
-		Group:       in.ID,
-		MaxInFlight: b.concurrency(in),
-		OrderKey:    orderKey(in),
-		StopGrace:   b.cfg.StopGrace,
-		OnRetentionLoss: func(lost uint64) {
-			b.log(in.ID, middleware.ActionRetentionLoss,
-				fmt.Sprintf("%d events were removed by retention before the integration caught up.", lost))
-		},
+		Group:           in.ID,
+		MaxInFlight:     b.concurrency(in),
+		OrderKey:        orderKey(in),
+		StopGrace:       b.cfg.StopGrace,
+		OnRetentionLoss: func(lost uint64) { b.lostEvents(in, lost) },
 	}
 	if in.Kind == Temporary {
 		cc.Until = in.EndsAt
@@ -263,6 +260,59 @@ func (d *delivery) close() error {
 		errs = append(errs, c.Close())
 	}
 	return errors.Join(append(errs, d.sink.Close())...)
+}
+
+// lostEvents tells that the journal removed lost events before in read
+// them: in its log, the bus's log and the Observer.
+func (b *Bus) lostEvents(in Integration, lost uint64) {
+	events := fmt.Sprintf("%d events were", lost)
+	if lost == 1 {
+		events = "1 event was"
+	}
+	reason := events + " removed by retention before the integration caught up."
+	if b.memory != nil {
+		bound := "any amount"
+		if n := b.memory.MaxBytes(); n >= 0 {
+			bound = formatBytes(n)
+		}
+		reason = fmt.Sprintf("%s removed from the in-memory journal before the integration caught up "+
+			"(it holds %s of events, MemoryBytes, for %s at most, Retention); a DataDir keeps them on disk.",
+			events, bound, retentionText(b.cfg.Retention))
+	}
+	b.log(in.ID, middleware.ActionRetentionLoss, reason)
+	b.cfg.Logger.Error("Events removed from the journal before delivery", errEventsLost,
+		watermill.LogFields{"integration": in.ID, "lost": lost})
+	if obs := b.cfg.Observer; obs != nil {
+		obs.LostToRetention(in.ID, in.Type(), lost)
+	}
+}
+
+// errEventsLost is the error of the log line of lostEvents.
+var errEventsLost = errors.New("sinkbus: events removed from the journal before the integration read them")
+
+func formatBytes(n int64) string {
+	switch {
+	case n >= 1<<30 && n%(1<<30) == 0:
+		return fmt.Sprintf("%d GiB", n>>30)
+	case n >= 1<<20 && n%(1<<20) == 0:
+		return fmt.Sprintf("%d MiB", n>>20)
+	case n >= 1<<10 && n%(1<<10) == 0:
+		return fmt.Sprintf("%d KiB", n>>10)
+	}
+	return fmt.Sprintf("%d bytes", n)
+}
+
+func retentionText(d time.Duration) string {
+	switch {
+	case d < 0:
+		return "ever"
+	case d == 0:
+		d = replay.DefaultRetention
+	}
+	if d%(24*time.Hour) == 0 {
+		return fmt.Sprintf("%d days", d/(24*time.Hour))
+	}
+	return d.String()
 }
 
 // orderKey returns the key function of the integration's order key, or of

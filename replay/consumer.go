@@ -482,9 +482,20 @@ func (r *reader) fill() (atHead bool) {
 		rec := r.buf[0]
 		r.buf = r.buf[1:]
 		if rec.Offset > r.pos {
-			// Records trimmed by retention while we were behind.
-			r.lostToRetention(r.pos, rec.Offset)
-			r.markDone(r.pos, rec.Offset)
+			// Records trimmed by retention while we were behind, up to the
+			// end when the next one held is past it.
+			past := r.end != 0 && rec.Offset >= r.end
+			upTo := rec.Offset
+			if past {
+				upTo = r.end
+			}
+			r.lostToRetention(r.pos, upTo)
+			r.markDone(r.pos, upTo)
+			if past {
+				r.pos = upTo
+				r.buf = nil
+				return false
+			}
 		}
 		if u := r.c.cfg.Until; !u.IsZero() && rec.Time.After(u) {
 			r.end = rec.Offset

@@ -68,6 +68,9 @@ func NewMemoryWith(cfg MemoryConfig) *Memory {
 	return &Memory{max: cfg.MaxBytes, topics: make(map[string]*memTopic), cursors: make(map[CursorKey]Cursor)}
 }
 
+// MaxBytes returns the storage's bound; negative means none.
+func (m *Memory) MaxBytes() int64 { return m.max }
+
 // Size returns how many bytes the storage holds, as counted against
 // MemoryConfig.MaxBytes.
 func (m *Memory) Size() int64 {

@@ -122,3 +122,36 @@ func TestJournal_in_memory_acknowledged_records_removed_are_not_counted_as_lost(
 	}
 	assert.Equal(t, uint64(1), lost.Load(), "1 only")
 }
+
+// A replay (a consumer with no group, ending at an offset) whose records the
+// bound removed ahead of it is told how many, and delivers nothing past its
+// end although the next record it reads is beyond it.
+func TestJournal_in_memory_a_replay_overtaken_by_the_bound_stops_at_its_end(t *testing.T) {
+	size := recordSize(t)
+	mem := replay.NewMemoryWith(replay.MemoryConfig{MaxBytes: 300 * size})
+	j, err := replay.Open(replay.Config{Storage: mem, CompactEvery: -1})
+	require.NoError(t, err)
+	defer j.Close()
+	publishKiB(t, j, 1, 301)
+
+	var lost atomic.Uint64
+	ended := make(chan struct{})
+	msgs, err := j.Consumer(replay.ConsumerConfig{FromOldest: true, UntilOffset: 301,
+		OnRetentionLoss: func(n uint64) { lost.Add(n) }, OnEnd: func() { close(ended) }}).Subscribe(context.Background(), "t")
+	require.NoError(t, err)
+	first := <-msgs // the reader holds 1-256, its first read
+	publishKiB(t, j, 301, 601)
+	assert.Equal(t, offsets(301, 601), heldOffsets(t, mem, "t"), "257-300 went before the replay read them")
+	first.Ack()
+
+	var got []string
+	for m := range msgs {
+		got = append(got, m.UUID)
+		m.Ack()
+	}
+	<-ended
+	require.NotEmpty(t, got)
+	assert.Equal(t, "000256", got[len(got)-1], "nothing past its end")
+	assert.Len(t, got, 255)
+	assert.Equal(t, uint64(44), lost.Load(), "257-300")
+}

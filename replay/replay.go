@@ -34,6 +34,21 @@ type Job struct {
 	// Matched is how many events in the range match the integration's
 	// filter: how many the replay delivers.
 	Matched int
+	// From and To are the range the replay covers: the request's, To
+	// ending at the latest when the replay was asked for, unless the
+	// journal no longer holds the beginning of it (retention, or an
+	// in-memory journal's bound removed it). From is then when the oldest
+	// event it still holds of the range was published (To when it holds
+	// none), and Partial is set. A zero From is the oldest event published.
+	From, To time.Time
+	// Missing is how many events published between From and To the journal
+	// no longer holds: an in-memory journal removes the events every
+	// integration has delivered first when it needs room. The replay cannot
+	// deliver them; Partial is set.
+	Missing int
+	// Partial reports that the journal no longer holds the whole range
+	// asked for: it was asked for more than it covers.
+	Partial bool
 	// Done is closed when the replay ended: when every event of the range
 	// has been settled (delivered, rejected or skipped), or when it was
 	// aborted (see Err); nil for a dry run.

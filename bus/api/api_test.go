@@ -619,6 +619,11 @@ func TestAPI_replay_counts_and_delivers_again(t *testing.T) {
 	require.NoError(t, json.Unmarshal(resp.body, &job))
 	assert.Equal(t, 2, job.Matched)
 	assert.NotEmpty(t, job.ReplayID)
+	require.NotNil(t, job.From)
+	assert.Equal(t, time.Date(2025, 12, 31, 0, 0, 0, 0, time.UTC), *job.From, "the range asked for")
+	assert.Equal(t, time.Date(2026, 1, 1, 0, 0, 1, 0, time.UTC), job.To)
+	assert.False(t, job.Partial)
+	assert.Zero(t, job.Missing)
 	got := sink.WaitFor(t, 4)
 	assert.ElementsMatch(t, []string{"order.created", "order.fulfilled"}, []string{got[2].Name, got[3].Name})
 
@@ -632,6 +637,29 @@ func TestAPI_replay_counts_and_delivers_again(t *testing.T) {
 	resp = s.do("POST", "/integrations/q/replay", "")
 	assert.Equal(t, http.StatusConflict, resp.status)
 	assert.Equal(t, "integration_not_running", resp.errorBody(t).ErrorCode)
+}
+
+// On an in-memory bus that no longer holds the start of the range, the
+// answer says where the replay starts.
+func TestAPI_replay_says_when_the_journal_no_longer_holds_the_range(t *testing.T) {
+	s := newServer(t, api.Options{}, func(c *bus.Config) { c.MemoryBytes = 32 << 10 })
+	sink := s.tb.NewSinkIntegration(bus.Integration{ID: "q", Concurrency: 1})
+	start := s.tb.Clock.Now()
+	payload := []byte(`{"pad":"` + strings.Repeat("x", 1000) + `"}`)
+	for i := range 100 {
+		s.tb.Publish(bus.Event{Name: "order.created", Payload: payload})
+		sink.WaitFor(t, i+1)
+		s.tb.Clock.Advance(time.Second)
+	}
+	resp := s.do("POST", "/integrations/q/replay", fmt.Sprintf(`{"from":%q,"dry_run":true}`, start.Format(time.RFC3339)))
+	require.Equal(t, http.StatusOK, resp.status, "%s", resp.body)
+	var job api.ReplayResponse
+	require.NoError(t, json.Unmarshal(resp.body, &job))
+	assert.True(t, job.Partial)
+	require.NotNil(t, job.From)
+	assert.True(t, job.From.After(start), "starts at the oldest event held: %s", job.From)
+	assert.Less(t, job.Matched, 100)
+	assert.Positive(t, job.Matched)
 }
 
 func TestAPI_authorize_answers_401_and_403(t *testing.T) {

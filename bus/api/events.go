@@ -52,6 +52,18 @@ type ReplayResponse struct {
 	// filter: how many the replay delivers.
 	Matched int  `json:"matched"`
 	DryRun  bool `json:"dry_run"`
+	// From and To are the range the replay covers (replay.Job): From is
+	// later than asked when the journal no longer holds the beginning of
+	// the range, and absent when the range starts at the oldest event.
+	From *time.Time `json:"from,omitempty"`
+	To   time.Time  `json:"to"`
+	// Missing is how many events published within the range the journal
+	// no longer holds.
+	Missing int `json:"missing"`
+	// Partial is true when the journal no longer holds the whole range
+	// asked for: an in-memory bus holds its MemoryBytes, a DataDir its
+	// Retention.
+	Partial bool `json:"partial"`
 }
 
 func (h *handler) log(w http.ResponseWriter, r *http.Request) {
@@ -177,5 +189,11 @@ func (h *handler) replay(w http.ResponseWriter, r *http.Request) {
 	if req.DryRun {
 		status = http.StatusOK
 	}
-	writeJSON(w, status, ReplayResponse{ReplayID: job.ID, Matched: job.Matched, DryRun: req.DryRun})
+	resp := ReplayResponse{ReplayID: job.ID, Matched: job.Matched, DryRun: req.DryRun,
+		To: job.To.UTC(), Missing: job.Missing, Partial: job.Partial}
+	if !job.From.IsZero() {
+		from := job.From.UTC()
+		resp.From = &from
+	}
+	writeJSON(w, status, resp)
 }

@@ -7,6 +7,7 @@
 //	sinkbus_rejected_total{integration,type}                   events that ended in the rejected store
 //	sinkbus_skipped_total{integration,type}                    events the integration's filter did not match
 //	sinkbus_skipped_while_open_total{integration,type}         events dropped by an open circuit (SkipWhileOpen)
+//	sinkbus_lost_to_retention_total{integration,type}          events the journal removed before the integration read them
 //	sinkbus_delivery_duration_seconds{integration,type,result} each attempt, result delivered or failed
 //	sinkbus_circuit_state{integration,type,state}              1 for the breaker's state (closed, open, half-open), else 0
 //	sinkbus_circuit_consecutive_failures{integration,type}     the breaker's failure count
@@ -101,6 +102,7 @@ type Metrics struct {
 	rejected  *prometheus.CounterVec
 	skipped   *prometheus.CounterVec
 	dropped   *prometheus.CounterVec
+	lost      *prometheus.CounterVec
 	latency   *prometheus.HistogramVec
 
 	circuitState    *prometheus.Desc
@@ -136,6 +138,7 @@ func New(cfg Config) (*Metrics, error) {
 		rejected:  counter("rejected_total", "Events stored in the rejected store (permanent failure or retries exhausted)."),
 		skipped:   counter("skipped_total", "Events the integration's filter did not match."),
 		dropped:   counter("skipped_while_open_total", "Events not delivered because the circuit was open and the integration skips while open."),
+		lost:      counter("lost_to_retention_total", "Events the journal removed (retention, or the in-memory journal's bound) before the integration read them."),
 		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Namespace: ns, Name: "delivery_duration_seconds",
 			Help:    "Duration of each delivery attempt, by result (delivered or failed).",
@@ -146,7 +149,7 @@ func New(cfg Config) (*Metrics, error) {
 		lag:             desc("lag_events", "Journal events the integration has not settled yet."),
 		running:         desc("integration_running", "1 while the integration runs, 0 while it is stopped."),
 	}
-	for _, c := range []prometheus.Collector{m.delivered, m.failed, m.retries, m.rejected, m.skipped, m.dropped, m.latency, scrape{m}} {
+	for _, c := range []prometheus.Collector{m.delivered, m.failed, m.retries, m.rejected, m.skipped, m.dropped, m.lost, m.latency, scrape{m}} {
 		if err := cfg.Registerer.Register(c); err != nil {
 			return nil, err
 		}
@@ -202,6 +205,12 @@ func (m *Metrics) SkippedWhileOpen(integrationID, typ string, _ *message.Message
 	m.dropped.WithLabelValues(integrationID, typ).Inc()
 }
 
+// LostToRetention implements bus.Observer.
+func (m *Metrics) LostToRetention(integrationID, typ string, lost uint64) {
+	m.seen(integrationID)
+	m.lost.WithLabelValues(integrationID, typ).Add(float64(lost))
+}
+
 func (m *Metrics) seen(id string) {
 	if _, ok := m.known.Load(id); !ok {
 		m.known.Store(id, struct{}{})
@@ -224,6 +233,7 @@ func (m *Metrics) forget(known []string, exist map[string]bool) {
 		m.rejected.DeletePartialMatch(match)
 		m.skipped.DeletePartialMatch(match)
 		m.dropped.DeletePartialMatch(match)
+		m.lost.DeletePartialMatch(match)
 		m.latency.DeletePartialMatch(match)
 	}
 }

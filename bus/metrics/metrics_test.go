@@ -2,6 +2,7 @@ package metrics_test
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -287,4 +288,39 @@ func TestMetrics_count_events_skipped_while_the_circuit_is_open(t *testing.T) {
 	assert.Equal(t, len(rejected), counted("sinkbus_rejected_total"))
 	assert.Equal(t, 3, counted("sinkbus_delivered_total")+counted("sinkbus_rejected_total")+
 		counted("sinkbus_skipped_while_open_total"), "3 published")
+}
+
+// Events an in-memory bus removed before a stopped integration read them
+// are counted for that integration, as its log counts them.
+func TestMetrics_count_events_lost_to_the_in_memory_bound(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	m, err := metrics.New(metrics.Config{Registerer: reg})
+	require.NoError(t, err)
+	tb := bustest.New(t, func(c *bus.Config) {
+		c.Observer = m
+		c.MemoryBytes = 32 << 10
+	})
+	m.Watch(tb.Bus)
+	stopped := tb.NewSinkIntegration(bus.Integration{ID: "stopped", Status: bus.Stopped})
+	payload := []byte(`{"pad":"` + strings.Repeat("x", 1000) + `"}`)
+	for range 100 {
+		tb.Publish(bus.Event{Name: "order.created", Payload: payload})
+	}
+	_, err = tb.Integrations().Start(ctx, "stopped")
+	require.NoError(t, err)
+	waitSettled(t, tb.Bus)
+
+	delivered := len(stopped.Events())
+	require.Positive(t, delivered)
+	assert.Equal(t, float64(100-delivered), value(t, reg, "sinkbus_lost_to_retention_total", lbl("stopped", "bustest")))
+	entries, err := tb.Integrations().Log(ctx, "stopped")
+	require.NoError(t, err)
+	var reasons []string
+	for _, e := range entries {
+		if e.Action == middleware.ActionRetentionLoss {
+			reasons = append(reasons, e.Reason)
+		}
+	}
+	require.Len(t, reasons, 1)
+	assert.True(t, strings.HasPrefix(reasons[0], fmt.Sprintf("%d events ", 100-delivered)), reasons[0])
 }

@@ -1,0 +1,141 @@
+package bus_test
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/sinkbus/sinkbus/bus"
+	"github.com/sinkbus/sinkbus/bus/bustest"
+	"github.com/sinkbus/sinkbus/replay"
+)
+
+// pad1K is a payload of about 1 KiB.
+var pad1K = []byte(`{"pad":"` + strings.Repeat("x", 1000) + `"}`)
+
+// A bus without a DataDir holds MemoryBytes of events. A stopped
+// integration's backlog beyond that loses its oldest events; when it
+// starts it gets the newest, and its log, the bus's log and the observer
+// say how many it lost. An integration that keeps up loses nothing.
+func TestBus_in_memory_a_stopped_integration_is_told_how_many_events_the_bound_removed(t *testing.T) {
+	logger := watermill.NewCaptureLogger()
+	tb := bustest.New(t, func(c *bus.Config) {
+		c.MemoryBytes = 64 << 10
+		c.Logger = logger
+	})
+	erp := tb.NewSinkIntegration(bus.Integration{ID: "erp", Status: bus.Stopped, Concurrency: 1})
+	live := tb.NewSinkIntegration(bus.Integration{ID: "live", Concurrency: 1})
+	const total = 200
+	var published []string
+	for i := range total {
+		published = append(published, fmt.Sprintf("e%03d", i))
+		tb.Publish(bus.Event{ID: published[i], Name: "order.created", Payload: pad1K})
+		live.WaitFor(t, i+1)
+	}
+	assert.Equal(t, published, eventIDs(live.Events()))
+	assert.Empty(t, retentionLosses(t, tb.Bus, "live"))
+
+	_, err := tb.Integrations().Start(ctx, "erp")
+	require.NoError(t, err)
+	settled(t, tb.Bus, "erp")
+	got := eventIDs(erp.Events())
+	lost := total - len(got)
+	assert.Greater(t, lost, total/2, "64 KiB holds about 40 events of 1 KiB")
+	assert.Equal(t, published[lost:], got, "the newest, in order")
+
+	losses := retentionLosses(t, tb.Bus, "erp")
+	require.Len(t, losses, 1)
+	assert.Equal(t, fmt.Sprintf("%d events were removed from the in-memory journal before the integration caught up "+
+		"(it holds 64 KiB of events, MemoryBytes, for 30 days at most, Retention); a DataDir keeps them on disk.", lost), losses[0])
+	var lines []watermill.LogFields
+	for _, m := range logger.Captured()[watermill.ErrorLogLevel] {
+		lines = append(lines, m.Fields)
+	}
+	assert.Equal(t, []watermill.LogFields{{"integration": "erp", "lost": uint64(lost)}}, lines, "one error line, for erp")
+}
+
+// Delivered events make room for a stopped integration's backlog: what it
+// missed while stopped, within the bound, all arrives, and nothing is
+// reported lost although the bus removed many events it had delivered.
+func TestBus_in_memory_delivered_events_make_room_for_a_backlog(t *testing.T) {
+	tb := bustest.New(t, func(c *bus.Config) { c.MemoryBytes = 64 << 10 })
+	live := tb.NewSinkIntegration(bus.Integration{ID: "live", Concurrency: 1})
+	for i := range 200 {
+		tb.Publish(bus.Event{ID: fmt.Sprintf("e%03d", i), Name: "order.created", Payload: pad1K})
+		live.WaitFor(t, i+1)
+	}
+	_, err := tb.Integrations().Stop(ctx, "live")
+	require.NoError(t, err)
+	require.NoError(t, bus.JournalOf(tb.Bus).Flush())
+	for i := range 20 {
+		tb.Publish(bus.Event{ID: fmt.Sprintf("f%03d", i), Name: "order.created", Payload: pad1K})
+	}
+	_, err = tb.Integrations().Start(ctx, "live")
+	require.NoError(t, err)
+	assert.Len(t, live.WaitFor(t, 220)[200:], 20)
+	settled(t, tb.Bus, "live")
+	assert.Empty(t, retentionLosses(t, tb.Bus, "live"))
+}
+
+// A replay on an in-memory bus covers what the journal still holds, and
+// says so when it was asked for more: in its job and its log entry.
+func TestIntegrations_Replay_in_memory_says_what_the_journal_no_longer_holds(t *testing.T) {
+	mem := replay.NewMemoryWith(replay.MemoryConfig{MaxBytes: 64 << 10})
+	tb := bustest.New(t, func(c *bus.Config) { c.Storage = mem })
+	live := tb.NewSinkIntegration(bus.Integration{ID: "live", Concurrency: 1})
+	start := tb.Clock.Now()
+	const total = 200
+	for i := range total {
+		tb.Publish(bus.Event{ID: fmt.Sprintf("e%03d", i), Name: "order.created", Payload: pad1K})
+		live.WaitFor(t, i+1)
+		tb.Clock.Advance(time.Second)
+	}
+	first, _ := mem.Bounds(bus.Topic)
+	held := total - int(first-1)
+	oldest := start.Add(time.Duration(first-1) * time.Second)
+
+	// Asked from the first event: it starts at the oldest held.
+	job := replayAndWait(t, tb, "live", replay.Request{From: start})
+	assert.Equal(t, held, job.Matched)
+	assert.True(t, job.Partial)
+	assert.Equal(t, oldest, job.From.UTC())
+	assert.Zero(t, job.Missing)
+	assert.Equal(t, eventIDs(live.Events())[first-1:total], eventIDs(live.WaitFor(t, total+held)[total:]), "the held ones, again")
+	started := logReasons(t, tb.Bus, "live", bus.ActionReplayStarted)
+	require.Len(t, started, 1)
+	assert.Equal(t, fmt.Sprintf("%s: %d matching events published from %s to %s. Asked from %s: the journal no longer holds "+
+		"the events published before %s (the in-memory journal holds MemoryBytes of events; a DataDir keeps them for the whole Retention).",
+		job.ID, held, oldest.Format(time.RFC3339), job.To.UTC().Format(time.RFC3339), start.UTC().Format(time.RFC3339), oldest.Format(time.RFC3339)),
+		started[0])
+
+	// Asked for what it holds: all of it, nothing said.
+	dry, err := tb.Integrations().Replay(ctx, "live", replay.Request{From: oldest.Add(time.Second), DryRun: true})
+	require.NoError(t, err)
+	assert.False(t, dry.Partial)
+	assert.Equal(t, held-1, dry.Matched)
+	assert.Equal(t, oldest.Add(time.Second), dry.From.UTC())
+
+	// Events delivered everywhere go first when the bound needs room, also
+	// from between events a group still waits for: replayed, the range
+	// lacks them.
+	waitLag(t, tb, "live")
+	require.NoError(t, bus.JournalOf(tb.Bus).Flush())
+	head := bus.JournalOf(tb.Bus).Head(bus.Topic)
+	require.NoError(t, mem.SaveCursors(map[replay.CursorKey]replay.Cursor{
+		{Topic: bus.Topic, Group: "waits-for-the-first"}: {Next: first, Acked: []replay.Range{{From: first + 1, To: head}}},
+	}))
+	for i := range 10 {
+		tb.Publish(bus.Event{ID: fmt.Sprintf("f%03d", i), Name: "order.created", Payload: pad1K})
+	}
+	dry, err = tb.Integrations().Replay(ctx, "live", replay.Request{DryRun: true})
+	require.NoError(t, err)
+	assert.True(t, dry.Partial)
+	assert.Greater(t, dry.Missing, 0)
+	assert.Equal(t, oldest, dry.From.UTC(), "the first held: the one a group waits for")
+	assert.Equal(t, held+10-dry.Missing, dry.Matched)
+}
