@@ -139,3 +139,25 @@ func TestIntegrations_Replay_in_memory_says_what_the_journal_no_longer_holds(t *
 	assert.Equal(t, oldest, dry.From.UTC(), "the first held: the one a group waits for")
 	assert.Equal(t, held+10-dry.Missing, dry.Matched)
 }
+
+// A zero Config bounds the in-memory journal by the documented default; a
+// negative MemoryBytes lifts the bound; a DataDir has none of it.
+func TestBus_MemoryBytes_zero_means_the_default_and_negative_no_bound(t *testing.T) {
+	for _, tc := range []struct {
+		set, want int64
+	}{{0, replay.DefaultMemoryBytes}, {-1, -1}, {1 << 20, 1 << 20}} {
+		b, err := bus.New(bus.Config{MemoryBytes: tc.set})
+		require.NoError(t, err)
+		mem, ok := bus.JournalOf(b).Storage().(*replay.Memory)
+		require.True(t, ok, "in memory")
+		assert.Equal(t, tc.want, mem.MaxBytes(), "MemoryBytes %d", tc.set)
+		require.NoError(t, b.Close())
+	}
+	assert.Equal(t, int64(64<<20), int64(replay.DefaultMemoryBytes))
+
+	b, err := bus.New(bus.Config{DataDir: t.TempDir(), MemoryBytes: 1 << 20})
+	require.NoError(t, err)
+	_, inMemory := bus.JournalOf(b).Storage().(*replay.Memory)
+	assert.False(t, inMemory)
+	require.NoError(t, b.Close())
+}

@@ -63,7 +63,7 @@ func (d *delivered) wait(done <-chan struct{}) {
 // concurrency. It returns a round of "ours" and the bus's stop function.
 func sinkBus(id string, sink sinks.Config) (round func(n int) float64, stop func()) {
 	d := &delivered{}
-	b, stop := runBus(bus.Config{Retention: -1, Observer: d})
+	b, stop := runBus(bus.Config{Retention: -1, MemoryBytes: unboundedMemory, Observer: d})
 	_, err := b.Integrations().Create(context.Background(), bus.Integration{
 		ID: id, Observes: []string{"order.*"}, Concurrency: publishers, Sink: sink,
 	})

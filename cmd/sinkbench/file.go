@@ -120,7 +120,7 @@ func setupFile(quick bool) (ours, raw func() float64, cleanup func(), skip strin
 // events first and stopped afterwards, both untimed.
 func pipelineRound(n int, sink sinks.Config) float64 {
 	d := &delivered{}
-	b, stop := runBus(bus.Config{Sinks: noopRegistry(), Retention: -1, Observer: d})
+	b, stop := runBus(bus.Config{Sinks: noopRegistry(), Retention: -1, MemoryBytes: unboundedMemory, Observer: d})
 	defer stop()
 	_, err := b.Integrations().Create(context.Background(), bus.Integration{
 		ID: "export", Observes: []string{"order.*"}, Concurrency: publishers, Sink: sink,

@@ -126,7 +126,7 @@ func setupPipeline(quick bool) (ours, raw func() float64, cleanup func(), skip s
 	n -= n % publishers
 
 	c := &counter{}
-	b, stopBus := runBus(bus.Config{Sinks: noopRegistry(), Retention: -1})
+	b, stopBus := runBus(bus.Config{Sinks: noopRegistry(), Retention: -1, MemoryBytes: unboundedMemory})
 	_, err := b.Integrations().Create(context.Background(), bus.Integration{
 		ID: "noop", Observes: []string{"order.*"}, Sink: noopSink{c},
 	})

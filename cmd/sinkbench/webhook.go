@@ -145,7 +145,7 @@ func setupWebhook(quick bool) (ours, raw func() float64, cleanup func(), skip st
 	var oursCost, rawCost cost
 	oc, lat := &counter{}, &latencies{}
 	oursURL, stopOurs := startReceiver(oc, lat)
-	b, stopBus := runBus(bus.Config{Retention: -1, AllowPrivateNetworks: true})
+	b, stopBus := runBus(bus.Config{Retention: -1, MemoryBytes: unboundedMemory, AllowPrivateNetworks: true})
 	_, err := b.Integrations().Create(context.Background(), bus.Integration{
 		ID: "erp", Observes: []string{"order.*"}, Concurrency: publishers,
 		Sink: webhook.Config{URL: oursURL + "/hook", SecretKey: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", AllowPrivateNetworks: true},

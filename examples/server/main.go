@@ -13,8 +13,10 @@
 //	GET  /demo/webhook            what it received, signatures verified
 //
 // It listens on loopback by default and keeps everything in memory, so
-// that each run starts afresh; -data-dir keeps the bus's state (not the
-// orders) across restarts:
+// that each run starts afresh: the bus holds the last 64 MiB of events
+// (replay.DefaultMemoryBytes), and a restart loses the events not yet
+// delivered. -data-dir keeps the bus's state (not the orders) across
+// restarts:
 //
 //	go run ./examples/server -ingest-token dev-token
 package main
@@ -40,6 +42,7 @@ import (
 	"github.com/sinkbus/sinkbus/bus/api"
 	"github.com/sinkbus/sinkbus/bus/ingest"
 	"github.com/sinkbus/sinkbus/bus/metrics"
+	"github.com/sinkbus/sinkbus/replay"
 	_ "github.com/sinkbus/sinkbus/sinks/all" // the management API takes integrations of every built-in type
 )
 
@@ -158,11 +161,12 @@ func run(ctx context.Context, cfg config, logger *slog.Logger, ready func(addr s
 	<-b.Running()
 	srvErr := make(chan error, 1)
 	go func() { srvErr <- srv.Serve(ln) }()
-	storage := cfg.dataDir
-	if storage == "" {
-		storage = "in memory"
+	if cfg.dataDir == "" {
+		logger.Warn(fmt.Sprintf("running in memory: the journal holds at most the last %d MiB of events, "+
+			"and a restart loses every event not yet delivered, the integrations and their logs; -data-dir DIR keeps them on disk",
+			replay.DefaultMemoryBytes>>20))
 	}
-	logger.Info("serving", "url", "http://"+ln.Addr().String(), "data_dir", storage)
+	logger.Info("serving", "url", "http://"+ln.Addr().String(), "data_dir", cfg.dataDir)
 	if ready != nil {
 		ready(ln.Addr().String())
 	}

@@ -23,6 +23,25 @@ type started struct {
 	t    *testing.T
 	base string
 	stop func()
+	logs *logBuffer // what the server logged
+}
+
+// logBuffer collects log output; safe for concurrent use.
+type logBuffer struct {
+	mu  sync.Mutex
+	buf strings.Builder
+}
+
+func (b *logBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *logBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
 
 // start runs the command with args (and a free loopback port, in memory)
@@ -34,10 +53,10 @@ func start(t *testing.T, args ...string) *started {
 	ctx, cancel := context.WithCancel(context.Background())
 	ready := make(chan string, 1)
 	done := make(chan error, 1)
+	s := &started{t: t, logs: &logBuffer{}}
 	go func() {
-		done <- run(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), func(addr string) { ready <- addr })
+		done <- run(ctx, cfg, slog.New(slog.NewTextHandler(s.logs, nil)), func(addr string) { ready <- addr })
 	}()
-	s := &started{t: t}
 	var once sync.Once
 	s.stop = func() {
 		once.Do(func() {
@@ -177,6 +196,22 @@ func TestServer_defaults(t *testing.T) {
 	require.NoError(t, err)
 	assert.False(t, cfg.allowPrivate)
 	assert.Equal(t, "var/sinkbus", cfg.dataDir)
+}
+
+// In memory, the server says so once at start, and how to keep the events;
+// with -data-dir it does not.
+func TestServer_says_once_that_it_runs_in_memory(t *testing.T) {
+	srv := start(t)
+	srv.stop()
+	logs := srv.logs.String()
+	assert.Equal(t, 1, strings.Count(logs, "-data-dir"), logs)
+	assert.Contains(t, logs, "msg=\"running in memory: ")
+	assert.Contains(t, logs, "a restart loses every event not yet delivered")
+	assert.Contains(t, logs, "64 MiB")
+
+	srv = start(t, "-data-dir", t.TempDir())
+	srv.stop()
+	assert.NotContains(t, srv.logs.String(), "in memory")
 }
 
 // Without -allow-private-networks the README's integration is refused, and
