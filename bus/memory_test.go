@@ -1,6 +1,7 @@
 package bus_test
 
 import (
+	"context"
 	"fmt"
 	"strings"
 	"testing"
@@ -160,4 +161,28 @@ func TestBus_MemoryBytes_zero_means_the_default_and_negative_no_bound(t *testing
 	_, inMemory := bus.JournalOf(b).Storage().(*replay.Memory)
 	assert.False(t, inMemory)
 	require.NoError(t, b.Close())
+}
+
+// A handler that edits an event's payload in place changes its own copy:
+// the journal, the other integrations and a later replay see the event as
+// published.
+func TestBus_in_memory_a_handler_editing_the_payload_changes_nothing_else(t *testing.T) {
+	tb := bustest.New(t)
+	edited := make(chan string, 1)
+	require.NoError(t, tb.Handle("editor", nil, func(_ context.Context, e bus.Event) error {
+		if !e.Replayed {
+			copy(e.Payload, `{"total":99}`)
+		}
+		edited <- string(e.Payload)
+		return nil
+	}))
+	published := tb.Clock.Now()
+	tb.Publish(bus.Event{ID: "e1", Name: "order.created", Payload: []byte(`{"total":10}`)})
+	assert.Equal(t, `{"total":99}`, <-edited)
+	settled(t, tb.Bus, "editor")
+
+	later := tb.NewSinkIntegration(bus.Integration{ID: "later", StartsAt: published})
+	assert.JSONEq(t, `{"total":10}`, string(later.WaitFor(t, 1)[0].Payload))
+	replayAndWait(t, tb, "editor", replay.Request{})
+	assert.Equal(t, `{"total":10}`, <-edited, "replayed as published")
 }
