@@ -112,7 +112,7 @@ func (b *Bus) create(r *runner) (Integration, error) {
 	b.mu.Lock()
 	r.chain = chain
 	b.mu.Unlock()
-	resumed, err := b.pinCursor(in)
+	resumed, created, err := b.pinCursor(in)
 	if err != nil {
 		return Integration{}, err
 	}
@@ -150,7 +150,7 @@ func (b *Bus) create(r *runner) (Integration, error) {
 		undo()
 		return Integration{}, err
 	}
-	b.log(in.ID, "integration_created", "Created via API.")
+	b.log(in.ID, "integration_created", created)
 	if in.Status == Running {
 		b.log(in.ID, middleware.ActionIntegrationStarted, "Started on creation.")
 	}
@@ -160,20 +160,33 @@ func (b *Bus) create(r *runner) (Integration, error) {
 // pinCursor sets where a new integration starts reading, now, so that the
 // events published before Run or before its first delivery are not
 // skipped: StartsAt, else the head. An in-process handler registered again
-// without StartsAt keeps the cursor it has: resumed reports that.
-func (b *Bus) pinCursor(in Integration) (resumed bool, err error) {
+// without StartsAt keeps the cursor it has: resumed reports that. created
+// is the reason of the integration_created log entry: it says when the
+// journal no longer holds the events from StartsAt on.
+func (b *Bus) pinCursor(in Integration) (resumed bool, created string, err error) {
+	created = "Created via API."
 	if _, ok := in.Sink.(HandlerFunc); ok && in.StartsAt.IsZero() {
 		if _, ok := b.journal.Cursor(Topic, in.ID); ok {
-			return true, nil
+			return true, created, nil
 		}
 	}
 	start := b.journal.Head(Topic)
 	if !in.StartsAt.IsZero() {
-		if start, err = b.journal.Storage().Seek(Topic, in.StartsAt); err != nil {
-			return false, err
+		var gone bool
+		var at time.Time
+		if start, gone, at, err = b.seekHeld(in.StartsAt); err != nil {
+			return false, created, err
+		}
+		if gone {
+			from := "with the next event published"
+			if !at.IsZero() {
+				from = "at " + fmtTime(at) + ", the oldest event it holds"
+			}
+			created += fmt.Sprintf(" starts_at %s: the journal no longer holds the events published before; the integration starts %s.",
+				fmtTime(in.StartsAt), from)
 		}
 	}
-	return false, b.journal.SetCursor(Topic, in.ID, start)
+	return false, created, b.journal.SetCursor(Topic, in.ID, start)
 }
 
 // Get returns an integration, secrets masked.

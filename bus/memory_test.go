@@ -186,3 +186,29 @@ func TestBus_in_memory_a_handler_editing_the_payload_changes_nothing_else(t *tes
 	replayAndWait(t, tb, "editor", replay.Request{})
 	assert.Equal(t, `{"total":10}`, <-edited, "replayed as published")
 }
+
+// An integration created to start from a time the in-memory journal no
+// longer holds (a temporary one replays its date range) starts at the
+// oldest event held, and its log says so.
+func TestIntegrations_Create_with_starts_at_before_what_the_journal_holds_says_so(t *testing.T) {
+	tb := bustest.New(t, func(c *bus.Config) { c.MemoryBytes = 32 << 10 })
+	start := tb.Clock.Now()
+	for i := range 100 {
+		tb.Publish(bus.Event{ID: fmt.Sprintf("e%03d", i), Name: "order.created", Payload: pad1K})
+		tb.Clock.Advance(time.Second)
+	}
+	first, _ := bus.JournalOf(tb.Bus).Storage().Bounds(bus.Topic)
+	oldest := start.Add(time.Duration(first-1) * time.Second)
+
+	sink := tb.NewSinkIntegration(bus.Integration{ID: "range", Kind: bus.Temporary,
+		StartsAt: start, EndsAt: tb.Clock.Now(), Concurrency: 1})
+	got := sink.WaitFor(t, 100-int(first-1))
+	assert.Equal(t, fmt.Sprintf("e%03d", first-1), got[0].ID)
+	created := logReasons(t, tb.Bus, "range", "integration_created")
+	require.Len(t, created, 1)
+	assert.Equal(t, fmt.Sprintf("Created via API. starts_at %s: the journal no longer holds the events published before; "+
+		"the integration starts at %s, the oldest event it holds.", start.UTC().Format(time.RFC3339), oldest.UTC().Format(time.RFC3339)), created[0])
+
+	tb.NewSinkIntegration(bus.Integration{ID: "held", StartsAt: oldest})
+	assert.Equal(t, []string{"Created via API."}, logReasons(t, tb.Bus, "held", "integration_created"))
+}

@@ -150,20 +150,12 @@ func (b *Bus) countReplay(ctx context.Context, f *filter.Filter, req replay.Requ
 	st := b.journal.Storage()
 	_, head := st.Bounds(Topic)
 	job := replay.Job{From: req.From, To: req.To}
-	start, err := st.Seek(Topic, req.From)
-	if err != nil {
-		return job, head, err
-	}
 	// When events just before the first one held are gone, some of them may
 	// have been in the range: their times went with them, so the range
 	// covered starts at the first held.
-	startGone := false
-	if start > 1 {
-		before, err := st.Read(Topic, start-1, 1)
-		if err != nil {
-			return job, head, err
-		}
-		startGone = len(before) == 0 || before[0].Offset != start-1
+	_, startGone, _, err := b.seekHeld(req.From)
+	if err != nil {
+		return job, head, err
 	}
 	var last uint64 // the offset of the last event of the range held
 	err = b.journal.Scan(ctx, Topic, req.From, req.To, func(rec replay.Record) bool {
@@ -187,6 +179,40 @@ func (b *Bus) countReplay(ctx context.Context, f *filter.Filter, req replay.Requ
 	}
 	job.Partial = startGone || job.Missing > 0
 	return job, head, err
+}
+
+// seekHeld returns the offset of the first event the journal holds
+// published at or after from, and when it was published (zero when there is
+// none). gone reports that events just before it are no longer held
+// (retention, an in-memory journal's bound) and that some may have been
+// published at or after from: from is before the first held.
+func (b *Bus) seekHeld(from time.Time) (start uint64, gone bool, at time.Time, err error) {
+	st := b.journal.Storage()
+	if start, err = st.Seek(Topic, from); err != nil {
+		return 0, false, at, err
+	}
+	if start > 1 {
+		before, err := st.Read(Topic, start-1, 2)
+		if err != nil {
+			return 0, false, at, err
+		}
+		gone = len(before) == 0 || before[0].Offset != start-1
+		for _, r := range before {
+			if r.Offset == start {
+				at = r.Time
+			}
+		}
+	}
+	if at.IsZero() {
+		if recs, err := st.Read(Topic, start, 1); err != nil {
+			return 0, false, at, err
+		} else if len(recs) > 0 {
+			at = recs[0].Time
+		}
+	}
+	// Asked from the first held event's own time, what is gone is older.
+	gone = gone && (at.IsZero() || from.Before(at))
+	return start, gone, at, nil
 }
 
 // coverageNote says, for the replay_started entry, what of the range asked
