@@ -22,20 +22,41 @@ func publishKiB(t *testing.T, j *replay.Journal, from, to int) {
 	}
 }
 
+// journalOn opens a journal on mem, closed when the test ends.
+func journalOn(t *testing.T, mem *replay.Memory) *replay.Journal {
+	t.Helper()
+	j, err := replay.Open(replay.Config{Storage: mem, CompactEvery: -1})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = j.Close() })
+	return j
+}
+
+// boundJournal is a journal on a Memory that holds n kib records.
+func boundJournal(t *testing.T, n int64) (*replay.Memory, *replay.Journal) {
+	t.Helper()
+	mem := replay.NewMemoryWith(replay.MemoryConfig{MaxBytes: n * recordSize(t)})
+	return mem, journalOn(t, mem)
+}
+
+// subscribeCounting subscribes cfg's consumer to topic "t" and returns its
+// messages and how many records it was told it lost.
+func subscribeCounting(t *testing.T, j *replay.Journal, cfg replay.ConsumerConfig) (<-chan *message.Message, *atomic.Uint64) {
+	t.Helper()
+	lost := new(atomic.Uint64)
+	cfg.OnRetentionLoss = func(n uint64) { lost.Add(n) }
+	msgs, err := j.Consumer(cfg).Subscribe(context.Background(), "t")
+	require.NoError(t, err)
+	return msgs, lost
+}
+
 // A group that was not reading while the bound removed its records is told
 // how many at start, and gets what is held.
 func TestJournal_in_memory_a_stopped_group_is_told_what_the_bound_removed(t *testing.T) {
-	size := recordSize(t)
-	mem := replay.NewMemoryWith(replay.MemoryConfig{MaxBytes: 10 * size})
-	j, err := replay.Open(replay.Config{Storage: mem, CompactEvery: -1})
-	require.NoError(t, err)
-	defer j.Close()
+	_, j := boundJournal(t, 10)
 	require.NoError(t, j.SetCursor("t", "stopped", 1))
 	publishKiB(t, j, 1, 31)
 
-	var lost atomic.Uint64
-	msgs, err := j.Consumer(replay.ConsumerConfig{Group: "stopped", OnRetentionLoss: func(n uint64) { lost.Add(n) }}).Subscribe(context.Background(), "t")
-	require.NoError(t, err)
+	msgs, lost := subscribeCounting(t, j, replay.ConsumerConfig{Group: "stopped"})
 	m := <-msgs
 	assert.Equal(t, "000021", m.UUID, "the oldest held")
 	assert.Equal(t, uint64(20), lost.Load())
@@ -45,14 +66,8 @@ func TestJournal_in_memory_a_stopped_group_is_told_what_the_bound_removed(t *tes
 // A group running behind (its one message in flight unanswered) is told of
 // the records the bound removed before it read them, when it gets there.
 func TestJournal_in_memory_a_group_running_behind_is_told_what_the_bound_removed(t *testing.T) {
-	size := recordSize(t)
-	mem := replay.NewMemoryWith(replay.MemoryConfig{MaxBytes: 10 * size})
-	j, err := replay.Open(replay.Config{Storage: mem, CompactEvery: -1})
-	require.NoError(t, err)
-	defer j.Close()
-	var lost atomic.Uint64
-	msgs, err := j.Consumer(replay.ConsumerConfig{Group: "g", OnRetentionLoss: func(n uint64) { lost.Add(n) }}).Subscribe(context.Background(), "t")
-	require.NoError(t, err)
+	_, j := boundJournal(t, 10)
+	msgs, lost := subscribeCounting(t, j, replay.ConsumerConfig{Group: "g"})
 	publishKiB(t, j, 1, 2)
 	first := <-msgs
 	publishKiB(t, j, 2, 31)
@@ -72,14 +87,8 @@ func TestJournal_in_memory_a_group_running_behind_is_told_what_the_bound_removed
 // A group that keeps up loses nothing, while the bound makes room again and
 // again behind it.
 func TestJournal_in_memory_a_group_that_keeps_up_loses_nothing(t *testing.T) {
-	size := recordSize(t)
-	mem := replay.NewMemoryWith(replay.MemoryConfig{MaxBytes: 50 * size})
-	j, err := replay.Open(replay.Config{Storage: mem, CompactEvery: -1})
-	require.NoError(t, err)
-	defer j.Close()
-	var lost atomic.Uint64
-	msgs, err := j.Consumer(replay.ConsumerConfig{Group: "g", MaxInFlight: 4, OnRetentionLoss: func(n uint64) { lost.Add(n) }}).Subscribe(context.Background(), "t")
-	require.NoError(t, err)
+	mem, j := boundJournal(t, 50)
+	msgs, lost := subscribeCounting(t, j, replay.ConsumerConfig{Group: "g", MaxInFlight: 4})
 	const total = 2000
 	for i := 0; i < total; i += 10 {
 		publishKiB(t, j, i, i+10) // ten at a time: the reader stays well within the bound
@@ -88,7 +97,7 @@ func TestJournal_in_memory_a_group_that_keeps_up_loses_nothing(t *testing.T) {
 		}
 	}
 	assert.Zero(t, lost.Load())
-	assert.LessOrEqual(t, mem.Size(), 50*size)
+	assert.LessOrEqual(t, mem.Size(), 50*recordSize(t))
 }
 
 // A restarted group is not told it lost records its cursor says it had
@@ -107,12 +116,7 @@ func TestJournal_in_memory_acknowledged_records_removed_are_not_counted_as_lost(
 	appendKiB(t, mem, 21, 22)
 	assert.Equal(t, offsets(10, 22), heldOffsets(t, mem, "t"), "then 1, which g had not acknowledged")
 
-	j, err := replay.Open(replay.Config{Storage: mem, CompactEvery: -1})
-	require.NoError(t, err)
-	defer j.Close()
-	var lost atomic.Uint64
-	msgs, err := j.Consumer(replay.ConsumerConfig{Group: "g", OnRetentionLoss: func(n uint64) { lost.Add(n) }}).Subscribe(context.Background(), "t")
-	require.NoError(t, err)
+	msgs, lost := subscribeCounting(t, journalOn(t, mem), replay.ConsumerConfig{Group: "g"})
 	select {
 	case m := <-msgs:
 		assert.Equal(t, "000010", m.UUID)
@@ -127,18 +131,11 @@ func TestJournal_in_memory_acknowledged_records_removed_are_not_counted_as_lost(
 // bound removed ahead of it is told how many, and delivers nothing past its
 // end although the next record it reads is beyond it.
 func TestJournal_in_memory_a_replay_overtaken_by_the_bound_stops_at_its_end(t *testing.T) {
-	size := recordSize(t)
-	mem := replay.NewMemoryWith(replay.MemoryConfig{MaxBytes: 300 * size})
-	j, err := replay.Open(replay.Config{Storage: mem, CompactEvery: -1})
-	require.NoError(t, err)
-	defer j.Close()
+	mem, j := boundJournal(t, 300)
 	publishKiB(t, j, 1, 301)
 
-	var lost atomic.Uint64
 	ended := make(chan struct{})
-	msgs, err := j.Consumer(replay.ConsumerConfig{FromOldest: true, UntilOffset: 301,
-		OnRetentionLoss: func(n uint64) { lost.Add(n) }, OnEnd: func() { close(ended) }}).Subscribe(context.Background(), "t")
-	require.NoError(t, err)
+	msgs, lost := subscribeCounting(t, j, replay.ConsumerConfig{FromOldest: true, UntilOffset: 301, OnEnd: func() { close(ended) }})
 	first := <-msgs // the reader holds 1-256, its first read
 	publishKiB(t, j, 301, 601)
 	assert.Equal(t, offsets(301, 601), heldOffsets(t, mem, "t"), "257-300 went before the replay read them")
