@@ -52,7 +52,7 @@ func TestBus_in_memory_a_stopped_integration_is_told_how_many_events_the_bound_r
 	losses := retentionLosses(t, tb.Bus, "erp")
 	require.Len(t, losses, 1)
 	assert.Equal(t, fmt.Sprintf("%d events were removed from the in-memory journal before the integration caught up "+
-		"(it holds 64 KiB of events, MemoryBytes, for 30 days at most, Retention); a DataDir keeps them on disk.", lost), losses[0])
+		"(MemoryBytes 64 KiB, Retention 30 days); a DataDir keeps them on disk.", lost), losses[0])
 	var lines []watermill.LogFields
 	for _, m := range logger.Captured()[watermill.ErrorLogLevel] {
 		lines = append(lines, m.Fields)

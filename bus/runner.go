@@ -271,12 +271,12 @@ func (b *Bus) lostEvents(in Integration, lost uint64) {
 	}
 	reason := events + " removed by retention before the integration caught up."
 	if b.memory != nil {
-		bound := "any amount"
+		bound := "no bound"
 		if n := b.memory.MaxBytes(); n >= 0 {
 			bound = formatBytes(n)
 		}
 		reason = fmt.Sprintf("%s removed from the in-memory journal before the integration caught up "+
-			"(it holds %s of events, MemoryBytes, for %s at most, Retention); a DataDir keeps them on disk.",
+			"(MemoryBytes %s, Retention %s); a DataDir keeps them on disk.",
 			events, bound, retentionText(b.cfg.Retention))
 	}
 	b.log(in.ID, middleware.ActionRetentionLoss, reason)
@@ -305,7 +305,7 @@ func formatBytes(n int64) string {
 func retentionText(d time.Duration) string {
 	switch {
 	case d < 0:
-		return "ever"
+		return "forever"
 	case d == 0:
 		d = replay.DefaultRetention
 	}
