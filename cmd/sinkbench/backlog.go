@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/sinkbus/sinkbus/bus"
+	"github.com/sinkbus/sinkbus/cmd/sinkbench/internal/bench"
 )
 
 // backlogChildEnv gives the child process that runs the backlog case its
@@ -25,7 +26,7 @@ func init() {
 	register(benchCase{
 		name: "backlog",
 		about: "process RSS (VmRSS after runtime.GC, and peak VmHWM, from /proc/self/status) of a fresh child process " +
-			"after 64 publishers put 1M durable 1 KiB events (250k with -quick) into a bus whose only integration is stopped; target < 100 MiB",
+			"after 64 bench.Concurrency put 1M durable 1 KiB events (250k with -quick) into a bus whose only integration is stopped; target < 100 MiB",
 		report: reportBacklog,
 	})
 }
@@ -38,9 +39,9 @@ func reportBacklog(quick bool) (line, skip string) {
 		return "", "needs /proc/self/status (Linux)"
 	}
 	exe, err := os.Executable()
-	must(err)
+	bench.Must(err)
 	dir, err := os.MkdirTemp("", "sinkbench-backlog-")
-	must(err)
+	bench.Must(err)
 	args := []string{"-case", "backlog"}
 	if quick {
 		args = append(args, "-quick")
@@ -49,13 +50,13 @@ func reportBacklog(quick bool) (line, skip string) {
 	cmd.Env = append(os.Environ(), backlogChildEnv+"="+dir)
 	cmd.Stderr = os.Stderr
 	out, err := cmd.Output()
-	must(errors.Join(err, os.RemoveAll(dir)))
+	bench.Must(errors.Join(err, os.RemoveAll(dir)))
 	for l := range strings.Lines(string(out)) {
 		if strings.HasPrefix(l, "case=backlog ") {
 			return strings.TrimSpace(l), ""
 		}
 	}
-	must(fmt.Errorf("backlog child printed no result: %q", out))
+	bench.Must(fmt.Errorf("backlog child printed no result: %q", out))
 	return "", ""
 }
 
@@ -70,37 +71,37 @@ func runBacklog(dir string, quick bool) string {
 	}
 	startRSS, _ := procMemory()
 
-	b, stopBus := runBus(bus.Config{DataDir: dir})
+	b, stopBus := bench.RunBus(bus.Config{DataDir: dir})
 	defer stopBus()
 	ctx := context.Background()
 	_, err := b.Integrations().Create(ctx, bus.Integration{
 		ID: "stopped", Status: bus.Stopped,
 		Sink: bus.HandlerFunc(func(context.Context, bus.Event) error { return nil }),
 	})
-	must(err)
+	bench.Must(err)
 
 	start := time.Now()
-	publishFrom(journalPublishers, n, func(int) {
-		must(b.Publish(ctx, bus.Event{Name: "order.created", Payload: payload1K}))
+	bench.PublishFrom(journalPublishers, n, func(int) {
+		bench.Must(b.Publish(ctx, bench.Order))
 	})
 	elapsed := time.Since(start)
 	lag, err := b.Integrations().Lag(ctx, "stopped")
-	must(err)
+	bench.Must(err)
 	if lag != uint64(n) {
-		must(fmt.Errorf("backlog: the stopped integration lags %d events, want %d", lag, n))
+		bench.Must(fmt.Errorf("backlog: the stopped integration lags %d events, want %d", lag, n))
 	}
 	runtime.GC()
 	rss, hwm := procMemory()
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
 	return fmt.Sprintf("case=backlog rss=%s hwm=%s rss_at_start=%s heap_inuse=%s events=%d backlog=%d payload=1KiB journal_on_disk=%s publish=%.0f/s target=<100MiB%s",
-		mib(rss), mib(hwm), mib(startRSS), mib(ms.HeapInuse), n, lag, mib(dirBytes(filepath.Join(dir, "journal"))), perSecond(n, elapsed), note)
+		mib(rss), mib(hwm), mib(startRSS), mib(ms.HeapInuse), n, lag, mib(dirBytes(filepath.Join(dir, "journal"))), bench.PerSecond(n, elapsed), note)
 }
 
 // procMemory returns the process's resident set and its peak, in bytes.
 func procMemory() (rss, hwm uint64) {
 	b, err := os.ReadFile("/proc/self/status")
-	must(err)
+	bench.Must(err)
 	for l := range strings.Lines(string(b)) {
 		var kib uint64
 		if _, err := fmt.Sscanf(l, "VmRSS: %d kB", &kib); err == nil {
@@ -114,7 +115,7 @@ func procMemory() (rss, hwm uint64) {
 
 func dirBytes(dir string) uint64 {
 	var n uint64
-	must(filepath.WalkDir(dir, func(_ string, d fs.DirEntry, err error) error {
+	bench.Must(filepath.WalkDir(dir, func(_ string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() {
 			return err
 		}

@@ -6,10 +6,8 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/ThreeDotsLabs/watermill"
-	"github.com/ThreeDotsLabs/watermill/message"
-
 	"github.com/sinkbus/sinkbus/bus"
+	"github.com/sinkbus/sinkbus/cmd/sinkbench/internal/bench"
 	"github.com/sinkbus/sinkbus/middleware"
 	"github.com/sinkbus/sinkbus/sinks"
 )
@@ -19,16 +17,12 @@ import (
 // serversHint tells how to get the servers a skipped case needs.
 const serversHint = `start the test servers: eval "$(scripts/test-servers.sh start)"`
 
-// deliveryTimeout bounds a round of a real sink: a delivery that keeps
-// failing would otherwise be retried, and the round wait, for ever.
-const deliveryTimeout = 2 * time.Minute
-
 // delivered is a bus.Observer counting the events a sink acknowledged, so
 // that a round of "ours" ends when the sink has taken the last event, not
 // when the bus has stored it.
 type delivered struct {
 	bus.NopObserver
-	counter
+	bench.Counter
 	failed  atomic.Int64
 	lastErr atomic.Pointer[error]
 }
@@ -41,21 +35,20 @@ func (d *delivered) Attempted(_ string, a middleware.Attempt) {
 		d.lastErr.Store(&a.Err)
 		return
 	}
-	d.hit()
+	d.Hit()
 }
 
-// wait waits for done (from expect), failing the run with what went wrong
-// when it takes longer than deliveryTimeout.
+// wait waits for done (from Expect), failing the run with what went wrong
+// when it takes longer than bench.RoundLimit: a delivery that keeps failing
+// would otherwise be retried, and the round wait, for ever.
 func (d *delivered) wait(done <-chan struct{}) {
-	select {
-	case <-done:
-	case <-time.After(deliveryTimeout):
-		err := fmt.Errorf("round not delivered after %s: %d delivered in all, %d failed attempts", deliveryTimeout, d.n.Load(), d.failed.Load())
+	bench.Wait(done, bench.RoundLimit, func() string {
+		s := fmt.Sprintf("%d delivered in all, %d failed attempts", d.Count(), d.failed.Load())
 		if last := d.lastErr.Load(); last != nil {
-			err = fmt.Errorf("%w, last: %w", err, *last)
+			s += fmt.Sprintf(", last: %v", *last)
 		}
-		must(err)
-	}
+		return s
+	})
 }
 
 // sinkBus runs a bus with a memory journal, as the pipeline and webhook
@@ -63,29 +56,19 @@ func (d *delivered) wait(done <-chan struct{}) {
 // concurrency. It returns a round of "ours" and the bus's stop function.
 func sinkBus(id string, sink sinks.Config) (round func(n int) float64, stop func()) {
 	d := &delivered{}
-	b, stop := runBus(bus.Config{Retention: -1, MemoryBytes: unboundedMemory, Observer: d})
+	b, stop := bench.RunBus(bus.Config{Retention: -1, MemoryBytes: unboundedMemory, Observer: d})
 	_, err := b.Integrations().Create(context.Background(), bus.Integration{
-		ID: id, Observes: []string{"order.*"}, Concurrency: publishers, Sink: sink,
+		ID: id, Observes: []string{"order.*"}, Concurrency: bench.Concurrency, Sink: sink,
 	})
-	must(err)
+	bench.Must(err)
 	round = func(n int) float64 {
-		done := d.expect(int64(n))
+		done := d.Expect(int64(n))
 		start := time.Now()
-		publishAll(n, func(int) {
-			must(b.Publish(context.Background(), bus.Event{Name: "order.created", Payload: payload1K}))
+		bench.PublishAll(n, func(int) {
+			bench.Must(b.Publish(context.Background(), bench.Order))
 		})
 		d.wait(done)
-		return perSecond(n, time.Since(start))
+		return bench.PerSecond(n, time.Since(start))
 	}
 	return round, stop
-}
-
-// busMessage is an event as the bus hands it to a sink, for the raw sides
-// to send the same bytes.
-func busMessage() *message.Message {
-	msg := message.NewMessage(watermill.NewULID(), []byte(payload1K))
-	msg.Metadata.Set(sinks.MetaName, "order.created")
-	msg.Metadata.Set(sinks.MetaPublishedAt, time.Now().UTC().Format(time.RFC3339Nano))
-	msg.Metadata.Set(sinks.MetaAttempt, "1")
-	return msg
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/sinkbus/sinkbus/bus"
+	"github.com/sinkbus/sinkbus/cmd/sinkbench/internal/bench"
 	"github.com/sinkbus/sinkbus/sinks"
 	"github.com/sinkbus/sinkbus/sinks/file"
 )
@@ -33,83 +34,83 @@ func setupFile(quick bool) (ours, raw func() float64, cleanup func(), skip strin
 	if quick {
 		n = 100_000
 	}
-	n -= n % publishers
+	n -= n % bench.Concurrency
 
 	dir, err := os.MkdirTemp("", "sinkbench-file-")
-	must(err)
+	bench.Must(err)
 	oursDir := filepath.Join(dir, "ours")
 	aloneDir := filepath.Join(dir, "alone")
 
 	f, err := os.OpenFile(filepath.Join(dir, "raw.ndjson"), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
-	must(err)
+	bench.Must(err)
 	w := bufio.NewWriterSize(f, 64<<10)
 	var mu sync.Mutex
-	msg := busMessage()
+	msg := bench.Message()
 	rawRound := func(n int) float64 {
 		start := time.Now()
 		var wg sync.WaitGroup
-		for range publishers {
+		for range bench.Concurrency {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				line := make([]byte, 0, len(payload1K)+256)
-				for range n / publishers {
+				line := make([]byte, 0, len(bench.Payload1K)+256)
+				for range n / bench.Concurrency {
 					// Each line encoded as it is written, as the sink does.
 					line = append(sinks.AppendEnvelope(line[:0], msg), '\n')
 					mu.Lock()
 					_, err := w.Write(line)
 					mu.Unlock()
-					must(err)
+					bench.Must(err)
 				}
 			}()
 		}
 		wg.Wait()
-		must(w.Flush())
-		return perSecond(n, time.Since(start))
+		bench.Must(w.Flush())
+		return bench.PerSecond(n, time.Since(start))
 	}
 
 	// The sink alone: Publish of the message the bus would hand it.
 	aloneRound := func(n int) float64 {
 		sink, err := file.New(file.Config{Dir: aloneDir, Fsync: file.FsyncRotation}, sinks.Env{IntegrationID: "alone"})
-		must(err)
+		bench.Must(err)
 		start := time.Now()
-		publishAll(n, func(int) { must(sink.Publish("events", msg)) })
+		bench.PublishAll(n, func(int) { bench.Must(sink.Publish("events", msg)) })
 		elapsed := time.Since(start)
-		must(sink.Close())
-		must(os.RemoveAll(aloneDir))
-		return perSecond(n, elapsed)
+		bench.Must(sink.Close())
+		bench.Must(os.RemoveAll(aloneDir))
+		return bench.PerSecond(n, elapsed)
 	}
 
 	var oursRates, noopRates, aloneRates, rawRates []float64
 	ours = func() float64 {
-		defer func() { must(os.RemoveAll(oursDir)) }()
+		defer func() { bench.Must(os.RemoveAll(oursDir)) }()
 		o := pipelineRound(n, file.Config{Dir: oursDir, Fsync: file.FsyncRotation})
 		oursRates = append(oursRates, o)
 		return o
 	}
 	raw = func() float64 {
-		must(f.Truncate(0))
+		bench.Must(f.Truncate(0))
 		r := rawRound(n)
 		rawRates = append(rawRates, r)
-		noopRates = append(noopRates, pipelineRound(n, noopSink{&counter{}}))
+		noopRates = append(noopRates, pipelineRound(n, noopSink{&bench.Counter{}}))
 		aloneRates = append(aloneRates, aloneRound(n))
 		return r
 	}
 	warm := n / 10
-	warm -= warm % publishers
+	warm -= warm % bench.Concurrency
 	rawRound(warm)
 	aloneRound(warm)
 	cleanup = func() {
-		must(f.Close())
-		must(os.RemoveAll(dir))
+		bench.Must(f.Close())
+		bench.Must(os.RemoveAll(dir))
 		if len(oursRates) == 0 || len(rawRates) == 0 { // -side: no ratios
 			return
 		}
-		o, noop, alone, r := median(oursRates), median(noopRates), median(aloneRates), median(rawRates)
+		o, noop, alone, r := bench.Median(oursRates), bench.Median(noopRates), bench.Median(aloneRates), bench.Median(rawRates)
 		// The criterion: the pipeline into the file sink over the same
 		// pipeline into a no-op sink.
-		fmt.Printf("case=file pipeline file_sink=%s noop_sink=%s ratio=%.2f\n", rate(o, ""), rate(noop, ""), o/noop)
-		fmt.Printf("case=file sink_alone file_sink=%s raw=%s ratio=%.2f\n", rate(alone, ""), rate(r, ""), alone/r)
+		fmt.Printf("case=file pipeline file_sink=%s noop_sink=%s ratio=%.2f\n", bench.Rate(o, ""), bench.Rate(noop, ""), o/noop)
+		fmt.Printf("case=file sink_alone file_sink=%s raw=%s ratio=%.2f\n", bench.Rate(alone, ""), bench.Rate(r, ""), alone/r)
 	}
 	return ours, raw, cleanup, ""
 }
@@ -120,22 +121,22 @@ func setupFile(quick bool) (ours, raw func() float64, cleanup func(), skip strin
 // events first and stopped afterwards, both untimed.
 func pipelineRound(n int, sink sinks.Config) float64 {
 	d := &delivered{}
-	b, stop := runBus(bus.Config{Sinks: noopRegistry(), Retention: -1, MemoryBytes: unboundedMemory, Observer: d})
+	b, stop := bench.RunBus(bus.Config{Sinks: noopRegistry(), Retention: -1, MemoryBytes: unboundedMemory, Observer: d})
 	defer stop()
 	_, err := b.Integrations().Create(context.Background(), bus.Integration{
-		ID: "export", Observes: []string{"order.*"}, Concurrency: publishers, Sink: sink,
+		ID: "export", Observes: []string{"order.*"}, Concurrency: bench.Concurrency, Sink: sink,
 	})
-	must(err)
+	bench.Must(err)
 	round := func(n int) float64 {
-		done := d.expect(int64(n))
+		done := d.Expect(int64(n))
 		start := time.Now()
-		publishAll(n, func(int) {
-			must(b.Publish(context.Background(), bus.Event{Name: "order.created", Payload: payload1K}))
+		bench.PublishAll(n, func(int) {
+			bench.Must(b.Publish(context.Background(), bench.Order))
 		})
 		d.wait(done)
-		return perSecond(n, time.Since(start))
+		return bench.PerSecond(n, time.Since(start))
 	}
 	warm := n / 10
-	round(warm - warm%publishers)
+	round(warm - warm%bench.Concurrency)
 	return round(n)
 }

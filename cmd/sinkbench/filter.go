@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/sinkbus/sinkbus/cmd/sinkbench/internal/bench"
 	"github.com/sinkbus/sinkbus/filter"
 )
 
@@ -42,7 +43,7 @@ func matchRate(f *filter.Filter, names []string, d time.Duration) (perSec float6
 		}
 	}
 	el := time.Since(start)
-	return perSecond(n, el), float64(el.Nanoseconds()) / float64(n)
+	return bench.PerSecond(n, el), float64(el.Nanoseconds()) / float64(n)
 }
 
 func reportFilter(quick bool) (string, string) {
@@ -52,9 +53,9 @@ func reportFilter(quick bool) (string, string) {
 		round, rounds = 300*time.Millisecond, 3
 	}
 	big, err := filter.Compile(patterns(10_000), filter.Conditions{})
-	must(err)
+	bench.Must(err)
 	small, err := filter.Compile(patterns(10), filter.Conditions{})
-	must(err)
+	bench.Must(err)
 	// Names that hit an exact pattern, a wildcard, a deep wildcard, and none.
 	names := []string{"entity3.event3", "entity4.shipped", "entity5.a.b.done", "nobody.here"}
 	var o, r, ons []float64
@@ -63,7 +64,7 @@ func reportFilter(quick bool) (string, string) {
 		oo, ns := matchRate(big, names, round)
 		r, o, ons = append(r, rr), append(o, oo), append(ons, ns)
 	}
-	mo, mr := median(o), median(r)
+	mo, mr := bench.Median(o), bench.Median(r)
 	return fmt.Sprintf("case=filter ours=%.0f/s raw=%.0f/s ratio=%.2f ns_per_event_10k=%.0f (10,000 patterns vs 10)",
-		mo, mr, mo/mr, median(ons)), ""
+		mo, mr, mo/mr, bench.Median(ons)), ""
 }

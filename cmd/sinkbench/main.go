@@ -7,18 +7,21 @@
 //
 // Usage: go run ./cmd/sinkbench [-case NAME] [-quick]
 //
-// To profile one side alone: -side ours -cpuprofile FILE.
+// To profile one side alone: -side ours -cpuprofile FILE. The peers case
+// runs the peers module (cmd/sinkbench/peers) with go run: there -side
+// names its sides and -cpuprofile profiles its measured rounds.
 package main
 
 import (
 	"flag"
 	"fmt"
 	"os"
+	"path/filepath"
 	"runtime"
 	"runtime/pprof"
-	"sort"
 	"strings"
-	"time"
+
+	"github.com/sinkbus/sinkbus/cmd/sinkbench/internal/bench"
 )
 
 // benchCase is one comparison. run returns events per second for one round
@@ -43,12 +46,24 @@ func main() {
 	quick := flag.Bool("quick", false, "fewer and shorter rounds: each case under 30 s")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
 	memprofile := flag.String("memprofile", "", "write an allocation profile of the whole run to this file")
-	side := flag.String("side", "", "run only this side, ours or raw, to profile it alone (no ratio)")
+	side := flag.String("side", "", "run only this side, ours or raw, to profile it alone (no ratio); with -case peers, its sides, comma-separated")
 	flag.Parse()
+	// The peers case runs in a process of its own: it takes these flags.
+	if *only == "peers" {
+		if *side != "" {
+			peersArgs = append(peersArgs, "-sides", *side)
+		}
+		if *cpuprofile != "" {
+			path, err := filepath.Abs(*cpuprofile)
+			bench.Must(err)
+			peersArgs = append(peersArgs, "-cpuprofile", path)
+			*cpuprofile = ""
+		}
+	}
 	if *cpuprofile != "" {
 		f, err := os.Create(*cpuprofile)
-		must(err)
-		must(pprof.StartCPUProfile(f))
+		bench.Must(err)
+		bench.Must(pprof.StartCPUProfile(f))
 		defer pprof.StopCPUProfile()
 	}
 
@@ -56,9 +71,9 @@ func main() {
 		runtime.MemProfileRate = 4096
 		defer func() {
 			f, err := os.Create(*memprofile)
-			must(err)
-			must(pprof.Lookup("allocs").WriteTo(f, 0))
-			must(f.Close())
+			bench.Must(err)
+			bench.Must(pprof.Lookup("allocs").WriteTo(f, 0))
+			bench.Must(f.Close())
 		}()
 	}
 
@@ -98,12 +113,12 @@ func main() {
 		cleanup()
 		switch *side {
 		case "ours":
-			fmt.Printf("case=%s ours=%s\n", c.name, rate(median(o), c.unit))
+			fmt.Printf("case=%s ours=%s\n", c.name, bench.Rate(bench.Median(o), c.unit))
 		case "raw":
-			fmt.Printf("case=%s raw=%s\n", c.name, rate(median(r), c.unit))
+			fmt.Printf("case=%s raw=%s\n", c.name, bench.Rate(bench.Median(r), c.unit))
 		default:
-			mo, mr := median(o), median(r)
-			fmt.Printf("case=%s ours=%s raw=%s ratio=%.2f\n", c.name, rate(mo, c.unit), rate(mr, c.unit), mo/mr)
+			mo, mr := bench.Median(o), bench.Median(r)
+			fmt.Printf("case=%s ours=%s raw=%s ratio=%.2f\n", c.name, bench.Rate(mo, c.unit), bench.Rate(mr, c.unit), mo/mr)
 		}
 	}
 	if ran == 0 {
@@ -119,27 +134,4 @@ func caseNames() string {
 		names[i] = c.name
 	}
 	return strings.Join(names, ", ")
-}
-
-func median(xs []float64) float64 {
-	s := append([]float64(nil), xs...)
-	sort.Float64s(s)
-	return s[len(s)/2]
-}
-
-func rate(v float64, unit string) string {
-	if unit == "" {
-		unit = "/s"
-	}
-	return fmt.Sprintf("%.0f%s", v, unit)
-}
-
-// perSecond turns n events in d into events per second.
-func perSecond(n int, d time.Duration) float64 { return float64(n) / d.Seconds() }
-
-func must(err error) {
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "sinkbench:", err)
-		os.Exit(1)
-	}
 }

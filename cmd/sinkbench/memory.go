@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/sinkbus/sinkbus/bus"
+	"github.com/sinkbus/sinkbus/cmd/sinkbench/internal/bench"
 	"github.com/sinkbus/sinkbus/middleware"
 	"github.com/sinkbus/sinkbus/replay"
 )
@@ -47,7 +48,7 @@ func reportMemory(quick bool) (line, skip string) {
 		return "", "needs /proc/self/status (Linux)"
 	}
 	exe, err := os.Executable()
-	must(err)
+	bench.Must(err)
 	args := []string{"-case", "memory"}
 	if quick {
 		args = append(args, "-quick")
@@ -56,13 +57,13 @@ func reportMemory(quick bool) (line, skip string) {
 	cmd.Env = append(os.Environ(), memoryChildEnv+"=1")
 	cmd.Stderr = os.Stderr
 	out, err := cmd.Output()
-	must(err)
+	bench.Must(err)
 	for l := range strings.Lines(string(out)) {
 		if strings.HasPrefix(l, "case=memory ") {
 			return strings.TrimSpace(l), ""
 		}
 	}
-	must(fmt.Errorf("memory child printed no result: %q", out))
+	bench.Must(fmt.Errorf("memory child printed no result: %q", out))
 	return "", ""
 }
 
@@ -73,17 +74,17 @@ func runMemory(quick bool) string {
 	if quick {
 		n, note = 250_000, fmt.Sprintf(" (-quick; the full run publishes %d)", full)
 	}
-	n -= n % publishers
+	n -= n % bench.Concurrency
 
 	// What the zero Config builds, passed in to read its size at the end.
 	mem := replay.NewMemory()
-	b, stopBus := runBus(bus.Config{Storage: mem})
+	b, stopBus := bench.RunBus(bus.Config{Storage: mem})
 	defer stopBus()
 	ctx := context.Background()
 	var delivered atomic.Int64
 	slots := make(chan struct{}, memoryWindow)
 	allDelivered := make(chan struct{})
-	must(b.Handle("memory", []string{"order.*"}, func(context.Context, bus.Event) error {
+	bench.Must(b.Handle("memory", []string{"order.*"}, func(context.Context, bus.Event) error {
 		<-slots
 		if delivered.Add(1) == int64(n) {
 			close(allDelivered)
@@ -92,18 +93,18 @@ func runMemory(quick bool) string {
 	}))
 
 	start := time.Now()
-	publishAll(n, func(int) {
+	bench.PublishAll(n, func(int) {
 		slots <- struct{}{}
-		must(b.Publish(ctx, bus.Event{Name: "order.created", Payload: payload1K}))
+		bench.Must(b.Publish(ctx, bench.Order))
 	})
 	select {
 	case <-allDelivered:
 	case <-time.After(time.Minute):
-		must(fmt.Errorf("memory: %d of %d events delivered after a minute", delivered.Load(), n))
+		bench.Must(fmt.Errorf("memory: %d of %d events delivered after a minute", delivered.Load(), n))
 	}
 	elapsed := time.Since(start)
 	lost, err := lostEvents(b, "memory")
-	must(err)
+	bench.Must(err)
 
 	runtime.GC()
 	var ms runtime.MemStats
@@ -117,7 +118,7 @@ func runMemory(quick bool) string {
 	}
 	return fmt.Sprintf("case=memory heap_inuse=%s heap_alloc=%s rss=%s hwm=%s journal=%s events=%d delivered=%d lost=%d payload=1KiB rate=%.0f/s target=<=%s (%s)%s",
 		mib(ms.HeapInuse), mib(ms.HeapAlloc), mib(rss), mib(hwm), mib(uint64(held)), n, delivered.Load(), lost,
-		perSecond(n, elapsed), mib(target), verdict, note)
+		bench.PerSecond(n, elapsed), mib(target), verdict, note)
 }
 
 // lostEvents sums what the integration's log says it lost.

@@ -6,9 +6,9 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
-	wmw "github.com/ThreeDotsLabs/watermill/message/router/middleware"
 	"github.com/ThreeDotsLabs/watermill/pubsub/gochannel"
 
+	"github.com/sinkbus/sinkbus/cmd/sinkbench/internal/bench"
 	"github.com/sinkbus/sinkbus/middleware"
 )
 
@@ -26,16 +26,16 @@ func init() {
 type routedSide struct {
 	pubsub *gochannel.GoChannel
 	router *message.Router
-	c      *counter
+	c      *bench.Counter
 }
 
-func newRoutedSide(name string, handler func(c *counter) message.NoPublishHandlerFunc, mw ...message.HandlerMiddleware) *routedSide {
+func newRoutedSide(name string, handler func(c *bench.Counter) message.NoPublishHandlerFunc, mw ...message.HandlerMiddleware) *routedSide {
 	s := &routedSide{
 		pubsub: gochannel.NewGoChannel(gochannel.Config{BlockPublishUntilSubscriberAck: true}, watermill.NopLogger{}),
-		c:      &counter{},
+		c:      &bench.Counter{},
 	}
 	router, err := message.NewRouter(message.RouterConfig{}, watermill.NopLogger{})
-	must(err)
+	bench.Must(err)
 	router.AddMiddleware(mw...)
 	router.AddConsumerHandler(name, "events", s.pubsub, handler(s.c))
 	go func() { _ = router.Run(context.Background()) }()
@@ -45,11 +45,11 @@ func newRoutedSide(name string, handler func(c *counter) message.NoPublishHandle
 }
 
 func (s *routedSide) round(n int) float64 {
-	done := s.c.expect(int64(n))
+	done := s.c.Expect(int64(n))
 	start := time.Now()
-	publishAll(n, func(int) { must(s.pubsub.Publish("events", busMessage())) })
+	bench.PublishAll(n, func(int) { bench.Must(s.pubsub.Publish("events", bench.Message())) })
 	<-done
-	return perSecond(n, time.Since(start))
+	return bench.PerSecond(n, time.Since(start))
 }
 
 func (s *routedSide) close() {
@@ -66,15 +66,15 @@ func setupMiddleware(quick bool) (ours, raw func() float64, cleanup func(), skip
 	if quick {
 		n = 100_000
 	}
-	n -= n % publishers
+	n -= n % bench.Concurrency
 
 	chain, err := middleware.New(middleware.Config{
 		IntegrationID: "bench",
 		Log:           middleware.NewMemoryLog(0),
 		Rejected:      middleware.NewMemoryRejected(0),
 	})
-	must(err)
-	oursSide := newRoutedSide("ours", func(c *counter) message.NoPublishHandlerFunc {
+	bench.Must(err)
+	oursSide := newRoutedSide("ours", func(c *bench.Counter) message.NoPublishHandlerFunc {
 		var sink message.Publisher = noopPublisher{c}
 		h := chain.Middleware(func(msg *message.Message) ([]*message.Message, error) {
 			return nil, sink.Publish("events", msg)
@@ -85,24 +85,9 @@ func setupMiddleware(quick bool) (ours, raw func() float64, cleanup func(), skip
 		}
 	})
 
-	// Added first runs outermost: Retry ▸ Timeout ▸ Recoverer, a timeout
-	// per attempt as in our chain.
-	rawSide := newRoutedSide("raw", func(c *counter) message.NoPublishHandlerFunc {
-		return func(*message.Message) error { c.hit(); return nil }
-	},
-		wmw.Retry{
-			MaxRetries:          middleware.DefaultMaxAttempts - 1,
-			InitialInterval:     middleware.DefaultInitialInterval,
-			MaxInterval:         middleware.DefaultMaxInterval,
-			Multiplier:          middleware.DefaultMultiplier,
-			MaxElapsedTime:      middleware.DefaultMaxElapsedTime,
-			RandomizationFactor: middleware.DefaultRandomizationFactor,
-			ResetContextOnRetry: true,
-			Logger:              watermill.NopLogger{},
-		}.Middleware,
-		wmw.Timeout(middleware.DefaultTimeout),
-		wmw.Recoverer,
-	)
+	rawSide := newRoutedSide("raw", func(c *bench.Counter) message.NoPublishHandlerFunc {
+		return func(*message.Message) error { c.Hit(); return nil }
+	}, bench.StockMiddleware()...)
 
 	ours = func() float64 { return oursSide.round(n) }
 	raw = func() float64 { return rawSide.round(n) }

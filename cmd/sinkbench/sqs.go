@@ -17,6 +17,7 @@ import (
 	awssqs "github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
+	"github.com/sinkbus/sinkbus/cmd/sinkbench/internal/bench"
 	"github.com/sinkbus/sinkbus/sinks/sqs"
 )
 
@@ -39,24 +40,24 @@ func setupSQS(quick bool) (ours, raw func() float64, cleanup func(), skip string
 	if quick {
 		n = 10_000
 	}
-	n -= n % publishers
+	n -= n % bench.Concurrency
 
 	// The test servers' settings (sinks/sqs tests): any static credentials,
 	// us-east-1, the endpoint overridden; no SDK retries, as in the sink.
 	ctx := context.Background()
 	awsCfg, err := awsconfig.LoadDefaultConfig(ctx, awsconfig.WithRegion("us-east-1"),
 		awsconfig.WithCredentialsProvider(credentials.NewStaticCredentialsProvider("test", "test", "")))
-	must(err)
+	bench.Must(err)
 	client := awssqs.NewFromConfig(awsCfg, func(o *awssqs.Options) {
 		o.BaseEndpoint = aws.String(endpoint)
 		o.Retryer = aws.NopRetryer{}
 		o.HTTPClient = awshttp.NewBuildableClient().WithTransportOptions(func(t *http.Transport) {
-			t.MaxIdleConnsPerHost = publishers
+			t.MaxIdleConnsPerHost = bench.Concurrency
 		})
 	})
 	name := "sinkbench-" + strings.ReplaceAll(watermill.NewShortUUID(), "_", "-")
 	q, err := client.CreateQueue(ctx, &awssqs.CreateQueueInput{QueueName: aws.String(name)})
-	must(err)
+	bench.Must(err)
 	queue := aws.ToString(q.QueueUrl)
 	deleteQueue := func() error {
 		_, err := client.DeleteQueue(ctx, &awssqs.DeleteQueueInput{QueueUrl: aws.String(queue)})
@@ -66,7 +67,7 @@ func setupSQS(quick bool) (ours, raw func() float64, cleanup func(), skip string
 	fail := func(err error) {
 		if err != nil {
 			_ = deleteQueue()
-			must(err)
+			bench.Must(err)
 		}
 	}
 
@@ -75,24 +76,24 @@ func setupSQS(quick bool) (ours, raw func() float64, cleanup func(), skip string
 	})
 
 	// The sink's message for a bus event: envelope body and attributes.
-	m, err := sqs.Marshaler{}.Marshal(busMessage())
+	m, err := sqs.Marshaler{}.Marshal(bench.Message())
 	fail(err)
 	batch := &awssqs.SendMessageBatchInput{QueueUrl: aws.String(queue)}
-	for i := range publishers {
+	for i := range bench.Concurrency {
 		batch.Entries = append(batch.Entries, types.SendMessageBatchRequestEntry{
 			Id: aws.String(strconv.Itoa(i)), MessageBody: m.Body, MessageAttributes: m.MessageAttributes,
 		})
 	}
 	rawRound := func(n int) float64 {
 		start := time.Now()
-		for range n / publishers {
+		for range n / bench.Concurrency {
 			out, err := client.SendMessageBatch(ctx, batch)
 			fail(err)
 			if len(out.Failed) > 0 {
 				fail(fmt.Errorf("sqs: %d entries of a batch failed: %s", len(out.Failed), aws.ToString(out.Failed[0].Message)))
 			}
 		}
-		return perSecond(n, time.Since(start))
+		return bench.PerSecond(n, time.Since(start))
 	}
 
 	// Every event must be in the queue, once, after each round. The server
@@ -122,14 +123,14 @@ func setupSQS(quick bool) (ours, raw func() float64, cleanup func(), skip string
 	}
 
 	// Connections open before the first timed round.
-	checked(oursRound, publishers*10)
-	checked(rawRound, publishers*10)
+	checked(oursRound, bench.Concurrency*10)
+	checked(rawRound, bench.Concurrency*10)
 
 	ours = func() float64 { return checked(oursRound, n) }
 	raw = func() float64 { return checked(rawRound, n) }
 	cleanup = func() {
 		stopBus()
-		must(deleteQueue())
+		bench.Must(deleteQueue())
 	}
 	return ours, raw, cleanup, ""
 }

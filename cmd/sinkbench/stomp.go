@@ -8,6 +8,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill"
 	gostomp "github.com/go-stomp/stomp/v3"
 
+	"github.com/sinkbus/sinkbus/cmd/sinkbench/internal/bench"
 	"github.com/sinkbus/sinkbus/sinks"
 	"github.com/sinkbus/sinkbus/sinks/stomp"
 )
@@ -37,7 +38,7 @@ func setupStomp(quick bool) (ours, raw func() float64, cleanup func(), skip stri
 	if quick {
 		n = 10_000
 	}
-	n -= n % (publishers * stompConns)
+	n -= n % (bench.Concurrency * stompConns)
 
 	// A topic nobody subscribes to: RabbitMQ answers each receipt at once
 	// and keeps nothing, so the figures are the clients' cost, not the
@@ -55,7 +56,7 @@ func setupStomp(quick bool) (ours, raw func() float64, cleanup func(), skip stri
 			gostomp.ConnOpt.Login(user, pass),
 			gostomp.ConnOpt.HeartBeat(stomp.DefaultHeartBeat, stomp.DefaultHeartBeat),
 			gostomp.ConnOpt.HeartBeatGracePeriodMultiplier(2))
-		must(err)
+		bench.Must(err)
 		return c
 	}
 	conns := make([]*gostomp.Conn, stompConns)
@@ -63,7 +64,7 @@ func setupStomp(quick bool) (ours, raw func() float64, cleanup func(), skip stri
 		conns[i] = dial()
 	}
 	// The frame the sink sends for a bus event: envelope body and headers.
-	msg := busMessage()
+	msg := bench.Message()
 	body := sinks.AppendEnvelope(nil, msg)
 	rawRound := func(n int) float64 {
 		start := time.Now()
@@ -73,7 +74,7 @@ func setupStomp(quick bool) (ours, raw func() float64, cleanup func(), skip stri
 			go func() {
 				defer wg.Done()
 				for range n / len(conns) {
-					must(c.Send(dest, stomp.ContentType, body, gostomp.SendOpt.Receipt,
+					bench.Must(c.Send(dest, stomp.ContentType, body, gostomp.SendOpt.Receipt,
 						gostomp.SendOpt.Header("persistent", "true"),
 						gostomp.SendOpt.Header(stomp.HeaderID, msg.UUID),
 						gostomp.SendOpt.Header(stomp.HeaderName, "order.created")))
@@ -81,12 +82,12 @@ func setupStomp(quick bool) (ours, raw func() float64, cleanup func(), skip stri
 			}()
 		}
 		wg.Wait()
-		return perSecond(n, time.Since(start))
+		return bench.PerSecond(n, time.Since(start))
 	}
 
 	// Every connection up before the first timed round.
 	warm := n / 10
-	warm -= warm % (publishers * stompConns)
+	warm -= warm % (bench.Concurrency * stompConns)
 	oursRound(warm)
 	rawRound(warm)
 

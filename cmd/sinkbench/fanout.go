@@ -1,0 +1,128 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"runtime"
+	"time"
+
+	"github.com/sinkbus/sinkbus/bus"
+	"github.com/sinkbus/sinkbus/cmd/sinkbench/internal/bench"
+)
+
+func init() {
+	register(benchCase{
+		name: "fanout",
+		about: "CPU time per published event (publish to the last delivery) with 25 integrations each observing one of 25 event names " +
+			"(five entities × five verbs), the events spread evenly over the names, vs one integration observing every name (*.*); " +
+			"memory journal (unbounded MemoryBytes), no-op sinks at concurrency 8, so the figure is the bus's own cost per event; a fresh bus per round, " +
+			"warmed with a tenth of its events; target <= 1.5",
+		setup: setupFanout,
+		unit:  "ns cpu/event",
+	})
+}
+
+// fanoutNames are 25 event names: five entities, five verbs.
+var fanoutNames = func() []string {
+	var names []string
+	for _, entity := range []string{"order", "cart", "customer", "product", "payment"} {
+		for _, verb := range []string{"created", "updated", "deleted", "fulfilled", "cancelled"} {
+			names = append(names, entity+"."+verb)
+		}
+	}
+	return names
+}()
+
+func setupFanout(quick bool) (ours, raw func() float64, cleanup func(), skip string) {
+	n := 50_000
+	if quick {
+		n = 25_000
+	}
+	var manyCost, oneCost bench.Cost
+	var manyRates, oneRates []float64
+	ours = func() float64 {
+		rate := fanoutRound(len(fanoutNames), n, &manyCost)
+		manyRates = append(manyRates, rate)
+		return float64(manyCost.CPU.Nanoseconds()) / float64(manyCost.Events)
+	}
+	raw = func() float64 {
+		rate := fanoutRound(1, n, &oneCost)
+		oneRates = append(oneRates, rate)
+		return float64(oneCost.CPU.Nanoseconds()) / float64(oneCost.Events)
+	}
+	cleanup = func() {
+		if len(manyRates) == 0 || len(oneRates) == 0 { // -side: no ratios
+			return
+		}
+		fmt.Printf("case=fanout rate 25_integrations=%s 1_integration=%s\n", bench.Rate(bench.Median(manyRates), ""), bench.Rate(bench.Median(oneRates), ""))
+		fmt.Printf("case=fanout cost 25_integrations=%s 1_integration=%s\n", &manyCost, &oneCost)
+	}
+	return ours, raw, cleanup, ""
+}
+
+// fanoutRound publishes n events, spread over fanoutNames, into a fresh
+// bus with the given number of integrations (one per name, or one for
+// all), adds the round's CPU time to cost and returns the delivery rate.
+// Each event must reach exactly the integration observing its name.
+func fanoutRound(integrations, n int, cost *bench.Cost) float64 {
+	ctx := context.Background()
+	b, stop := bench.RunBus(bus.Config{Sinks: noopRegistry(), MemoryBytes: unboundedMemory})
+	defer stop()
+	counters := make([]*bench.Counter, integrations)
+	for i := range counters {
+		counters[i] = &bench.Counter{}
+		observes := []string{"*.*"}
+		if integrations > 1 {
+			observes = []string{fanoutNames[i]}
+		}
+		_, err := b.Integrations().Create(ctx, bus.Integration{
+			ID: fmt.Sprintf("erp-%02d", i), Observes: observes, Concurrency: bench.Concurrency,
+			Sink: noopSink{counters[i]},
+		})
+		bench.Must(err)
+	}
+	events := make([]bus.Event, len(fanoutNames))
+	for i, name := range fanoutNames {
+		events[i] = bus.Event{Name: name, Payload: bench.Payload1K}
+	}
+	round := func(n int) time.Duration {
+		done := make([]<-chan struct{}, integrations)
+		for i, c := range counters {
+			done[i] = c.Expect(int64(share(n, integrations, i)))
+		}
+		start := time.Now()
+		bench.PublishAll(n, func(i int) { bench.Must(b.Publish(ctx, events[i%len(events)])) })
+		for i, d := range done {
+			bench.Wait(d, bench.RoundLimit, func() string {
+				return fmt.Sprintf("fanout: integration %d got %d events, want %d", i, counters[i].Count(), share(n, integrations, i))
+			})
+		}
+		return time.Since(start)
+	}
+	round(n / 10)
+	runtime.GC()
+	end := cost.Measure(n)
+	elapsed := round(n)
+	end()
+	// No integration got more than its share.
+	for i, c := range counters {
+		if want := share(n/10, integrations, i) + share(n, integrations, i); c.Count() != int64(want) {
+			bench.Must(fmt.Errorf("fanout: integration %d got %d events, want %d", i, c.Count(), want))
+		}
+	}
+	return bench.PerSecond(n, elapsed)
+}
+
+// share is how many of n events, spread round-robin over len(fanoutNames)
+// names, integration i of integrations observes.
+func share(n, integrations, i int) int {
+	if integrations == 1 {
+		return n
+	}
+	k := len(fanoutNames)
+	s := n / k
+	if i < n%k {
+		s++
+	}
+	return s
+}
