@@ -3,6 +3,7 @@ package stomp_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os/exec"
 	"sync"
@@ -171,11 +172,14 @@ func TestStompSink_survives_activemq_restart(t *testing.T) {
 	if testing.Short() {
 		t.Skip("restarts ActiveMQ (several seconds)")
 	}
-	script := func(args ...string) {
+	script := func(args ...string) error {
 		out, err := exec.Command("../../scripts/test-servers.sh", args...).CombinedOutput()
-		require.NoError(t, err, "%s", out)
+		if err != nil {
+			return fmt.Errorf("test-servers.sh %v: %w\n%s", args, err, out)
+		}
+		return nil
 	}
-	t.Cleanup(func() { script("start", "activemq") }) // whatever happens
+	t.Cleanup(func() { assert.NoError(t, script("start", "activemq")) }) // whatever happens
 
 	dest := testDest()
 	var mu sync.Mutex
@@ -214,8 +218,13 @@ func TestStompSink_survives_activemq_restart(t *testing.T) {
 			t.Fatal("no events confirmed before the restart")
 		}
 	}
-	script("stop", "activemq")
-	script("start", "activemq")
+	// The publishers report through t: they must have stopped before the
+	// test may end, also when the restart cannot be made.
+	if err := errors.Join(script("stop", "activemq"), script("start", "activemq")); err != nil {
+		cancel()
+		wg.Wait()
+		t.Fatal(err)
+	}
 	wg.Wait()
 
 	mu.Lock()
