@@ -125,13 +125,26 @@ type Config struct {
 	// delivered again later). Waits between attempts end at once. Zero
 	// means 5 s; negative means none.
 	StopGrace time.Duration
-	// AllowPrivateNetworks lets integrations that ask for it (webhook's
-	// allow_private_networks) deliver to loopback, private and link-local
-	// addresses: receivers on the same host or network, and tests. False
-	// refuses such integrations, so that whoever may create integrations
-	// (through the management API, say) cannot probe the network the
-	// application runs in.
+	// AllowPrivateNetworks lets integrations that ask for it (the
+	// allow_private_networks of webhook, stomp, aws_sqs and s3
+	// configurations) connect to loopback, private, link-local and other
+	// internal addresses: receivers, brokers and stores on the same host or
+	// network, and tests. Both are needed: this alone lets no integration
+	// through the network guard (package netguard). False refuses such
+	// integrations, so that whoever may create integrations (through the
+	// management API, say) cannot probe the network the application runs
+	// in. Either way a literal internal address (or localhost) that the
+	// guard would refuse is refused at creation, naming its field.
 	AllowPrivateNetworks bool
+	// PathRoot is the directory that the paths integrations name (a file
+	// sink's dir, an s3 spool_dir, a STOMP tls.ca_file) must stay within:
+	// ".." and symbolic links out of it are refused when an integration is
+	// created or updated, naming the field. Relative paths start there.
+	// Only the application's own code can let an integration name a path
+	// elsewhere (Integration.UnconfinedPaths); JSON (bus/formats, the
+	// management API) cannot. Empty means <DataDir>/exports; without a
+	// DataDir either, an integration may name no path unless unconfined.
+	PathRoot string
 	// Clock is the time source. Nil means the wall clock.
 	Clock Clock
 	// Logger receives the bus's logs. Nil means watermill.NopLogger{}.
@@ -165,6 +178,9 @@ func (c *Config) setDefaults() {
 	}
 	if !c.Sinks.Has(HandlerType) {
 		_ = c.Sinks.Register(handlerType) // fails only when another New added it first
+	}
+	if c.PathRoot == "" && c.DataDir != "" {
+		c.PathRoot = filepath.Join(c.DataDir, "exports")
 	}
 	c.Clock = clock.OrReal(c.Clock)
 	if c.Logger == nil {

@@ -38,12 +38,14 @@ func TestBus_imports_no_concrete_sink(t *testing.T) {
 	}
 }
 
-// Every package depends downwards only: field on the standard library,
-// the layers below the bus on neither the bus nor a concrete sink.
+// Every package depends downwards only: field and netguard on the
+// standard library, the layers below the bus on neither the bus nor a
+// concrete sink.
 func TestPackages_depend_downwards(t *testing.T) {
 	const mod = "github.com/sinkbus/sinkbus/"
 	for pkg, above := range map[string][]string{
 		"field":           {mod},
+		"netguard":        {mod},
 		"sinks":           {mod + "filter", mod + "middleware", mod + "replay", mod + "bus", mod + "sinks/"},
 		"filter":          {mod + "middleware", mod + "replay", mod + "bus", mod + "sinks/"},
 		"middleware":      {mod + "filter", mod + "replay", mod + "bus", mod + "sinks/"},

@@ -186,7 +186,7 @@ func TestReplay_envelope_of_webhook_and_file_says_replayed(t *testing.T) {
 		Sink: webhook.Config{URL: srv.URL, SecretKey: secret, AllowPrivateNetworks: true}})
 	exports := t.TempDir()
 	finished := make(chan string, 10)
-	tb.Create(bus.Integration{ID: "export", Observes: []string{"order.*"},
+	tb.Create(bus.Integration{ID: "export", Observes: []string{"order.*"}, UnconfinedPaths: true,
 		Sink: file.Config{Dir: exports, OnFinalized: func(path string) { finished <- path }}})
 
 	start := tb.Clock.Now()

@@ -138,3 +138,33 @@ func ExampleBus_Events() {
 	// 1 order.created
 	// 2 order.fulfilled
 }
+
+// A receiver on loopback or a private network takes two permissions: the
+// application's (bus.Config.AllowPrivateNetworks) and the integration's own
+// (allow_private_networks). With either missing, a literal internal
+// address is refused when the integration is created, naming the field.
+func ExampleConfig_allowPrivateNetworks() {
+	receiver := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	defer receiver.Close()
+
+	for _, appAllows := range []bool{false, true} {
+		b, err := bus.New(bus.Config{AllowPrivateNetworks: appAllows})
+		if err != nil {
+			panic(err)
+		}
+		for _, integrationAsks := range []bool{false, true} {
+			_, err := b.Integrations().Create(context.Background(), bus.Integration{
+				Sink: webhook.Config{URL: receiver.URL, AllowPrivateNetworks: integrationAsks},
+			})
+			fmt.Printf("application %-5v integration %-5v: %v\n", appAllows, integrationAsks, err)
+		}
+		_ = b.Close()
+	}
+	// Output:
+	// application false integration false: sinkbus: invalid integration: configuration.url: is a loopback address, which the network guard refuses (this application does not allow private networks: bus.Config.AllowPrivateNetworks)
+	// application false integration true : sinkbus: invalid integration: configuration.allow_private_networks: not allowed by this application (bus.Config.AllowPrivateNetworks)
+	// application true  integration false: sinkbus: invalid integration: configuration.url: is a loopback address, which the network guard refuses; set allow_private_networks to deliver to it
+	// application true  integration true : <nil>
+}

@@ -1,6 +1,7 @@
 package bus
 
 import (
+	"errors"
 	"fmt"
 	"regexp"
 	"slices"
@@ -10,6 +11,7 @@ import (
 	"github.com/sinkbus/sinkbus/field"
 	"github.com/sinkbus/sinkbus/filter"
 	"github.com/sinkbus/sinkbus/middleware"
+	"github.com/sinkbus/sinkbus/netguard"
 	"github.com/sinkbus/sinkbus/sinks"
 )
 
@@ -75,6 +77,13 @@ type Integration struct {
 	// Status is read-only except on Create, where Stopped creates the
 	// integration without starting it.
 	Status Status
+	// UnconfinedPaths lets the sink's paths (a file sink's dir, an s3
+	// spool_dir, a STOMP tls.ca_file) lie outside Config.PathRoot, for an
+	// application whose own code names them. False, as every integration
+	// read from JSON has it (it is never read or written there), confines
+	// them: Create and Update refuse a path that leaves the root. An update
+	// keeps a path it does not change either way.
+	UnconfinedPaths bool
 	// CreatedAt and UpdatedAt are set by the bus.
 	CreatedAt time.Time
 	UpdatedAt time.Time
@@ -195,16 +204,31 @@ func validOrderKey(k string) error {
 }
 
 // hostRules are what a bus asks of an integration beyond its own validity:
-// whether its sink may reach private networks, and what Env it would get.
-// A nil *hostRules checks none of it (saved integrations passed the rules
-// when they were created).
+// whether its sink may reach private networks and the addresses it names,
+// whether its paths stay within the path root, no masks for secrets, and
+// what Env it would get. A nil *hostRules checks none of it (saved
+// integrations passed the rules when they were created).
 type hostRules struct {
 	allowPrivateNetworks bool
 	dataDir              string
+	pathRoot             string
+	// current is the configuration an update replaces: paths it names
+	// pass unchanged (one the application's code set outside the root
+	// survives a rename through JSON). Nil on creation.
+	current sinks.Config
 }
 
+// hostRules are the rules of a new integration on this bus.
 func (b *Bus) hostRules() *hostRules {
-	return &hostRules{allowPrivateNetworks: b.cfg.AllowPrivateNetworks, dataDir: b.cfg.DataDir}
+	return &hostRules{allowPrivateNetworks: b.cfg.AllowPrivateNetworks, dataDir: b.cfg.DataDir, pathRoot: b.cfg.PathRoot}
+}
+
+// updateRules are the rules of an update of an integration whose
+// configuration is current.
+func (b *Bus) updateRules(current sinks.Config) *hostRules {
+	h := b.hostRules()
+	h.current = current
+	return h
 }
 
 // check adds the problems of in's sink on this bus to p.
@@ -212,15 +236,64 @@ func (h *hostRules) check(p *field.Problems, in *Integration) {
 	if h == nil {
 		return
 	}
-	if !h.allowPrivateNetworks && usesPrivateNetworks(in.Sink) {
-		p.Add("configuration.allow_private_networks", "not allowed by this application (bus.Config.AllowPrivateNetworks)")
+	env := sinks.Env{IntegrationID: in.ID, DataDir: h.dataDir, PathRoot: h.pathRoot}.Defaults()
+	if nw, ok := in.Sink.(sinks.Networked); ok {
+		h.checkNetwork(p, nw)
+	}
+	if pu, ok := in.Sink.(sinks.PathUser); ok && !in.UnconfinedPaths {
+		h.checkPaths(p, pu, env)
 	}
 	if ec, ok := in.Sink.(sinks.EnvChecker); ok {
-		p.Merge("configuration", ec.CheckEnv(sinks.Env{IntegrationID: in.ID, DataDir: h.dataDir}.Defaults()))
+		p.Merge("configuration", ec.CheckEnv(env))
 	}
 }
 
-func usesPrivateNetworks(c sinks.Config) bool {
-	pn, ok := c.(sinks.PrivateNetworker)
-	return ok && pn.UsesPrivateNetworks()
+// checkNetwork refuses a request for private networks the application does
+// not allow, and a literal internal address the network guard would refuse
+// at every delivery.
+func (h *hostRules) checkNetwork(p *field.Problems, nw sinks.Networked) {
+	asks := nw.UsesPrivateNetworks()
+	if asks && !h.allowPrivateNetworks {
+		p.Add("configuration.allow_private_networks", "not allowed by this application (bus.Config.AllowPrivateNetworks)")
+		return // the addresses it would need follow from that
+	}
+	if asks {
+		return
+	}
+	for _, t := range nw.Hosts() {
+		var blocked *netguard.BlockedError
+		if !errors.As(netguard.CheckHost(t.Value), &blocked) {
+			continue
+		}
+		rule := "is a %s address, which the network guard refuses"
+		if h.allowPrivateNetworks {
+			rule += "; set allow_private_networks to deliver to it"
+		} else {
+			rule += " (this application does not allow private networks: bus.Config.AllowPrivateNetworks)"
+		}
+		p.Add("configuration."+t.Field, rule, blocked.Rule)
+	}
+}
+
+// checkPaths refuses paths that leave the path root.
+func (h *hostRules) checkPaths(p *field.Problems, pu sinks.PathUser, env sinks.Env) {
+	var kept map[sinks.Target]bool
+	if cur, ok := h.current.(sinks.PathUser); ok {
+		kept = make(map[sinks.Target]bool)
+		for _, t := range cur.Paths() {
+			kept[t] = true
+		}
+	}
+	for _, t := range pu.Paths() {
+		switch {
+		case kept[t]:
+			continue
+		case h.pathRoot == "":
+			p.Add("configuration."+t.Field, "not allowed: this application allows no path (bus.Config.PathRoot, or a DataDir)")
+			continue
+		}
+		if err := sinks.Confine(h.pathRoot, env.Path(t.Value)); err != nil {
+			p.Add("configuration."+t.Field, "%s", err.Error())
+		}
+	}
 }

@@ -399,7 +399,7 @@ func (b *Bus) nextIntegration(cur, in Integration) (Integration, *filter.Filter,
 	now := b.cfg.Clock.Now()
 	next.UpdatedAt = now
 	// StartsAt is in the past by now; validate as at creation.
-	f, err := next.validate(b.cfg.Sinks, maxTime(now, next.StartsAt), b.hostRules())
+	f, err := next.validate(b.cfg.Sinks, maxTime(now, next.StartsAt), b.updateRules(cur.Sink))
 	if err != nil {
 		return Integration{}, nil, err
 	}

@@ -92,7 +92,7 @@ func TestIntegrations_Create_refuses_a_sink_the_bus_cannot_build_naming_the_fiel
 	_, _, err := formats.Create(ctx, tb.Integrations(), []byte(`{"id":"out","integration_type":"file","configuration":{}}`))
 	require.ErrorIs(t, err, bus.ErrInvalid)
 	assert.Equal(t, []string{"configuration.dir"}, fieldsOf(err))
-	tb.Create(bus.Integration{ID: "out", Sink: file.Config{Dir: t.TempDir()}, Status: bus.Stopped})
+	tb.Create(bus.Integration{ID: "out", Sink: file.Config{Dir: t.TempDir()}, Status: bus.Stopped, UnconfinedPaths: true})
 	_, err = tb.Integrations().UpdateFunc(ctx, "out", func(in *bus.Integration) error {
 		in.Sink = file.Config{}
 		return nil

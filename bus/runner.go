@@ -137,6 +137,7 @@ func (b *Bus) sinkEnv(in Integration) sinks.Env {
 		Clock:         b.cfg.Clock,
 		Concurrency:   b.concurrency(in),
 		DataDir:       b.cfg.DataDir,
+		PathRoot:      b.cfg.PathRoot,
 		Log:           func(action, reason string) { b.log(id, action, reason) },
 	}.Defaults()
 }
@@ -146,7 +147,7 @@ func (b *Bus) openDelivery(in Integration, f *filter.Filter, chain *middleware.C
 	// Saved under other bus settings (AllowPrivateNetworks, DataDir), it
 	// may no longer be allowed here.
 	var p field.Problems
-	b.hostRules().check(&p, &in)
+	b.updateRules(in.Sink).check(&p, &in) // its paths were checked when it was set
 	if err := p.Err(); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInvalid, err)
 	}

@@ -65,13 +65,41 @@ type OrderKeyer interface {
 	DefaultOrderKey() string
 }
 
-// PrivateNetworker is implemented by configurations that can ask to reach
-// loopback, private and link-local addresses (webhook's
-// allow_private_networks). The bus refuses such an integration unless the
-// application allows it (bus.Config.AllowPrivateNetworks): whoever may
-// create integrations must not be able to probe the application's network.
-type PrivateNetworker interface {
+// Networked is implemented by configurations whose sink connects to hosts
+// over the network. Such a sink dials through the network guard
+// (package netguard), which refuses loopback, private, link-local and other
+// internal addresses unless the configuration asks for them
+// (allow_private_networks). The bus accepts that request only where the
+// application allows it (bus.Config.AllowPrivateNetworks), so that whoever
+// may create integrations cannot probe the application's network; and it
+// refuses, naming the field, a configured literal internal address (or
+// localhost) that the guard would refuse at every delivery.
+type Networked interface {
+	// Hosts returns the hosts the sink connects to as configured (names or
+	// literal addresses), each with the field that names it.
+	Hosts() []Target
+	// UsesPrivateNetworks reports whether the configuration asks to reach
+	// internal addresses.
 	UsesPrivateNetworks() bool
+}
+
+// PathUser is implemented by configurations that name files or directories
+// of the machine (a file sink's dir, a CA file). A relative path is taken
+// under Env.PathRoot (see Env.Path). The bus confines the paths to its path
+// root (bus.Config.PathRoot), checking them when it creates or updates an
+// integration, unless the application's code said otherwise
+// (bus.Integration.UnconfinedPaths).
+type PathUser interface {
+	// Paths returns the paths the configuration names, as configured, each
+	// with the field that names it; empty ones are left out.
+	Paths() []Target
+}
+
+// Target is a host or a path that a configuration names, with its field
+// relative to the configuration ("url", "addresses[1]", "tls.ca_file").
+type Target struct {
+	Field string
+	Value string
 }
 
 // EnvChecker is implemented by configurations that can be valid on their
@@ -107,6 +135,9 @@ type Env struct {
 	// DataDir is a directory the sink owns across restarts (file exports,
 	// pending uploads); empty when the bus runs in memory.
 	DataDir string
+	// PathRoot is where relative paths of the configuration start (see
+	// Path); empty means the working directory.
+	PathRoot string
 	// Log writes an entry into the integration's log, the one the management
 	// API shows, for what the sink sees outside a delivery's own result (an
 	// upload that failed, a broker connection lost). Reasons must not hold

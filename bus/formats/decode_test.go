@@ -154,14 +154,16 @@ func TestCreate_names_unknown_types_and_fields(t *testing.T) {
 // integration: NewStore's shape included, for a type that is neither a
 // webhook nor s3 (its sink_type and configuration).
 func TestRender_then_Create_round_trips_every_shape(t *testing.T) {
+	root := t.TempDir() // where both buses allow paths
 	sinksOf := map[string]sinks.Config{
 		"webhook": webhook.Config{URL: "https://erp.example.com/hooks", Timeout: sinks.Duration(5 * time.Second)},
-		"file":    file.Config{Dir: t.TempDir(), KeyPrefix: "exports"},
+		"file":    file.Config{Dir: filepath.Join(root, "erp"), KeyPrefix: "exports"},
 	}
+	withRoot := func(c *bus.Config) { c.PathRoot = root }
 	for _, f := range []formats.Format{formats.Sinkbus, formats.ElasticPath, formats.NewStore} {
 		for typ, sink := range sinksOf {
 			t.Run(string(f)+"/"+typ, func(t *testing.T) {
-				from, to := bustest.New(t), bustest.New(t)
+				from, to := bustest.New(t, withRoot), bustest.New(t, withRoot)
 				in, err := from.Integrations().Create(ctx, bus.Integration{
 					ID: "x", Name: "X", Observes: []string{"order.*"}, Sink: sink, OrderKey: "tenant",
 				})

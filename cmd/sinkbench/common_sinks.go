@@ -56,7 +56,8 @@ func (d *delivered) wait(done <-chan struct{}) {
 // concurrency. It returns a round of "ours" and the bus's stop function.
 func sinkBus(id string, sink sinks.Config) (round func(n int) float64, stop func()) {
 	d := &delivered{}
-	b, stop := bench.RunBus(bus.Config{Retention: -1, MemoryBytes: unboundedMemory, Observer: d})
+	// The test servers listen on loopback: the sinks ask for it.
+	b, stop := bench.RunBus(bus.Config{Retention: -1, MemoryBytes: unboundedMemory, Observer: d, AllowPrivateNetworks: true})
 	_, err := b.Integrations().Create(context.Background(), bus.Integration{
 		ID: id, Observes: []string{"order.*"}, Concurrency: bench.Concurrency, Sink: sink,
 	})

@@ -125,6 +125,7 @@ func pipelineRound(n int, sink sinks.Config) float64 {
 	defer stop()
 	_, err := b.Integrations().Create(context.Background(), bus.Integration{
 		ID: "export", Observes: []string{"order.*"}, Concurrency: bench.Concurrency, Sink: sink,
+		UnconfinedPaths: true, // a scratch directory of the benchmark's
 	})
 	bench.Must(err)
 	round := func(n int) float64 {

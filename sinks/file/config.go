@@ -45,9 +45,12 @@ func init() { sinks.Register(Type) }
 // Config is the configuration of a file export: events as NDJSON files
 // named {dir}/{key_prefix}/{tenant}/{epoch_ms}-data-{random}.export.
 type Config struct {
-	// Dir is the directory the files go to. Empty means
-	// <data dir>/exports/<integration id> when the bus has a data directory;
-	// without one it is required. One sink at a time may use a directory:
+	// Dir is the directory the files go to. A relative one is under the
+	// bus's path root (sinks.Env.PathRoot: <data dir>/exports by default).
+	// Empty means <data dir>/exports/<integration id> when the bus has a
+	// data directory; without one it is required. Inside the bus it must
+	// stay within the path root (bus.Config.PathRoot). One sink at a
+	// time may use a directory:
 	// New takes its lock (see LockDir) and fails, naming dir, while another
 	// sink holds it.
 	Dir string `json:"dir,omitempty"`
@@ -181,6 +184,14 @@ func (c Config) resolve(env sinks.Env) (Config, error) {
 	if c.Dir == "" {
 		c.Dir = filepath.Join(env.DataDir, "exports", PathSegment(env.IntegrationID))
 	}
-	c.Dir = filepath.Clean(c.Dir)
+	c.Dir = env.Path(c.Dir)
 	return c, nil
+}
+
+// Paths returns dir, when set (sinks.PathUser).
+func (c Config) Paths() []sinks.Target {
+	if c.Dir == "" {
+		return nil
+	}
+	return []sinks.Target{{Field: "dir", Value: c.Dir}}
 }

@@ -28,7 +28,6 @@ import (
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
 
-	"github.com/sinkbus/sinkbus/field"
 	"github.com/sinkbus/sinkbus/internal/atomicfile"
 	"github.com/sinkbus/sinkbus/internal/clock"
 	"github.com/sinkbus/sinkbus/sinks"
@@ -67,10 +66,7 @@ func New(cfg Config, env sinks.Env) (*Publisher, error) {
 	switch {
 	case cfg.Lock == nil:
 		if lock, err = LockDir(cfg.Dir); err != nil {
-			if errors.Is(err, ErrDirInUse) {
-				return nil, field.New("dir", "is in use by another sink: one file or s3 sink at a time may use a directory")
-			}
-			return nil, err
+			return nil, DirError("dir", err, env)
 		}
 	case filepath.Clean(cfg.Lock.Dir()) != cfg.Dir:
 		return nil, fmt.Errorf("sinkbus: file: Config.Lock holds %s, not the directory %s", cfg.Lock.Dir(), cfg.Dir)

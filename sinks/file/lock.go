@@ -6,6 +6,11 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+
+	"github.com/ThreeDotsLabs/watermill"
+
+	"github.com/sinkbus/sinkbus/field"
+	"github.com/sinkbus/sinkbus/sinks"
 )
 
 // LockName is the lock file New keeps in its directory.
@@ -45,6 +50,24 @@ func LockDir(dir string) (*DirLock, error) {
 		return nil, fmt.Errorf("sinkbus: file: lock %s: %w", dir, err)
 	}
 	return &DirLock{dir: dir, f: f}, nil
+}
+
+// DirError turns an error of LockDir into a field error of name, the
+// configuration's mistake: a directory in use by another sink, or one that
+// cannot be created or written. The cause, path included, goes to
+// env.Logger; the field error does not name the path.
+func DirError(name string, err error, env sinks.Env) error {
+	if errors.Is(err, ErrDirInUse) {
+		return field.New(name, "is in use by another sink: one file or s3 sink at a time may use a directory")
+	}
+	env.Defaults().Logger.Error("Cannot use the directory of a file or s3 sink", err,
+		watermill.LogFields{"integration_id": env.IntegrationID})
+	rule := "cannot be created or written"
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		rule += ": " + pe.Err.Error()
+	}
+	return field.New(name, "%s", rule)
 }
 
 // Dir returns the locked directory.

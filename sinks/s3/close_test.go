@@ -73,7 +73,7 @@ func newFakeStore(t *testing.T, mode string) *fakeStore {
 
 func (fs *fakeStore) config() s3.Config {
 	return s3.Config{AccessKeyID: "AKID", SecretAccessKey: "secret-never-logged", Bucket: "exports",
-		Endpoint: fs.URL, PathStyle: true}
+		Endpoint: fs.URL, PathStyle: true, AllowPrivateNetworks: true}
 }
 
 func (fs *fakeStore) stored() int {

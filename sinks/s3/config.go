@@ -53,6 +53,12 @@ type Config struct {
 	// PathStyle addresses the bucket in the path rather than the host name,
 	// as most S3-compatible stores need.
 	PathStyle bool `json:"path_style,omitempty"`
+	// AllowPrivateNetworks lets the sink connect to loopback, private,
+	// link-local and other internal addresses (a local S3-compatible store).
+	// By default the network guard refuses them after DNS resolution
+	// (package netguard). The bus accepts it only where the application
+	// allows private networks (bus.Config.AllowPrivateNetworks).
+	AllowPrivateNetworks bool `json:"allow_private_networks,omitempty"`
 
 	// RotateEvery, RotateBytes: see file.Config (defaults 5 min, 50 MiB).
 	RotateEvery sinks.Duration `json:"rotate_every,omitempty"`
@@ -63,9 +69,11 @@ type Config struct {
 	// so it must survive a machine crash. file.FsyncRotation is faster and
 	// may lose the last events of the open files if the machine crashes.
 	Fsync file.Fsync `json:"fsync,omitempty"`
-	// SpoolDir holds the files until they are uploaded. Empty means
+	// SpoolDir holds the files until they are uploaded. A relative one is
+	// under the bus's path root (sinks.Env.PathRoot). Empty means
 	// <data dir>/s3-spool/<integration id>; without a data directory it is
-	// required. One sink at a time may use a spool directory: New takes its
+	// required. Inside the bus it must stay within the path root
+	// (bus.Config.PathRoot). One sink at a time may use a spool directory: New takes its
 	// lock (file.LockDir) and fails, naming spool_dir, while another holds it.
 	SpoolDir string `json:"spool_dir,omitempty"`
 	// DrainTimeout bounds how long Close waits for pending uploads. Close
@@ -88,10 +96,23 @@ type Config struct {
 // Type returns "s3".
 func (c Config) Type() string { return Type.Name }
 
-// Masked returns c with the secret access key masked.
+// Masked returns c with the credentials masked ("****PSYQ").
 func (c Config) Masked() sinks.Config {
+	c.AccessKeyID = sinks.Mask(c.AccessKeyID)
 	c.SecretAccessKey = sinks.Mask(c.SecretAccessKey)
 	return c
+}
+
+// UsesPrivateNetworks implements sinks.Networked.
+func (c Config) UsesPrivateNetworks() bool { return c.AllowPrivateNetworks }
+
+// Hosts implements sinks.Networked: the endpoint's host; none for AWS's
+// own endpoints.
+func (c Config) Hosts() []sinks.Target {
+	if u, err := url.Parse(c.Endpoint); err == nil && u.Hostname() != "" {
+		return []sinks.Target{{Field: "endpoint", Value: u.Hostname()}}
+	}
+	return nil
 }
 
 // NewPublisher builds the sink; see New.
@@ -181,12 +202,20 @@ func (c Config) CheckEnv(env sinks.Env) error {
 	return nil
 }
 
+// Paths returns spool_dir, when set (sinks.PathUser).
+func (c Config) Paths() []sinks.Target {
+	if c.SpoolDir == "" {
+		return nil
+	}
+	return []sinks.Target{{Field: "spool_dir", Value: c.SpoolDir}}
+}
+
 // spoolDir is c's spool under env, and whether it is the default one under
 // env.DataDir; "" when there is none.
 func (c Config) spoolDir(env sinks.Env) (dir string, derived bool) {
 	switch {
 	case c.SpoolDir != "":
-		return filepath.Clean(c.SpoolDir), false
+		return env.Path(c.SpoolDir), false
 	case env.DataDir != "":
 		return filepath.Join(env.DataDir, "s3-spool", file.PathSegment(env.IntegrationID)), true
 	}

@@ -30,7 +30,7 @@ func ExampleConfig_Masked() {
 	fmt.Println(string(out))
 	// Output:
 	// <nil>
-	// {"aws_access_key_id":"AKIAIOSFODNN7EXAMPLE","aws_secret_access_key":"****EKEY","aws_region":"us-east-1","bucket":"sap_export","key_prefix":"newstore_integration_002"}
+	// {"aws_access_key_id":"****MPLE","aws_secret_access_key":"****EKEY","aws_region":"us-east-1","bucket":"sap_export","key_prefix":"newstore_integration_002"}
 }
 
 // An export to an S3-compatible store that cannot be reached (nothing
@@ -56,6 +56,8 @@ func ExampleNew() {
 		KeyPrefix:       "erp",
 		Endpoint:        "http://127.0.0.1:1",
 		PathStyle:       true,
+		// A local S3-compatible store: loopback is refused otherwise.
+		AllowPrivateNetworks: true,
 		OnUploadError: func(key string, err error) {
 			var ue *s3.UploadError
 			if errors.As(err, &ue) && errors.Is(err, sinks.ErrPermanent) {

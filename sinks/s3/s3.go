@@ -42,7 +42,8 @@ import (
 	"github.com/aws/smithy-go"
 	"github.com/cenkalti/backoff/v4"
 
-	"github.com/sinkbus/sinkbus/field"
+	"github.com/sinkbus/sinkbus/internal/awsclient"
+	"github.com/sinkbus/sinkbus/netguard"
 	"github.com/sinkbus/sinkbus/sinks"
 	"github.com/sinkbus/sinkbus/sinks/file"
 )
@@ -120,10 +121,7 @@ func New(cfg Config, env sinks.Env) (*Publisher, error) {
 	}
 	lock, err := file.LockDir(spool)
 	if err != nil {
-		if errors.Is(err, file.ErrDirInUse) {
-			return nil, field.New("spool_dir", "is in use by another sink: one file or s3 sink at a time may use a directory")
-		}
-		return nil, fmt.Errorf("sinkbus: s3: %w", err)
+		return nil, file.DirError("spool_dir", err, env)
 	}
 	p := &Publisher{
 		cfg:   cfg,
@@ -187,7 +185,12 @@ func newClient(cfg Config) (*s3.Client, error) {
 	if awsCfg.Region == "" {
 		awsCfg.Region = "us-east-1"
 	}
+	httpClient, err := awsclient.HTTPClient(awsCfg, cfg.AllowPrivateNetworks, nil)
+	if err != nil {
+		return nil, err
+	}
 	return s3.NewFromConfig(awsCfg, func(o *s3.Options) {
+		o.HTTPClient = httpClient
 		if cfg.Endpoint != "" {
 			o.BaseEndpoint = aws.String(cfg.Endpoint)
 		}
@@ -578,8 +581,9 @@ var permanentCodes = map[string]bool{
 	"SignatureDoesNotMatch":        true,
 }
 
-// uploadError classifies err: permanent for the refusals above and for
-// other 4XX statuses except 408 and 429; retryable otherwise.
+// uploadError classifies err: permanent for the refusals above, for an
+// endpoint the network guard refuses and for other 4XX statuses except 408
+// and 429; retryable otherwise.
 func uploadError(bucket, key string, err error) error {
 	ue := &UploadError{Bucket: bucket, Key: key, Err: err}
 	var apiErr smithy.APIError
@@ -591,7 +595,7 @@ func uploadError(bucket, key string, err error) error {
 		ue.StatusCode = respErr.HTTPStatusCode()
 	}
 	switch {
-	case permanentCodes[ue.Code]:
+	case permanentCodes[ue.Code], errors.Is(err, netguard.ErrBlocked):
 		return sinks.Permanent(ue)
 	case ue.StatusCode == http.StatusRequestTimeout, ue.StatusCode == http.StatusTooManyRequests:
 		return ue

@@ -148,7 +148,8 @@ func TestSQSIntegration_elastic_path_json_with_endpoint_override(t *testing.T) {
 				"aws_access_key_id": "ASIAJLVYNHUWCPKOPSYQ",
 				"aws_secret_access_key": "mgJteE7dZgSLC2eo2vKsAUWRSnchrWzCRnoDpUSJ",
 				"region": "eu-west-1",
-				"endpoint": "` + endpoint + `"
+				"endpoint": "` + endpoint + `",
+				"allow_private_networks": true
 			}
 		}
 	}`

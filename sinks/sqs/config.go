@@ -59,6 +59,13 @@ type Config struct {
 	// endpoint), e.g. http://127.0.0.1:9324. Empty means the region's SQS
 	// endpoint for an AWS URL, else the URL's own scheme and host.
 	Endpoint string `json:"endpoint,omitempty"`
+	// AllowPrivateNetworks lets the sink connect to loopback, private,
+	// link-local and other internal addresses (a local SQS-compatible
+	// server, a VPC endpoint's private address). By default the network
+	// guard refuses them after DNS resolution (package netguard). The bus
+	// accepts it only where the application allows private networks
+	// (bus.Config.AllowPrivateNetworks).
+	AllowPrivateNetworks bool `json:"allow_private_networks,omitempty"`
 	// CreateQueue creates the queue (FIFO for a .fifo name) when a send finds
 	// it missing. False: a missing queue is a permanent failure.
 	CreateQueue bool `json:"create_queue,omitempty"`
@@ -91,6 +98,7 @@ const DefaultGroup = "default"
 var (
 	_ sinks.Config     = Config{}
 	_ sinks.OrderKeyer = Config{}
+	_ sinks.Networked  = Config{}
 )
 
 // Type returns "aws_sqs".
@@ -161,6 +169,24 @@ func (c Config) Masked() sinks.Config {
 	c.SecretAccessKey = sinks.Mask(c.SecretAccessKey)
 	c.SessionToken = sinks.Mask(c.SessionToken)
 	return c
+}
+
+// UsesPrivateNetworks implements sinks.Networked.
+func (c Config) UsesPrivateNetworks() bool { return c.AllowPrivateNetworks }
+
+// Hosts implements sinks.Networked: the endpoint's host, else the queue
+// URL's, where the requests go.
+func (c Config) Hosts() []sinks.Target {
+	if c.Endpoint != "" {
+		if u, err := url.Parse(c.Endpoint); err == nil && u.Hostname() != "" {
+			return []sinks.Target{{Field: "endpoint", Value: u.Hostname()}}
+		}
+		return nil
+	}
+	if u, err := url.Parse(c.URL); err == nil && u.Hostname() != "" {
+		return []sinks.Target{{Field: "url", Value: u.Hostname()}}
+	}
+	return nil
 }
 
 // DefaultOrderKey is, for a FIFO queue, the order key that keeps each

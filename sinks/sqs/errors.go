@@ -10,6 +10,7 @@ import (
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/smithy-go"
 
+	"github.com/sinkbus/sinkbus/netguard"
 	"github.com/sinkbus/sinkbus/sinks"
 )
 
@@ -152,7 +153,8 @@ var retryableCodes = map[string]bool{
 // retryable; invalid messages, missing queues and refused credentials are
 // permanent. A code nobody listed follows the HTTP status (4XX other than
 // 408 and 429 permanent) or, without one, the fault SQS reported (the
-// sender's fault permanent). Classify(nil) is nil; an *Error is returned
+// sender's fault permanent). An endpoint the network guard refuses is
+// permanent. Classify(nil) is nil; an *Error is returned
 // as is; a cancelled or expired context stays retryable.
 func Classify(err error) error {
 	if err == nil {
@@ -168,6 +170,10 @@ func Classify(err error) error {
 	if errors.As(err, &re) {
 		e.RequestID = re.ServiceRequestID()
 		status = re.HTTPStatusCode()
+	}
+	if errors.Is(err, netguard.ErrBlocked) {
+		e.Permanent = true // the network guard refused the endpoint's address
+		return e
 	}
 	var api smithy.APIError
 	if !errors.As(err, &api) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {

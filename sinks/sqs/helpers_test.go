@@ -81,7 +81,8 @@ func newQueue(t testing.TB, endpoint string, fifo bool, attrs map[string]string)
 }
 
 func config(url string) sqs.Config {
-	return sqs.Config{URL: url, Region: "us-east-1", AccessKeyID: "test", SecretAccessKey: "test"}
+	// The test server listens on loopback.
+	return sqs.Config{URL: url, Region: "us-east-1", AccessKeyID: "test", SecretAccessKey: "test", AllowPrivateNetworks: true}
 }
 
 func newSink(t testing.TB, c sqs.Config, concurrency int) *sqs.Publisher {

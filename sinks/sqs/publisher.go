@@ -35,13 +35,13 @@ import (
 	wsqs "github.com/ThreeDotsLabs/watermill-aws/sqs"
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/aws/aws-sdk-go-v2/aws"
-	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
 	"github.com/aws/smithy-go"
 
+	"github.com/sinkbus/sinkbus/internal/awsclient"
 	"github.com/sinkbus/sinkbus/sinks"
 )
 
@@ -115,17 +115,8 @@ func NewPublisher(c Config, env sinks.Env) (*Publisher, error) {
 		logger:  env.Logger.With(watermill.LogFields{"sqs_queue": q.name}),
 		done:    make(chan struct{}),
 	}
-	httpClient := awshttp.NewBuildableClient().WithTransportOptions(func(t *http.Transport) {
-		if env.Concurrency > t.MaxIdleConnsPerHost {
-			t.MaxIdleConnsPerHost = env.Concurrency
-		}
-		if env.Concurrency > t.MaxIdleConns {
-			t.MaxIdleConns = env.Concurrency
-		}
-	})
 	opts := []func(*awsconfig.LoadOptions) error{
 		awsconfig.WithRegion(region),
-		awsconfig.WithHTTPClient(httpClient),
 		// One retry layer: the bus retries with its own backoff, from the
 		// class this sink reports; SDK retries would hide failures from it.
 		awsconfig.WithRetryer(func() aws.Retryer { return aws.NopRetryer{} }),
@@ -138,13 +129,20 @@ func NewPublisher(c Config, env sinks.Env) (*Publisher, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sinkbus: sqs: load the AWS configuration: %w", err)
 	}
-	// Built now (after AWS_CA_BUNDLE and the like were applied) so that
-	// Close can release its connections.
-	if b, ok := awsCfg.HTTPClient.(*awshttp.BuildableClient); ok {
-		awsCfg.HTTPClient = b.Freeze()
+	httpClient, err := awsclient.HTTPClient(awsCfg, c.AllowPrivateNetworks, func(t *http.Transport) {
+		if env.Concurrency > t.MaxIdleConnsPerHost {
+			t.MaxIdleConnsPerHost = env.Concurrency
+		}
+		if env.Concurrency > t.MaxIdleConns {
+			t.MaxIdleConns = env.Concurrency
+		}
+	})
+	if err != nil {
+		return nil, err
 	}
-	p.idle, _ = awsCfg.HTTPClient.(interface{ CloseIdleConnections() })
+	p.idle, _ = httpClient.(interface{ CloseIdleConnections() })
 	p.client = sqs.NewFromConfig(awsCfg, func(o *sqs.Options) {
+		o.HTTPClient = httpClient
 		if endpoint != "" {
 			o.BaseEndpoint = aws.String(endpoint)
 		}

@@ -25,7 +25,8 @@ import (
 // sink's receipt and connect timeouts and the retries run on it.
 func runBus(t *testing.T) *bus.Bus {
 	t.Helper()
-	b, err := bus.New(bus.Config{CloseTimeout: 10 * time.Second})
+	// The brokers listen on loopback.
+	b, err := bus.New(bus.Config{CloseTimeout: 10 * time.Second, AllowPrivateNetworks: true})
 	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -49,6 +50,7 @@ func elasticPathIntegration(t *testing.T, addresses []string, dest, user, pass s
 	t.Helper()
 	cfg, err := json.Marshal(map[string]any{
 		"addresses": addresses, "destination": dest, "username": user, "password": pass,
+		"allow_private_networks": true,
 	})
 	require.NoError(t, err)
 	return []byte(`{
@@ -86,6 +88,7 @@ func TestStompSink_through_the_bus(t *testing.T) {
 						OrderKey: "tenant",
 						Sink: stomp.Config{
 							Addresses: addresses, Destination: dest, Username: br.user, Password: br.pass,
+							AllowPrivateNetworks: true,
 						},
 					})
 					require.NoError(t, err)
@@ -207,6 +210,7 @@ func TestStompSink_through_the_bus_first_address_dies_mid_stream(t *testing.T) {
 				Sink: stomp.Config{
 					Addresses:   []string{fmt.Sprintf("failover:(stomp://%s,stomp://%s)", first.addr(), second.addr())},
 					Destination: dest, Username: br.user, Password: br.pass, Connections: 4,
+					AllowPrivateNetworks: true,
 				},
 			})
 			require.NoError(t, err)

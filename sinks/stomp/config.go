@@ -1,6 +1,7 @@
 package stomp
 
 import (
+	"strconv"
 	"strings"
 	"time"
 
@@ -107,13 +108,23 @@ type Config struct {
 	MaxReconnects int `json:"max_reconnects,omitempty"`
 	// TLS configures stomp+ssl:// and ssl:// addresses.
 	TLS TLS `json:"tls,omitzero"`
+	// AllowPrivateNetworks lets the sink connect to brokers at loopback,
+	// private, link-local and other internal addresses. By default the
+	// network guard refuses them after DNS resolution (package netguard),
+	// so that an integration cannot probe the network the application runs
+	// in. The bus accepts it only where the application allows private
+	// networks (bus.Config.AllowPrivateNetworks).
+	AllowPrivateNetworks bool `json:"allow_private_networks,omitempty"`
 }
 
 // TLS configures connections to TLS addresses. The zero value verifies the
 // broker's certificate against the system roots, as Amazon MQ needs.
 type TLS struct {
 	// CAFile is a PEM file of certificates to trust instead of the system
-	// roots (a private broker's CA).
+	// roots (a private broker's CA): a regular file of at most MaxCAFile
+	// bytes. A relative path is under the bus's path root
+	// (sinks.Env.PathRoot); inside the bus it must stay within it
+	// (bus.Config.PathRoot).
 	CAFile string `json:"ca_file,omitempty"`
 	// ServerName is the name the certificate must hold. Empty means the
 	// address's host.
@@ -123,7 +134,11 @@ type TLS struct {
 	InsecureSkipVerify bool `json:"insecure_skip_verify,omitempty"`
 }
 
-var _ sinks.Config = Config{}
+var (
+	_ sinks.Config    = Config{}
+	_ sinks.Networked = Config{}
+	_ sinks.PathUser  = Config{}
+)
 
 // Type returns "stomp".
 func (c Config) Type() string { return Type.Name }
@@ -228,6 +243,9 @@ func (c Config) Validate() error {
 			p.Add(f.name, "must not be negative")
 		}
 	}
+	if strings.ContainsRune(c.TLS.CAFile, 0) {
+		p.Add("tls.ca_file", "must not contain a NUL character")
+	}
 	if c.TLS.ServerName != "" && hasControl(c.TLS.ServerName) {
 		p.Add("tls.server_name", "must not contain control characters")
 	}
@@ -243,6 +261,33 @@ func (c Config) Masked() sinks.Config {
 	c.Password = sinks.Mask(c.Password)
 	c.Addresses = append([]string(nil), c.Addresses...)
 	return c
+}
+
+// UsesPrivateNetworks implements sinks.Networked.
+func (c Config) UsesPrivateNetworks() bool { return c.AllowPrivateNetworks }
+
+// Hosts implements sinks.Networked: the host of every address, failover
+// members included, each named by its entry ("addresses[1]").
+func (c Config) Hosts() []sinks.Target {
+	var out []sinks.Target
+	for i, s := range c.Addresses {
+		members, err := parseEntry(s)
+		if err != nil {
+			continue // Validate reports it
+		}
+		for _, a := range members {
+			out = append(out, sinks.Target{Field: "addresses[" + strconv.Itoa(i) + "]", Value: a.Host})
+		}
+	}
+	return out
+}
+
+// Paths implements sinks.PathUser: tls.ca_file, when set.
+func (c Config) Paths() []sinks.Target {
+	if c.TLS.CAFile == "" {
+		return nil
+	}
+	return []sinks.Target{{Field: "tls.ca_file", Value: c.TLS.CAFile}}
 }
 
 // NewPublisher builds the sink; see New.

@@ -13,6 +13,7 @@ import (
 	"github.com/go-stomp/stomp/v3/frame"
 
 	"github.com/sinkbus/sinkbus/internal/clock"
+	"github.com/sinkbus/sinkbus/netguard"
 )
 
 // conn is one STOMP connection of the pool.
@@ -66,7 +67,7 @@ func (p *Publisher) dial(a Address) (*conn, error) {
 		}
 		return nil, connectError(a.String(), err)
 	}
-	nd := &net.Dialer{}
+	nd := netguard.Guard(&net.Dialer{}, p.cfg.AllowPrivateNetworks)
 	var raw net.Conn
 	var err error
 	if a.TLS {

@@ -10,6 +10,7 @@ import (
 	"github.com/go-stomp/stomp/v3"
 	"github.com/go-stomp/stomp/v3/frame"
 
+	"github.com/sinkbus/sinkbus/netguard"
 	"github.com/sinkbus/sinkbus/sinks"
 )
 
@@ -203,10 +204,12 @@ func connectError(addr string, err error) *Error {
 		host   x509.HostnameError
 		inval  x509.CertificateInvalidError
 	)
-	// A certificate that does not verify, or a TLS address that does not
-	// speak TLS, fails every attempt until the configuration changes.
+	// A certificate that does not verify, a TLS address that does not speak
+	// TLS, or an address the network guard refuses, fails every attempt
+	// until the configuration changes.
 	e.Permanent = errors.As(err, &verify) || errors.As(err, &record) ||
-		errors.As(err, &unk) || errors.As(err, &host) || errors.As(err, &inval)
+		errors.As(err, &unk) || errors.As(err, &host) || errors.As(err, &inval) ||
+		errors.Is(err, netguard.ErrBlocked)
 	return e
 }
 

@@ -286,6 +286,7 @@ func (b *fakeBroker) nextSend(t *testing.T) sentFrame {
 // newSink builds a sink for tests and closes it at the end.
 func newSink(t *testing.T, cfg stomp.Config, env sinks.Env, opts ...stomp.Option) *stomp.Publisher {
 	t.Helper()
+	cfg.AllowPrivateNetworks = true // the test brokers listen on loopback
 	p, err := stomp.New(cfg, env, opts...)
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = p.Close() })
@@ -340,7 +341,7 @@ func activeMQ(t testing.TB) broker {
 }
 
 func (b broker) config(dest string) stomp.Config {
-	return stomp.Config{Addresses: []string{"stomp://" + b.addr}, Destination: dest, Username: b.user, Password: b.pass}
+	return stomp.Config{Addresses: []string{"stomp://" + b.addr}, Destination: dest, Username: b.user, Password: b.pass, AllowPrivateNetworks: true}
 }
 
 // dial opens a plain go-stomp connection to b, for reading back.

@@ -5,9 +5,12 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
+	"fmt"
+	"io"
 	"math/rand/v2"
 	"os"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
@@ -91,7 +94,7 @@ func New(c Config, env sinks.Env, opts ...Option) (*Publisher, error) {
 	for _, opt := range opts {
 		opt(&o)
 	}
-	tlsCfg, err := tlsConfig(c.TLS, o.TLSConfig)
+	tlsCfg, err := tlsConfig(c.TLS, o.TLSConfig, env)
 	if err != nil {
 		return nil, err
 	}
@@ -136,7 +139,7 @@ func New(c Config, env sinks.Env, opts ...Option) (*Publisher, error) {
 	return p, nil
 }
 
-func tlsConfig(t TLS, base *tls.Config) (*tls.Config, error) {
+func tlsConfig(t TLS, base *tls.Config, env sinks.Env) (*tls.Config, error) {
 	cfg := &tls.Config{MinVersion: tls.VersionTLS12}
 	if base != nil {
 		cfg = base.Clone()
@@ -148,9 +151,13 @@ func tlsConfig(t TLS, base *tls.Config) (*tls.Config, error) {
 		cfg.InsecureSkipVerify = true
 	}
 	if t.CAFile != "" {
-		pem, err := os.ReadFile(t.CAFile)
+		pem, err := readCAFile(env.Path(t.CAFile))
 		if err != nil {
-			return nil, field.New("tls.ca_file", "cannot be read: %s", errors.Unwrap(err))
+			// The cause (missing, a directory, a pipe, too large) goes to
+			// the application's log only: the answer to whoever configured
+			// the path must not tell which paths exist on the host.
+			env.Logger.Error("Cannot read the STOMP CA file", err, watermill.LogFields{"integration_id": env.IntegrationID})
+			return nil, field.New("tls.ca_file", "must be a readable regular file of at most %d bytes", MaxCAFile)
 		}
 		pool := x509.NewCertPool()
 		if !pool.AppendCertsFromPEM(pem) {
@@ -159,6 +166,36 @@ func tlsConfig(t TLS, base *tls.Config) (*tls.Config, error) {
 		cfg.RootCAs = pool
 	}
 	return cfg, nil
+}
+
+// MaxCAFile is the largest tls.ca_file read: a bundle of every public root
+// is about 200 KiB.
+const MaxCAFile = 1 << 20
+
+// readCAFile reads the regular file path, at most MaxCAFile bytes. It opens
+// without blocking, so that a named pipe fails at once instead of waiting
+// for a writer, and reads nothing but a regular file (not /dev/zero).
+func readCAFile(path string) ([]byte, error) {
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	info, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if !info.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s is not a regular file", path)
+	}
+	data, err := io.ReadAll(io.LimitReader(f, MaxCAFile+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(data) > MaxCAFile {
+		return nil, fmt.Errorf("%s is larger than %d bytes", path, MaxCAFile)
+	}
+	return data, nil
 }
 
 // Publish sends msgs in order, each to the destination, and returns at the

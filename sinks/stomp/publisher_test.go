@@ -221,7 +221,7 @@ func TestStompSink_connections_default_to_concurrency_at_most_4(t *testing.T) {
 		t.Run(fmt.Sprint(tc.concurrency), func(t *testing.T) {
 			b := newFakeBroker(t)
 			connected := make(chan string, 100)
-			p, err := stomp.New(stomp.Config{Addresses: []string{b.addr()}, Destination: "/queue/q", HeartBeatReceive: -1},
+			p, err := stomp.New(stomp.Config{Addresses: []string{b.addr()}, Destination: "/queue/q", HeartBeatReceive: -1, AllowPrivateNetworks: true},
 				sinks.Env{Concurrency: tc.concurrency}, stomp.OnConnect(func(a string) { connected <- a }))
 			require.NoError(t, err)
 			for i := 0; i < tc.want; i++ {
@@ -238,7 +238,7 @@ func TestStompSink_close_is_idempotent_and_refuses_publish(t *testing.T) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	startServer(t, ln, nil)
-	p, err := stomp.New(stomp.Config{Addresses: []string{ln.Addr().String()}, Destination: "/queue/q"}, sinks.Env{})
+	p, err := stomp.New(stomp.Config{Addresses: []string{ln.Addr().String()}, Destination: "/queue/q", AllowPrivateNetworks: true}, sinks.Env{})
 	require.NoError(t, err)
 	require.NoError(t, p.Publish("", event("order.created", "", `{}`)))
 	require.NoError(t, p.Close())
@@ -249,7 +249,7 @@ func TestStompSink_close_is_idempotent_and_refuses_publish(t *testing.T) {
 func TestStompSink_close_waits_for_send_in_flight(t *testing.T) {
 	b := newFakeBroker(t)
 	b.onSend = func(int, *frame.Frame) sendAction { return holdReceipt }
-	p, err := stomp.New(stomp.Config{Addresses: []string{b.addr()}, Destination: "/queue/q", Connections: 1, HeartBeatReceive: -1}, sinks.Env{})
+	p, err := stomp.New(stomp.Config{Addresses: []string{b.addr()}, Destination: "/queue/q", Connections: 1, HeartBeatReceive: -1, AllowPrivateNetworks: true}, sinks.Env{})
 	require.NoError(t, err)
 	res := make(chan error, 1)
 	go func() { res <- p.Publish("", event("order.created", "", `{}`)) }()

@@ -140,8 +140,11 @@ type Config struct {
 	MaxConnections int `json:"max_connections,omitempty"`
 }
 
-var _ sinks.Config = Config{}
-var _ sinks.AttemptTimeouter = Config{}
+var (
+	_ sinks.Config           = Config{}
+	_ sinks.AttemptTimeouter = Config{}
+	_ sinks.Networked        = Config{}
+)
 
 // UnmarshalJSON decodes a configuration strictly: unknown fields are errors.
 // NewStore's "callback_url" is accepted for "url".
@@ -478,6 +481,14 @@ func validHeaderName(s string) bool {
 // values may not hold.
 func isCTL(r rune) bool { return (r < 0x20 && r != '\t') || r == 0x7f }
 
-// UsesPrivateNetworks implements sinks.PrivateNetworker: the bus allows
+// UsesPrivateNetworks implements sinks.Networked: the bus allows
 // AllowPrivateNetworks only where the application does.
 func (c Config) UsesPrivateNetworks() bool { return c.AllowPrivateNetworks }
+
+// Hosts implements sinks.Networked: the URL's host.
+func (c Config) Hosts() []sinks.Target {
+	if u, err := url.Parse(c.URL); err == nil && u.Hostname() != "" {
+		return []sinks.Target{{Field: "url", Value: u.Hostname()}}
+	}
+	return nil
+}

@@ -26,8 +26,9 @@
 //
 // The sink refuses to connect to loopback, private, link-local and other
 // internal addresses, checked on the resolved address at dial time (zones
-// and IPv4-mapped forms included), unless Config.AllowPrivateNetworks is
-// set; the bus accepts that option only where the application allows it
+// and IPv4-mapped forms included) by the network guard every sink shares
+// (package netguard), unless Config.AllowPrivateNetworks is set; the bus
+// accepts that option only where the application allows it
 // (bus.Config.AllowPrivateNetworks).
 //
 // Receivers check requests with Verify, VerifyHMAC or a Verifier and its

@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/sinkbus/sinkbus/netguard"
 	"github.com/sinkbus/sinkbus/sinks"
 	"github.com/sinkbus/sinkbus/sinks/webhook"
 )
@@ -58,8 +59,8 @@ func TestWebhookSink_refuses_internal_addresses(t *testing.T) {
 			err = p.Publish("t", event("e-1", "a.b", `{}`))
 
 			assert.Equal(t, sinks.ClassPermanent, class(err), "%v", err)
-			assert.ErrorIs(t, err, webhook.ErrBlockedAddress)
-			var blocked *webhook.BlockedAddressError
+			assert.ErrorIs(t, err, netguard.ErrBlocked)
+			var blocked *netguard.BlockedError
 			require.ErrorAs(t, err, &blocked)
 			assert.Equal(t, tt.rule, blocked.Rule)
 			assert.Contains(t, err.Error(), "allow_private_networks")
@@ -81,7 +82,7 @@ func TestWebhookSink_guard_checks_the_resolved_address(t *testing.T) {
 	require.NoError(t, err)
 	defer p.Close()
 	err = p.Publish("t", event("e-1", "a.b", `{}`))
-	assert.ErrorIs(t, err, webhook.ErrBlockedAddress)
+	assert.ErrorIs(t, err, netguard.ErrBlocked)
 	assert.Zero(t, rc.hits.Load(), "the refused request reached the receiver")
 
 	for _, target := range []string{byName, rc.URL} {
@@ -104,7 +105,7 @@ func TestWebhookSink_public_addresses_pass_the_guard(t *testing.T) {
 	err = p.Publish("t", event("e-1", "a.b", `{}`))
 
 	require.Error(t, err)
-	assert.NotErrorIs(t, err, webhook.ErrBlockedAddress)
+	assert.NotErrorIs(t, err, netguard.ErrBlocked)
 	assert.Equal(t, sinks.ClassRetryable, class(err))
 	assert.False(t, strings.Contains(err.Error(), "allow_private_networks"))
 }
@@ -148,7 +149,7 @@ func TestWebhookSink_guard_ipv6_loopback_with_and_without_zone(t *testing.T) {
 
 			err = guarded.Publish("t", event("e-1", "a.b", `{}`))
 
-			assert.ErrorIs(t, err, webhook.ErrBlockedAddress)
+			assert.ErrorIs(t, err, netguard.ErrBlocked)
 			assert.Equal(t, before, hits.Load(), "the refused request reached the receiver")
 		})
 	}
@@ -173,13 +174,13 @@ func TestWebhookSink_private_ranges_pass_with_the_option(t *testing.T) {
 	for _, u := range []string{"http://10.255.255.1/hook", "http://169.254.169.254/latest/meta-data", "http://192.168.255.254/hook"} {
 		refused, err := webhook.New(webhook.Config{URL: u, Timeout: sinks.Duration(50 * time.Millisecond)}, env)
 		require.NoError(t, err)
-		assert.ErrorIs(t, refused.Publish("t", event("e-1", "a.b", `{}`)), webhook.ErrBlockedAddress, u)
+		assert.ErrorIs(t, refused.Publish("t", event("e-1", "a.b", `{}`)), netguard.ErrBlocked, u)
 		require.NoError(t, refused.Close())
 
 		allowed, err := webhook.New(webhook.Config{URL: u, Timeout: sinks.Duration(50 * time.Millisecond), AllowPrivateNetworks: true}, env)
 		require.NoError(t, err)
 		err = allowed.Publish("t", event("e-1", "a.b", `{}`))
-		assert.NotErrorIs(t, err, webhook.ErrBlockedAddress, u)
+		assert.NotErrorIs(t, err, netguard.ErrBlocked, u)
 		require.NoError(t, allowed.Close())
 	}
 }

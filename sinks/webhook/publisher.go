@@ -19,6 +19,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 
 	"github.com/sinkbus/sinkbus/field"
+	"github.com/sinkbus/sinkbus/netguard"
 	"github.com/sinkbus/sinkbus/sinks"
 )
 
@@ -146,10 +147,7 @@ func New(cfg Config, env sinks.Env) (*Publisher, error) {
 
 	// No dial timeout of its own: every request's context has a deadline,
 	// the attempt's or p.timeout, and bounds the dial with the rest.
-	dialer := &net.Dialer{KeepAlive: 30 * time.Second}
-	if !cfg.AllowPrivateNetworks {
-		dialer.Control = guardDial
-	}
+	dialer := netguard.Guard(&net.Dialer{KeepAlive: 30 * time.Second}, cfg.AllowPrivateNetworks)
 	idle := idlePerDelivery * env.Concurrency
 	if cfg.MaxConnections > 0 {
 		idle = min(idle, cfg.MaxConnections)
@@ -327,7 +325,7 @@ func (p *Publisher) requestError(parent, ctx context.Context, err error) error {
 	if errors.As(err, &ue) {
 		err = ue.Err
 	}
-	var blocked *BlockedAddressError
+	var blocked *netguard.BlockedError
 	if errors.As(err, &blocked) {
 		return sinks.Permanent(&DeliveryError{Destination: p.dest, Err: blocked})
 	}
