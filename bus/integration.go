@@ -236,6 +236,7 @@ func (h *hostRules) check(p *field.Problems, in *Integration) {
 	if h == nil {
 		return
 	}
+	*p = append(*p, maskedValues(in.Sink, h.current)...)
 	env := sinks.Env{IntegrationID: in.ID, DataDir: h.dataDir, PathRoot: h.pathRoot}.Defaults()
 	if nw, ok := in.Sink.(sinks.Networked); ok {
 		h.checkNetwork(p, nw)

@@ -444,7 +444,7 @@ func (b *Bus) deleteLocked(r *runner, id string) error {
 		b.cfg.Logger.Error("Stopping deleted integration", err, fields)
 	}
 	if pg, ok := r.in.Sink.(sinks.Purger); ok {
-		if err := pg.Purge(b.sinkEnv(r.in)); err != nil {
+		if err := pg.Purge(b.sinkEnv(r.in, redactor(r.in))); err != nil {
 			b.cfg.Logger.Error("Cannot remove the files the sink of a deleted integration left", err, fields)
 		}
 	}

@@ -128,18 +128,28 @@ func (b *Bus) concurrency(in Integration) int {
 }
 
 // sinkEnv is the Env the sink of in is built with, and purged with when
-// the integration is deleted.
-func (b *Bus) sinkEnv(in Integration) sinks.Env {
+// the integration is deleted. What the sink logs, and writes into the
+// integration log, goes through red.
+func (b *Bus) sinkEnv(in Integration, red *sinks.Redactor) sinks.Env {
 	id := in.ID
 	return sinks.Env{
 		IntegrationID: id,
-		Logger:        b.cfg.Logger.With(watermill.LogFields{"integration": id}),
+		Logger:        red.Logger(b.cfg.Logger.With(watermill.LogFields{"integration": id})),
 		Clock:         b.cfg.Clock,
 		Concurrency:   b.concurrency(in),
 		DataDir:       b.cfg.DataDir,
 		PathRoot:      b.cfg.PathRoot,
-		Log:           func(action, reason string) { b.log(id, action, reason) },
+		Log:           func(action, reason string) { b.log(id, action, red.String(reason)) },
 	}.Defaults()
+}
+
+// redactor removes in's secrets, and whatever looks like a credential,
+// from what its sink reports: the errors the delivery chain keeps in the
+// log and the rejected store, logs, returns from a manual retry. A
+// destination that echoes the request (its Authorization header, a
+// signature) in an error body would otherwise have them all keep it.
+func redactor(in Integration) *sinks.Redactor {
+	return sinks.NewRedactor(sinks.SecretsOf(in.Sink)...)
 }
 
 // openDelivery builds the sink and the handler chain.
@@ -151,12 +161,13 @@ func (b *Bus) openDelivery(in Integration, f *filter.Filter, chain *middleware.C
 	if err := p.Err(); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
-	sink, err := in.Sink.NewPublisher(b.sinkEnv(in))
+	red := redactor(in)
+	sink, err := in.Sink.NewPublisher(b.sinkEnv(in, red))
 	if err != nil {
-		return nil, sinkError(err)
+		return nil, sinkError(err, red)
 	}
 	publish := func(msg *message.Message) ([]*message.Message, error) {
-		return nil, sink.Publish(msg.Metadata.Get(sinks.MetaName), msg)
+		return nil, red.Error(sink.Publish(msg.Metadata.Get(sinks.MetaName), msg))
 	}
 	var onSkip func(*message.Message)
 	if obs := b.cfg.Observer; obs != nil {
@@ -171,10 +182,13 @@ func (b *Bus) openDelivery(in Integration, f *filter.Filter, chain *middleware.C
 // sinkError classifies an error of building a sink: one that names a field
 // of the configuration (a file sink without a directory on a bus without
 // one) is the integration's mistake, ErrInvalid; others (a broker that
-// cannot be reached) are returned as they are.
-func sinkError(err error) error {
+// cannot be reached) are returned redacted. Field errors quote no value.
+func sinkError(err error, red *sinks.Redactor) error {
 	var fe *field.Error
-	if errors.Is(err, ErrInvalid) || !errors.As(err, &fe) {
+	if !errors.Is(err, ErrInvalid) && !errors.As(err, &fe) {
+		return red.Error(err)
+	}
+	if errors.Is(err, ErrInvalid) {
 		return err
 	}
 	return fmt.Errorf("%w: %w", ErrInvalid, field.Prefix("configuration", err))

@@ -3,7 +3,12 @@ package bus
 import (
 	"bytes"
 	"encoding/json"
+	"maps"
+	"slices"
+	"strconv"
+	"strings"
 
+	"github.com/sinkbus/sinkbus/field"
 	"github.com/sinkbus/sinkbus/sinks"
 )
 
@@ -42,7 +47,7 @@ func unmaskConfig(reg *sinks.Registry, sent, stored sinks.Config) (sinks.Config,
 }
 
 // unmask walks sent beside stored and masked (the same document, secrets
-// masked) and puts the stored string back wherever sent holds a masked one.
+// masked) and puts the stored string back wherever sent holds a mask of it.
 func unmask(sent, stored, masked any) (any, bool) {
 	switch s := sent.(type) {
 	case string:
@@ -50,7 +55,7 @@ func unmask(sent, stored, masked any) (any, bool) {
 		if !ok || st == s {
 			return s, false
 		}
-		if mk, _ := masked.(string); sinks.IsMasked(s) || s == mk {
+		if mk, _ := masked.(string); s == mk || isMaskOf(s, st) {
 			return st, true
 		}
 	case map[string]any:
@@ -82,4 +87,66 @@ func unmask(sent, stored, masked any) (any, bool) {
 		return s, changed
 	}
 	return sent, false
+}
+
+// isMaskOf reports whether s is a mask of secret: stars (four or more)
+// followed by nothing or by the end of secret, as sinks.Mask and Elastic
+// Path's "****************PSYQ" show it.
+func isMaskOf(s, secret string) bool {
+	if !sinks.IsMasked(s) {
+		return false
+	}
+	return strings.HasSuffix(secret, strings.TrimLeft(s, "*"))
+}
+
+// maskedValues reports every string of c's configuration that is a mask
+// (sinks.IsMasked), unless current (the configuration c replaces, nil on
+// creation) holds the same string at the same place: on creation there is
+// no stored secret for a mask to stand for, and on update it is one that
+// did not match the stored value (see unmask). Stored as it is, the stars
+// would become the credential.
+func maskedValues(c, current sinks.Config) field.Problems {
+	doc, cur := jsonDoc(c), jsonDoc(current)
+	var p field.Problems
+	var walk func(path string, v, was any)
+	walk = func(path string, v, was any) {
+		switch x := v.(type) {
+		case string:
+			if sinks.IsMasked(x) && was != x {
+				p.Add(path, "is a masked value (****); send the real value")
+			}
+		case map[string]any:
+			w, _ := was.(map[string]any)
+			for _, k := range slices.Sorted(maps.Keys(x)) {
+				walk(path+"."+k, x[k], w[k])
+			}
+		case []any:
+			w, _ := was.([]any)
+			for i, e := range x {
+				var we any
+				if i < len(w) {
+					we = w[i]
+				}
+				walk(path+"["+strconv.Itoa(i)+"]", e, we)
+			}
+		}
+	}
+	walk("configuration", doc, cur)
+	return p
+}
+
+// jsonDoc is c's JSON form decoded, nil when there is none.
+func jsonDoc(c sinks.Config) any {
+	if c == nil {
+		return nil
+	}
+	data, err := json.Marshal(c)
+	if err != nil {
+		return nil
+	}
+	var doc any
+	if json.Unmarshal(data, &doc) != nil {
+		return nil
+	}
+	return doc
 }

@@ -72,7 +72,14 @@ func TestAPI_create_accepts_the_elastic_path_aws_sqs_example_with_its_documented
 
 func TestAPI_create_accepts_the_elastic_path_stomp_example_with_its_links_and_meta(t *testing.T) {
 	s := newServer(t, api.Options{})
+	// The page hides the password behind stars: sent as it is, the stars
+	// would become the password.
 	resp := s.do("POST", "/integrations", sample(t, "elastic_path_stomp_request.json"))
+	require.Equal(t, http.StatusBadRequest, resp.status, "%s", resp.body)
+	assert.Equal(t, []string{"data.configuration.password"}, fieldsOf(resp.errorBody(t)))
+
+	resp = s.do("POST", "/integrations", strings.Replace(sample(t, "elastic_path_stomp_request.json"),
+		`"*******d123"`, `"a-real-password-123"`, 1))
 	require.Equal(t, http.StatusCreated, resp.status, "%s", resp.body)
 	d := resp.data(t)
 	assert.Equal(t, "stomp", d["integration_type"])
@@ -81,7 +88,7 @@ func TestAPI_create_accepts_the_elastic_path_stomp_example_with_its_links_and_me
 	assert.Equal(t, []any{"stomp://useast.api.elasticpath.com"}, cfg["addresses"])
 	assert.Equal(t, "/queue/queue1", cfg["destination"])
 	assert.Equal(t, "user1", cfg["username"])
-	assert.Equal(t, "****", cfg["password"])
+	assert.Equal(t, "****-123", cfg["password"])
 	// links and meta are the server's: the request's are ignored.
 	assert.Equal(t, s.URL+"/v2/integrations/"+d["id"].(string), d["links"].(map[string]any)["self"])
 	assert.NotEqual(t, "2021-11-11T10:45:04.688Z", d["meta"].(map[string]any)["timestamps"].(map[string]any)["created_at"])
@@ -133,7 +140,8 @@ func TestAPI_create_accepts_the_newstore_s3_sample(t *testing.T) {
 	assert.Equal(t, "us-east-1", params["aws_region"])
 	assert.Equal(t, "sap_export", params["bucket"])
 	assert.Equal(t, "newstore_integration_002", params["key_prefix"])
-	assert.Contains(t, params, "aws_access_key_id")
+	assert.Equal(t, "****y_id", params["aws_access_key_id"], "masked, as aws_sqs shows it")
+	assert.NotContains(t, string(resp.body), "some_s3_access_key_id")
 	assert.NotContains(t, got, "configuration")
 
 	// And it reads back the same way in NewStore's shape.

@@ -92,6 +92,12 @@ func savingBus(t *testing.T) (*bustest.Bus, string) {
 // would read it.
 func unmaskedSink(t *testing.T, tb *bustest.Bus, dir, id string) webhook.Config {
 	t.Helper()
+	return savedSink(t, tb, dir, id).(webhook.Config)
+}
+
+// savedSink returns the stored configuration of id, as a restart reads it.
+func savedSink(t *testing.T, tb *bustest.Bus, dir, id string) sinks.Config {
+	t.Helper()
 	data, err := os.ReadFile(filepath.Join(dir, "integrations.json"))
 	require.NoError(t, err)
 	var list []json.RawMessage
@@ -100,9 +106,9 @@ func unmaskedSink(t *testing.T, tb *bustest.Bus, dir, id string) webhook.Config 
 		in, err := tb.Integrations().Decode(raw)
 		require.NoError(t, err)
 		if in.ID == id {
-			return in.Sink.(webhook.Config)
+			return in.Sink
 		}
 	}
 	t.Fatalf("integration %q not saved", id)
-	return webhook.Config{}
+	return nil
 }
