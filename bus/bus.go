@@ -60,6 +60,17 @@ var (
 	ErrAlreadyRunning = errors.New("sinkbus: bus already running (a bus runs once)")
 )
 
+// Limits of Config.MaxPayloadDepth.
+const (
+	// DefaultMaxPayloadDepth is deeper than any event a commerce
+	// application sends, and than most JSON parsers of its receivers
+	// accept.
+	DefaultMaxPayloadDepth = 100
+	// MaxPayloadDepth leaves room for the documents the bus wraps payloads
+	// in, within encoding/json's 10000 levels.
+	MaxPayloadDepth = 9000
+)
+
 // Clock is the time source of the bus; bustest has a controllable one.
 type Clock = clock.Clock
 
@@ -93,6 +104,12 @@ type Config struct {
 	MaxIntegrations int
 	// MaxPayloadBytes limits an event's payload. Zero means 1 MiB.
 	MaxPayloadBytes int
+	// MaxPayloadDepth limits how deep an event's payload nests arrays and
+	// objects. Zero means DefaultMaxPayloadDepth; at most MaxPayloadDepth.
+	// The bus keeps payloads inside documents of its own (the rejected
+	// store's), which encoding/json reads back only up to 10000 levels: an
+	// event nesting near that would make the document unreadable.
+	MaxPayloadDepth int
 	// LogSize is how many log entries each integration keeps. Zero means 50.
 	LogSize int
 	// RejectedSize is how many rejected events each integration keeps. Zero
@@ -158,6 +175,9 @@ func (c *Config) setDefaults() {
 	if c.MaxPayloadBytes == 0 {
 		c.MaxPayloadBytes = 1 << 20
 	}
+	if c.MaxPayloadDepth == 0 {
+		c.MaxPayloadDepth = DefaultMaxPayloadDepth
+	}
 	if c.LogSize == 0 {
 		c.LogSize = 50
 	}
@@ -196,6 +216,9 @@ func (c Config) Validate() error {
 	}
 	if c.MaxPayloadBytes < 0 {
 		p.Add("MaxPayloadBytes", "must not be negative")
+	}
+	if c.MaxPayloadDepth < 0 || c.MaxPayloadDepth > MaxPayloadDepth {
+		p.Add("MaxPayloadDepth", "must be between 0 and %d", MaxPayloadDepth)
 	}
 	if c.LogSize < 0 {
 		p.Add("LogSize", "must not be negative")
@@ -285,6 +308,9 @@ func (b *Bus) open() error {
 			return err
 		}
 		b.rejected = rejected
+		for _, err := range append(logs.Unreadable(), rejected.Unreadable()...) {
+			b.cfg.Logger.Error("A stored document cannot be read; the bus starts without it", err, nil)
+		}
 		b.store = fileStore{path: filepath.Join(b.cfg.DataDir, "integrations.json")}
 		if st == nil {
 			seg, err := segments.Open(segments.Config{
@@ -352,7 +378,7 @@ func (b *Bus) Publish(ctx context.Context, events ...Event) error {
 		if len(events) > 1 {
 			prefix = fmt.Sprintf("events[%d].", i)
 		}
-		e.validate(&p, prefix, b.cfg.MaxPayloadBytes)
+		e.validate(&p, prefix, b.cfg.MaxPayloadBytes, b.cfg.MaxPayloadDepth)
 		if e.ID == "" {
 			e.ID = newEventID()
 		}
@@ -543,7 +569,7 @@ func (b *Bus) Unhandle(id string) error {
 	isHandler := ok && r.in.Type() == HandlerType
 	b.mu.Unlock()
 	if ok && !isHandler {
-		return fmt.Errorf("%w: %q is not an in-process handler", ErrNotFound, id)
+		return fmt.Errorf("%w: %s is not an in-process handler", ErrNotFound, quoteID(id))
 	}
 	return b.Integrations().Delete(context.Background(), id)
 }

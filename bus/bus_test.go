@@ -77,15 +77,16 @@ func TestBus_event_carries_id_tenant_payload_and_metadata(t *testing.T) {
 }
 
 func TestBus_Publish_refuses_invalid_events_naming_the_field_and_publishes_none(t *testing.T) {
-	tb := bustest.New(t, func(c *bus.Config) { c.MaxPayloadBytes = 64 })
+	tb := bustest.New(t, func(c *bus.Config) { c.MaxPayloadBytes = 64; c.MaxPayloadDepth = 3 })
 	got := tb.Record("*")
 	err := tb.Bus.Publish(ctx,
-		bus.Event{Name: "order.created"},
+		bus.Event{Name: "order.created", Payload: json.RawMessage(`[[[]]]`)},
 		bus.Event{Name: ""},
 		bus.Event{Name: "order..x"},
 		bus.Event{Name: "a.b", Payload: json.RawMessage(`{"unterminated":`)},
 		bus.Event{Name: "a.b", Payload: json.RawMessage(`"` + strings.Repeat("x", 100) + `"`)},
 		bus.Event{Name: "a.b", Metadata: map[string]string{"sinkbus_name": "x"}},
+		bus.Event{Name: "a.b", Payload: json.RawMessage(`{"a":[{"b":[1]}]}`)},
 	)
 	require.ErrorIs(t, err, bus.ErrInvalidEvent)
 	for _, want := range []string{
@@ -94,6 +95,7 @@ func TestBus_Publish_refuses_invalid_events_naming_the_field_and_publishes_none(
 		"events[3].payload: not valid JSON",
 		"events[4].payload: 102 bytes is over the limit of 64",
 		"events[5].metadata.sinkbus_name: keys starting with \"sinkbus_\" are reserved",
+		"events[6].payload: nests arrays and objects deeper than 3 levels",
 	} {
 		assert.Contains(t, err.Error(), want)
 	}

@@ -49,7 +49,7 @@ func (e Event) Entity() string {
 const maxIDLen = 128
 
 // validate checks e, naming fields under prefix ("events[2]").
-func (e *Event) validate(p *field.Problems, prefix string, maxPayload int) {
+func (e *Event) validate(p *field.Problems, prefix string, maxPayload, maxDepth int) {
 	if e.ID != "" {
 		if len(e.ID) > maxIDLen {
 			p.Add(prefix+"id", "longer than %d bytes", maxIDLen)
@@ -71,8 +71,13 @@ func (e *Event) validate(p *field.Problems, prefix string, maxPayload int) {
 	}
 	if len(e.Payload) > maxPayload {
 		p.Add(prefix+"payload", "%d bytes is over the limit of %d", len(e.Payload), maxPayload)
-	} else if len(e.Payload) > 0 && !filter.ValidJSON(e.Payload) {
-		p.Add(prefix+"payload", "not valid JSON")
+	} else if len(e.Payload) > 0 {
+		switch ok, deep := filter.ValidJSONDepth(e.Payload, maxDepth); {
+		case deep:
+			p.Add(prefix+"payload", "nests arrays and objects deeper than %d levels", maxDepth)
+		case !ok:
+			p.Add(prefix+"payload", "not valid JSON")
+		}
 	}
 	for k := range e.Metadata {
 		switch {

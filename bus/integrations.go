@@ -7,8 +7,10 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
@@ -92,7 +94,7 @@ func (b *Bus) reserve(r *runner) error {
 		r.in.ID = b.newID()
 	}
 	if _, ok := b.runners[r.in.ID]; ok {
-		return fmt.Errorf("%w: %q", ErrExists, r.in.ID)
+		return fmt.Errorf("%w: %s", ErrExists, quoteID(r.in.ID))
 	}
 	if len(b.runners) >= b.cfg.MaxIntegrations {
 		return fmt.Errorf("%w: at most %d", ErrLimit, b.cfg.MaxIntegrations)
@@ -275,7 +277,7 @@ func (b *Bus) updateLocked(r *runner, id string, change func(cur Integration) (I
 	gone, cur := r.gone, r.in.clone()
 	b.mu.Unlock()
 	if gone {
-		return Integration{}, fmt.Errorf("%w: %q", ErrNotFound, id)
+		return Integration{}, fmt.Errorf("%w: %s", ErrNotFound, quoteID(id))
 	}
 	in, err := change(cur)
 	if err != nil {
@@ -436,7 +438,7 @@ func (b *Bus) deleteLocked(r *runner, id string) error {
 	b.mu.Lock()
 	if r.gone || !r.ready {
 		b.mu.Unlock()
-		return fmt.Errorf("%w: %q", ErrNotFound, id)
+		return fmt.Errorf("%w: %s", ErrNotFound, quoteID(id))
 	}
 	b.mu.Unlock()
 	fields := watermill.LogFields{"integration": id}
@@ -460,7 +462,7 @@ func (b *Bus) deleteLocked(r *runner, id string) error {
 // its cursor, log and rejected events. b.mu is held.
 func (b *Bus) forgetLocked(id string) error {
 	if _, ok := b.journal.Cursor(Topic, id); !ok {
-		return fmt.Errorf("%w: %q", ErrNotFound, id)
+		return fmt.Errorf("%w: %s", ErrNotFound, quoteID(id))
 	}
 	return errors.Join(b.journal.DeleteCursor(Topic, id), b.logs.Drop(id), b.rejected.Drop(id))
 }
@@ -496,7 +498,7 @@ func (b *Bus) setStatusLocked(r *runner, id string, s Status, reason string) (In
 	b.mu.Lock()
 	if r.gone {
 		b.mu.Unlock()
-		return Integration{}, fmt.Errorf("%w: %q", ErrNotFound, id)
+		return Integration{}, fmt.Errorf("%w: %s", ErrNotFound, quoteID(id))
 	}
 	// Running but not delivering: its start failed when Run started it.
 	if r.in.Status == s && (s == Stopped || r.live != nil || !b.routing) {
@@ -661,7 +663,7 @@ func (m *Integrations) RetryRejected(ctx context.Context, id, eventID string) er
 		return err
 	}
 	if d == nil {
-		return fmt.Errorf("%w: %q", ErrNotRunning, id)
+		return fmt.Errorf("%w: %s", ErrNotRunning, quoteID(id))
 	}
 	msg := ev.Message()
 	msg.Metadata.Set(sinks.MetaReplayed, "true")
@@ -756,7 +758,7 @@ func (m *Integrations) Lag(ctx context.Context, id string) (uint64, error) {
 func (b *Bus) runner(id string) (*runner, error) {
 	r, ok := b.runners[id]
 	if !ok || !r.ready {
-		return nil, fmt.Errorf("%w: %q", ErrNotFound, id)
+		return nil, fmt.Errorf("%w: %s", ErrNotFound, quoteID(id))
 	}
 	return r, nil
 }
@@ -777,6 +779,23 @@ func (b *Bus) newID() string {
 }
 
 func lowerULID() string { return strings.ToLower(newEventID()) }
+
+// maxQuotedID is as much of an id as an error quotes: ids are at most 50
+// characters, and a longer one (from a URL path, say) is cut rather than
+// echoed whole.
+const maxQuotedID = 64
+
+// quoteID quotes an id for an error message, cut to maxQuotedID bytes.
+func quoteID(id string) string {
+	if len(id) <= maxQuotedID {
+		return strconv.Quote(id)
+	}
+	cut := maxQuotedID
+	for cut > 0 && !utf8.RuneStart(id[cut]) {
+		cut--
+	}
+	return strconv.Quote(id[:cut]) + "…"
+}
 
 func maxTime(a, b time.Time) time.Time {
 	if a.After(b) {

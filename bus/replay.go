@@ -72,7 +72,7 @@ func (m *Integrations) Replay(ctx context.Context, id string, req replay.Request
 	running := d != nil && !r.gone && !b.closed
 	b.mu.Unlock()
 	if !running {
-		return replay.Job{}, fmt.Errorf("%w: %q", ErrNotRunning, id)
+		return replay.Job{}, fmt.Errorf("%w: %s", ErrNotRunning, quoteID(id))
 	}
 	job, head, err := b.countReplay(ctx, f, req)
 	if err != nil {
@@ -103,7 +103,7 @@ func (m *Integrations) Replay(ctx context.Context, id string, req replay.Request
 	d.mu.Lock()
 	if d.closed {
 		d.mu.Unlock()
-		return replay.Job{}, fmt.Errorf("%w: %q", ErrNotRunning, id)
+		return replay.Job{}, fmt.Errorf("%w: %s", ErrNotRunning, quoteID(id))
 	}
 	d.replays[consumer] = struct{}{}
 	d.mu.Unlock()
@@ -135,7 +135,7 @@ func (m *Integrations) Replay(ctx context.Context, id string, req replay.Request
 			end(nil)
 		} else {
 			b.log(id, ActionReplayAborted, job.ID+": the integration stopped before every event of the range was settled.")
-			end(fmt.Errorf("%w: %s of %q", replay.ErrAborted, job.ID, id))
+			end(fmt.Errorf("%w: %s of %s", replay.ErrAborted, job.ID, quoteID(id)))
 		}
 	})
 	return job, nil

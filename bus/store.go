@@ -6,47 +6,74 @@ import (
 	"fmt"
 	"os"
 	"sort"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill"
 
 	"github.com/sinkbus/sinkbus/internal/atomicfile"
+	"github.com/sinkbus/sinkbus/middleware"
 	"github.com/sinkbus/sinkbus/sinks"
 )
 
 // integrationStore keeps the integrations across restarts.
 type integrationStore interface {
-	load(reg *sinks.Registry) ([]Integration, error)
+	// load returns the saved integrations that can be read; unreadable
+	// says why the others cannot (see fileStore.load).
+	load(reg *sinks.Registry) (list []Integration, unreadable []error, err error)
 	save(list []Integration) error
+	// keepAside keeps what was saved, whole, beside the store, before a
+	// save replaces it without the integrations the bus could not take.
+	keepAside() (string, error)
 }
 
 type memoryStore struct{}
 
-func (memoryStore) load(*sinks.Registry) ([]Integration, error) { return nil, nil }
-func (memoryStore) save([]Integration) error                    { return nil }
+func (memoryStore) load(*sinks.Registry) ([]Integration, []error, error) { return nil, nil, nil }
+func (memoryStore) save([]Integration) error                             { return nil }
+func (memoryStore) keepAside() (string, error)                           { return "", nil }
 
 // fileStore writes every integration, secrets included, to one JSON file
 // readable by the owner only, replaced atomically on each change.
 type fileStore struct{ path string }
 
-func (s fileStore) load(reg *sinks.Registry) ([]Integration, error) {
+// load reads every saved integration it can. What it cannot decode (a
+// file cut by hand, an integration this version validates more strictly
+// than the one that saved it) is returned in unreadable, not as an error:
+// no content can keep the bus from starting. Only failing to read the
+// file is an error.
+func (s fileStore) load(reg *sinks.Registry) ([]Integration, []error, error) {
 	data, err := os.ReadFile(s.path)
 	if errors.Is(err, os.ErrNotExist) {
-		return nil, nil
+		return nil, nil, nil
 	}
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	var raw []json.RawMessage
 	if err := json.Unmarshal(data, &raw); err != nil {
-		return nil, fmt.Errorf("sinkbus: %s: %w", s.path, err)
+		return nil, []error{fmt.Errorf("sinkbus: %s: %w", s.path, err)}, nil
 	}
 	out := make([]Integration, 0, len(raw))
+	var unreadable []error
 	for i, r := range raw {
 		in, p := decodeIntegration(reg, r)
 		if err := p.Err(); err != nil {
-			return nil, fmt.Errorf("sinkbus: %s: integration %d: %w: %w", s.path, i, ErrInvalid, err)
+			unreadable = append(unreadable, fmt.Errorf("sinkbus: %s: integration %d: %w: %w", s.path, i, ErrInvalid, err))
+			continue
 		}
 		out = append(out, in)
 	}
-	return out, nil
+	return out, unreadable, nil
+}
+
+// keepAside copies the file to <file>.<unix nanoseconds>.unreadable.
+func (s fileStore) keepAside() (string, error) {
+	data, err := os.ReadFile(s.path)
+	if err != nil {
+		return "", err
+	}
+	aside := fmt.Sprintf("%s.%d.unreadable", s.path, time.Now().UnixNano())
+	return aside, atomicfile.WriteFile(aside, data, 0o600, true)
 }
 
 func (s fileStore) save(list []Integration) error {
@@ -72,21 +99,39 @@ func (b *Bus) saveLocked() error {
 	return b.store.save(list)
 }
 
+// loadIntegrations registers the saved integrations. One the bus cannot
+// take is left out, with an error in the log, and the file as it was is
+// kept aside before anything replaces it: the others start.
 func (b *Bus) loadIntegrations() error {
-	list, err := b.store.load(b.cfg.Sinks)
+	list, unreadable, err := b.store.load(b.cfg.Sinks)
 	if err != nil {
 		return err
 	}
 	for _, in := range list {
 		f, err := in.validate(b.cfg.Sinks, maxTime(b.cfg.Clock.Now(), in.StartsAt), nil)
-		if err != nil {
-			return fmt.Errorf("sinkbus: saved integration %q: %w", in.ID, err)
+		var chain *middleware.Chain
+		if err == nil {
+			chain, err = b.newChain(in)
 		}
-		chain, err := b.newChain(in)
+		if err == nil && b.runners[in.ID] != nil {
+			err = fmt.Errorf("%w: %s saved twice", ErrExists, quoteID(in.ID))
+		}
 		if err != nil {
-			return fmt.Errorf("sinkbus: saved integration %q: %w", in.ID, err)
+			unreadable = append(unreadable, fmt.Errorf("sinkbus: saved integration %s: %w", quoteID(in.ID), err))
+			continue
 		}
 		b.runners[in.ID] = &runner{b: b, in: in, filter: f, chain: chain, ready: true}
+	}
+	if len(unreadable) == 0 {
+		return nil
+	}
+	aside, err := b.store.keepAside()
+	if err != nil {
+		return fmt.Errorf("sinkbus: cannot keep the saved integrations aside: %w", err)
+	}
+	for _, err := range unreadable {
+		b.cfg.Logger.Error("A saved integration cannot be loaded; the bus starts without it", err,
+			watermill.LogFields{"saved_as_was": aside})
 	}
 	return nil
 }

@@ -387,3 +387,26 @@ func TestFilter_concurrent_use(t *testing.T) {
 		assert.True(t, <-done)
 	}
 }
+
+func TestValidJSONDepth(t *testing.T) {
+	nest := func(n int) []byte {
+		return []byte(strings.Repeat(`{"a":[`, n/2) + `1` + strings.Repeat(`]}`, n/2))
+	}
+	for _, tc := range []struct {
+		data     []byte
+		limit    int
+		ok, deep bool
+	}{
+		{nest(100), 100, true, false},
+		{nest(102), 100, false, true},
+		{[]byte(`[[[]]]`), 3, true, false},
+		{[]byte(`[[[[]]]]`), 3, false, true},
+		{[]byte(`[[[}`), 3, false, false},
+		{nest(10000), 1 << 20, true, false}, // encoding/json's limit holds above
+		{nest(10002), 1 << 20, false, true},
+	} {
+		ok, deep := filter.ValidJSONDepth(tc.data, tc.limit)
+		assert.Equal(t, tc.ok, ok, "%.20s (%d)", tc.data, tc.limit)
+		assert.Equal(t, tc.deep, deep, "%.20s (%d)", tc.data, tc.limit)
+	}
+}

@@ -63,11 +63,18 @@ func (d fileDir) remove(integrationID string) error {
 	return err
 }
 
-// load calls fn with the content of every document in the directory.
-func (d fileDir) load(fn func(data []byte) error) error {
+// UnreadableSuffix is added to the name of a stored document that cannot be
+// decoded, so that opening the store does not fail on it again.
+const UnreadableSuffix = ".unreadable"
+
+// load calls fn with the content of every document in the directory. A
+// document fn refuses is renamed with UnreadableSuffix, left for
+// inspection, and returned with why in unreadable: it must not keep the
+// bus from starting, and it is not lost.
+func (d fileDir) load(fn func(data []byte) error) (unreadable []error, err error) {
 	entries, err := os.ReadDir(d.dir)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	for _, e := range entries {
 		name := e.Name()
@@ -77,11 +84,14 @@ func (d fileDir) load(fn func(data []byte) error) error {
 		p := filepath.Join(d.dir, name)
 		data, err := os.ReadFile(p)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		if err := fn(data); err != nil {
-			return fmt.Errorf("sinkbus: %s: %w", p, err)
+			if rerr := os.Rename(p, p+UnreadableSuffix); rerr != nil {
+				return nil, fmt.Errorf("sinkbus: %s: %w (and it cannot be set aside: %w)", p, err, rerr)
+			}
+			unreadable = append(unreadable, fmt.Errorf("sinkbus: %s cannot be read, set aside as %s: %w", p, p+UnreadableSuffix, err))
 		}
 	}
-	return nil
+	return unreadable, nil
 }

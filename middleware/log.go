@@ -110,8 +110,9 @@ func (m *MemoryLog) Drop(integrationID string) error {
 // FileLog is a LogStore that survives restarts: a MemoryLog mirrored to one
 // JSON file per integration in a directory.
 type FileLog struct {
-	mem   *MemoryLog // its mutex also orders the file writes
-	files fileDir
+	mem        *MemoryLog // its mutex also orders the file writes
+	files      fileDir
+	unreadable []error
 }
 
 type logFile struct {
@@ -120,14 +121,15 @@ type logFile struct {
 }
 
 // OpenFileLog opens (creating it if needed) the log kept in dir, size
-// entries per integration (zero means DefaultLogSize), and loads it.
+// entries per integration (zero means DefaultLogSize), and loads it. A file
+// that cannot be decoded is set aside (see Unreadable).
 func OpenFileLog(dir string, size int) (*FileLog, error) {
 	files, err := openFileDir(dir, ".log.json", false)
 	if err != nil {
 		return nil, err
 	}
 	l := &FileLog{mem: NewMemoryLog(size), files: files}
-	err = files.load(func(data []byte) error {
+	l.unreadable, err = files.load(func(data []byte) error {
 		var f logFile
 		if err := json.Unmarshal(data, &f); err != nil {
 			return err
@@ -142,6 +144,10 @@ func OpenFileLog(dir string, size int) (*FileLog, error) {
 	}
 	return l, nil
 }
+
+// Unreadable returns the files OpenFileLog could not decode: each was
+// renamed with UnreadableSuffix and left out, so that the log opens.
+func (l *FileLog) Unreadable() []error { return l.unreadable }
 
 // Append adds e and rewrites the integration's file. The log is a
 // diagnostic, so the file is not synced to disk.

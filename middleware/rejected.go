@@ -216,8 +216,9 @@ func newestFirst(l []RejectedEvent) []RejectedEvent {
 // synced to disk before it returns, as the event is acknowledged on the
 // strength of it.
 type FileRejected struct {
-	mem   *MemoryRejected // its mutex also orders the file writes
-	files fileDir
+	mem        *MemoryRejected // its mutex also orders the file writes
+	files      fileDir
+	unreadable []error
 }
 
 type rejectedFile struct {
@@ -228,14 +229,15 @@ type rejectedFile struct {
 // OpenFileRejected opens (creating it if needed) the store kept in dir, size
 // events per integration (zero means DefaultRejectedSize), and loads it. A
 // file holding more events than size keeps them until the next Put, which
-// evicts (and so reports) the excess.
+// evicts (and so reports) the excess. A file that cannot be decoded is set
+// aside (see Unreadable).
 func OpenFileRejected(dir string, size int) (*FileRejected, error) {
 	files, err := openFileDir(dir, ".rejected.json", true)
 	if err != nil {
 		return nil, err
 	}
 	s := &FileRejected{mem: NewMemoryRejected(size), files: files}
-	err = files.load(func(data []byte) error {
+	s.unreadable, err = files.load(func(data []byte) error {
 		var f rejectedFile
 		if err := json.Unmarshal(data, &f); err != nil {
 			return err
@@ -248,6 +250,10 @@ func OpenFileRejected(dir string, size int) (*FileRejected, error) {
 	}
 	return s, nil
 }
+
+// Unreadable returns the files OpenFileRejected could not decode: each was
+// renamed with UnreadableSuffix and left out, so that the store opens.
+func (s *FileRejected) Unreadable() []error { return s.unreadable }
 
 // Put stores e durably, replacing an entry with the same event id, and
 // returns the entries evicted to make room. Nothing changes when the file

@@ -144,14 +144,46 @@ func TestFileRejected_smaller_size_evicts_on_next_put(t *testing.T) {
 	assert.Equal(t, []string{"e1", "e2", "e3", "e4"}, ids(evicted))
 }
 
-func TestFileStores_refuse_a_corrupt_file(t *testing.T) {
+// A file that cannot be decoded does not keep the store from opening: it
+// is set aside, whole, for inspection, named in Unreadable, and the other
+// integrations' files load.
+func TestFileStores_set_aside_a_corrupt_file(t *testing.T) {
 	dir := t.TempDir()
+	good, err := middleware.OpenFileRejected(dir, 0)
+	require.NoError(t, err)
+	_, err = good.Put("good", rejectedEvent("e1"))
+	require.NoError(t, err)
+	goodLog, err := middleware.OpenFileLog(dir, 0)
+	require.NoError(t, err)
+	require.NoError(t, goodLog.Append("good", middleware.LogEntry{Action: "a", CreatedAt: t0}))
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "x.rejected.json"), []byte("{"), 0o600))
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "x.log.json"), []byte("{"), 0o600))
-	_, err := middleware.OpenFileRejected(dir, 0)
-	require.ErrorContains(t, err, "x.rejected.json")
-	_, err = middleware.OpenFileLog(dir, 0)
-	require.ErrorContains(t, err, "x.log.json")
+
+	rejected, err := middleware.OpenFileRejected(dir, 0)
+	require.NoError(t, err)
+	require.Len(t, rejected.Unreadable(), 1)
+	assert.ErrorContains(t, rejected.Unreadable()[0], "x.rejected.json")
+	list, err := rejected.List("good")
+	require.NoError(t, err)
+	assert.Equal(t, []string{"e1"}, ids(list))
+
+	log, err := middleware.OpenFileLog(dir, 0)
+	require.NoError(t, err)
+	require.Len(t, log.Unreadable(), 1)
+	assert.ErrorContains(t, log.Unreadable()[0], "x.log.json")
+	entries, err := log.Entries("good")
+	require.NoError(t, err)
+	assert.Len(t, entries, 1)
+
+	for _, name := range []string{"x.rejected.json", "x.log.json"} {
+		assert.NoFileExists(t, filepath.Join(dir, name))
+		kept, err := os.ReadFile(filepath.Join(dir, name+middleware.UnreadableSuffix))
+		require.NoError(t, err)
+		assert.Equal(t, "{", string(kept))
+	}
+	again, err := middleware.OpenFileRejected(dir, 0)
+	require.NoError(t, err)
+	assert.Empty(t, again.Unreadable(), "set aside once")
 }
 
 func TestFileStores_ignore_leftover_temporary_files(t *testing.T) {

@@ -29,13 +29,21 @@
 // Secrets are masked in every response. Errors are
 // {"error_code","message","request_id"}, plus "errors" listing each invalid
 // field for validation failures.
+//
+// Requests that change anything (POST, PATCH, PUT, DELETE) must say
+// "Content-Type: application/json", with a body or without: a browser sends
+// a cross-site form or text/plain request without asking the API first,
+// never an application/json one, so a foreign page cannot act through the
+// browser of someone who may use the API. Others are answered 415.
 package api
 
 import (
 	"context"
 	"errors"
+	"mime"
 	"net/http"
 	"net/url"
+	"unicode/utf8"
 
 	"github.com/ThreeDotsLabs/watermill"
 
@@ -175,19 +183,55 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	if mutating(r.Method) && !isJSON(r.Header.Get("Content-Type")) {
+		writeError(w, r, http.StatusUnsupportedMediaType, "unsupported_media_type",
+			r.Method+" requests must have Content-Type: application/json", nil)
+		return
+	}
 	if route, pattern := h.mux.Handler(r); pattern == "" {
 		// The mux's own 404 or 405 (with its Allow header).
 		rec := &statusRecorder{header: http.Header{}}
 		route.ServeHTTP(rec, r)
 		if rec.status == http.StatusMethodNotAllowed {
 			w.Header().Set("Allow", rec.header.Get("Allow"))
-			writeError(w, r, http.StatusMethodNotAllowed, "method_not_allowed", r.Method+" is not allowed on "+r.URL.Path, nil)
+			writeError(w, r, http.StatusMethodNotAllowed, "method_not_allowed", r.Method+" is not allowed on "+shortPath(r), nil)
 			return
 		}
-		writeError(w, r, http.StatusNotFound, "not_found", "no such endpoint: "+r.URL.Path, nil)
+		writeError(w, r, http.StatusNotFound, "not_found", "no such endpoint: "+shortPath(r), nil)
 		return
 	}
 	h.mux.ServeHTTP(w, r)
+}
+
+// shortPath is the request's path for an error message, cut so that a
+// long one is not echoed whole.
+func shortPath(r *http.Request) string {
+	const limit = 128
+	p := r.URL.Path
+	if len(p) <= limit {
+		return p
+	}
+	cut := limit
+	for cut > 0 && !utf8.RuneStart(p[cut]) {
+		cut--
+	}
+	return p[:cut] + "…"
+}
+
+// mutating reports whether method may change something.
+func mutating(method string) bool {
+	switch method {
+	case http.MethodGet, http.MethodHead, http.MethodOptions:
+		return false
+	}
+	return true
+}
+
+// isJSON reports whether a Content-Type header names application/json
+// (parameters such as charset allowed).
+func isJSON(contentType string) bool {
+	mt, _, err := mime.ParseMediaType(contentType)
+	return err == nil && mt == "application/json"
 }
 
 func requestID(r *http.Request) string {

@@ -55,7 +55,9 @@ func FuzzAPI_request_bodies(f *testing.F) {
 	serve := func(t *testing.T, method, path string, body []byte) *httptest.ResponseRecorder {
 		t.Helper()
 		rec := httptest.NewRecorder()
-		h.ServeHTTP(rec, httptest.NewRequest(method, path, bytes.NewReader(body)))
+		req := httptest.NewRequest(method, path, bytes.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		h.ServeHTTP(rec, req)
 		return rec
 	}
 	reset := func(t *testing.T) {

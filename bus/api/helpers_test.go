@@ -89,8 +89,8 @@ type response struct {
 	body   []byte
 }
 
-// do sends a request; body may be "" for none. headers are name, value
-// pairs.
+// do sends a request, as JSON; body may be "" for none. headers are name,
+// value pairs, set after Content-Type (which they may replace).
 func (s *server) do(method, path, body string, headers ...string) response {
 	s.t.Helper()
 	var rd io.Reader
@@ -99,6 +99,7 @@ func (s *server) do(method, path, body string, headers ...string) response {
 	}
 	req, err := http.NewRequest(method, s.URL+"/v2"+path, rd)
 	require.NoError(s.t, err)
+	req.Header.Set("Content-Type", "application/json")
 	for i := 0; i+1 < len(headers); i += 2 {
 		req.Header.Set(headers[i], headers[i+1])
 	}

@@ -1,6 +1,7 @@
 package formats_test
 
 import (
+	"context"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -12,6 +13,7 @@ import (
 	"github.com/sinkbus/sinkbus/bus"
 	"github.com/sinkbus/sinkbus/bus/bustest"
 	"github.com/sinkbus/sinkbus/bus/formats"
+	"github.com/sinkbus/sinkbus/replay"
 )
 
 // FuzzDecode feeds the documented integration bodies of bus/api/testdata,
@@ -57,4 +59,45 @@ func kindOf(in bus.Integration) bus.Kind {
 		return bus.Permanent
 	}
 	return in.Kind
+}
+
+// FuzzBus_saved_integrations_reload: every integration Create accepts, in
+// any shape, is saved in a form the next start reads back the same; and whatever
+// integrations.json holds, the bus starts (what it cannot read is set
+// aside, see TestBus_starts_whatever_its_stored_state_holds).
+func FuzzBus_saved_integrations_reload(f *testing.F) {
+	seeds, err := filepath.Glob("../api/testdata/*.json")
+	require.NoError(f, err)
+	for _, name := range seeds {
+		body, err := os.ReadFile(name)
+		require.NoError(f, err)
+		f.Add(body, []byte(`[`+string(body)+`]`))
+	}
+	f.Add([]byte(`{"id":"f","name":"\u2028\"","integration_type":"webhook","configuration":{"url":"https://example.com/h?a=b"},
+		"filter_conditions":{"payload":{"$and":[{"$or":[{"a":{"$eq":1}}]}]}}}`), []byte(`{`))
+	f.Add([]byte(`{"integration_type":"file","configuration":{"dir":"erp"},"order_key":"payload.a.b"}`), []byte(`[null,1,"x",{}]`))
+	open := func(t *testing.T, dir string) *bus.Bus {
+		b, err := bus.New(bus.Config{DataDir: dir, Storage: replay.NewMemory(), AllowPrivateNetworks: true})
+		require.NoError(t, err)
+		return b
+	}
+	f.Fuzz(func(t *testing.T, body, file []byte) {
+		dir := t.TempDir()
+		b := open(t, dir)
+		in, _, err := formats.Create(context.Background(), b.Integrations(), body)
+		require.NoError(t, b.Close())
+		if err == nil {
+			b = open(t, dir)
+			got, err := b.Integrations().Get(context.Background(), in.ID)
+			require.NoError(t, err, "an integration the bus saved is not read back")
+			want, _ := json.Marshal(in)
+			again, _ := json.Marshal(got)
+			assert.JSONEq(t, string(want), string(again))
+			require.NoError(t, b.Close())
+		}
+
+		other := t.TempDir()
+		require.NoError(t, os.WriteFile(filepath.Join(other, "integrations.json"), file, 0o600))
+		require.NoError(t, open(t, other).Close())
+	})
 }

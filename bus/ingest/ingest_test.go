@@ -439,3 +439,18 @@ func TestIngest_dedupe_read_back_keeps_the_newest_within_the_size(t *testing.T) 
 		assert.Equal(t, tc.duplicate, out.Response.Duplicate, tc.uid)
 	}
 }
+
+// A value nesting deeper than the bus takes is refused at the door, 400
+// naming data.value, and nothing is published.
+func TestIngest_refuses_deeply_nested_values(t *testing.T) {
+	f := newFixture(t, ingest.Options{})
+	for _, depth := range []int{101, 9998} {
+		value := strings.Repeat("[", depth) + strings.Repeat("]", depth)
+		status, resp := f.post(event("deep-"+strconv.Itoa(depth), "product.created", value))
+		assert.Equal(t, http.StatusBadRequest, status)
+		assert.Contains(t, resp.Response.Message, "data.value: nests arrays and objects deeper than 100 levels")
+	}
+	status, _ := f.post(event("deep-100", "product.created", strings.Repeat("[", 100)+strings.Repeat("]", 100)))
+	assert.Equal(t, http.StatusOK, status)
+	assert.EqualValues(t, 1, f.published())
+}

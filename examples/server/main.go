@@ -56,7 +56,20 @@ type config struct {
 	apiToken     string
 	demoSecret   string
 	allowPrivate bool
+	// readTimeout bounds reading a whole request, body included: a client
+	// that sends headers and half a body cannot hold a connection.
+	readTimeout time.Duration
 }
+
+// Server timeouts besides -read-timeout. The write timeout leaves room for
+// a manual retry of a rejected event, which waits for one delivery attempt
+// (at most the 5 minutes an integration's timeout may be).
+const (
+	readHeaderTimeout = 10 * time.Second
+	writeTimeout      = 6 * time.Minute
+	idleTimeout       = 2 * time.Minute
+	maxHeaderBytes    = 64 << 10
+)
 
 func parseFlags(args []string, stderr io.Writer) (config, error) {
 	var c config
@@ -70,8 +83,15 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.StringVar(&c.apiToken, "api-token", os.Getenv("SINKBUS_API_TOKEN"), "bearer token of /api (default $SINKBUS_API_TOKEN; empty: no authentication)")
 	fs.BoolVar(&c.allowPrivate, "allow-private-networks", true, "let integrations that ask for it deliver to loopback and private addresses (the demo receiver is on loopback)")
 	fs.StringVar(&c.demoSecret, "demo-secret", "SOME_SECRET_KEY", "secret /demo/webhook verifies signatures with (Elastic Path's example secret_key)")
-	err := fs.Parse(args)
-	return c, err
+	fs.DurationVar(&c.readTimeout, "read-timeout", 30*time.Second, "longest a client may take to send a whole request, body included")
+	if err := fs.Parse(args); err != nil {
+		return c, err
+	}
+	if c.readTimeout <= 0 {
+		fmt.Fprintln(stderr, "-read-timeout must be positive")
+		return c, errors.New("-read-timeout must be positive")
+	}
+	return c, nil
 }
 
 func main() {
@@ -149,10 +169,17 @@ func run(ctx context.Context, cfg config, logger *slog.Logger, ready func(addr s
 	if err != nil {
 		return err
 	}
-	if cfg.apiToken == "" && !isLoopback(ln.Addr()) {
-		logger.Warn("the management API is open to anyone who can reach " + ln.Addr().String() + ": set -api-token")
+	if cfg.apiToken == "" {
+		warnOpenAPI(logger, ln.Addr())
 	}
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{
+		Handler:           mux,
+		ReadHeaderTimeout: min(readHeaderTimeout, cfg.readTimeout),
+		ReadTimeout:       cfg.readTimeout,
+		WriteTimeout:      writeTimeout,
+		IdleTimeout:       idleTimeout,
+		MaxHeaderBytes:    maxHeaderBytes,
+	}
 
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -185,6 +212,19 @@ func run(ctx context.Context, cfg config, logger *slog.Logger, ready func(addr s
 		err = nil
 	}
 	return err
+}
+
+// warnOpenAPI says, as loudly as a log can, that the management API takes
+// requests from anyone who reaches addr: they may create integrations that
+// deliver every event anywhere (and, with -allow-private-networks, to this
+// host's own services).
+func warnOpenAPI(logger *slog.Logger, addr net.Addr) {
+	who := "any process on this machine"
+	if !isLoopback(addr) {
+		who = "anyone who can reach " + addr.String()
+	}
+	logger.Warn("!!! THE MANAGEMENT API HAS NO AUTHENTICATION !!! " + who +
+		" may create integrations that send every event anywhere; set -api-token (or $SINKBUS_API_TOKEN)")
 }
 
 func isLoopback(a net.Addr) bool {

@@ -3,8 +3,10 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"strings"
 	"sync"
@@ -80,11 +82,13 @@ func start(t *testing.T, args ...string) *started {
 	return s
 }
 
-// call sends one request; headers are name, value pairs.
+// call sends one request, as JSON; headers are name, value pairs, set
+// after Content-Type (which they may replace).
 func (s *started) call(method, path, body string, headers ...string) (int, string) {
 	s.t.Helper()
 	req, err := http.NewRequest(method, s.base+path, strings.NewReader(body))
 	require.NoError(s.t, err)
+	req.Header.Set("Content-Type", "application/json")
 	for i := 0; i+1 < len(headers); i += 2 {
 		req.Header.Set(headers[i], headers[i+1])
 	}
@@ -239,4 +243,49 @@ func TestServer_data_dir_keeps_integrations_across_restarts(t *testing.T) {
 	require.Equal(t, http.StatusOK, status, body)
 	status, body = srv.createShipping()
 	assert.Equal(t, http.StatusConflict, status, body)
+}
+
+// A cross-site request from a foreign page (text/plain or a form, which a
+// browser sends without asking) changes nothing: the management API wants
+// application/json on every request that changes something.
+func TestServer_management_api_refuses_requests_a_browser_sends_cross_site(t *testing.T) {
+	srv := start(t)
+	for _, ct := range []string{"text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x", ""} {
+		status, body := srv.call("POST", "/api/integrations",
+			`{"integration_type":"webhook","configuration":{"url":"https://attacker.example/x"}}`, "Content-Type", ct)
+		assert.Equal(t, http.StatusUnsupportedMediaType, status, "%q: %s", ct, body)
+	}
+	status, body := srv.call("GET", "/api/integrations", "")
+	require.Equal(t, http.StatusOK, status)
+	assert.JSONEq(t, `{"integrations":[]}`, body)
+}
+
+// Without -api-token the command says so, loudly, wherever it listens.
+func TestServer_warns_when_the_management_api_is_open(t *testing.T) {
+	srv := start(t)
+	srv.stop()
+	assert.Contains(t, srv.logs.String(), "THE MANAGEMENT API HAS NO AUTHENTICATION")
+
+	srv = start(t, "-api-token", "t0ken")
+	srv.stop()
+	assert.NotContains(t, srv.logs.String(), "NO AUTHENTICATION")
+}
+
+// A client that sends its headers and half a body does not hold the
+// connection: the server cuts it at -read-timeout.
+func TestServer_read_timeout_cuts_a_request_that_never_ends(t *testing.T) {
+	srv := start(t, "-read-timeout", "1s")
+	conn, err := net.Dial("tcp", strings.TrimPrefix(srv.base, "http://"))
+	require.NoError(t, err)
+	defer conn.Close()
+	_, err = conn.Write([]byte("POST /api/integrations HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n" +
+		"Content-Length: 100\r\n\r\n{\"integration_type\":"))
+	require.NoError(t, err)
+	// Far longer than the timeout: a hang, not a slow machine, fails here.
+	require.NoError(t, conn.SetReadDeadline(time.Now().Add(30*time.Second)))
+	_, err = io.ReadAll(conn)
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		t.Fatal("the server kept the half-sent request open")
+	}
 }
