@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/sinkbus/sinkbus/field"
 	"github.com/sinkbus/sinkbus/filter"
@@ -140,6 +141,14 @@ func (in *Integration) problems(reg *sinks.Registry, now time.Time, host *hostRu
 	}
 	if len(in.Name) > 255 {
 		p.Add("name", "longer than 255 characters")
+	}
+	// Names and descriptions end up in logs, headers of other systems and
+	// terminals: no NUL, no escape sequences.
+	if strings.ContainsFunc(in.Name, unicode.IsControl) {
+		p.Add("name", "must not contain control characters")
+	}
+	if strings.ContainsFunc(in.Description, func(r rune) bool { return unicode.IsControl(r) && r != '\n' && r != '\t' && r != '\r' }) {
+		p.Add("description", "must not contain control characters other than tabs and line breaks")
 	}
 	f, ferr := filter.Compile(in.Observes, in.Filter)
 	if ferr != nil {

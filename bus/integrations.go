@@ -230,7 +230,9 @@ func (m *Integrations) List(ctx context.Context) ([]Integration, error) {
 // required.
 //
 // The id, type, kind, StartsAt and EndsAt cannot change (ErrImmutable;
-// zero kind and times mean unchanged). Status, CreatedAt and UpdatedAt are
+// zero kind and times mean unchanged), and a Temporary integration cannot
+// be updated at all (ErrImmutable), as NewStore has it: its range is
+// replayed as it was created; delete it and create another. Status, CreatedAt and UpdatedAt are
 // the bus's: Start and Stop change the status. A configuration string sent
 // back as Get shows it (masked) keeps the stored value at the same place,
 // so a client can change one field without knowing the secrets.
@@ -367,6 +369,10 @@ func sameDestination(a, b sinks.Config) bool {
 // nextIntegration is cur updated with in, validated as at creation.
 func (b *Bus) nextIntegration(cur, in Integration) (Integration, *filter.Filter, error) {
 	var p field.Problems
+	if cur.Kind == Temporary {
+		return Integration{}, nil, fmt.Errorf("%w: %w", ErrImmutable, field.New("kind",
+			"a temporary integration cannot be updated; delete it and create another"))
+	}
 	if in.ID != "" && in.ID != cur.ID {
 		p.Add("id", "cannot change after creation")
 	}

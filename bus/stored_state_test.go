@@ -35,6 +35,8 @@ func TestBus_starts_whatever_its_stored_state_holds(t *testing.T) {
 	saved := `[
 		{"id":"erp","integration_type":"bustest","observes":["order.*"]},
 		{"id":"broken","integration_type":"bustest","observes":[""]},
+		{"id":"nul","name":"a\u0000b","integration_type":"bustest"},
+		{"id":"slow","integration_type":"bustest","delivery":{"timeout":"1000h"}},
 		{"id":"erp","integration_type":"bustest"},
 		{"id":"gone","integration_type":"no-longer-registered"}
 	]`
@@ -51,7 +53,7 @@ func TestBus_starts_whatever_its_stored_state_holds(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, list, 1)
 	assert.Equal(t, "erp", list[0].ID)
-	for _, want := range []string{"erp.rejected.json", "erp.log.json", `"broken"`, `"erp" saved twice`, "no-longer-registered"} {
+	for _, want := range []string{"erp.rejected.json", "erp.log.json", `"broken"`, `"erp" saved twice`, "no-longer-registered", `"nul"`, `"slow"`} {
 		assert.Contains(t, logs.String(), want)
 	}
 	_, err = os.Stat(filepath.Join(dir, "rejected", "erp.rejected.json"+middleware.UnreadableSuffix))

@@ -41,5 +41,5 @@ func ExampleDecodeStrict() {
 	fmt.Println(field.DecodeStrict([]byte(`{"timeout":"s3cr3t"}`), &c))
 	// Output:
 	// secret: unknown field
-	// timeout: must be a number, not string
+	// timeout: must be an integer, not a string
 }

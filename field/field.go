@@ -15,7 +15,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
+	"reflect"
+	"slices"
 	"strings"
+	"time"
 )
 
 // Error is one validation problem: the field it concerns, as a path
@@ -116,6 +120,21 @@ func Errors(err error) []error {
 // fields and trailing data. Its errors (*Error) name the field and never
 // quote a value.
 func DecodeStrict(data []byte, v any) error {
+	if err := decodeStrict(data, v); err != nil {
+		if fe, ok := err.(*Error); ok && fe.Field == "" {
+			// A value's own UnmarshalJSON (a duration, a time) failed, and
+			// encoding/json does not say where: find the member that fails
+			// on its own.
+			if me := memberError(data, v); me != nil {
+				return me
+			}
+		}
+		return err
+	}
+	return nil
+}
+
+func decodeStrict(data []byte, v any) error {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
@@ -127,12 +146,50 @@ func DecodeStrict(data []byte, v any) error {
 	return nil
 }
 
+// memberError decodes each member of the JSON object data alone into a new
+// value of v's type and returns the first failure, named by the member;
+// nil when none fails alone.
+func memberError(data []byte, v any) error {
+	t := reflect.TypeOf(v)
+	if t == nil || t.Kind() != reflect.Pointer {
+		return nil
+	}
+	var obj map[string]json.RawMessage
+	if json.Unmarshal(data, &obj) != nil {
+		return nil
+	}
+	for _, k := range slices.Sorted(maps.Keys(obj)) {
+		one, err := json.Marshal(map[string]json.RawMessage{k: obj[k]})
+		if err != nil {
+			continue
+		}
+		fresh := reflect.New(t.Elem()).Interface()
+		dec := json.NewDecoder(bytes.NewReader(one))
+		dec.DisallowUnknownFields()
+		err = dec.Decode(fresh)
+		if err == nil {
+			continue
+		}
+		fe := jsonFieldError(err).(*Error)
+		if fe.Field != "" {
+			return fe
+		}
+		rule := err.Error()
+		var pe *time.ParseError
+		if errors.As(err, &pe) || strings.Contains(rule, "Time.UnmarshalJSON") {
+			rule = `must be a time such as "2026-01-01T00:00:00Z"` // the parser's text quotes the value
+		}
+		return New(k, "%s", rule)
+	}
+	return nil
+}
+
 func jsonFieldError(err error) error {
 	var te *json.UnmarshalTypeError
 	var se *json.SyntaxError
 	switch {
 	case errors.As(err, &te):
-		return New(te.Field, "must be %s, not %s", jsonKind(te.Type.Kind().String()), te.Value)
+		return New(te.Field, "%s", typeRule(te))
 	case errors.As(err, &se):
 		return New("", "invalid JSON at byte %d", se.Offset)
 	case strings.HasPrefix(err.Error(), "json: unknown field "):
@@ -142,16 +199,44 @@ func jsonFieldError(err error) error {
 	return New("", "invalid JSON: %s", err.Error())
 }
 
-func jsonKind(k string) string {
+// typeRule says what a value of the wrong type should have been, without
+// quoting it: encoding/json's Value is "number 2.5" for a number.
+func typeRule(te *json.UnmarshalTypeError) string {
+	want := jsonKind(te.Type.Kind())
+	got, _, _ := strings.Cut(te.Value, " ")
+	if got == "number" && want != "a number" && strings.HasSuffix(want, "integer") {
+		return "must be " + want // a fraction, or out of range
+	}
+	return "must be " + want + ", not " + article(got)
+}
+
+func jsonKind(k reflect.Kind) string {
 	switch k {
-	case "string":
+	case reflect.String:
 		return "a string"
-	case "slice", "array":
+	case reflect.Slice, reflect.Array:
 		return "an array"
-	case "map", "struct":
+	case reflect.Map, reflect.Struct:
 		return "an object"
-	case "bool":
+	case reflect.Bool:
 		return "a boolean"
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		return "an integer"
+	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return "a non-negative integer"
 	}
 	return "a number"
+}
+
+// article names a JSON kind as encoding/json's Value spells it.
+func article(kind string) string {
+	switch kind {
+	case "array", "object":
+		return "an " + kind
+	case "bool":
+		return "a boolean"
+	case "":
+		return "this"
+	}
+	return "a " + kind
 }

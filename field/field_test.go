@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -62,4 +63,39 @@ func TestErrors_flattens_joined_and_wrapped_errors(t *testing.T) {
 	assert.Nil(t, field.Errors(nil))
 	assert.Equal(t, "plain", (&field.Error{Rule: "plain"}).Error())
 	assert.Equal(t, "a: bad", field.New("a", "bad").Error())
+}
+
+// Type errors say what the value should have been, without quoting it; a
+// value's own decoder failing (a time) is named by its member, which
+// encoding/json leaves out.
+func TestDecodeStrict_names_the_field_and_the_kind(t *testing.T) {
+	type target struct {
+		N    int        `json:"n"`
+		U    uint       `json:"u"`
+		F    float64    `json:"f"`
+		S    string     `json:"s"`
+		B    bool       `json:"b"`
+		T    *time.Time `json:"t"`
+		List []string   `json:"list"`
+	}
+	for body, want := range map[string]string{
+		`{"n":2.5}`:         "n: must be an integer",
+		`{"n":1e30}`:        "n: must be an integer",
+		`{"n":"8"}`:         "n: must be an integer, not a string",
+		`{"u":-1}`:          "u: must be a non-negative integer",
+		`{"f":"x"}`:         "f: must be a number, not a string",
+		`{"s":1}`:           "s: must be a string, not a number",
+		`{"b":"yes"}`:       "b: must be a boolean, not a string",
+		`{"list":{}}`:       "list: must be an array, not an object",
+		`{"s":"x","t":123}`: `t: must be a time such as "2026-01-01T00:00:00Z"`,
+		`{"t":"yesterday"}`: `t: must be a time such as "2026-01-01T00:00:00Z"`,
+		`{"colour":"red"}`:  "colour: unknown field",
+		`{"s":"x"} {}`:      "unexpected data after the JSON object",
+	} {
+		var v target
+		err := field.DecodeStrict([]byte(body), &v)
+		require.Error(t, err, body)
+		assert.Equal(t, want, err.Error(), body)
+		assert.NotContains(t, err.Error(), "yesterday", "never quotes a value")
+	}
 }

@@ -18,6 +18,10 @@ const (
 	DefaultTimeout = 30 * time.Second
 	// MinTimeout is the shortest per-attempt timeout Validate accepts.
 	MinTimeout = time.Millisecond
+	// MaxTimeout is the longest per-attempt timeout Validate accepts, the
+	// webhook sink's own limit: an attempt that waits longer holds one of
+	// the integration's delivery slots for nothing.
+	MaxTimeout = 5 * time.Minute
 
 	DefaultInitialInterval     = 500 * time.Millisecond
 	DefaultMaxInterval         = 5 * time.Minute
@@ -38,7 +42,8 @@ const (
 // and durations as "30s" (or a number of seconds); unknown fields are refused.
 type Settings struct {
 	// Timeout bounds each attempt. Zero means the sink's own default
-	// (Config.DefaultTimeout), else DefaultTimeout. At least MinTimeout.
+	// (Config.DefaultTimeout), else DefaultTimeout. At least MinTimeout,
+	// at most MaxTimeout.
 	Timeout time.Duration
 	Retry   RetryPolicy
 	Breaker BreakerPolicy
@@ -145,6 +150,8 @@ func (s Settings) Validate() error {
 		p.Add("timeout", "must not be negative")
 	case s.Timeout > 0 && s.Timeout < MinTimeout:
 		p.Add("timeout", "must be at least %s", MinTimeout)
+	case s.Timeout > MaxTimeout:
+		p.Add("timeout", "must be at most %s", MaxTimeout)
 	}
 	s.Retry.validate(&p, "retry.")
 	s.Breaker.validate(&p, "breaker.")
@@ -288,8 +295,10 @@ func nestedProblem(data []byte) error {
 		return nil
 	}
 	var d sinks.Duration
-	if raw.Timeout != nil && d.UnmarshalJSON(raw.Timeout) != nil {
-		return field.New("timeout", durationRule)
+	if raw.Timeout != nil {
+		if err := d.UnmarshalJSON(raw.Timeout); err != nil {
+			return field.New("timeout", "%s", err.Error())
+		}
 	}
 	objects := []struct {
 		name   string
@@ -305,15 +314,15 @@ func nestedProblem(data []byte) error {
 		for _, k := range slices.Sorted(maps.Keys(o.fields)) {
 			v := o.fields[k]
 			isDuration, ok := o.known[k]
-			switch {
-			case !ok:
+			if !ok {
 				return field.New(o.name+"."+k, "unknown field")
-			case isDuration && d.UnmarshalJSON(v) != nil:
-				return field.New(o.name+"."+k, durationRule)
+			}
+			if isDuration {
+				if err := d.UnmarshalJSON(v); err != nil {
+					return field.New(o.name+"."+k, "%s", err.Error())
+				}
 			}
 		}
 	}
 	return nil
 }
-
-const durationRule = `must be a duration such as "30s"`

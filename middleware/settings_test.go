@@ -152,13 +152,13 @@ func TestSettings_JSON_keeps_absent_fields(t *testing.T) {
 
 func TestSettings_JSON_errors_name_the_field(t *testing.T) {
 	for _, tc := range []struct{ in, want string }{
-		{`{"retry":{"max_attempts":"many"}}`, "retry.max_attempts: must be a number, not string"},
+		{`{"retry":{"max_attempts":"many"}}`, "retry.max_attempts: must be an integer, not a string"},
 		{`{"breaker":{"cool_down":"soon"}}`, `breaker.cool_down: must be a duration such as "30s"`},
 		{`{"timeout":true}`, `timeout: must be a duration such as "30s"`},
 		{`{"retries":{}}`, "retries: unknown field"},
 		{`{"breaker":{"open":1}}`, "breaker.open: unknown field"},
 		{`{"retry":{"max_attempts":1,"jitter":1}}`, "retry.jitter: unknown field"},
-		{`{"retry":[]}`, "retry: must be an object, not array"},
+		{`{"retry":[]}`, "retry: must be an object, not an array"},
 		{`[`, "invalid JSON: unexpected EOF"},
 	} {
 		t.Run(tc.in, func(t *testing.T) {

@@ -3,6 +3,7 @@ package sinks
 import (
 	"encoding/json"
 	"fmt"
+	"math"
 	"time"
 )
 
@@ -24,7 +25,13 @@ func (d *Duration) UnmarshalJSON(b []byte) error {
 	}
 	switch x := v.(type) {
 	case float64:
-		*d = Duration(x * float64(time.Second))
+		ns := x * float64(time.Second)
+		// Beyond ±292 years a float converts to any int64 at all: a huge
+		// timeout would become a negative one.
+		if math.IsNaN(ns) || ns >= math.MaxInt64 || ns <= math.MinInt64 {
+			return fmt.Errorf("is out of range: a duration is at most 292 years")
+		}
+		*d = Duration(ns)
 	case string:
 		p, err := time.ParseDuration(x)
 		if err != nil {

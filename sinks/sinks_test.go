@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/sinkbus/sinkbus/field"
 	"github.com/sinkbus/sinkbus/sinks"
 )
 
@@ -200,4 +201,24 @@ func FuzzAppendEnvelope(f *testing.F) {
 		_, marked := env["replayed"]
 		assert.Equal(t, sinks.IsReplayed(msg), marked)
 	})
+}
+
+// A duration out of range is named as such, by its member, through
+// field.DecodeStrict: not as the negative one a float would convert to.
+func TestDuration_out_of_range_is_named(t *testing.T) {
+	var v struct {
+		D sinks.Duration `json:"d"`
+	}
+	for body, want := range map[string]string{
+		`{"d":"forever"}`: `d: must be a duration such as "30s"`,
+		`{"d":1e308}`:     "d: is out of range: a duration is at most 292 years",
+		`{"d":-1e300}`:    "d: is out of range: a duration is at most 292 years",
+	} {
+		err := field.DecodeStrict([]byte(body), &v)
+		require.Error(t, err, body)
+		assert.Equal(t, want, err.Error(), body)
+	}
+	var d sinks.Duration
+	require.NoError(t, d.UnmarshalJSON([]byte(`1.5`)))
+	assert.Equal(t, 1500*time.Millisecond, d.D())
 }

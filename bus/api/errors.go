@@ -116,7 +116,7 @@ func message(err error, problems []FieldProblem) string {
 	parts := make([]string, len(problems))
 	for i, p := range problems {
 		switch {
-		case immutable && p.Field != "":
+		case immutable && p.Field != "" && p.Message == "cannot change after creation":
 			parts[i] = p.Field
 		case p.Field == "":
 			parts[i] = p.Message

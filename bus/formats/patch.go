@@ -58,13 +58,18 @@ func Patch(ctx context.Context, m *bus.Integrations, id string, body []byte) (bu
 		delete(patch, k)
 		delete(current, k)
 	}
-	merged, err := json.Marshal(mergePatch(current, patch))
-	if err != nil {
-		return bus.Integration{}, f, err
+	for _, k := range immutable {
+		delete(patch, k) // the same as current's: checkImmutable said so
 	}
-	in, _, err := Update(ctx, m, id, merged)
-	if err != nil {
-		return bus.Integration{}, f, renameErr(err, r.names)
+	in := cur
+	if len(patch) > 0 { // else only the status changes: no update
+		merged, err := json.Marshal(mergePatch(current, patch))
+		if err != nil {
+			return bus.Integration{}, f, err
+		}
+		if in, _, err = Update(ctx, m, id, merged); err != nil {
+			return bus.Integration{}, f, renameErr(err, r.names)
+		}
 	}
 	switch {
 	case want == bus.Running && in.Status != bus.Running:

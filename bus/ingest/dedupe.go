@@ -2,6 +2,7 @@ package ingest
 
 import (
 	"container/list"
+	"crypto/sha256"
 	"sync"
 	"time"
 
@@ -25,10 +26,25 @@ type dedupe struct {
 // published or not.
 type seenEntry struct {
 	uid       string
+	event     fingerprint // of the event published under uid
 	at        time.Time
 	done      chan struct{}
 	settled   bool // under dedupe.mu
 	published bool // set before done is closed
+}
+
+// fingerprint tells events apart: a uid sent again with another event is
+// a conflict, not a duplicate.
+type fingerprint [sha256.Size]byte
+
+func fingerprintOf(name string, payload []byte) fingerprint {
+	h := sha256.New()
+	h.Write([]byte(name))
+	h.Write([]byte{0})
+	h.Write(payload)
+	var f fingerprint
+	h.Sum(f[:0])
+	return f
 }
 
 // settled is the done channel of the entries remember makes: closed, shared.
@@ -38,9 +54,9 @@ func newDedupe(window time.Duration, size int, c clock.Clock) *dedupe {
 	return &dedupe{window: window, size: size, clock: c, entries: make(map[string]*list.Element), order: list.New()}
 }
 
-// reserve returns the entry of uid; owner is true when the caller made it
-// and must publish, then settle it.
-func (d *dedupe) reserve(uid string) (e *seenEntry, owner bool) {
+// reserve returns the entry of uid; owner is true when the caller made it,
+// for the event fp, and must publish, then settle it.
+func (d *dedupe) reserve(uid string, fp fingerprint) (e *seenEntry, owner bool) {
 	now := d.clock.Now()
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -49,7 +65,7 @@ func (d *dedupe) reserve(uid string) (e *seenEntry, owner bool) {
 		return el.Value.(*seenEntry), false
 	}
 	d.forget(func(*seenEntry) bool { return d.order.Len() >= d.size }) // room for one more
-	e = &seenEntry{uid: uid, at: now, done: make(chan struct{})}
+	e = &seenEntry{uid: uid, event: fp, at: now, done: make(chan struct{})}
 	d.entries[uid] = d.order.PushBack(e)
 	return e, true
 }
@@ -67,15 +83,16 @@ func (d *dedupe) forget(drop func(*seenEntry) bool) {
 	}
 }
 
-// remember records uid as published at at, as when it is read back from
-// the journal; calls come in the journal's order, oldest first.
-func (d *dedupe) remember(uid string, at time.Time) {
+// remember records uid as published, as the event fp, at at, as when it is
+// read back from the journal; calls come in the journal's order, oldest
+// first.
+func (d *dedupe) remember(uid string, fp fingerprint, at time.Time) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if el, ok := d.entries[uid]; ok {
 		d.order.Remove(el) // published again after its window: the later time counts
 	}
-	e := &seenEntry{uid: uid, at: at, done: settled, settled: true, published: true}
+	e := &seenEntry{uid: uid, event: fp, at: at, done: settled, settled: true, published: true}
 	d.entries[uid] = d.order.PushBack(e)
 	d.forget(func(*seenEntry) bool { return d.order.Len() > d.size })
 }

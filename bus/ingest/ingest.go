@@ -20,8 +20,9 @@
 // {"type":<event>,"response":{"success":true,"message":...}} on success;
 // on failure the same shape with success false and the status tells the
 // sender what to do: 400 (malformed body, missing field, unknown event: do
-// not retry), 401 (not authenticated), 413 (body too large), 503 / 500
-// (retry later).
+// not retry), 401 (not authenticated), 409 (the uid was published with
+// another event or value within the dedupe window: not published), 413
+// (body too large), 503 / 500 (retry later).
 package ingest
 
 import (
@@ -181,7 +182,7 @@ func (h *Handler) rememberRecent() error {
 			h.opts.TenantHeader != "" && !strings.HasPrefix(r.UUID, tenantPrefix(tenant)) {
 			return true
 		}
-		h.seen.remember(r.UUID, r.Time)
+		h.seen.remember(r.UUID, fingerprintOf(r.Metadata[sinks.MetaName], r.Payload), r.Time)
 		return true
 	})
 }
@@ -259,8 +260,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // publish publishes e unless its id was published within the window; a
 // request with the same id as one being published waits for its outcome.
 func (h *Handler) publish(w http.ResponseWriter, r *http.Request, e bus.Event, uid string) {
+	fp := fingerprintOf(e.Name, e.Payload)
 	for h.seen != nil {
-		entry, owner := h.seen.reserve(e.ID)
+		entry, owner := h.seen.reserve(e.ID, fp)
 		if owner {
 			err := h.b.Publish(r.Context(), e)
 			h.seen.settle(entry, err == nil)
@@ -273,7 +275,13 @@ func (h *Handler) publish(w http.ResponseWriter, r *http.Request, e bus.Event, u
 			answer(w, http.StatusServiceUnavailable, e.Name, "cancelled while the same uid was being published")
 			return
 		}
-		if entry.published {
+		switch {
+		case entry.published && entry.event != fp:
+			// Called a duplicate, it would be lost without a word.
+			answer(w, http.StatusConflict, e.Name, "data.uid: already published within the dedupe window"+
+				" with another event or value; send this event under a uid of its own")
+			return
+		case entry.published:
 			writeJSON(w, http.StatusOK, Response{Type: e.Name, Response: Result{
 				Success: true, Duplicate: true, Message: "Event already published (duplicate uid)"}})
 			return

@@ -420,7 +420,7 @@ func TestIngest_dedupe_survives_a_restart(t *testing.T) {
 func TestIngest_dedupe_read_back_keeps_the_newest_within_the_size(t *testing.T) {
 	tb := bustest.New(t)
 	for _, uid := range []string{"u-1", "u-2", "u-3"} {
-		tb.Publish(bus.Event{ID: uid, Name: "product.created"})
+		tb.Publish(bus.Event{ID: uid, Name: "product.created", Payload: json.RawMessage(`1`)})
 		tb.Clock.Advance(time.Second)
 	}
 	h, err := ingest.New(tb.Bus, ingest.Options{Authenticate: ingest.AllowAll(), Clock: tb.Clock, DedupeSize: 2})
@@ -453,4 +453,32 @@ func TestIngest_refuses_deeply_nested_values(t *testing.T) {
 	status, _ := f.post(event("deep-100", "product.created", strings.Repeat("[", 100)+strings.Repeat("]", 100)))
 	assert.Equal(t, http.StatusOK, status)
 	assert.EqualValues(t, 1, f.published())
+}
+
+// The same uid sent with another event or value within the window is a
+// conflict, 409 naming it, not a duplicate: called a duplicate, that event
+// would be lost without a word. The same holds after a restart, from the
+// journal.
+func TestIngest_same_uid_with_another_event_is_a_conflict(t *testing.T) {
+	f := newFixture(t, ingest.Options{})
+	status, _ := f.post(event("u-1", "product.created", `{"sku":"A"}`))
+	require.Equal(t, http.StatusOK, status)
+	status, resp := f.post(event("u-1", "product.created", `{ "sku" : "A" }`))
+	assert.Equal(t, http.StatusOK, status, "the same value, spelled otherwise")
+	assert.True(t, resp.Response.Duplicate)
+
+	for _, body := range []string{event("u-1", "product.created", `{"sku":"B"}`), event("u-1", "product.deleted", `{"sku":"A"}`)} {
+		status, resp = f.post(body)
+		assert.Equal(t, http.StatusConflict, status, body)
+		assert.False(t, resp.Response.Success)
+		assert.Contains(t, resp.Response.Message, "data.uid: already published")
+	}
+	assert.EqualValues(t, 1, f.published())
+
+	// A handler started on the same journal knows it too.
+	h, err := ingest.New(f.tb.Bus, ingest.Options{Authenticate: ingest.AllowAll(), Clock: f.tb.Clock})
+	require.NoError(t, err)
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/", strings.NewReader(event("u-1", "product.created", `{"sku":"B"}`))))
+	assert.Equal(t, http.StatusConflict, rec.Code, rec.Body.String())
 }

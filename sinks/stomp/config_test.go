@@ -73,7 +73,7 @@ func TestConfig_decode_errors_name_the_field(t *testing.T) {
 		{`{"addresses": "stomp://h"}`, "addresses: must be an array"},
 		{`{"password": 42}`, "password: must be a string"},
 		{`{"receipt_timeout": "soon"}`, "must be a duration"},
-		{`{"connections": "4"}`, "connections: must be a number"},
+		{`{"connections": "4"}`, "connections: must be an integer"},
 		{`{"tls": {"ca": "x"}}`, "ca: unknown field"}, // field.DecodeStrict names nested fields by their own name
 	} {
 		t.Run(tc.json, func(t *testing.T) {

@@ -83,11 +83,11 @@ func TestConfig_decode_errors(t *testing.T) {
 		want []string
 	}{
 		{`{"url":"https://a.example","colour":"red"}`, []string{"colour: unknown field"}},
-		{`{"url":5}`, []string{"url: must be a string, not number"}},
+		{`{"url":5}`, []string{"url: must be a string, not a number"}},
 		{`{"callback_url":5}`, []string{"callback_url: must be a string"}},
-		{`{"headers":{"X-A":1}}`, []string{"headers: must be a string, not number"}},
+		{`{"headers":{"X-A":1}}`, []string{"headers: must be a string, not a number"}},
 		{`{"timeout":"soon"}`, nil},
-		{`[]`, []string{"must be an object, not array"}},
+		{`[]`, []string{"must be an object, not an array"}},
 		{`{"url":`, nil},
 	}
 	for _, tt := range tests {
