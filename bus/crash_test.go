@@ -179,7 +179,8 @@ type crashChild struct {
 	quit   chan struct{}
 }
 
-// lockedBuffer is the child's stderr: exec writes it while failures print it.
+// lockedBuffer is written from several goroutines while a test reads it: a
+// crash child's stderr, a bus's log.
 type lockedBuffer struct {
 	mu  sync.Mutex
 	buf bytes.Buffer

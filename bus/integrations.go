@@ -10,13 +10,13 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
 
 	"github.com/sinkbus/sinkbus/field"
 	"github.com/sinkbus/sinkbus/filter"
+	"github.com/sinkbus/sinkbus/internal/textcut"
 	"github.com/sinkbus/sinkbus/middleware"
 	"github.com/sinkbus/sinkbus/sinks"
 )
@@ -792,16 +792,7 @@ func lowerULID() string { return strings.ToLower(newEventID()) }
 const maxQuotedID = 64
 
 // quoteID quotes an id for an error message, cut to maxQuotedID bytes.
-func quoteID(id string) string {
-	if len(id) <= maxQuotedID {
-		return strconv.Quote(id)
-	}
-	cut := maxQuotedID
-	for cut > 0 && !utf8.RuneStart(id[cut]) {
-		cut--
-	}
-	return strconv.Quote(id[:cut]) + "…"
-}
+func quoteID(id string) string { return strconv.Quote(textcut.Cut(id, maxQuotedID)) }
 
 func maxTime(a, b time.Time) time.Time {
 	if a.After(b) {

@@ -1,13 +1,11 @@
 package bus_test
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -21,24 +19,6 @@ import (
 	"github.com/sinkbus/sinkbus/middleware"
 	"github.com/sinkbus/sinkbus/sinks/webhook"
 )
-
-// syncBuffer is a log the bus writes from many goroutines.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 // An echoing destination answers every request with its headers and URL,
 // as some error pages do: 503 for the first, 400 afterwards.
@@ -72,7 +52,7 @@ func TestBus_stored_excerpts_hold_no_secret(t *testing.T) {
 		token     = "query-token-1234567890"
 		secretKey = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 	)
-	logs := &syncBuffer{}
+	logs := &lockedBuffer{}
 	tb := bustest.New(t, func(c *bus.Config) {
 		c.Clock = nil // real time: one short retry
 		c.Logger = watermill.NewStdLoggerWithOut(logs, true, false)

@@ -42,7 +42,7 @@ func TestBus_starts_whatever_its_stored_state_holds(t *testing.T) {
 	]`
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "integrations.json"), []byte(saved), 0o600))
 
-	logs := &syncBuffer{}
+	logs := &lockedBuffer{}
 	tb := bustest.New(t, func(c *bus.Config) {
 		c.DataDir = dir
 		c.Storage = replay.NewMemory()

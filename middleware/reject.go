@@ -4,13 +4,13 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
-	"unicode/utf8"
 
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
 
 	"github.com/sinkbus/sinkbus/internal/clock"
 	"github.com/sinkbus/sinkbus/internal/stopping"
+	"github.com/sinkbus/sinkbus/internal/textcut"
 	"github.com/sinkbus/sinkbus/sinks"
 )
 
@@ -113,14 +113,4 @@ func (r Reject) logEntry(e LogEntry) {
 const maxReason = 2048
 
 // reasonOf returns the text of err for a log entry, cut to maxReason bytes.
-func reasonOf(err error) string {
-	s := err.Error()
-	if len(s) <= maxReason {
-		return s
-	}
-	cut := maxReason
-	for cut > 0 && !utf8.RuneStart(s[cut]) {
-		cut--
-	}
-	return s[:cut] + "…"
-}
+func reasonOf(err error) string { return textcut.Cut(err.Error(), maxReason) }

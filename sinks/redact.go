@@ -1,23 +1,24 @@
 package sinks
 
 import (
-	"bytes"
 	"encoding/base64"
-	"encoding/json"
 	"net/url"
 	"regexp"
 	"sort"
 	"strings"
 
 	"github.com/ThreeDotsLabs/watermill"
+
+	"github.com/sinkbus/sinkbus/internal/jsondoc"
 )
 
 // Redacted replaces what a Redactor removes.
 const Redacted = "[redacted]"
 
 // minSecret is the shortest secret a Redactor looks for: shorter ones
-// would blot out ordinary words.
-const minSecret = 4
+// (a test broker's "guest", an access key "test") would blot out ordinary
+// words, and guard little.
+const minSecret = 6
 
 // credentialPatterns match what is shaped like a credential whoever it
 // belongs to: what a destination echoes of a request (its Authorization
@@ -45,7 +46,7 @@ type Redactor struct {
 }
 
 // NewRedactor returns a Redactor of the given secrets (shorter ones than
-// four bytes are ignored).
+// six bytes are ignored).
 func NewRedactor(secrets ...string) *Redactor {
 	r := &Redactor{}
 	seen := make(map[string]bool)
@@ -146,46 +147,14 @@ func (rl redactingLogger) With(f watermill.LogFields) watermill.LoggerAdapter {
 // changes. Of a URL it returns the password, its basic authentication
 // header value and the query values rather than the whole URL.
 func SecretsOf(c Config) []string {
-	var docs [2]any
-	for i, v := range []Config{c, c.Masked()} {
-		data, err := json.Marshal(v)
-		if err != nil {
-			return nil
-		}
-		dec := json.NewDecoder(bytes.NewReader(data))
-		dec.UseNumber()
-		if dec.Decode(&docs[i]) != nil {
-			return nil
-		}
-	}
 	var out []string
-	changedStrings(docs[0], docs[1], func(s string) { out = append(out, secretParts(s)...) })
+	jsondoc.Strings("", jsondoc.Of(c), []any{jsondoc.Of(c.Masked())}, func(_, s string, masked []any) (string, bool) {
+		if masked[0] != s {
+			out = append(out, secretParts(s)...)
+		}
+		return "", false
+	})
 	return out
-}
-
-// changedStrings calls fn with every string of a that differs from the
-// one at the same place in b.
-func changedStrings(a, b any, fn func(string)) {
-	switch x := a.(type) {
-	case string:
-		if y, _ := b.(string); y != x {
-			fn(x)
-		}
-	case map[string]any:
-		y, _ := b.(map[string]any)
-		for k, v := range x {
-			changedStrings(v, y[k], fn)
-		}
-	case []any:
-		y, _ := b.([]any)
-		for i, v := range x {
-			var w any
-			if i < len(y) {
-				w = y[i]
-			}
-			changedStrings(v, w, fn)
-		}
-	}
 }
 
 // secretParts returns the secrets a masked string holds.

@@ -43,13 +43,13 @@ import (
 	"mime"
 	"net/http"
 	"net/url"
-	"unicode/utf8"
 
 	"github.com/ThreeDotsLabs/watermill"
 
 	"github.com/sinkbus/sinkbus/bus"
 	"github.com/sinkbus/sinkbus/bus/formats"
 	"github.com/sinkbus/sinkbus/field"
+	"github.com/sinkbus/sinkbus/internal/textcut"
 )
 
 // ErrUnauthenticated is what an Authorize hook returns (wrapped or not) for a
@@ -205,18 +205,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // shortPath is the request's path for an error message, cut so that a
 // long one is not echoed whole.
-func shortPath(r *http.Request) string {
-	const limit = 128
-	p := r.URL.Path
-	if len(p) <= limit {
-		return p
-	}
-	cut := limit
-	for cut > 0 && !utf8.RuneStart(p[cut]) {
-		cut--
-	}
-	return p[:cut] + "…"
-}
+func shortPath(r *http.Request) string { return textcut.Cut(r.URL.Path, 128) }
 
 // mutating reports whether method may change something.
 func mutating(method string) bool {
