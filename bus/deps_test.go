@@ -51,7 +51,10 @@ func TestPackages_depend_downwards(t *testing.T) {
 		"middleware":      {mod + "filter", mod + "replay", mod + "bus", mod + "sinks/"},
 		"replay":          {mod + "sinks", mod + "filter", mod + "middleware", mod + "bus", mod + "replay/"},
 		"replay/segments": {mod + "sinks", mod + "filter", mod + "middleware", mod + "bus"},
-		"bus":             {mod + "bus/", mod + "sinks/"},
+		"replay/postgres": {mod + "sinks", mod + "filter", mod + "middleware", mod + "bus", mod + "replay/segments"},
+		"replay/storagetest": {mod + "sinks", mod + "filter", mod + "middleware", mod + "bus",
+			mod + "replay/segments", mod + "replay/postgres"},
+		"bus": {mod + "bus/", mod + "sinks/"},
 	} {
 		for _, dep := range goListDeps(t, pkg) {
 			if dep == mod+pkg {

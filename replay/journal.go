@@ -131,6 +131,9 @@ func Open(cfg Config) (*Journal, error) {
 		closing:   make(chan struct{}),
 	}
 	j.ctx, j.cancel = context.WithCancel(context.Background())
+	if w, ok := cfg.Storage.(AppendWatcher); ok {
+		w.WatchAppends(j.wakeReaders)
+	}
 	j.wg.Add(1)
 	go j.flushLoop()
 	if cfg.Retention > 0 && cfg.CompactEvery > 0 {
@@ -189,14 +192,21 @@ func (j *Journal) Append(topic string, recs ...*Record) error {
 	})
 	j.mu.Lock()
 	delete(j.appending, a)
+	j.mu.Unlock()
 	// Woken readers look again, also after a failure: one may wait for
 	// this append to settle (see mayAppendBy).
+	j.wakeReaders(topic)
+	return err
+}
+
+// wakeReaders wakes the readers waiting for records of topic.
+func (j *Journal) wakeReaders(topic string) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
 	if ch, ok := j.notify[topic]; ok {
 		close(ch)
 		delete(j.notify, topic)
 	}
-	j.mu.Unlock()
-	return err
 }
 
 // appending is an Append under way, and the time the storage took for it.

@@ -70,3 +70,11 @@ type Storage interface {
 type Retainer interface {
 	RetainFor(retention time.Duration)
 }
+
+// AppendWatcher is a Storage that other processes append to as well (a
+// database the replicas of an application share). The journal hands it a
+// function that wakes its readers of a topic; the storage calls it when
+// records that did not come through this journal's Append can be read.
+type AppendWatcher interface {
+	WatchAppends(wake func(topic string))
+}
