@@ -2,78 +2,19 @@ package replay_test
 
 import (
 	"context"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
-	"github.com/ThreeDotsLabs/watermill/pubsub/tests"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/sinkbus/sinkbus/internal/clock"
 	"github.com/sinkbus/sinkbus/internal/stopping"
 	"github.com/sinkbus/sinkbus/replay"
-	"github.com/sinkbus/sinkbus/replay/segments"
 )
-
-// sharedJournal plays the broker: every constructor call of one test gets
-// publishers and subscribers of the same journal, on a storage of its own.
-type sharedJournal struct {
-	storage func(t *testing.T) replay.Storage
-
-	mu sync.Mutex
-	j  map[*testing.T]*replay.Journal
-}
-
-func (s *sharedJournal) get(t *testing.T) *replay.Journal {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.j == nil {
-		s.j = make(map[*testing.T]*replay.Journal)
-	}
-	if j, ok := s.j[t]; ok {
-		return j
-	}
-	j, err := replay.Open(replay.Config{Storage: s.storage(t)})
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = j.Close() })
-	s.j[t] = j
-	return j
-}
-
-// publisher keeps the shared journal open when a test closes its publisher.
-type publisher struct{ *replay.Journal }
-
-func (publisher) Close() error { return nil }
-
-// Watermill's universal suite runs on each storage: the in-memory one, and
-// segments.Storage with its defaults (every Publish waits for its fsync).
-func TestJournal_universal_pubsub(t *testing.T) {
-	features := tests.Features{
-		ConsumerGroups:                      true,
-		GuaranteedOrder:                     true,
-		GuaranteedOrderWithSingleSubscriber: true,
-		Persistent:                          true,
-	}
-	for _, name := range []string{"memory", "segments"} {
-		t.Run(name, func(t *testing.T) {
-			shared := sharedJournal{storage: storages[name]}
-			tests.TestPubSub(t, features,
-				func(t *testing.T) (message.Publisher, message.Subscriber) {
-					j := shared.get(t)
-					return publisher{j}, j.Consumer(replay.ConsumerConfig{Group: "default", FromOldest: true, NackDelay: 10 * time.Millisecond})
-				},
-				func(t *testing.T, group string) (message.Publisher, message.Subscriber) {
-					j := shared.get(t)
-					return publisher{j}, j.Consumer(replay.ConsumerConfig{Group: group, FromOldest: true, NackDelay: 10 * time.Millisecond})
-				},
-			)
-		})
-	}
-}
 
 func newJournal(t *testing.T, clk clock.Clock) *replay.Journal {
 	t.Helper()
@@ -269,46 +210,6 @@ func TestConsumer_retention_loss_is_reported(t *testing.T) {
 	m.Ack()
 }
 
-// A record appended while the reader finds the journal empty must not be
-// mistaken for an unreadable gap and skipped.
-func TestConsumer_live_reads_lose_nothing_while_publishers_race(t *testing.T) {
-	for name, storage := range storages {
-		t.Run(name, func(t *testing.T) {
-			j, err := replay.Open(replay.Config{Storage: storage(t), CompactEvery: -1})
-			require.NoError(t, err)
-			defer j.Close()
-			msgs, err := j.Consumer(replay.ConsumerConfig{Group: "g", MaxInFlight: 4}).Subscribe(context.Background(), "t")
-			require.NoError(t, err)
-
-			const publishers, each = 4, 750
-			var wg sync.WaitGroup
-			for p := range publishers {
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					for i := range each {
-						m := message.NewMessage(watermill.NewULID(), []byte(`{}`))
-						m.Metadata.Set("n", itoa(p*each+i))
-						assert.NoError(t, j.Publish("t", m))
-					}
-				}()
-			}
-			seen := make(map[string]bool)
-			timeout := time.After(20 * time.Second)
-			for len(seen) < publishers*each {
-				select {
-				case m := <-msgs:
-					seen[m.Metadata.Get("n")] = true
-					m.Ack()
-				case <-timeout:
-					t.Fatalf("received %d of %d records", len(seen), publishers*each)
-				}
-			}
-			wg.Wait()
-		})
-	}
-}
-
 func TestConsumer_retention_loss_while_running_behind_is_reported(t *testing.T) {
 	clk := clock.NewFake(time.Time{})
 	j, err := replay.Open(replay.Config{Clock: clk, Retention: 24 * time.Hour, CompactEvery: -1})
@@ -331,34 +232,4 @@ func TestConsumer_retention_loss_while_running_behind_is_reported(t *testing.T) 
 	assert.Equal(t, itoa(6), m.Metadata.Get("n"))
 	assert.Equal(t, uint64(5), lost.Load(), "the five trimmed before the reader got to them")
 	m.Ack()
-}
-
-// storages opens each Storage for a test.
-var storages = map[string]func(t *testing.T) replay.Storage{
-	"memory": func(*testing.T) replay.Storage { return replay.NewMemory() },
-	"segments": func(t *testing.T) replay.Storage {
-		s, err := segments.Open(segments.Config{Dir: t.TempDir()})
-		require.NoError(t, err)
-		t.Cleanup(func() { _ = s.Close() })
-		return s
-	},
-}
-
-func TestStorage_keeps_no_reference_to_what_was_appended(t *testing.T) {
-	for name, storage := range storages {
-		t.Run(name, func(t *testing.T) {
-			st := storage(t)
-			payload := []byte(`{"total":1}`)
-			md := map[string]string{"k": "v"}
-			require.NoError(t, st.Append("t", []*replay.Record{{UUID: "a", Payload: payload, Metadata: md}}, time.Now))
-			copy(payload, `{"total":2}`) // the publisher reuses its buffer
-			md["k"] = "changed"
-
-			recs, err := st.Read("t", 0, 10)
-			require.NoError(t, err)
-			require.Len(t, recs, 1)
-			assert.JSONEq(t, `{"total":1}`, string(recs[0].Payload))
-			assert.Equal(t, "v", recs[0].Metadata["k"])
-		})
-	}
 }

@@ -21,6 +21,7 @@ import (
 
 	"github.com/sinkbus/sinkbus/replay"
 	"github.com/sinkbus/sinkbus/replay/segments"
+	"github.com/sinkbus/sinkbus/replay/storagetest"
 )
 
 // errorsLogged returns the Error entries of logger naming file.
@@ -41,15 +42,15 @@ func copyDir(t *testing.T, src, dst string) {
 
 func TestSegments_recovery_cuts_a_torn_tail_at_every_byte(t *testing.T) {
 	src := t.TempDir()
-	clk := newStepClock(time.Second)
+	clk := storagetest.NewStepClock(time.Second)
 	s := openSegs(t, segments.Config{Dir: src})
-	want := appendN(t, s, "orders", 1, 4, clk.Now)
+	want := storagetest.AppendN(t, s, "orders", 1, 4, clk.Now)
 	require.NoError(t, s.Close())
 	seg := filepath.Join("orders", "00000000000000000001.seg")
 	complete, err := os.ReadFile(filepath.Join(src, seg))
 	require.NoError(t, err)
 	s = openSegs(t, segments.Config{Dir: src})
-	last := appendN(t, s, "orders", 5, 1, clk.Now)
+	last := storagetest.AppendN(t, s, "orders", 5, 1, clk.Now)
 	require.NoError(t, s.Close())
 	withLast, err := os.ReadFile(filepath.Join(src, seg))
 	require.NoError(t, err)
@@ -79,7 +80,7 @@ func TestSegments_recovery_cuts_a_torn_tail_at_every_byte(t *testing.T) {
 				if whole {
 					kept = append(append([]replay.Record(nil), want...), last...)
 				}
-				assertSameRecords(t, kept, readAll(t, s, "orders"))
+				storagetest.AssertSameRecords(t, kept, storagetest.ReadAll(t, s, "orders"))
 				_, next := s.Bounds("orders")
 				assert.Equal(t, uint64(len(kept)+1), next)
 
@@ -97,11 +98,11 @@ func TestSegments_recovery_cuts_a_torn_tail_at_every_byte(t *testing.T) {
 				require.NoError(t, err)
 				assert.Equal(t, int64(len(data))-cutBytes, info.Size(), "the file is truncated")
 
-				more := appendN(t, s, "orders", 9, 1, clk.Now)
+				more := storagetest.AppendN(t, s, "orders", 9, 1, clk.Now)
 				assert.Equal(t, next, more[0].Offset, "appends continue with the next offset")
 				require.NoError(t, s.Close())
 				s = openSegs(t, segments.Config{Dir: dir})
-				assertSameRecords(t, append(kept, more...), readAll(t, s, "orders"))
+				storagetest.AssertSameRecords(t, append(kept, more...), storagetest.ReadAll(t, s, "orders"))
 			})
 		}
 	}
@@ -110,9 +111,9 @@ func TestSegments_recovery_cuts_a_torn_tail_at_every_byte(t *testing.T) {
 func TestSegments_corrupt_older_segment_is_read_up_to_the_damage(t *testing.T) {
 	dir := t.TempDir()
 	cfg := segments.Config{Dir: dir, SegmentBytes: 400, TailCacheBytes: -1}
-	clk := newStepClock(time.Second)
+	clk := storagetest.NewStepClock(time.Second)
 	s := openSegs(t, cfg)
-	want := appendN(t, s, "orders", 1, 30, clk.Now)
+	want := storagetest.AppendN(t, s, "orders", 1, 30, clk.Now)
 	require.NoError(t, s.Close())
 	files, err := filepath.Glob(filepath.Join(dir, "orders", "*.seg"))
 	require.NoError(t, err)
@@ -131,14 +132,14 @@ func TestSegments_corrupt_older_segment_is_read_up_to_the_damage(t *testing.T) {
 
 	logger := watermill.NewCaptureLogger()
 	s = openSegs(t, segments.Config{Dir: dir, SegmentBytes: 400, TailCacheBytes: -1, Logger: logger})
-	got := readAll(t, s, "orders")
+	got := storagetest.ReadAll(t, s, "orders")
 	var expect []replay.Record
 	for _, r := range want {
 		if r.Offset < base+2 || r.Offset >= nextBase(t, files, 1) {
 			expect = append(expect, r)
 		}
 	}
-	assertSameRecords(t, expect, got)
+	storagetest.AssertSameRecords(t, expect, got)
 	assert.Len(t, errorsLogged(logger, second), 1, "the damage is logged once, naming the file")
 	after, err := os.ReadFile(second)
 	require.NoError(t, err)
@@ -245,7 +246,7 @@ func TestSegments_acknowledged_records_survive_kill(t *testing.T) {
 		require.NoError(t, err)
 		first, next := s.Bounds("kill")
 		require.Equal(t, uint64(1), first)
-		all := readAll(t, s, "kill")
+		all := storagetest.ReadAll(t, s, "kill")
 		require.Len(t, all, int(next-1), "offsets are dense")
 		for i, r := range all {
 			require.Equal(t, uint64(i+1), r.Offset)

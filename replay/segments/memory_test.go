@@ -10,6 +10,7 @@ import (
 
 	"github.com/sinkbus/sinkbus/replay"
 	"github.com/sinkbus/sinkbus/replay/segments"
+	"github.com/sinkbus/sinkbus/replay/storagetest"
 )
 
 func TestSegments_reading_a_large_backlog_keeps_memory_bounded(t *testing.T) {
@@ -26,7 +27,7 @@ func TestSegments_reading_a_large_backlog_keeps_memory_bounded(t *testing.T) {
 	base := heapInuse()
 	s := openSegs(t, segments.Config{SegmentBytes: 1 << 20, TailCacheBytes: 256 << 10})
 	payload := []byte(`{"order_id":"A-1001","sku":"SKU-1","qty":1,"price":"9.90","pad":"..."}`)
-	clk := newStepClock(time.Millisecond)
+	clk := storagetest.NewStepClock(time.Millisecond)
 	recs := make([]*replay.Record, batch)
 	for i := 0; i < total; i += batch {
 		for j := range recs {
