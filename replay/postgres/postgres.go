@@ -55,11 +55,12 @@ type Config struct {
 	// Schema holds the journal's tables; it is created when missing and its
 	// tables migrated on Open. Empty means DefaultSchema ("sinkbus").
 	Schema string
-	// OrderWait is how long Append waits, once its records are committed,
-	// for them to get their offsets: for every transaction that began before
-	// its own to end (an application's transaction open elsewhere on the
-	// server holds them back). Past it Append returns without offsets; the
-	// records are durable and readers get them once ordered. Zero means 1 s.
+	// OrderWait is how long Append waits for its records' offsets when the
+	// ordering that follows their commit could not place them: for every
+	// transaction that began before theirs to end (an application's
+	// transaction open elsewhere on the server holds them back). Past it
+	// Append returns without offsets; the records are durable and readers
+	// get them once ordered. Zero means 1 s.
 	OrderWait time.Duration
 	// PollEvery is how often the storage looks for records that other
 	// processes appended when no notification said so (the LISTEN
