@@ -40,7 +40,7 @@ func TestStorage_a_transaction_that_commits_late_is_not_skipped(t *testing.T) {
 	require.NoError(t, err)
 
 	require.NoError(t, j.Publish("t", message.NewMessage("first", nil)))
-	assert.Equal(t, "first", receiveAck(t, msgs).UUID)
+	assert.Equal(t, "first", receiveAck(t, msgs))
 
 	// An application's transaction (as the outbox will write) inserts a
 	// record and stays open.
@@ -80,7 +80,7 @@ func TestStorage_a_transaction_that_commits_late_is_not_skipped(t *testing.T) {
 	require.NoError(t, late.Commit(ctx))
 	var got []string
 	for range 3 {
-		got = append(got, receiveAck(t, msgs).UUID)
+		got = append(got, receiveAck(t, msgs))
 	}
 	assert.Equal(t, []string{"late", "after-1", "after-2"}, got, "the late record comes first: its transaction began first")
 	all := storagetest.ReadAll(t, st, "t")
@@ -93,40 +93,14 @@ func TestStorage_a_transaction_that_commits_late_is_not_skipped(t *testing.T) {
 	}
 }
 
-type receivedMsg struct{ UUID string }
-
-func receiveAck(t *testing.T, msgs <-chan *message.Message) receivedMsg {
-	t.Helper()
-	select {
-	case m := <-msgs:
-		m.Ack()
-		return receivedMsg{m.UUID}
-	case <-time.After(30 * time.Second):
-		t.Fatal("no message within 30 s")
-		return receivedMsg{}
-	}
-}
-
 // Concurrent Appends share inserts: one statement, one commit for all the
 // calls waiting while the previous one ran.
 func TestStorage_concurrent_appends_share_one_insert_and_commit(t *testing.T) {
 	st := open(t, postgres.Config{})
 	const writers, perWriter = 32, 40
-	var wg sync.WaitGroup
-	for w := range writers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range perWriter {
-				rec := &replay.Record{UUID: fmt.Sprintf("%d-%d", w, i), Payload: []byte(`{}`)}
-				if !assert.NoError(t, st.Append("t", []*replay.Record{rec}, time.Now)) {
-					return
-				}
-				assert.NotZero(t, rec.Offset, "ordered before Append returned")
-			}
-		}()
-	}
-	wg.Wait()
+	storagetest.AppendConcurrently(t, st, "t", writers, perWriter, func(rec *replay.Record) {
+		assert.NotZero(t, rec.Offset, "ordered before Append returned")
+	})
 	require.Len(t, storagetest.ReadAll(t, st, "t"), writers*perWriter)
 	inserts := postgres.Inserts(st)
 	assert.Less(t, inserts, uint64(writers*perWriter/4), "inserts for %d appends", writers*perWriter)
@@ -136,15 +110,7 @@ func TestStorage_concurrent_appends_share_one_insert_and_commit(t *testing.T) {
 // A journal of another process (another replica) appends: this one's
 // consumer is woken by the notification, not by the poll (an hour here).
 func TestStorage_readers_wake_when_another_process_appends(t *testing.T) {
-	schema := pgtest.Schema(t)
-	here := open(t, postgres.Config{Schema: schema, PollEvery: time.Hour})
-	there := open(t, postgres.Config{Schema: schema, PollEvery: time.Hour})
-	jHere, err := replay.Open(replay.Config{Storage: here, CompactEvery: -1})
-	require.NoError(t, err)
-	defer jHere.Close()
-	jThere, err := replay.Open(replay.Config{Storage: there, CompactEvery: -1})
-	require.NoError(t, err)
-	defer jThere.Close()
+	_, jHere, jThere := replicas(t)
 
 	msgs, err := jHere.Consumer(replay.ConsumerConfig{Group: "g"}).Subscribe(context.Background(), "t")
 	require.NoError(t, err)
@@ -153,7 +119,7 @@ func TestStorage_readers_wake_when_another_process_appends(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 		id := fmt.Sprintf("from-there-%d", i)
 		require.NoError(t, jThere.Publish("t", message.NewMessage(id, nil)))
-		assert.Equal(t, id, receiveAck(t, msgs).UUID)
+		assert.Equal(t, id, receiveAck(t, msgs))
 	}
 }
 
@@ -169,17 +135,17 @@ func TestStorage_poll_orders_and_wakes_what_nobody_announced(t *testing.T) {
 	require.NoError(t, j.Publish("t", message.NewMessage("announced", nil)))
 	msgs, err := j.Consumer(replay.ConsumerConfig{Group: "g", FromOldest: true}).Subscribe(context.Background(), "t")
 	require.NoError(t, err)
-	assert.Equal(t, "announced", receiveAck(t, msgs).UUID)
+	assert.Equal(t, "announced", receiveAck(t, msgs))
 
 	_, err = pgtest.Pool(t).Exec(context.Background(), `INSERT INTO `+pgx.Identifier{schema}.Sanitize()+`.journal_records
 		(topic, idx, appended_at, uuid, payload) VALUES ('t', 0, now(), 'silent', ''), ('t', 1, now(), 'silent-2', '')`)
 	require.NoError(t, err)
-	assert.Equal(t, "silent", receiveAck(t, msgs).UUID)
-	assert.Equal(t, "silent-2", receiveAck(t, msgs).UUID)
+	assert.Equal(t, "silent", receiveAck(t, msgs))
+	assert.Equal(t, "silent-2", receiveAck(t, msgs))
 }
 
-// Retention drops whole days: a day goes once everything in it is older
-// than the cut; a day that still holds a retained record stays.
+// Retention drops whole days: a day goes once it ended before the cut,
+// everything in it older.
 func TestStorage_trim_drops_whole_days(t *testing.T) {
 	schema := pgtest.Schema(t)
 	st := open(t, postgres.Config{Schema: schema})
@@ -384,19 +350,11 @@ func TestStorage_append_returns_after_order_wait_and_is_ordered_later(t *testing
 // once it is back (a second later) every topic's readers look again, so
 // what was appended meanwhile is delivered without waiting for the poll.
 func TestStorage_listener_reconnects_and_catches_up(t *testing.T) {
-	schema := pgtest.Schema(t)
-	here := open(t, postgres.Config{Schema: schema, PollEvery: time.Hour})
-	there := open(t, postgres.Config{Schema: schema, PollEvery: time.Hour})
-	jHere, err := replay.Open(replay.Config{Storage: here, CompactEvery: -1})
-	require.NoError(t, err)
-	defer jHere.Close()
-	jThere, err := replay.Open(replay.Config{Storage: there, CompactEvery: -1})
-	require.NoError(t, err)
-	defer jThere.Close()
+	schema, jHere, jThere := replicas(t)
 	msgs, err := jHere.Consumer(replay.ConsumerConfig{Group: "g"}).Subscribe(context.Background(), "t")
 	require.NoError(t, err)
 	require.NoError(t, jThere.Publish("t", message.NewMessage("before", nil)))
-	assert.Equal(t, "before", receiveAck(t, msgs).UUID)
+	assert.Equal(t, "before", receiveAck(t, msgs))
 
 	// Both listeners go (the test cannot tell them apart); "there" does
 	// not need its own.
@@ -405,7 +363,7 @@ func TestStorage_listener_reconnects_and_catches_up(t *testing.T) {
 		FROM pg_stat_activity WHERE application_name = 'sinkbus journal listener' AND query LIKE '%`+schema+`%'`).Scan(&killed))
 	require.Equal(t, 2, killed)
 	require.NoError(t, jThere.Publish("t", message.NewMessage("while-away", nil)))
-	assert.Equal(t, "while-away", receiveAck(t, msgs).UUID)
+	assert.Equal(t, "while-away", receiveAck(t, msgs))
 }
 
 // A day that ended before the cut stays while it holds a record that is
@@ -441,4 +399,26 @@ func TestStorage_trim_keeps_a_day_that_holds_a_retained_record(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, 2, n, "b and late")
 	assert.Equal(t, []string{"20260303"}, partitions(t, schema))
+}
+
+// replicas opens two journals on one new schema, as two processes would,
+// polling only once an hour: what wakes their readers is the notification.
+func replicas(t *testing.T) (schema string, here, there *replay.Journal) {
+	t.Helper()
+	schema = pgtest.Schema(t)
+	for _, j := range []**replay.Journal{&here, &there} {
+		var err error
+		*j, err = replay.Open(replay.Config{Storage: open(t, postgres.Config{Schema: schema, PollEvery: time.Hour}), CompactEvery: -1})
+		require.NoError(t, err)
+		t.Cleanup(func() { _ = (*j).Close() })
+	}
+	return schema, here, there
+}
+
+// receiveAck acknowledges the next message and returns its UUID.
+func receiveAck(t *testing.T, msgs <-chan *message.Message) string {
+	t.Helper()
+	m := storagetest.Receive(t, msgs)
+	m.Ack()
+	return m.UUID
 }

@@ -90,7 +90,9 @@ func publish(t *testing.T, j *replay.Journal, topic string, from, n int) {
 	}
 }
 
-func receive(t *testing.T, msgs <-chan *message.Message) *message.Message {
+// Receive returns the next message of msgs, failing t when none comes
+// within 30 s or the channel closes.
+func Receive(t testing.TB, msgs <-chan *message.Message) *message.Message {
 	t.Helper()
 	select {
 	case m, ok := <-msgs:
@@ -159,7 +161,7 @@ func testRetention(t *testing.T, f Factory) {
 		OnRetentionLoss: func(n uint64) { lost.Add(n) }}).Subscribe(context.Background(), "t")
 	require.NoError(t, err)
 	for _, want := range []int{5, 6} {
-		m := receive(t, msgs)
+		m := Receive(t, msgs)
 		assert.Equal(t, strconv.Itoa(want), m.Metadata.Get("n"))
 		m.Ack()
 	}
@@ -189,7 +191,7 @@ func testResume(t *testing.T, f Factory) {
 	msgs, err := c.Subscribe(ctx, "t")
 	require.NoError(t, err)
 	for range 3 {
-		receive(t, msgs).Ack()
+		Receive(t, msgs).Ack()
 	}
 	cancel()
 	for range msgs {
@@ -204,7 +206,7 @@ func testResume(t *testing.T, f Factory) {
 	assert.Equal(t, uint64(4), cur)
 	msgs, err = j.Consumer(replay.ConsumerConfig{Group: "g"}).Subscribe(context.Background(), "t")
 	require.NoError(t, err)
-	m := receive(t, msgs)
+	m := Receive(t, msgs)
 	assert.Equal(t, "3", m.Metadata.Get("n"), "the first unacknowledged record comes next")
 	m.Ack()
 }

@@ -108,6 +108,31 @@ func AppendN(t testing.TB, s replay.Storage, topic string, from, n int, now func
 	return out
 }
 
+// AppendConcurrently appends writers*perWriter one-record calls to topic
+// from writers goroutines at once, the records named "w-i", and fails t at
+// the first error; check is called with each record once its Append
+// returned (nil: none).
+func AppendConcurrently(t testing.TB, s replay.Storage, topic string, writers, perWriter int, check func(*replay.Record)) {
+	t.Helper()
+	var wg sync.WaitGroup
+	for w := range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range perWriter {
+				rec := &replay.Record{UUID: fmt.Sprintf("%d-%d", w, i), Payload: []byte(`{}`)}
+				if !assert.NoError(t, s.Append(topic, []*replay.Record{rec}, time.Now)) {
+					return
+				}
+				if check != nil {
+					check(rec)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+}
+
 // ReadAll reads every retained record of topic, a few at a time.
 func ReadAll(t testing.TB, s replay.Storage, topic string) []replay.Record {
 	t.Helper()
