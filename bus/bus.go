@@ -23,6 +23,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"sort"
@@ -36,6 +37,7 @@ import (
 
 	"github.com/sinkbus/sinkbus/field"
 	"github.com/sinkbus/sinkbus/internal/clock"
+	"github.com/sinkbus/sinkbus/internal/logging"
 	"github.com/sinkbus/sinkbus/middleware"
 	"github.com/sinkbus/sinkbus/replay"
 	"github.com/sinkbus/sinkbus/replay/segments"
@@ -164,8 +166,11 @@ type Config struct {
 	PathRoot string
 	// Clock is the time source. Nil means the wall clock.
 	Clock Clock
-	// Logger receives the bus's logs. Nil means watermill.NopLogger{}.
-	Logger watermill.LoggerAdapter
+	// Logger receives the bus's logs, its Watermill components' included;
+	// lines about an integration or an event carry integration_id and
+	// event_id. Nil means warnings and errors through slog.Default() (a
+	// journal repair, a sink that cannot start), nothing below.
+	Logger *slog.Logger
 }
 
 func (c *Config) setDefaults() {
@@ -203,9 +208,7 @@ func (c *Config) setDefaults() {
 		c.PathRoot = filepath.Join(c.DataDir, "exports")
 	}
 	c.Clock = clock.OrReal(c.Clock)
-	if c.Logger == nil {
-		c.Logger = watermill.NopLogger{}
-	}
+	c.Logger = logging.OrDefault(c.Logger)
 }
 
 // Validate reports every invalid field of c.
@@ -239,6 +242,7 @@ func (c Config) Validate() error {
 // delivering with Run, stop with Close.
 type Bus struct {
 	cfg      Config
+	wlog     watermill.LoggerAdapter // cfg.Logger, for the Watermill components
 	journal  *replay.Journal
 	memory   *replay.Memory // the journal's storage, when in memory
 	router   *message.Router
@@ -247,14 +251,15 @@ type Bus struct {
 	store    integrationStore
 	closers  []func() error
 
-	mu      sync.Mutex // see runner for the locking rules
-	runners map[string]*runner
-	runCtx  context.Context // set while Run runs
-	routing bool            // the router runs: integrations may start
-	running chan struct{}   // closed once Run has started the integrations
-	closed  bool
-	replays int
-	bg      sync.WaitGroup // background work Close waits for
+	mu       sync.Mutex // see runner for the locking rules
+	runners  map[string]*runner
+	runCtx   context.Context // set while Run runs
+	routing  bool            // the router runs: integrations may start
+	running  chan struct{}   // closed once Run has started the integrations
+	closed   bool
+	runEnded bool // Run returned
+	replays  int
+	bg       sync.WaitGroup // background work Close waits for
 
 	handlers atomic.Uint64 // router handlers added, for their names
 }
@@ -266,12 +271,12 @@ func New(cfg Config) (*Bus, error) {
 		return nil, err
 	}
 	cfg.setDefaults()
-	b := &Bus{cfg: cfg, runners: make(map[string]*runner), running: make(chan struct{})}
+	b := &Bus{cfg: cfg, wlog: logging.Watermill(cfg.Logger), runners: make(map[string]*runner), running: make(chan struct{})}
 	if err := b.open(); err != nil {
 		_ = b.closeStores()
 		return nil, err
 	}
-	router, err := message.NewRouter(message.RouterConfig{CloseTimeout: cfg.CloseTimeout}, cfg.Logger)
+	router, err := message.NewRouter(message.RouterConfig{CloseTimeout: cfg.CloseTimeout}, logging.Router(cfg.Logger))
 	if err != nil {
 		_ = b.closeStores()
 		return nil, err
@@ -309,14 +314,14 @@ func (b *Bus) open() error {
 		}
 		b.rejected = rejected
 		for _, err := range append(logs.Unreadable(), rejected.Unreadable()...) {
-			b.cfg.Logger.Error("A stored document cannot be read; the bus starts without it", err, nil)
+			b.cfg.Logger.Error("A stored document cannot be read; the bus starts without it", "error", err)
 		}
 		b.store = fileStore{path: filepath.Join(b.cfg.DataDir, "integrations.json")}
 		if st == nil {
 			seg, err := segments.Open(segments.Config{
 				Dir:    filepath.Join(b.cfg.DataDir, "journal"),
 				Sync:   b.cfg.Sync,
-				Logger: b.cfg.Logger,
+				Logger: b.wlog,
 			})
 			if err != nil {
 				return err
@@ -331,7 +336,7 @@ func (b *Bus) open() error {
 		Storage:   st,
 		Retention: b.cfg.Retention,
 		Clock:     b.cfg.Clock,
-		Logger:    b.cfg.Logger,
+		Logger:    b.wlog,
 	})
 	if err != nil {
 		if st != nil {
@@ -416,6 +421,12 @@ func (b *Bus) Run(ctx context.Context) error {
 	defer cancel()
 	b.runCtx = ctx
 	b.mu.Unlock()
+	defer func() {
+		b.mu.Lock()
+		b.routing = false // the router is closed: it takes no new handler
+		b.runEnded = true
+		b.mu.Unlock()
+	}()
 
 	// The router closes itself when its last handler stops; this one keeps
 	// it open while every integration is stopped.
@@ -443,11 +454,7 @@ func (b *Bus) Run(ctx context.Context) error {
 		b.startSaved(r)
 	}
 	close(b.running)
-	err := <-errc
-	b.mu.Lock()
-	b.routing = false // the router is closed: it takes no new handler
-	b.mu.Unlock()
-	return err
+	return <-errc
 }
 
 // startSaved starts r when it is to run.
@@ -461,7 +468,7 @@ func (b *Bus) startSaved(r *runner) {
 		return
 	}
 	if err := r.start(); err != nil {
-		b.cfg.Logger.Error("Cannot start integration", err, watermill.LogFields{"integration": id})
+		b.logErr("Cannot start integration", err, id)
 	}
 }
 
@@ -581,8 +588,17 @@ func (b *Bus) log(id, action, reason string) {
 // logEntry appends e to the log of integration id.
 func (b *Bus) logEntry(id string, e middleware.LogEntry) {
 	if err := b.logs.Append(id, e); err != nil {
-		b.cfg.Logger.Error("Cannot write integration log", err, watermill.LogFields{"integration": id})
+		b.logErr("Cannot write integration log", err, id)
 	}
+}
+
+// logErr logs err, about integration id unless it is empty.
+func (b *Bus) logErr(msg string, err error, id string) {
+	if id == "" {
+		b.cfg.Logger.Error(msg, "error", err)
+		return
+	}
+	b.cfg.Logger.Error(msg, "error", err, logging.IntegrationID, id)
 }
 
 // idleSubscriber yields nothing until its context ends.

@@ -3,10 +3,10 @@ package bus_test
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"testing"
 	"time"
 
-	"github.com/ThreeDotsLabs/watermill"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -22,9 +22,9 @@ import (
 func TestBus_Close_with_attempts_in_flight_logs_no_error(t *testing.T) {
 	for _, dataDir := range []bool{false, true} {
 		t.Run(fmt.Sprintf("data_dir=%v", dataDir), func(t *testing.T) {
-			logger := watermill.NewCaptureLogger()
+			logs := newLogRecords()
 			tb := bustest.New(t, func(c *bus.Config) {
-				c.Logger = logger
+				c.Logger = slog.New(logs)
 				c.StopGrace = 50 * time.Millisecond
 				if dataDir {
 					c.DataDir = t.TempDir()
@@ -52,8 +52,12 @@ func TestBus_Close_with_attempts_in_flight_logs_no_error(t *testing.T) {
 			}
 
 			require.NoError(t, tb.Close())
-			for _, m := range logger.Captured()[watermill.ErrorLogLevel] {
-				assert.Fail(t, "error logged while closing", "%s: %v %v", m.Msg, m.Err, m.Fields)
+			logs.mu.Lock()
+			defer logs.mu.Unlock()
+			for _, r := range *logs.recs {
+				if r.Level >= slog.LevelError {
+					assert.Fail(t, "error logged while closing", "%s", r.Message)
+				}
 			}
 		})
 	}

@@ -22,7 +22,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ThreeDotsLabs/watermill"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -63,7 +62,7 @@ func TestCrashChild(t *testing.T) {
 
 	b, err := bus.New(bus.Config{DataDir: dir, CloseTimeout: 5 * time.Second, AllowPrivateNetworks: true,
 		// Errors go to stderr, which the parent shows when it fails.
-		Logger: watermill.NewSlogLogger(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError})))})
+		Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))})
 	if err != nil {
 		fail("open", err)
 	}

@@ -75,6 +75,10 @@ type Integration struct {
 	// at a time) while other keys go on in parallel: "tenant", "name", or a
 	// payload path such as "payload.order_id".
 	OrderKey string
+	// RateLimit caps how fast events reach the destination, across live
+	// delivery, replays and retries of rejected events. Its zero value
+	// means no limit.
+	RateLimit RateLimit
 	// Status is read-only except on Create, where Stopped creates the
 	// integration without starting it.
 	Status Status
@@ -189,6 +193,7 @@ func (in *Integration) problems(reg *sinks.Registry, now time.Time, host *hostRu
 	if err := validOrderKey(in.OrderKey); err != nil {
 		p.Add("order_key", "%s", err.Error())
 	}
+	in.RateLimit.validate(&p, "rate_limit.")
 	switch in.Status {
 	case "", Running, Stopped:
 	default:

@@ -11,11 +11,11 @@ import (
 	"strings"
 	"time"
 
-	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
 
 	"github.com/sinkbus/sinkbus/field"
 	"github.com/sinkbus/sinkbus/filter"
+	"github.com/sinkbus/sinkbus/internal/logging"
 	"github.com/sinkbus/sinkbus/internal/textcut"
 	"github.com/sinkbus/sinkbus/middleware"
 	"github.com/sinkbus/sinkbus/sinks"
@@ -124,7 +124,7 @@ func (b *Bus) create(r *runner) (Integration, error) {
 		}
 		err := errors.Join(b.journal.DeleteCursor(Topic, in.ID), b.logs.Drop(in.ID), b.rejected.Drop(in.ID))
 		if err != nil {
-			b.cfg.Logger.Error("Cannot remove what a failed creation left", err, watermill.LogFields{"integration": in.ID})
+			b.logErr("Cannot remove what a failed creation left", err, in.ID)
 		}
 	}
 	if !resumed {
@@ -310,18 +310,18 @@ func (b *Bus) updateLocked(r *runner, id string, change func(cur Integration) (I
 	// revert goes back to the old settings, running again if they were.
 	revert := func() {
 		if err := r.stop(); err != nil {
-			b.cfg.Logger.Error("Stopping integration for update", err, watermill.LogFields{"integration": id})
+			b.logErr("Stopping integration for update", err, id)
 		}
 		set(old)
 		if old.in.Status == Running {
 			if err := r.start(); err != nil {
-				b.cfg.Logger.Error("Cannot restart integration on its old settings", err, watermill.LogFields{"integration": id})
+				b.logErr("Cannot restart integration on its old settings", err, id)
 			}
 		}
 	}
 
 	if err := r.stop(); err != nil {
-		b.cfg.Logger.Error("Stopping integration for update", err, watermill.LogFields{"integration": id})
+		b.logErr("Stopping integration for update", err, id)
 	}
 	sameBreaker := sameDestination(cur.Sink, next.Sink) && old.chain.Settings().Breaker == chain.Settings().Breaker
 	if sameBreaker {
@@ -447,13 +447,12 @@ func (b *Bus) deleteLocked(r *runner, id string) error {
 		return fmt.Errorf("%w: %s", ErrNotFound, quoteID(id))
 	}
 	b.mu.Unlock()
-	fields := watermill.LogFields{"integration": id}
 	if err := r.stop(); err != nil {
-		b.cfg.Logger.Error("Stopping deleted integration", err, fields)
+		b.logErr("Stopping deleted integration", err, id)
 	}
 	if pg, ok := r.in.Sink.(sinks.Purger); ok {
 		if err := pg.Purge(b.sinkEnv(r.in, redactor(r.in))); err != nil {
-			b.cfg.Logger.Error("Cannot remove the files the sink of a deleted integration left", err, fields)
+			b.logErr("Cannot remove the files the sink of a deleted integration left", err, id)
 		}
 	}
 	b.mu.Lock()
@@ -589,7 +588,7 @@ func (b *Bus) completed(r *runner, d *delivery) {
 	}
 	id := r.in.ID
 	if err := r.stop(); err != nil {
-		b.cfg.Logger.Error("Stopping completed integration", err, watermill.LogFields{"integration": id})
+		b.logErr("Stopping completed integration", err, id)
 	}
 	b.mu.Lock()
 	r.in.Status = Stopped
@@ -597,7 +596,7 @@ func (b *Bus) completed(r *runner, d *delivery) {
 	err := b.saveLocked()
 	b.mu.Unlock()
 	if err != nil {
-		b.cfg.Logger.Error("Cannot save integrations", err, nil)
+		b.logErr("Cannot save integrations", err, id)
 	}
 	b.log(id, middleware.ActionIntegrationCompleted, "Every event up to ends_at was delivered; the integration stopped itself.")
 }
@@ -704,8 +703,8 @@ func (b *Bus) retryFailed(id string, ev middleware.RejectedEvent, err error) {
 	ev.Attempts++
 	evicted, err := b.rejected.Put(id, ev)
 	if err != nil {
-		b.cfg.Logger.Error("Cannot record the failed retry of a rejected event", err,
-			watermill.LogFields{"integration": id, "event_id": ev.EventID})
+		b.cfg.Logger.Error("Cannot record the failed retry of a rejected event", "error", err,
+			logging.IntegrationID, id, logging.EventID, ev.EventID)
 		return
 	}
 	for _, e := range middleware.RejectionLog(ev, "Retry failed: "+ev.Reason, evicted) {

@@ -33,6 +33,7 @@ type integrationJSON struct {
 	Delivery         json.RawMessage    `json:"delivery,omitempty"`
 	Concurrency      int                `json:"concurrency,omitempty"`
 	OrderKey         string             `json:"order_key,omitempty"`
+	RateLimit        *RateLimit         `json:"rate_limit,omitempty"`
 	Status           Status             `json:"status,omitempty"`
 	CreatedAt        *time.Time         `json:"created_at,omitempty"`
 	UpdatedAt        *time.Time         `json:"updated_at,omitempty"`
@@ -86,6 +87,9 @@ func decodeIntegration(reg *sinks.Registry, body []byte) (in Integration, p fiel
 	}
 	if w.FilterConditions != nil {
 		in.Filter = *w.FilterConditions
+	}
+	if w.RateLimit != nil {
+		in.RateLimit = *w.RateLimit
 	}
 	if w.StartsAt != nil {
 		in.StartsAt = *w.StartsAt
@@ -230,6 +234,10 @@ func (in Integration) MarshalJSON() ([]byte, error) {
 	}
 	enabled := in.Status != Stopped
 	w.Enabled = &enabled
+	if in.RateLimit != (RateLimit{}) {
+		rl := in.RateLimit
+		w.RateLimit = &rl
+	}
 	if !isZeroConditions(in.Filter) {
 		f := in.Filter
 		w.FilterConditions = &f

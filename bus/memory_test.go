@@ -3,11 +3,11 @@ package bus_test
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/ThreeDotsLabs/watermill"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -24,10 +24,10 @@ var pad1K = []byte(`{"pad":"` + strings.Repeat("x", 1000) + `"}`)
 // starts it gets the newest, and its log, the bus's log and the observer
 // say how many it lost. An integration that keeps up loses nothing.
 func TestBus_in_memory_a_stopped_integration_is_told_how_many_events_the_bound_removed(t *testing.T) {
-	logger := watermill.NewCaptureLogger()
+	logs := newLogRecords()
 	tb := bustest.New(t, func(c *bus.Config) {
 		c.MemoryBytes = 64 << 10
-		c.Logger = logger
+		c.Logger = slog.New(logs)
 	})
 	erp := tb.NewSinkIntegration(bus.Integration{ID: "erp", Status: bus.Stopped, Concurrency: 1})
 	live := tb.NewSinkIntegration(bus.Integration{ID: "live", Concurrency: 1})
@@ -53,11 +53,13 @@ func TestBus_in_memory_a_stopped_integration_is_told_how_many_events_the_bound_r
 	require.Len(t, losses, 1)
 	assert.Equal(t, fmt.Sprintf("%d events were removed from the in-memory journal before the integration caught up "+
 		"(MemoryBytes 64 KiB, Retention 30 days); a DataDir keeps them on disk.", lost), losses[0])
-	var lines []watermill.LogFields
-	for _, m := range logger.Captured()[watermill.ErrorLogLevel] {
-		lines = append(lines, m.Fields)
+	lines := logs.lines("Events removed from the journal before delivery")
+	assert.Equal(t, []map[string]string{{"level": "ERROR", "integration_id": "erp", "lost": fmt.Sprint(lost)}}, lines, "one error line, for erp")
+	logs.mu.Lock()
+	defer logs.mu.Unlock()
+	for _, r := range *logs.recs {
+		assert.True(t, r.Level < slog.LevelError || r.Message == "Events removed from the journal before delivery", r.Message)
 	}
-	assert.Equal(t, []watermill.LogFields{{"integration": "erp", "lost": uint64(lost)}}, lines, "one error line, for erp")
 }
 
 // Delivered events make room for a stopped integration's backlog: what it

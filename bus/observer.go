@@ -1,6 +1,8 @@
 package bus
 
 import (
+	"time"
+
 	"github.com/ThreeDotsLabs/watermill/message"
 
 	"github.com/sinkbus/sinkbus/middleware"
@@ -29,6 +31,9 @@ type Observer interface {
 	// Config.MemoryBytes), with how many: they will not be delivered. The
 	// integration log has an events_lost_to_retention entry for them.
 	LostToRetention(integrationID, integrationType string, lost uint64)
+	// Throttled is called when an event waits wait for its integration's
+	// rate limit (Integration.RateLimit) before its delivery.
+	Throttled(integrationID, integrationType string, wait time.Duration)
 }
 
 // NopObserver ignores everything. Embed it in an Observer that needs only
@@ -42,3 +47,4 @@ func (NopObserver) Rejected(string, string, middleware.RejectedEvent) {}
 func (NopObserver) Skipped(string, string, *message.Message)          {}
 func (NopObserver) SkippedWhileOpen(string, string, *message.Message) {}
 func (NopObserver) LostToRetention(string, string, uint64)            {}
+func (NopObserver) Throttled(string, string, time.Duration)           {}

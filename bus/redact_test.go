@@ -3,6 +3,7 @@ package bus_test
 import (
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -10,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ThreeDotsLabs/watermill"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -55,7 +55,7 @@ func TestBus_stored_excerpts_hold_no_secret(t *testing.T) {
 	logs := &lockedBuffer{}
 	tb := bustest.New(t, func(c *bus.Config) {
 		c.Clock = nil // real time: one short retry
-		c.Logger = watermill.NewStdLoggerWithOut(logs, true, false)
+		c.Logger = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	})
 	dest := echoingDestination(t)
 	tb.Create(bus.Integration{ID: "erp", Sink: webhook.Config{

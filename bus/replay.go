@@ -7,10 +7,10 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
 
 	"github.com/sinkbus/sinkbus/filter"
+	"github.com/sinkbus/sinkbus/internal/logging"
 	"github.com/sinkbus/sinkbus/replay"
 	"github.com/sinkbus/sinkbus/sinks"
 )
@@ -119,8 +119,8 @@ func (m *Integrations) Replay(ctx context.Context, id string, req replay.Request
 	}
 	b.log(id, ActionReplayStarted, fmt.Sprintf("%s: %d %s published from %s to %s.%s",
 		job.ID, job.Matched, noun, fmtTime(job.From), fmtTime(job.To), b.coverageNote(req, job)))
-	b.cfg.Logger.Info("Replay started", watermill.LogFields{"integration": id, "replay": job.ID, "matched": job.Matched,
-		"from": fmtTime(job.From), "to": fmtTime(job.To), "missing": job.Missing, "partial": job.Partial})
+	b.cfg.Logger.Info("Replay started", logging.IntegrationID, id, "replay", job.ID, "matched", job.Matched,
+		"from", fmtTime(job.From), "to", fmtTime(job.To), "missing", job.Missing, "partial", job.Partial)
 	stopped := h.Stopped()
 	b.background(func() {
 		<-stopped // the consumer's channel closed: the range ended, or the replay was stopped

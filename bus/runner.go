@@ -13,6 +13,7 @@ import (
 
 	"github.com/sinkbus/sinkbus/field"
 	"github.com/sinkbus/sinkbus/filter"
+	"github.com/sinkbus/sinkbus/internal/logging"
 	"github.com/sinkbus/sinkbus/middleware"
 	"github.com/sinkbus/sinkbus/replay"
 	"github.com/sinkbus/sinkbus/sinks"
@@ -100,7 +101,7 @@ func (b *Bus) newChain(in Integration) (*middleware.Chain, error) {
 		Log:            b.logs,
 		Rejected:       b.rejected,
 		Clock:          b.cfg.Clock,
-		Logger:         b.cfg.Logger.With(watermill.LogFields{"integration": in.ID}),
+		Logger:         b.wlog, // the chain names the integration in its lines
 		OnWarning:      b.cfg.OnCircuitWarning,
 		OnAttempt:      onAttempt,
 		OnReject:       onReject,
@@ -134,7 +135,7 @@ func (b *Bus) sinkEnv(in Integration, red *sinks.Redactor) sinks.Env {
 	id := in.ID
 	return sinks.Env{
 		IntegrationID: id,
-		Logger:        red.Logger(b.cfg.Logger.With(watermill.LogFields{"integration": id})),
+		Logger:        red.Logger(b.wlog.With(watermill.LogFields{logging.IntegrationID: id})),
 		Clock:         b.cfg.Clock,
 		Concurrency:   b.concurrency(in),
 		DataDir:       b.cfg.DataDir,
@@ -174,7 +175,13 @@ func (b *Bus) openDelivery(in Integration, f *filter.Filter, chain *middleware.C
 		id, typ := in.ID, in.Type()
 		onSkip = func(msg *message.Message) { obs.Skipped(id, typ, msg) }
 	}
-	gate := newGate(b.concurrency(in), orderKey(in))
+	gate := newGate(gateConfig{
+		concurrency: b.concurrency(in),
+		key:         orderKey(in),
+		limit:       in.RateLimit.limiter(),
+		clock:       b.cfg.Clock,
+		throttle:    b.throttleReporter(in),
+	})
 	handle := filter.Middleware(f, onSkip)(gate.Middleware(chain.Middleware(publish)))
 	return &delivery{sink: sink, publish: publish, gate: gate, handle: handle, replays: make(map[*replay.Consumer]struct{})}, nil
 }
@@ -295,15 +302,11 @@ func (b *Bus) lostEvents(in Integration, lost uint64) {
 			events, bound, retentionText(b.cfg.Retention))
 	}
 	b.log(in.ID, middleware.ActionRetentionLoss, reason)
-	b.cfg.Logger.Error("Events removed from the journal before delivery", errEventsLost,
-		watermill.LogFields{"integration": in.ID, "lost": lost})
+	b.cfg.Logger.Error("Events removed from the journal before delivery", logging.IntegrationID, in.ID, "lost", lost)
 	if obs := b.cfg.Observer; obs != nil {
 		obs.LostToRetention(in.ID, in.Type(), lost)
 	}
 }
-
-// errEventsLost is the error of the log line of lostEvents.
-var errEventsLost = errors.New("sinkbus: events removed from the journal before the integration read them")
 
 func formatBytes(n int64) string {
 	switch {

@@ -8,8 +8,6 @@ import (
 	"sort"
 	"time"
 
-	"github.com/ThreeDotsLabs/watermill"
-
 	"github.com/sinkbus/sinkbus/internal/atomicfile"
 	"github.com/sinkbus/sinkbus/middleware"
 	"github.com/sinkbus/sinkbus/sinks"
@@ -130,8 +128,8 @@ func (b *Bus) loadIntegrations() error {
 		return fmt.Errorf("sinkbus: cannot keep the saved integrations aside: %w", err)
 	}
 	for _, err := range unreadable {
-		b.cfg.Logger.Error("A saved integration cannot be loaded; the bus starts without it", err,
-			watermill.LogFields{"saved_as_was": aside})
+		b.cfg.Logger.Error("A saved integration cannot be loaded; the bus starts without it", "error", err,
+			"saved_as_was", aside)
 	}
 	return nil
 }

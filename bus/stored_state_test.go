@@ -2,13 +2,13 @@ package bus_test
 
 import (
 	"encoding/json"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/ThreeDotsLabs/watermill"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -46,7 +46,7 @@ func TestBus_starts_whatever_its_stored_state_holds(t *testing.T) {
 	tb := bustest.New(t, func(c *bus.Config) {
 		c.DataDir = dir
 		c.Storage = replay.NewMemory()
-		c.Logger = watermill.NewStdLoggerWithOut(logs, false, false)
+		c.Logger = slog.New(slog.NewTextHandler(logs, nil))
 	})
 
 	list, err := tb.Integrations().List(ctx)
@@ -54,7 +54,7 @@ func TestBus_starts_whatever_its_stored_state_holds(t *testing.T) {
 	require.Len(t, list, 1)
 	assert.Equal(t, "erp", list[0].ID)
 	for _, want := range []string{"erp.rejected.json", "erp.log.json", `"broken"`, `"erp" saved twice`, "no-longer-registered", `"nul"`, `"slow"`} {
-		assert.Contains(t, logs.String(), want)
+		assert.Contains(t, logs.String(), strings.ReplaceAll(want, `"`, `\"`), "quoted in the log line's error")
 	}
 	_, err = os.Stat(filepath.Join(dir, "rejected", "erp.rejected.json"+middleware.UnreadableSuffix))
 	assert.NoError(t, err, "the unreadable rejected events are kept")

@@ -209,6 +209,22 @@ func (j *Journal) wakeReaders(topic string) {
 	}
 }
 
+// CheckAppend returns why an Append to topic would fail now, without
+// appending: ErrClosed once the journal is closed, else what the storage
+// says when it is an AppendChecker (nil when it is not one).
+func (j *Journal) CheckAppend(topic string) error {
+	j.mu.Lock()
+	closed := j.closed
+	j.mu.Unlock()
+	if closed {
+		return ErrClosed
+	}
+	if c, ok := j.st.(AppendChecker); ok {
+		return c.CheckAppend(topic)
+	}
+	return nil
+}
+
 // appending is an Append under way, and the time the storage took for it.
 type appending struct {
 	topic string

@@ -78,3 +78,14 @@ type Retainer interface {
 type AppendWatcher interface {
 	WatchAppends(wake func(topic string))
 }
+
+// AppendChecker is implemented by a Storage that can tell, without
+// appending, whether an append to topic would be accepted now: a segment
+// log refuses appends after a write failure until it is reopened, a
+// database storage cannot reach its server. Journal.CheckAppend asks it;
+// health checks (bus readiness) report the answer.
+type AppendChecker interface {
+	// CheckAppend returns why an append to topic would fail now, or nil.
+	// It must be quick and must not append.
+	CheckAppend(topic string) error
+}

@@ -125,7 +125,7 @@ type Purger interface {
 type Env struct {
 	// IntegrationID names the integration the sink delivers for.
 	IntegrationID string
-	// Logger is never nil.
+	// Logger is never nil. The bus's carries the integration_id.
 	Logger watermill.LoggerAdapter
 	// Clock is never nil.
 	Clock clock.Clock

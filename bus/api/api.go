@@ -40,6 +40,7 @@ package api
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"mime"
 	"net/http"
 	"net/url"
@@ -49,6 +50,7 @@ import (
 	"github.com/sinkbus/sinkbus/bus"
 	"github.com/sinkbus/sinkbus/bus/formats"
 	"github.com/sinkbus/sinkbus/field"
+	"github.com/sinkbus/sinkbus/internal/logging"
 	"github.com/sinkbus/sinkbus/internal/textcut"
 )
 
@@ -84,8 +86,8 @@ type Options struct {
 	// must be an absolute http or https URL.
 	BaseURL string
 	// Logger receives the internal errors answered 500. Nil means
-	// watermill.NopLogger{}.
-	Logger watermill.LoggerAdapter
+	// warnings and errors through slog.Default(), as bus.Config's.
+	Logger *slog.Logger
 }
 
 // Validate reports every invalid option, by its Go field name.
@@ -115,9 +117,7 @@ func (o *Options) setDefaults() {
 	if o.Format == "" {
 		o.Format = formats.Sinkbus
 	}
-	if o.Logger == nil {
-		o.Logger = watermill.NopLogger{}
-	}
+	o.Logger = logging.OrDefault(o.Logger)
 }
 
 // handler serves the API of one bus.

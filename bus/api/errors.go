@@ -7,8 +7,6 @@ import (
 	"net/http"
 	"strings"
 
-	"github.com/ThreeDotsLabs/watermill"
-
 	"github.com/sinkbus/sinkbus/bus"
 	"github.com/sinkbus/sinkbus/field"
 	"github.com/sinkbus/sinkbus/middleware"
@@ -68,8 +66,8 @@ func badRequest(name, rule string, args ...any) error {
 func (h *handler) fail(w http.ResponseWriter, r *http.Request, err error) {
 	status, code := statusOf(err)
 	if status == http.StatusInternalServerError {
-		h.opts.Logger.Error("Management API request failed", err, watermill.LogFields{
-			"request_id": requestID(r), "method": r.Method, "path": r.URL.Path})
+		h.opts.Logger.Error("Management API request failed", "error", err,
+			"request_id", requestID(r), "method", r.Method, "path", r.URL.Path)
 		writeError(w, r, status, code, "internal error", nil)
 		return
 	}

@@ -32,17 +32,17 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"regexp"
 	"strings"
 	"time"
 
-	"github.com/ThreeDotsLabs/watermill"
-
 	"github.com/sinkbus/sinkbus/bus"
 	"github.com/sinkbus/sinkbus/field"
 	"github.com/sinkbus/sinkbus/filter"
 	"github.com/sinkbus/sinkbus/internal/clock"
+	"github.com/sinkbus/sinkbus/internal/logging"
 	"github.com/sinkbus/sinkbus/replay"
 	"github.com/sinkbus/sinkbus/sinks"
 )
@@ -87,8 +87,9 @@ type Options struct {
 	DedupeSize int
 	// Clock times the dedupe window. Nil means the wall clock.
 	Clock bus.Clock
-	// Logger nil means watermill.NopLogger{}.
-	Logger watermill.LoggerAdapter
+	// Logger receives the events that could not be published. Nil means
+	// warnings and errors through slog.Default(), as bus.Config's.
+	Logger *slog.Logger
 }
 
 func (o *Options) setDefaults() {
@@ -102,9 +103,7 @@ func (o *Options) setDefaults() {
 		o.DedupeSize = DefaultDedupeSize
 	}
 	o.Clock = clock.OrReal(o.Clock)
-	if o.Logger == nil {
-		o.Logger = watermill.NopLogger{}
-	}
+	o.Logger = logging.OrDefault(o.Logger)
 }
 
 // Validate reports every invalid option, by its Go field name.
@@ -301,7 +300,7 @@ func (h *Handler) published(w http.ResponseWriter, e bus.Event, uid string, err 
 	case errors.Is(err, bus.ErrClosed):
 		answer(w, http.StatusServiceUnavailable, e.Name, "the bus is closed; retry later")
 	default:
-		h.opts.Logger.Error("Cannot publish an ingested event", err, watermill.LogFields{"event_id": e.ID, "name": e.Name})
+		h.opts.Logger.Error("Cannot publish an ingested event", "error", err, logging.EventID, e.ID, "name", e.Name)
 		answer(w, http.StatusInternalServerError, e.Name, "the event could not be published; retry later")
 	}
 }

@@ -8,6 +8,8 @@
 //	sinkbus_skipped_total{integration,type}                    events the integration's filter did not match
 //	sinkbus_skipped_while_open_total{integration,type}         events dropped by an open circuit (SkipWhileOpen)
 //	sinkbus_lost_to_retention_total{integration,type}          events the journal removed before the integration read them
+//	sinkbus_throttled_total{integration,type}                  events that waited for the integration's rate limit
+//	sinkbus_throttled_seconds_total{integration,type}          how long they waited, in all
 //	sinkbus_delivery_duration_seconds{integration,type,result} each attempt, result delivered or failed
 //	sinkbus_circuit_state{integration,type,state}              1 for the breaker's state (closed, open, half-open), else 0
 //	sinkbus_circuit_consecutive_failures{integration,type}     the breaker's failure count
@@ -103,6 +105,8 @@ type Metrics struct {
 	skipped   *prometheus.CounterVec
 	dropped   *prometheus.CounterVec
 	lost      *prometheus.CounterVec
+	throttled *prometheus.CounterVec
+	waited    *prometheus.CounterVec
 	latency   *prometheus.HistogramVec
 
 	circuitState    *prometheus.Desc
@@ -139,6 +143,8 @@ func New(cfg Config) (*Metrics, error) {
 		skipped:   counter("skipped_total", "Events the integration's filter did not match."),
 		dropped:   counter("skipped_while_open_total", "Events not delivered because the circuit was open and the integration skips while open."),
 		lost:      counter("lost_to_retention_total", "Events the journal removed (retention, or the in-memory journal's bound) before the integration read them."),
+		throttled: counter("throttled_total", "Events that waited for the integration's rate limit before their delivery."),
+		waited:    counter("throttled_seconds_total", "Time events waited for the integration's rate limit, in all."),
 		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Namespace: ns, Name: "delivery_duration_seconds",
 			Help:    "Duration of each delivery attempt, by result (delivered or failed).",
@@ -149,7 +155,7 @@ func New(cfg Config) (*Metrics, error) {
 		lag:             desc("lag_events", "Journal events the integration has not settled yet."),
 		running:         desc("integration_running", "1 while the integration runs, 0 while it is stopped."),
 	}
-	for _, c := range []prometheus.Collector{m.delivered, m.failed, m.retries, m.rejected, m.skipped, m.dropped, m.lost, m.latency, scrape{m}} {
+	for _, c := range []prometheus.Collector{m.delivered, m.failed, m.retries, m.rejected, m.skipped, m.dropped, m.lost, m.throttled, m.waited, m.latency, scrape{m}} {
 		if err := cfg.Registerer.Register(c); err != nil {
 			return nil, err
 		}
@@ -211,6 +217,13 @@ func (m *Metrics) LostToRetention(integrationID, typ string, lost uint64) {
 	m.lost.WithLabelValues(integrationID, typ).Add(float64(lost))
 }
 
+// Throttled implements bus.Observer.
+func (m *Metrics) Throttled(integrationID, typ string, wait time.Duration) {
+	m.seen(integrationID)
+	m.throttled.WithLabelValues(integrationID, typ).Inc()
+	m.waited.WithLabelValues(integrationID, typ).Add(wait.Seconds())
+}
+
 func (m *Metrics) seen(id string) {
 	if _, ok := m.known.Load(id); !ok {
 		m.known.Store(id, struct{}{})
@@ -234,6 +247,8 @@ func (m *Metrics) forget(known []string, exist map[string]bool) {
 		m.skipped.DeletePartialMatch(match)
 		m.dropped.DeletePartialMatch(match)
 		m.lost.DeletePartialMatch(match)
+		m.throttled.DeletePartialMatch(match)
+		m.waited.DeletePartialMatch(match)
 		m.latency.DeletePartialMatch(match)
 	}
 }

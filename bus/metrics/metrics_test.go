@@ -324,3 +324,21 @@ func TestMetrics_count_events_lost_to_the_in_memory_bound(t *testing.T) {
 	require.Len(t, reasons, 1)
 	assert.True(t, strings.HasPrefix(reasons[0], fmt.Sprintf("%d events ", 100-delivered)), reasons[0])
 }
+
+// Events that wait for their integration's rate limit are counted, with
+// the time they waited.
+func TestMetrics_count_events_throttled_by_the_rate_limit(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	m, err := metrics.New(metrics.Config{Registerer: reg})
+	require.NoError(t, err)
+	tb := bustest.New(t, func(c *bus.Config) { c.Observer = m })
+	m.Watch(tb.Bus)
+	sink := tb.NewSinkIntegration(bus.Integration{ID: "erp", RateLimit: bus.RateLimit{PerSecond: 2}})
+	tb.Publish(bus.Event{Name: "order.created"}, bus.Event{Name: "order.created"}, bus.Event{Name: "order.created"})
+	require.NoError(t, tb.Clock.BlockUntil(ctx, 2))
+	tb.Clock.Advance(time.Second)
+	sink.WaitFor(t, 3)
+
+	assert.Equal(t, 2.0, value(t, reg, "sinkbus_throttled_total", lbl("erp", bustest.SinkType)))
+	assert.Equal(t, 1.5, value(t, reg, "sinkbus_throttled_seconds_total", lbl("erp", bustest.SinkType)), "waits of 0.5 s and 1 s")
+}

@@ -36,8 +36,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/ThreeDotsLabs/watermill"
-
 	"github.com/sinkbus/sinkbus/bus"
 	"github.com/sinkbus/sinkbus/bus/api"
 	"github.com/sinkbus/sinkbus/bus/ingest"
@@ -114,12 +112,11 @@ func main() {
 // run serves until ctx is done; ready, when set, gets the address it
 // listens on.
 func run(ctx context.Context, cfg config, logger *slog.Logger, ready func(addr string)) error {
-	wmLogger := watermill.NewSlogLogger(logger)
 	m, err := metrics.New(metrics.Config{})
 	if err != nil {
 		return err
 	}
-	b, err := bus.New(bus.Config{DataDir: cfg.dataDir, Observer: m, Logger: wmLogger, AllowPrivateNetworks: cfg.allowPrivate})
+	b, err := bus.New(bus.Config{DataDir: cfg.dataDir, Observer: m, Logger: logger, AllowPrivateNetworks: cfg.allowPrivate})
 	if err != nil {
 		return err
 	}
@@ -134,7 +131,7 @@ func run(ctx context.Context, cfg config, logger *slog.Logger, ready func(addr s
 		Events:       strings.Split(cfg.ingestEvents, ","),
 		Tenant:       cfg.tenant,
 		TenantHeader: "X-Tenant",
-		Logger:       wmLogger,
+		Logger:       logger,
 	})
 	if err != nil {
 		return err
@@ -144,7 +141,7 @@ func run(ctx context.Context, cfg config, logger *slog.Logger, ready func(addr s
 		return err
 	}
 
-	apiOpts := api.Options{Logger: wmLogger}
+	apiOpts := api.Options{Logger: logger}
 	if cfg.apiToken != "" {
 		bearer := ingest.Bearer(cfg.apiToken)
 		apiOpts.Authorize = func(r *http.Request) error {

@@ -374,6 +374,26 @@ func (s *Storage) Append(topic string, recs []*replay.Record, now func() time.Ti
 	return s.topicFor(topic).append(recs, now)
 }
 
+// CheckAppend implements replay.AppendChecker: ErrClosed after Close, the
+// write or fsync failure that made topic refuse appends, or nil.
+func (s *Storage) CheckAppend(topic string) error {
+	if s.closed.Load() {
+		return ErrClosed
+	}
+	t := s.lookup(topic)
+	if t == nil {
+		return nil // created by the first append
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.closed {
+		return ErrClosed
+	}
+	return t.err
+}
+
+var _ replay.AppendChecker = (*Storage)(nil)
+
 // Read implements replay.Storage. Only records whose Append has made them as
 // durable as the policy promises are returned. The records share no memory
 // with the storage; empty metadata comes back as an empty map, an empty

@@ -57,6 +57,7 @@ func RunStorage(t *testing.T, f Factory) {
 		{"trim_moves_bounds_and_hides_records", testTrim},
 		{"cursors_save_load_delete", testCursors},
 		{"topic_names", testTopicNames},
+		{"check_append_answers_while_open", testCheckAppend},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, f) })
@@ -518,4 +519,21 @@ func testTopicNames(t *testing.T, f Factory) {
 		require.Len(t, recs, 1, "topic %q", topic)
 		assert.Equal(t, fmt.Sprintf("uuid-%d", i), recs[0].UUID)
 	}
+}
+
+// testCheckAppend: a storage that is a replay.AppendChecker (what bus
+// readiness asks) takes appends when it says so, before and after a
+// topic's first, and says it does not once closed.
+func testCheckAppend(t *testing.T, f Factory) {
+	s := f.New(t)
+	c, ok := s.(replay.AppendChecker)
+	if !ok {
+		t.Skip("not a replay.AppendChecker")
+	}
+	clk := NewStepClock(time.Second)
+	assert.NoError(t, c.CheckAppend("events"), "before the topic's first append")
+	AppendN(t, s, "events", 0, 1, clk.Now)
+	assert.NoError(t, c.CheckAppend("events"))
+	require.NoError(t, s.Close())
+	assert.Error(t, c.CheckAppend("events"), "closed")
 }

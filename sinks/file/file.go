@@ -76,7 +76,7 @@ func New(cfg Config, env sinks.Env) (*Publisher, error) {
 		cfg:     cfg,
 		env:     env,
 		root:    filepath.Join(cfg.Dir, filepath.FromSlash(cfg.KeyPrefix)),
-		log:     env.Logger.With(watermill.LogFields{"sink": "file", "integration_id": env.IntegrationID}),
+		log:     env.Logger.With(watermill.LogFields{"sink": "file"}),
 		tenants: make(map[string]*tenant),
 	}
 	recovered, err := p.recoverDir(cfg.Dir)

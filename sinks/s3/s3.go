@@ -126,7 +126,7 @@ func New(cfg Config, env sinks.Env) (*Publisher, error) {
 	p := &Publisher{
 		cfg:   cfg,
 		env:   env,
-		log:   env.Logger.With(watermill.LogFields{"sink": "s3", "integration_id": env.IntegrationID, "bucket": cfg.Bucket}),
+		log:   env.Logger.With(watermill.LogFields{"sink": "s3", "bucket": cfg.Bucket}),
 		spool: spool,
 		lock:  lock,
 		uploader: manager.NewUploader(client, func(u *manager.Uploader) {

@@ -98,7 +98,7 @@ func New(c Config, env sinks.Env, opts ...Option) (*Publisher, error) {
 	if err != nil {
 		return nil, err
 	}
-	log := env.Logger.With(watermill.LogFields{"integration_id": env.IntegrationID, "sink": "stomp"})
+	log := env.Logger.With(watermill.LogFields{"sink": "stomp"})
 
 	ctx, cancel := context.WithCancel(context.Background())
 	p := &Publisher{
