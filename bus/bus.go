@@ -34,6 +34,7 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/sinkbus/sinkbus/field"
 	"github.com/sinkbus/sinkbus/internal/clock"
@@ -164,6 +165,13 @@ type Config struct {
 	// management API) cannot. Empty means <DataDir>/exports; without a
 	// DataDir either, an integration may name no path unless unconfined.
 	PathRoot string
+	// TracerProvider traces what the bus does with OpenTelemetry: each
+	// Publish is a span, journalled with its events (W3C traceparent), and
+	// each delivery attempt a span that continues it, whose context the
+	// sinks send on (webhook and STOMP headers, SQS message attributes).
+	// Nil means nothing is traced, journalled or sent, at no cost. Pass
+	// otel.GetTracerProvider() for the application's global one.
+	TracerProvider trace.TracerProvider
 	// Clock is the time source. Nil means the wall clock.
 	Clock Clock
 	// Logger receives the bus's logs, its Watermill components' included;
@@ -243,6 +251,7 @@ func (c Config) Validate() error {
 type Bus struct {
 	cfg      Config
 	wlog     watermill.LoggerAdapter // cfg.Logger, for the Watermill components
+	tracer   trace.Tracer            // nil: nothing traced
 	journal  *replay.Journal
 	memory   *replay.Memory // the journal's storage, when in memory
 	router   *message.Router
@@ -271,7 +280,8 @@ func New(cfg Config) (*Bus, error) {
 		return nil, err
 	}
 	cfg.setDefaults()
-	b := &Bus{cfg: cfg, wlog: logging.Watermill(cfg.Logger), runners: make(map[string]*runner), running: make(chan struct{})}
+	b := &Bus{cfg: cfg, wlog: logging.Watermill(cfg.Logger), tracer: newTracer(cfg.TracerProvider),
+		runners: make(map[string]*runner), running: make(chan struct{})}
 	if err := b.open(); err != nil {
 		_ = b.closeStores()
 		return nil, err
@@ -367,12 +377,17 @@ func (b *Bus) Integrations() *Integrations { return &Integrations{b: b} }
 // Publish validates events and appends them to the journal, all or none.
 // It returns once they are durable (as Config.Sync promises) and never
 // waits for an integration. Errors name the field: `events[1].name: required`.
-func (b *Bus) Publish(ctx context.Context, events ...Event) error {
+func (b *Bus) Publish(ctx context.Context, events ...Event) (err error) {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
 	if len(events) == 0 {
 		return nil
+	}
+	if b.tracer != nil {
+		var span trace.Span
+		ctx, span = b.startPublish(ctx, events)
+		defer func() { endSpan(span, err) }()
 	}
 	now := b.cfg.Clock.Now()
 	var p field.Problems
@@ -394,6 +409,9 @@ func (b *Bus) Publish(ctx context.Context, events ...Event) error {
 	}
 	if err := p.Err(); err != nil {
 		return fmt.Errorf("%w: %w", ErrInvalidEvent, err)
+	}
+	if b.tracer != nil {
+		journalTrace(ctx, recs)
 	}
 	if err := b.journal.Append(Topic, recs...); err != nil {
 		if errors.Is(err, replay.ErrClosed) {

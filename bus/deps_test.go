@@ -38,6 +38,23 @@ func TestBus_imports_no_concrete_sink(t *testing.T) {
 	}
 }
 
+// The core speaks OpenTelemetry's API only, and a small part of it (trace,
+// its attributes and W3C propagation): the application brings its SDK and
+// exporter, and a program without tracing links nothing more.
+func TestBus_links_the_OpenTelemetry_API_only(t *testing.T) {
+	var otel []string
+	for _, pkg := range goListDeps(t, "bus") {
+		for _, banned := range []string{"go.opentelemetry.io/otel/sdk", "go.opentelemetry.io/otel/metric", "go.opentelemetry.io/otel/log", "github.com/go-logr/"} {
+			assert.False(t, strings.HasPrefix(pkg, banned), "bus depends on %s", pkg)
+		}
+		assert.NotEqual(t, "go.opentelemetry.io/otel", pkg, "the otel package brings the global providers and logr")
+		if strings.HasPrefix(pkg, "go.opentelemetry.io/") {
+			otel = append(otel, pkg)
+		}
+	}
+	assert.LessOrEqual(t, len(otel), 14, "OpenTelemetry packages linked: %v", otel)
+}
+
 // Every package depends downwards only: field and netguard on the
 // standard library, the layers below the bus on neither the bus nor a
 // concrete sink.

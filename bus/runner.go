@@ -170,6 +170,9 @@ func (b *Bus) openDelivery(in Integration, f *filter.Filter, chain *middleware.C
 	publish := func(msg *message.Message) ([]*message.Message, error) {
 		return nil, red.Error(sink.Publish(msg.Metadata.Get(sinks.MetaName), msg))
 	}
+	if b.tracer != nil {
+		publish = b.traceAttempts(in, publish)
+	}
 	var onSkip func(*message.Message)
 	if obs := b.cfg.Observer; obs != nil {
 		id, typ := in.ID, in.Type()

@@ -6,6 +6,7 @@ package logging
 import (
 	"context"
 	"log/slog"
+	"sort"
 
 	"github.com/ThreeDotsLabs/watermill"
 )
@@ -74,11 +75,62 @@ func (b bound) WithGroup(name string) slog.Handler {
 
 // Watermill adapts l for the Watermill components (router, journal,
 // delivery chain, sinks), which log through a watermill.LoggerAdapter.
-func Watermill(l *slog.Logger) watermill.LoggerAdapter { return watermill.NewSlogLogger(l) }
+//
+// Watermill's own slog adapter (watermill.NewSlogLogger) turns a line's
+// fields into attributes before slog asks whether the level is on: the
+// router's trace lines, one per message, would cost allocations on every
+// delivery with nobody reading them. This one asks first.
+func Watermill(l *slog.Logger) watermill.LoggerAdapter { return adapter{l: l, info: slog.LevelInfo} }
 
 // Router adapts l for Watermill's router, whose info lines (a handler
 // added, a subscriber closed) say what sinkbus's own lines say better: they
 // become debug lines.
-func Router(l *slog.Logger) watermill.LoggerAdapter {
-	return watermill.NewSlogLoggerWithLevelMapping(l, map[slog.Level]slog.Level{slog.LevelInfo: slog.LevelDebug})
+func Router(l *slog.Logger) watermill.LoggerAdapter { return adapter{l: l, info: slog.LevelDebug} }
+
+// levelTrace is Watermill's trace level in slog terms, as
+// watermill.LevelTrace.
+const levelTrace = slog.LevelDebug - 4
+
+type adapter struct {
+	l    *slog.Logger
+	info slog.Level // the level of Info lines
+}
+
+func (a adapter) Error(msg string, err error, fields watermill.LogFields) {
+	a.log(slog.LevelError, msg, fields, err)
+}
+func (a adapter) Info(msg string, fields watermill.LogFields) { a.log(a.info, msg, fields, nil) }
+func (a adapter) Debug(msg string, fields watermill.LogFields) {
+	a.log(slog.LevelDebug, msg, fields, nil)
+}
+func (a adapter) Trace(msg string, fields watermill.LogFields) { a.log(levelTrace, msg, fields, nil) }
+
+func (a adapter) With(fields watermill.LogFields) watermill.LoggerAdapter {
+	return adapter{l: slog.New(a.l.Handler().WithAttrs(attrs(fields, nil))), info: a.info}
+}
+
+func (a adapter) log(level slog.Level, msg string, fields watermill.LogFields, err error) {
+	ctx := context.Background()
+	if !a.l.Enabled(ctx, level) {
+		return
+	}
+	a.l.LogAttrs(ctx, level, msg, attrs(fields, err)...)
+}
+
+// attrs turns Watermill's fields into slog attributes, sorted by key so
+// that lines read the same every time; err, when set, comes first.
+func attrs(fields watermill.LogFields, err error) []slog.Attr {
+	out := make([]slog.Attr, 0, len(fields)+1)
+	if err != nil {
+		out = append(out, slog.Any("error", err))
+	}
+	keys := make([]string, 0, len(fields))
+	for k := range fields {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		out = append(out, slog.Any(k, fields[k]))
+	}
+	return out
 }

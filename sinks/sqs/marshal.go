@@ -19,9 +19,11 @@ import (
 	"github.com/sinkbus/sinkbus/sinks"
 )
 
-// Message attributes the sink sets. Id, name, tenant and the replay flag
-// come first; user metadata follows one attribute per key while they fit in
-// SQS's ten, else all of it goes into AttrMetadata as one JSON object.
+// Message attributes the sink sets. Id, name, tenant, the replay flag and
+// the W3C trace context of the delivery attempt (traceparent and
+// tracestate, when the bus traces) come first, at most six; user metadata
+// follows one attribute per key while they fit in SQS's ten, else all of it
+// goes into AttrMetadata as one JSON object.
 const (
 	AttrID       = "sinkbus_id"       // the event id (the message UUID)
 	AttrName     = sinks.MetaName     // the event name
@@ -66,12 +68,18 @@ func attributes(msg *message.Message) (map[string]types.MessageAttributeValue, i
 	put(AttrName, msg.Metadata.Get(sinks.MetaName))
 	put(AttrTenant, msg.Metadata.Get(sinks.MetaTenant))
 	put(AttrReplayed, msg.Metadata.Get(sinks.MetaReplayed))
+	if ctx := msg.Context(); sinks.Traced(ctx) {
+		sinks.InjectTrace(ctx, attrCarrier(put))
+	}
 
 	var user []string
 	fits := true
 	for k, v := range msg.Metadata {
 		if strings.HasPrefix(k, sinks.MetaPrefix) {
 			continue
+		}
+		if _, ours := attrs[k]; ours {
+			continue // the attempt's traceparent: the user's stays in the body
 		}
 		user = append(user, k)
 		fits = fits && validAttributeName(k) && v != "" && validSQSText(v)
@@ -98,6 +106,13 @@ func attributes(msg *message.Message) (map[string]types.MessageAttributeValue, i
 	put(AttrMetadata, string(append(b, '}')))
 	return attrs, size
 }
+
+// attrCarrier sets message attributes for the trace context.
+type attrCarrier func(name, value string)
+
+func (attrCarrier) Get(string) string     { return "" }
+func (c attrCarrier) Set(key, val string) { c(key, val) }
+func (attrCarrier) Keys() []string        { return nil }
 
 // validAttributeName follows SQS: up to 256 of A-Z a-z 0-9 _ - ., no
 // leading, trailing or doubled period, no AWS. or Amazon. prefix.

@@ -22,11 +22,16 @@ import (
 // address that does not answer, ordered by tenant.
 
 // runBus runs an in-memory bus on the wall clock until the test ends: the
-// sink's receipt and connect timeouts and the retries run on it.
-func runBus(t *testing.T) *bus.Bus {
+// sink's receipt and connect timeouts and the retries run on it. opts
+// adjust its configuration.
+func runBus(t *testing.T, opts ...func(*bus.Config)) *bus.Bus {
 	t.Helper()
 	// The brokers listen on loopback.
-	b, err := bus.New(bus.Config{CloseTimeout: 10 * time.Second, AllowPrivateNetworks: true})
+	cfg := bus.Config{CloseTimeout: 10 * time.Second, AllowPrivateNetworks: true}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	b, err := bus.New(cfg)
 	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)

@@ -140,7 +140,7 @@ func (p *Publisher) send(c *conn, req *request) error {
 	}
 	stop := p.afterFunc(p.cfg.ReceiptTimeout.D(), cut)
 	serr := c.sc.Send(req.dest, ContentType, req.body, stomp.SendOpt.Receipt, func(f *frame.Frame) error {
-		setHeaders(f, req.msg)
+		setHeaders(req.ctx, f, req.msg)
 		return nil
 	})
 	stop()

@@ -1,6 +1,7 @@
 package stomp
 
 import (
+	"context"
 	"sort"
 	"strings"
 
@@ -70,9 +71,11 @@ func headerKey(k string) (string, bool) {
 	return clean, true
 }
 
-// setHeaders adds the sink's headers and msg's user metadata to a SEND
-// frame; user keys in sorted order, so that frames are reproducible.
-func setHeaders(f *frame.Frame, msg *message.Message) {
+// setHeaders adds the sink's headers, msg's user metadata and the W3C
+// trace context of ctx (traceparent, tracestate: the delivery attempt's,
+// when the bus traces) to a SEND frame; user keys in sorted order, so that
+// frames are reproducible.
+func setHeaders(ctx context.Context, f *frame.Frame, msg *message.Message) {
 	f.Header.Set("persistent", "true")
 	f.Header.Add(HeaderID, msg.UUID)
 	if v := msg.Metadata.Get(sinks.MetaName); v != "" {
@@ -108,4 +111,12 @@ func setHeaders(f *frame.Frame, msg *message.Message) {
 		}
 		f.Header.Add(h, msg.Metadata[k])
 	}
+	sinks.InjectTrace(ctx, frameCarrier{f.Header})
 }
+
+// frameCarrier sets the trace context's headers, in place of a user's.
+type frameCarrier struct{ h *frame.Header }
+
+func (c frameCarrier) Get(key string) string { return c.h.Get(key) }
+func (c frameCarrier) Set(key, val string)   { c.h.Set(key, val) }
+func (frameCarrier) Keys() []string          { return nil }

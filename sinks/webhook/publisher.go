@@ -17,6 +17,9 @@ import (
 	"unicode/utf8"
 
 	"github.com/ThreeDotsLabs/watermill/message"
+	"go.opentelemetry.io/otel/propagation"
+	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/sinkbus/sinkbus/field"
 	"github.com/sinkbus/sinkbus/netguard"
@@ -218,6 +221,7 @@ func (p *Publisher) deliver(topic string, msg *message.Message) error {
 	body := p.appendBody(topic, msg)
 	var scratch [headerScratch]byte
 	header := p.header(scratch[:0], body, topic, msg)
+	sinks.InjectTrace(ctx, propagation.HeaderCarrier(header))
 	rc, getBody := requestBody(body)
 	req := (&http.Request{
 		Method:        http.MethodPost,
@@ -235,6 +239,9 @@ func (p *Publisher) deliver(topic string, msg *message.Message) error {
 	resp, err := p.transport.RoundTrip(req)
 	if err != nil {
 		return p.requestError(parent, ctx, err)
+	}
+	if span := trace.SpanFromContext(ctx); span.IsRecording() {
+		span.SetAttributes(semconv.HTTPResponseStatusCode(resp.StatusCode))
 	}
 	return p.response(resp)
 }
