@@ -71,7 +71,8 @@ func TestPackages_depend_downwards(t *testing.T) {
 		"replay/postgres": {mod + "sinks", mod + "filter", mod + "middleware", mod + "bus", mod + "replay/segments"},
 		"replay/storagetest": {mod + "sinks", mod + "filter", mod + "middleware", mod + "bus",
 			mod + "replay/segments", mod + "replay/postgres"},
-		"bus": {mod + "bus/", mod + "sinks/"},
+		"bus":          {mod + "bus/", mod + "sinks/"},
+		"sinks/pubsub": {mod + "bus", mod + "filter", mod + "middleware", mod + "replay"},
 	} {
 		for _, dep := range goListDeps(t, pkg) {
 			if dep == mod+pkg {
