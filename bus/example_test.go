@@ -6,7 +6,11 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"sort"
 	"time"
+
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 
 	"github.com/sinkbus/sinkbus/bus"
 	"github.com/sinkbus/sinkbus/replay"
@@ -167,4 +171,89 @@ func ExampleConfig_allowPrivateNetworks() {
 	// application false integration true : sinkbus: invalid integration: configuration.allow_private_networks: not allowed by this application (bus.Config.AllowPrivateNetworks)
 	// application true  integration false: sinkbus: invalid integration: configuration.url: is a loopback address, which the network guard refuses; set allow_private_networks to deliver to it
 	// application true  integration true : <nil>
+}
+
+// Kubernetes probes: /livez answers while the bus runs, /readyz while it
+// delivers and its journal takes appends, with each integration's state.
+func ExampleBus_HealthHandler() {
+	b, err := bus.New(bus.Config{})
+	if err != nil {
+		panic(err)
+	}
+	defer b.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() { _ = b.Run(ctx) }()
+	<-b.Running()
+	err = b.Handle("mailer", []string{"order.*"}, func(context.Context, bus.Event) error { return nil })
+	if err != nil {
+		panic(err)
+	}
+
+	mux := http.NewServeMux()
+	mux.Handle("/livez", b.HealthHandler())
+	mux.Handle("/readyz", b.HealthHandler())
+	for _, path := range []string{"/livez", "/readyz"} {
+		rec := httptest.NewRecorder()
+		mux.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, path, nil))
+		fmt.Print(path, " ", rec.Code, " ", rec.Body)
+	}
+	// Output:
+	// /livez 200 {"live":true}
+	// /readyz 200 {"live":true,"ready":true,"running":true,"journal":{"appendable":true},"integrations":[{"id":"mailer","integration_type":"handler","state":"running","circuit":"closed","lag":0}]}
+}
+
+// A receiver that allows two requests a second gets no more: events over
+// the limit wait their turn, whether live, replayed or retried.
+func ExampleRateLimit() {
+	in := bus.Integration{
+		ID:        "erp",
+		Sink:      webhook.Config{URL: "https://erp.example.com/hooks"},
+		RateLimit: bus.RateLimit{PerSecond: 2, Burst: 2},
+	}
+	out, _ := in.MarshalJSON()
+	var shown struct {
+		RateLimit json.RawMessage `json:"rate_limit"`
+	}
+	_ = json.Unmarshal(out, &shown)
+	fmt.Println(string(shown.RateLimit))
+	// Output: {"per_second":2,"burst":2}
+}
+
+// With a TracerProvider (here the OpenTelemetry SDK recording in memory),
+// Publish and each delivery attempt are spans of one trace, and sinks send
+// the attempt's context on (traceparent).
+func ExampleConfig_tracerProvider() {
+	spans := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(spans))
+	b, err := bus.New(bus.Config{TracerProvider: tp})
+	if err != nil {
+		panic(err)
+	}
+	defer b.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() { _ = b.Run(ctx) }()
+	<-b.Running()
+	done := make(chan struct{})
+	err = b.Handle("mailer", []string{"order.*"}, func(ctx context.Context, e bus.Event) error {
+		defer close(done) // ctx carries the attempt's span: the handler's own spans nest in it
+		return nil
+	})
+	if err != nil {
+		panic(err)
+	}
+
+	if err := b.Publish(ctx, bus.Event{Name: "order.created"}); err != nil {
+		panic(err)
+	}
+	<-done
+	for len(spans.Ended()) < 2 {
+		time.Sleep(time.Millisecond)
+	}
+	ended := spans.Ended()
+	names := []string{ended[0].Name(), ended[1].Name()}
+	sort.Strings(names) // the attempt may end before Publish returns
+	fmt.Println(names, ended[0].SpanContext().TraceID() == ended[1].SpanContext().TraceID())
+	// Output: [send events send mailer] true
 }

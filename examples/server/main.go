@@ -160,6 +160,8 @@ func run(ctx context.Context, cfg config, logger *slog.Logger, ready func(addr s
 	mux.Handle("/api/", http.StripPrefix("/api", mgmt))
 	mux.Handle("POST /ingest", ing)
 	mux.Handle("GET /metrics", m.Handler())
+	mux.Handle("/livez", b.HealthHandler()) // Kubernetes' liveness probe
+	mux.Handle("/readyz", b.HealthHandler())
 	mux.Handle("/demo/webhook", demo)
 
 	ln, err := net.Listen("tcp", cfg.addr)

@@ -124,7 +124,8 @@ func (s *started) createShipping() (int, string) {
 
 // The README's walk-through, against the real command: create a webhook
 // integration from Elastic Path's JSON, place and ship an order, read the
-// integration's log, ingest a third-party event, scrape the metrics.
+// integration's log, ingest a third-party event, scrape the metrics, probe
+// the health.
 func TestServer_the_readme_walkthrough(t *testing.T) {
 	srv := start(t, "-ingest-token", "dev-token")
 	call := srv.call
@@ -182,6 +183,12 @@ func TestServer_the_readme_walkthrough(t *testing.T) {
 	}
 	assert.Contains(t, body, `sinkbus_delivered_total{integration="shipping-notification",type="webhook"} 1`)
 	assert.Contains(t, body, `sinkbus_skipped_total{integration="shipping-notification",type="webhook"} 2`)
+
+	status, body = call("GET", "/readyz", "")
+	assert.Equal(t, http.StatusOK, status, body)
+	assert.Contains(t, body, `{"id":"shipping-notification","integration_type":"webhook","state":"running","circuit":"closed","lag":0}`)
+	status, _ = call("GET", "/livez", "")
+	assert.Equal(t, http.StatusOK, status)
 
 	srv.stop()
 }

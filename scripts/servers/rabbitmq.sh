@@ -6,7 +6,8 @@
 # and enables the plugin; stop_rabbitmq leaves both as they are.
 #
 # Exports SINKBUS_STOMP_RABBITMQ (host:port) with the guest user, which
-# RabbitMQ accepts over loopback only. Queues named sinkbus-test.* (the
+# RabbitMQ accepts over loopback only, and SINKBUS_AMQP_URL, the node's AMQP
+# listener with the same user. Queues named sinkbus-test.* (the
 # tests') get a policy that deletes them after 10 idle minutes.
 
 start_rabbitmq() {
@@ -38,6 +39,7 @@ start_rabbitmq() {
 		log "could not set the sinkbus-test queue policy: test queues will stay"
 	log "rabbitmq stomp listening on 127.0.0.1:61613"
 	echo "export SINKBUS_STOMP_RABBITMQ=127.0.0.1:61613 SINKBUS_STOMP_RABBITMQ_USER=guest SINKBUS_STOMP_RABBITMQ_PASS=guest"
+	echo "export SINKBUS_AMQP_URL=amqp://guest:guest@127.0.0.1:5672/"
 }
 
 # The node and its plugins belong to the machine: nothing to stop.

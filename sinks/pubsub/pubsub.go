@@ -26,6 +26,12 @@
 // Watermill subscriber on the other side reads the event from the payload
 // (sinks.Envelope) and dedupes on the message UUID.
 //
+// The publisher is the application's: it connects as its own client does,
+// not through sinkbus's network guard (netguard). A Type whose settings come
+// from JSON that others may write (the management API) should refuse the
+// addresses it must not reach in its settings' Validate, or dial through
+// netguard.Guard.
+//
 // Publishers classify no failure the way sinkbus does, so a failure is
 // retryable unless the Type's Classify says otherwise (DefaultClassify): an
 // event is never lost to a failure nobody understood, and the circuit
