@@ -170,7 +170,8 @@ type Config struct {
 	// each delivery attempt a span that continues it, whose context the
 	// sinks send on (webhook and STOMP headers, SQS message attributes).
 	// Nil means nothing is traced, journalled or sent, at no cost. Pass
-	// otel.GetTracerProvider() for the application's global one.
+	// otel.GetTracerProvider() for the application's global one, once it
+	// has an SDK: a no-op provider still costs a little per delivery.
 	TracerProvider trace.TracerProvider
 	// Clock is the time source. Nil means the wall clock.
 	Clock Clock
