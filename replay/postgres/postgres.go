@@ -27,9 +27,9 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/sinkbus/sinkbus/field"
 	"github.com/sinkbus/sinkbus/internal/pgmigrate"
 	"github.com/sinkbus/sinkbus/replay"
-	"github.com/sinkbus/sinkbus/field"
 )
 
 // ErrClosed is returned by a closed Storage.
@@ -232,6 +232,26 @@ func (s *Storage) call(fn func(ctx context.Context) error) error {
 	defer cancel()
 	return fn(ctx)
 }
+
+// CheckAppend implements replay.AppendChecker for bus readiness: ErrClosed
+// after Close, else whether the server answers a ping within
+// Config.Timeout, which every append needs. The topic does not matter.
+func (s *Storage) CheckAppend(string) error {
+	s.mu.Lock()
+	closed := s.closed
+	s.mu.Unlock()
+	if closed {
+		return ErrClosed
+	}
+	return s.call(func(ctx context.Context) error {
+		if err := s.pool.Ping(ctx); err != nil {
+			return fmt.Errorf("sinkbus: postgres journal: the server does not answer: %w", err)
+		}
+		return nil
+	})
+}
+
+var _ replay.AppendChecker = (*Storage)(nil)
 
 // Close stops taking appends, inserts and orders what it holds, and closes
 // the pool if it opened it. It is idempotent.
