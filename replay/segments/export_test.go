@@ -28,3 +28,8 @@ var (
 
 // DataSyncs returns how many fsyncs of record data topic has had since open.
 func DataSyncs(s *Storage, topic string) uint64 { return s.lookup(topic).dataSyncs.Load() }
+
+// AfterSegmentRead makes fn run each time a Read, Seek or Trim of s has
+// looked through a segment to its end, before it goes on. Set it before
+// using s.
+func AfterSegmentRead(s *Storage, fn func()) { s.afterSegmentRead = fn }

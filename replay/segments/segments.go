@@ -208,6 +208,11 @@ type Storage struct {
 	closed atomic.Bool
 	stop   chan struct{}
 	wg     sync.WaitGroup
+
+	// afterSegmentRead, set by tests before any use, runs when a read or a
+	// seek has looked through a segment to its end, before it decides
+	// where to go on: where appends can slip in between.
+	afterSegmentRead func()
 }
 
 var _ replay.Storage = (*Storage)(nil)

@@ -69,6 +69,72 @@ func TestSegments_offsets_dense_across_segment_rolls_and_reopen(t *testing.T) {
 	}
 }
 
+// sealWhileLooking returns a storage of segments that hold two records, with
+// record 1 of topic "t" written at t0, and whose first look to the end of a
+// segment (by Read, Seek or Trim) is followed by two appends: record 2 at
+// t0+1s, which fills the first segment, and record 3 at t0+2s, which starts
+// the second. No tail cache: reads are from the files.
+func sealWhileLooking(t *testing.T) (s *segments.Storage, t0 time.Time, looked *bool) {
+	rec := func(i int) *replay.Record {
+		return &replay.Record{UUID: fmt.Sprintf("r-%d", i), Payload: []byte(`{}`)}
+	}
+	at := func(d time.Duration) func() time.Time { return func() time.Time { return t0.Add(d) } }
+	t0 = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	frame := int64(len(segments.EncodeFrame(rec(1))))
+	dir := t.TempDir()
+	s = openSegs(t, segments.Config{Dir: dir, SegmentBytes: frame + 1, TailCacheBytes: -1})
+	require.NoError(t, s.Append("t", []*replay.Record{rec(1)}, at(0)))
+	looked = new(bool)
+	segments.AfterSegmentRead(s, func() {
+		if *looked {
+			return
+		}
+		*looked = true
+		require.NoError(t, s.Append("t", []*replay.Record{rec(2)}, at(time.Second)))
+		require.NoError(t, s.Append("t", []*replay.Record{rec(3)}, at(2*time.Second)))
+		files, err := filepath.Glob(filepath.Join(dir, "t", "*.seg"))
+		require.NoError(t, err)
+		require.Len(t, files, 2, "record 3 starts a segment of its own")
+	})
+	return s, t0, looked
+}
+
+// A look at a segment that reaches its end while records are still being
+// added to it (here: appended between the look and the move to the next
+// segment, which the same appends start) comes back for them: an
+// acknowledged record is neither skipped by Read, nor by Seek, nor trimmed
+// though newer than the cut.
+func TestSegments_looks_that_meet_a_seal_keep_the_sealed_segments_last_records(t *testing.T) {
+	t.Run("read", func(t *testing.T) {
+		s, _, looked := sealWhileLooking(t)
+		recs, err := s.Read("t", 1, 10)
+		require.NoError(t, err)
+		require.True(t, *looked, "the read met the appends")
+		var offsets []uint64
+		for _, r := range recs {
+			offsets = append(offsets, r.Offset)
+		}
+		assert.Equal(t, []uint64{1, 2, 3}, offsets)
+	})
+	t.Run("seek", func(t *testing.T) {
+		s, t0, looked := sealWhileLooking(t)
+		off, err := s.Seek("t", t0.Add(time.Second))
+		require.NoError(t, err)
+		require.True(t, *looked, "the seek met the appends")
+		assert.Equal(t, uint64(2), off, "record 2 is the first at t0+1s")
+	})
+	t.Run("trim", func(t *testing.T) {
+		s, t0, looked := sealWhileLooking(t)
+		n, err := s.Trim(t0.Add(time.Second))
+		require.NoError(t, err)
+		require.True(t, *looked, "the trim met the appends")
+		assert.Equal(t, 1, n, "only record 1 is older than the cut")
+		first, next := s.Bounds("t")
+		assert.Equal(t, uint64(2), first)
+		assert.Equal(t, uint64(4), next)
+	})
+}
+
 func TestSegments_group_commit_shares_fsyncs_between_concurrent_appenders(t *testing.T) {
 	s := openSegs(t, segments.Config{})
 	const writers, perWriter = 32, 40

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"math"
 	"os"
 	"path/filepath"
 	"sort"
@@ -518,21 +519,33 @@ func (t *topicLog) read(from uint64, n int) ([]replay.Record, error) {
 		seg := t.segs[max(i-1, 0)]
 		t.mu.Unlock()
 
-		recs, done, err := t.readSegment(seg, from, n-len(out))
+		recs, readTo, err := t.readSegment(seg, from, n-len(out))
 		out = append(out, recs...)
-		if err != nil || !done {
+		if err != nil || readTo < 0 {
 			return out, err
 		}
 		if k := len(recs); k > 0 {
 			from = recs[k-1].Offset + 1
 		}
+		if hook := t.s.afterSegmentRead; hook != nil {
+			hook()
+		}
 		t.mu.Lock()
 		succ := t.successor(seg)
+		// Records are assigned to a segment before they are written: one
+		// already followed by the next may still have its last records
+		// published after this read took its size (the next segment's
+		// come after them). Go on to the next segment only once this read
+		// has covered every byte assigned to seg (or seg is gone); else
+		// read seg again from where this read stopped.
+		whole := seg.removed || readTo >= seg.end
 		t.mu.Unlock()
 		if succ == nil {
 			break
 		}
-		from = max(from, succ.base)
+		if whole {
+			from = max(from, succ.base)
+		}
 	}
 	return out, nil
 }
@@ -547,22 +560,28 @@ func (t *topicLog) successor(seg *segment) *segment {
 
 var scanBuffers = sync.Pool{New: func() any { b := make([]byte, scanBuffer); return &b }}
 
-// readSegment reads up to n records of seg from offset from on. done reports
-// that it reached the end of what seg holds (or seg is gone).
-func (t *topicLog) readSegment(seg *segment, from uint64, n int) (recs []replay.Record, done bool, err error) {
+// nothingMore is how far a read got in a segment deleted under it: there
+// is nothing more to read.
+const nothingMore = math.MaxInt64
+
+// readSegment reads up to n records of seg from offset from on. readTo is the
+// position in seg up to which it read everything seg held when it looked
+// (nothingMore for a segment deleted meanwhile), or -1 when it stopped at n records
+// or an error.
+func (t *topicLog) readSegment(seg *segment, from uint64, n int) (recs []replay.Record, readTo int64, err error) {
 	pos, size, err := t.locate(seg, from)
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil, true, nil // trimmed meanwhile
+		return nil, nothingMore, nil // trimmed meanwhile
 	}
 	if err != nil {
-		return nil, false, err
+		return nil, -1, err
 	}
 	f, err := os.Open(seg.path)
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil, true, nil
+		return nil, nothingMore, nil
 	}
 	if err != nil {
-		return nil, false, err
+		return nil, -1, err
 	}
 	defer f.Close()
 	bp := scanBuffers.Get().(*[]byte)
@@ -576,7 +595,7 @@ func (t *topicLog) readSegment(seg *segment, from uint64, n int) (recs []replay.
 	for len(recs) < n {
 		body, at, err := sc.next()
 		if errors.Is(err, io.EOF) {
-			return recs, true, nil
+			return recs, at, nil
 		}
 		if err == nil && bodyOffset(body) < from {
 			continue
@@ -586,11 +605,11 @@ func (t *topicLog) readSegment(seg *segment, from uint64, n int) (recs []replay.
 			rec, err = decodeBody(body)
 		}
 		if errors.Is(err, errTorn) || errors.Is(err, errCorrupt) {
-			t.corrupt(seg, at, err)
-			return recs, true, nil
+			t.corrupt(seg, at, err) // a sealed segment now ends at at
+			return recs, at, nil
 		}
 		if err != nil {
-			return recs, false, err
+			return recs, -1, err
 		}
 		recs = append(recs, rec)
 	}
@@ -598,7 +617,7 @@ func (t *topicLog) readSegment(seg *segment, from uint64, n int) (recs []replay.
 	t.hints[t.hintAt] = readHint{seg: seg, off: recs[len(recs)-1].Offset + 1, pos: sc.pos}
 	t.hintAt = (t.hintAt + 1) % readHints
 	t.mu.Unlock()
-	return recs, false, nil
+	return recs, -1, nil
 }
 
 // locate returns where to start reading seg for offset from, and how far
@@ -726,70 +745,103 @@ func (t *topicLog) seek(at int64) (uint64, error) {
 
 // seekAny is seek that may land on a record trimmed but still on disk.
 func (t *topicLog) seekAny(at int64) (uint64, error) {
-	t.mu.Lock()
-	var seg *segment
-	for i := len(t.segs) - 1; i >= 0; i-- {
-		if s := t.segs[i]; s.hasRecords && s.firstTime < at {
-			seg = s
-			break
+	for {
+		t.mu.Lock()
+		var seg *segment
+		for i := len(t.segs) - 1; i >= 0; i-- {
+			if s := t.segs[i]; s.hasRecords && s.firstTime < at {
+				seg = s
+				break
+			}
 		}
-	}
-	if seg == nil {
-		first := t.firstLocked()
+		if seg == nil {
+			first := t.firstLocked()
+			t.mu.Unlock()
+			return first, nil
+		}
 		t.mu.Unlock()
-		return first, nil
-	}
-	t.mu.Unlock()
-	off, found, err := t.seekIn(seg, at)
-	if err != nil || found {
-		return off, err
-	}
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	for s := t.successor(seg); s != nil; s = t.successor(s) {
-		if s.hasRecords {
-			return s.base, nil
+		off, found, seen, err := t.seekIn(seg, at)
+		if err != nil || found {
+			return off, err
 		}
+		if hook := t.s.afterSegmentRead; hook != nil {
+			hook()
+		}
+		t.mu.Lock()
+		if seen.size >= 0 && seg.size > seen.size {
+			// seg has grown since seekIn looked, so no later segment had
+			// records then: the answer is the end of what was visible.
+			// (Following the appends instead could chase them forever.)
+			t.mu.Unlock()
+			return seen.visible, nil
+		}
+		next := t.successor(seg)
+		for next != nil && !next.hasRecords {
+			next = t.successor(next)
+		}
+		switch {
+		case next == nil:
+			off = t.visible
+		case next.firstTime >= at:
+			off = next.base
+		default:
+			// Appends filled a later segment since the search began, and
+			// it starts before at: search that one.
+			t.mu.Unlock()
+			continue
+		}
+		t.mu.Unlock()
+		return off, nil
 	}
-	return t.visible, nil
 }
 
-// seekIn returns the first record of seg at or after at, if seg has one.
-func (t *topicLog) seekIn(seg *segment, at int64) (uint64, bool, error) {
+// seekView is what seekIn saw: seg's size and the topic's visible bound
+// when it looked, or a size of -1 when seg is gone or damaged where it read.
+type seekView struct {
+	size    int64
+	visible uint64
+}
+
+// seekIn returns the first record of seg at or after at, if seg had one
+// when it looked.
+func (t *topicLog) seekIn(seg *segment, at int64) (off uint64, found bool, seen seekView, err error) {
+	unreadable := seekView{size: -1}
 	if err := t.ensureIndex(seg); err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
-			return 0, false, nil
+			return 0, false, unreadable, nil
 		}
-		return 0, false, err
+		return 0, false, unreadable, err
 	}
 	t.mu.Lock()
 	t.useClock++
 	seg.lastUse = t.useClock
 	i := sort.Search(len(seg.index), func(i int) bool { return seg.index[i].nanos >= at }) - 1
-	pos, size := int64(0), seg.size
+	pos := int64(0)
 	if i >= 0 {
 		pos = seg.index[i].pos
 	}
+	seen = seekView{size: seg.size, visible: t.visible}
 	t.mu.Unlock()
 	f, err := os.Open(seg.path)
 	if errors.Is(err, fs.ErrNotExist) {
-		return 0, false, nil
+		return 0, false, unreadable, nil
 	}
 	if err != nil {
-		return 0, false, err
+		return 0, false, unreadable, err
 	}
 	defer f.Close()
-	sc := newFrameScanner(f, pos, size, nil)
+	sc := newFrameScanner(f, pos, seen.size, nil)
 	for {
 		body, _, err := sc.next()
-		if errors.Is(err, io.EOF) || errors.Is(err, errTorn) || errors.Is(err, errCorrupt) {
-			return 0, false, nil
-		}
-		if err != nil {
-			return 0, false, err
-		}
-		if bodyNanos(body) >= at {
-			return bodyOffset(body), true, nil
+		switch {
+		case errors.Is(err, io.EOF):
+			return 0, false, seen, nil
+		case errors.Is(err, errTorn) || errors.Is(err, errCorrupt):
+			return 0, false, unreadable, nil
+		case err != nil:
+			return 0, false, unreadable, err
+		case bodyNanos(body) >= at:
+			return bodyOffset(body), true, seen, nil
 		}
 	}
 }

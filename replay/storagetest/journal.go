@@ -104,8 +104,14 @@ func Receive(t testing.TB, msgs <-chan *message.Message) *message.Message {
 	}
 }
 
+// RunLiveReads runs the scenario of RunJournal in which a subscriber reads
+// while publishers race to append: quick enough to repeat over a sweep of an
+// engine's configurations, where the whole suite once or twice is enough.
+func RunLiveReads(t *testing.T, f Factory) { testLiveReads(t, f) }
+
 // A record appended while the reader finds the journal empty must not be
-// mistaken for an unreadable gap and skipped.
+// mistaken for an unreadable gap and skipped, nor one published while the
+// reader moves through the storage (across a segment file, say).
 func testLiveReads(t *testing.T, f Factory) {
 	j := openJournal(t, replay.Config{Storage: f.New(t), CompactEvery: -1})
 	msgs, err := j.Consumer(replay.ConsumerConfig{Group: "g", MaxInFlight: 4}).Subscribe(context.Background(), "t")
