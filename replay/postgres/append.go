@@ -10,8 +10,8 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
-	"github.com/sinkbus/sinkbus/replay"
 	"github.com/sinkbus/sinkbus/field"
+	"github.com/sinkbus/sinkbus/replay"
 )
 
 // appendCall is one Append waiting for its records to be inserted, then

@@ -7,8 +7,8 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgtype"
 
-	"github.com/sinkbus/sinkbus/replay"
 	"github.com/sinkbus/sinkbus/field"
+	"github.com/sinkbus/sinkbus/replay"
 )
 
 // Cursors are rows of journal_cursors: the watermark in next, the
