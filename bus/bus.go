@@ -121,6 +121,15 @@ type Config struct {
 	// Concurrency is an integration's default number of parallel deliveries.
 	// Zero means 8.
 	Concurrency int
+	// MaxWaitingBytes bounds, per integration, the memory held by events
+	// read from the journal that wait for their turn: read ahead, or behind
+	// a busy order key. A quarter of it may hold payloads; past that, a
+	// waiting event keeps only its offset and key, and is read again when
+	// its turn comes. At the bound reading pauses until deliveries make
+	// room, and the integration log says so (reading_paused, then
+	// reading_resumed). Events in flight are bounded by the concurrency
+	// instead. Zero means 32 MiB.
+	MaxWaitingBytes int64
 	// Sinks maps integration types to their configurations. Nil means
 	// sinks.DefaultRegistry(): the types of the sink packages the program
 	// imports (each registers itself; sinks/all imports every built-in
@@ -240,6 +249,9 @@ func (c Config) Validate() error {
 	}
 	if c.Concurrency < 0 || c.Concurrency > 1024 {
 		p.Add("Concurrency", "must be between 0 and 1024")
+	}
+	if c.MaxWaitingBytes < 0 {
+		p.Add("MaxWaitingBytes", "must not be negative")
 	}
 	if c.CloseTimeout < 0 {
 		p.Add("CloseTimeout", "must not be negative")

@@ -45,10 +45,7 @@ func TestCrashChild(t *testing.T) {
 	if dir == "" {
 		t.Skip("child process of TestCrash_kill_9_loses_no_published_event")
 	}
-	fail := func(what string, err error) {
-		fmt.Fprintf(os.Stderr, "crash child: %s: %v\n", what, err)
-		os.Exit(2)
-	}
+	fail := childFail("crash child")
 	from, err := strconv.Atoi(os.Getenv(crashChildEnv + "_FROM"))
 	if err != nil {
 		fail("from", err)
@@ -107,6 +104,15 @@ func TestCrashChild(t *testing.T) {
 		fail("close", err)
 	}
 	<-ran
+}
+
+// childFail returns how a child process of a test gives up: it says what
+// failed on stderr, which the parent shows, and exits.
+func childFail(who string) func(what string, err error) {
+	return func(what string, err error) {
+		fmt.Fprintf(os.Stderr, "%s: %s: %v\n", who, what, err)
+		os.Exit(2)
+	}
 }
 
 func crashEventID(n int) string { return fmt.Sprintf("crash-%07d", n) }
@@ -199,10 +205,17 @@ func (b *lockedBuffer) String() string {
 
 func startCrashChild(t *testing.T, dir, url string, from int, to string) *crashChild {
 	t.Helper()
-	c := &crashChild{lines: make(chan string), done: make(chan error, 1), quit: make(chan struct{})}
-	c.cmd = exec.Command(os.Args[0], "-test.run=^TestCrashChild$", "-test.count=1")
-	c.cmd.Env = append(os.Environ(), crashChildEnv+"="+dir, crashChildEnv+"_URL="+url,
+	return startChild(t, "TestCrashChild", crashChildEnv+"="+dir, crashChildEnv+"_URL="+url,
 		fmt.Sprintf("%s_FROM=%d", crashChildEnv, from), crashChildEnv+"_TO="+to)
+}
+
+// startChild re-executes the test binary to run the test named, with env
+// added to the environment, and kills it when the test ends.
+func startChild(t *testing.T, test string, env ...string) *crashChild {
+	t.Helper()
+	c := &crashChild{lines: make(chan string), done: make(chan error, 1), quit: make(chan struct{})}
+	c.cmd = exec.Command(os.Args[0], "-test.run=^"+test+"$", "-test.count=1")
+	c.cmd.Env = append(os.Environ(), env...)
 	c.cmd.Stderr = &c.stderr
 	stdout, err := c.cmd.StdoutPipe()
 	require.NoError(t, err)
@@ -230,6 +243,23 @@ func startCrashChild(t *testing.T, dir, url string, from int, to string) *crashC
 		}
 	})
 	return c
+}
+
+// waitLine reads the child's output until it prints want.
+func (c *crashChild) waitLine(t *testing.T, want string) {
+	t.Helper()
+	timeout := time.After(30 * time.Second)
+	for {
+		select {
+		case line, ok := <-c.lines:
+			require.True(t, ok, "child exited before printing %q: %s", want, &c.stderr)
+			if line == want {
+				return
+			}
+		case <-timeout:
+			t.Fatalf("child did not print %q: %s", want, &c.stderr)
+		}
+	}
 }
 
 // wait waits for the child's exit once it is dying, and checks it did not
@@ -271,6 +301,14 @@ func TestCrash_kill_9_loses_no_published_event(t *testing.T) {
 	dir := t.TempDir()
 
 	var children []*crashChild
+	// At each kill: the numbers received so far, and the cursor saved
+	// just before it. A later process may send again only what the saved
+	// cursor did not cover: that is the bound on duplicates.
+	type killed struct {
+		received map[int]bool
+		saved    replay.Cursor
+	}
+	var deaths []killed
 	confirmed := map[int]bool{} // numbers whose Publish returned nil
 	next := 0                   // the next number to publish
 	onLine := func(line string) {
@@ -305,7 +343,9 @@ func TestCrash_kill_9_loses_no_published_event(t *testing.T) {
 					kill = time.After(delay)
 				}
 			case <-kill:
+				saved := savedCursor(t, dir, "crash")
 				require.NoError(t, c.cmd.Process.Signal(syscall.SIGKILL))
+				deaths = append(deaths, killed{saved: saved})
 				break publishing
 			case <-timeout:
 				t.Fatalf("round %d: child published nothing: %s", round, &c.stderr)
@@ -315,6 +355,7 @@ func TestCrash_kill_9_loses_no_published_event(t *testing.T) {
 		var exit *exec.ExitError
 		require.ErrorAs(t, err, &exit)
 		require.Equal(t, "signal: killed", exit.Error(), "the child must die by the kill: %s", &c.stderr)
+		deaths[len(deaths)-1].received = rcv.received() // dead: it sends no more
 		t.Logf("round %d: killed %v after %s, %d numbers confirmed", round, delay,
 			map[bool]string{true: "its start", false: "its first publish"}[round%3 == 2], next-started)
 	}
@@ -360,6 +401,25 @@ func TestCrash_kill_9_loses_no_published_event(t *testing.T) {
 			missing[:min(10, len(missing))], crashDiagnosis(t, dir, missing), &stderrs)
 	}
 
+	offsets := journalOffsets(t, dir)
+	// The bound: what each kill left unsaved of what had been received,
+	// and the numbers a kill made a child publish again (killed between
+	// the append and "pub"), which are in the journal twice.
+	bound := 0
+	for _, k := range deaths {
+		for n := range k.received {
+			for _, o := range offsets[n] {
+				if !k.saved.Done(o) {
+					bound++
+					break
+				}
+			}
+		}
+	}
+	for _, os := range offsets {
+		bound += len(os) - 1
+	}
+
 	rcv.mu.Lock()
 	defer rcv.mu.Unlock()
 	assert.Empty(t, rcv.bad, "every body carries payload.n")
@@ -370,8 +430,38 @@ func TestCrash_kill_9_loses_no_published_event(t *testing.T) {
 		// by the next child, so every number received was confirmed.
 		assert.True(t, confirmed[n], "number %d received but never published", n)
 	}
-	t.Logf("%d numbers confirmed, received %d times: %d duplicates",
-		len(confirmed), receipts, receipts-len(rcv.counts))
+	duplicates := receipts - len(rcv.counts)
+	t.Logf("%d numbers confirmed, received %d times: %d duplicates, bound %d",
+		len(confirmed), receipts, duplicates, bound)
+	assert.LessOrEqual(t, duplicates, bound,
+		"a crash re-sends only what was in flight or acknowledged after the last cursor save")
+}
+
+// received returns the numbers received so far.
+func (r *numberReceiver) received() map[int]bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make(map[int]bool, len(r.counts))
+	for n := range r.counts {
+		out[n] = true
+	}
+	return out
+}
+
+// journalOffsets returns the journal offsets of each number in dir.
+func journalOffsets(t *testing.T, dir string) map[int][]uint64 {
+	b, err := bus.New(bus.Config{DataDir: dir, AllowPrivateNetworks: true})
+	require.NoError(t, err)
+	defer b.Close()
+	out := map[int][]uint64{}
+	err = b.Events().Scan(ctx, time.Time{}, time.Time{}, func(r replay.Record) bool {
+		var p struct{ N int }
+		require.NoError(t, json.Unmarshal(r.Payload, &p))
+		out[p.N] = append(out[p.N], r.Offset)
+		return true
+	})
+	require.NoError(t, err)
+	return out
 }
 
 // crashDiagnosis describes the crash integration as the DataDir keeps it.

@@ -26,7 +26,10 @@ func (e *Events) Bounds() (first, next uint64) { return e.j.Storage().Bounds(Top
 
 // Cursor returns the first offset integration id has not acknowledged; ok
 // is false when it has no cursor (it never existed, or was deleted).
-func (e *Events) Cursor(id string) (offset uint64, ok bool) { return e.j.Cursor(Topic, id) }
+func (e *Events) Cursor(id string) (offset uint64, ok bool) {
+	c, ok := e.j.Cursor(Topic, id)
+	return c.Next, ok
+}
 
 // Lag returns how many events integration id has not settled yet: zero
 // when it has no cursor.

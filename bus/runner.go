@@ -238,6 +238,8 @@ func (r *runner) start() error {
 		OrderKey:        orderKey(in),
 		StopGrace:       b.cfg.StopGrace,
 		OnRetentionLoss: func(lost uint64) { b.lostEvents(in, lost) },
+		MaxWaitingBytes: b.cfg.MaxWaitingBytes,
+		OnPause:         func(paused bool, waiting int64) { b.logPause(in.ID, paused, waiting) },
 	}
 	if in.Kind == Temporary {
 		cc.Until = in.EndsAt
@@ -254,6 +256,19 @@ func (r *runner) start() error {
 	r.live = d
 	b.mu.Unlock()
 	return nil
+}
+
+// logPause tells the integration log that reading from the journal paused
+// because the events waiting hold MaxWaitingBytes, or that it goes on.
+func (b *Bus) logPause(id string, paused bool, waiting int64) {
+	if !paused {
+		b.log(id, middleware.ActionReadingResumed, fmt.Sprintf(
+			"Events waiting hold %d KiB; reading from the journal goes on.", waiting>>10))
+		return
+	}
+	b.log(id, middleware.ActionReadingPaused, fmt.Sprintf(
+		"Events waiting for their turn (behind an order key whose delivery keeps failing, most likely) hold %d KiB, "+
+			"the integration's bound (MaxWaitingBytes); reading from the journal paused until they move.", waiting>>10))
 }
 
 // stop ends delivery; op must be held. The cursor stays where

@@ -22,6 +22,8 @@ const (
 	ActionCircuitClosed        = "circuit_closed"
 	ActionCircuitReset         = "circuit_reset"
 	ActionRetentionLoss        = "events_lost_to_retention"
+	ActionReadingPaused        = "reading_paused"
+	ActionReadingResumed       = "reading_resumed"
 )
 
 // DefaultLogSize is how many entries a log keeps per integration (NewStore:

@@ -2,6 +2,8 @@ package replay
 
 import (
 	"context"
+	"errors"
+	"math"
 	"sync"
 	"time"
 
@@ -12,13 +14,28 @@ import (
 	"github.com/sinkbus/sinkbus/internal/stopping"
 )
 
-// ConsumerConfig says where a consumer starts, where it ends, and how many
-// messages it has in flight.
+// Defaults of ConsumerConfig's memory bounds.
+const (
+	// DefaultMaxWaitingBytes bounds the memory a reader holds for the events
+	// it has read and not handed out yet.
+	DefaultMaxWaitingBytes = 32 << 20
+)
+
+// ConsumerConfig says where a consumer starts, where it ends, how many
+// messages it has in flight and how much memory it may hold.
 type ConsumerConfig struct {
 	// Group names the durable cursor. A group that has a cursor resumes from
-	// it; acknowledgements move it. Empty means an ephemeral consumer with no
-	// cursor (a replay).
+	// it: past its watermark, and past every offset acknowledged above it
+	// (Cursor.Acked), so a restart delivers again only what was not
+	// acknowledged. Acknowledgements move it. Empty means an ephemeral
+	// consumer with no cursor (a replay).
 	Group string
+	// StartOffset, when not zero, is where a consumer without a cursor
+	// starts, whatever StartAt says. A caller that finds the offset of
+	// StartAt itself (Storage.Seek) and sets it here has a Subscribe that
+	// cannot fail on the storage: Watermill's router keeps a handler whose
+	// Subscribe failed, and every later start fails on it.
+	StartOffset uint64
 	// StartAt is where a consumer without a cursor starts: the first record
 	// appended at or after it. Zero means the head (only new records), or
 	// the oldest retained record when FromOldest is set.
@@ -37,11 +54,23 @@ type ConsumerConfig struct {
 	// Zero means 1: strictly one after the other.
 	MaxInFlight int
 	// OrderKey, when set, keeps messages with the same non-empty key in order:
-	// one in flight per key. Messages of other keys pass a busy key by.
+	// one in flight per key. Messages of other keys pass a busy key by; those
+	// of the busy key wait in memory, within MaxWaitingBytes.
 	OrderKey func(*message.Message) string
-	// MaxPending bounds how many read messages may wait behind busy keys
-	// before reading pauses. Zero means 10,000.
-	MaxPending int
+	// MaxWaitingBytes bounds the memory a reader holds for the records it
+	// has read and not handed out yet: read ahead, or waiting behind a busy
+	// order key (their payloads, metadata and about 150 bytes of
+	// bookkeeping each). At the bound reading pauses, and OnPause is called,
+	// until deliveries make room. What is in flight, or waiting out its
+	// NackDelay, is bounded by MaxInFlight instead. Zero means
+	// DefaultMaxWaitingBytes (32 MiB).
+	MaxWaitingBytes int64
+	// MaxWaitingPayloadBytes bounds the payloads and metadata among what
+	// MaxWaitingBytes holds. Past it, a record waiting behind a busy key
+	// keeps only its offset and key, and is read again from the storage
+	// when its turn comes; read-ahead shrinks to fit. Zero means a quarter
+	// of MaxWaitingBytes.
+	MaxWaitingPayloadBytes int64
 	// NackDelay is how long a nacked message waits before it is delivered
 	// again. Zero means one second. While MaxInFlight nacked messages wait,
 	// no new record is read: a consumer whose messages all fail pauses
@@ -63,19 +92,32 @@ type ConsumerConfig struct {
 	// or while the group is running behind. It may be called with the
 	// reader's lock held: it must not call back into the consumer.
 	OnRetentionLoss func(lost uint64)
+	// OnPause is called with paused set when reading pauses because what
+	// waits fills MaxWaitingBytes, and with paused unset once it has shrunk
+	// to half of it and reading goes on; waiting is the bytes held then.
+	// It is called with the reader's lock held: it must not call back into
+	// the consumer.
+	OnPause func(paused bool, waiting int64)
 }
 
 func (c *ConsumerConfig) setDefaults() {
 	if c.MaxInFlight <= 0 {
 		c.MaxInFlight = 1
 	}
-	if c.MaxPending <= 0 {
-		c.MaxPending = 10000
+	if c.MaxWaitingBytes <= 0 {
+		c.MaxWaitingBytes = DefaultMaxWaitingBytes
 	}
+	if c.MaxWaitingPayloadBytes <= 0 {
+		c.MaxWaitingPayloadBytes = c.MaxWaitingBytes / 4
+	}
+	c.MaxWaitingPayloadBytes = min(c.MaxWaitingPayloadBytes, c.MaxWaitingBytes)
 	if c.NackDelay <= 0 {
 		c.NackDelay = time.Second
 	}
 }
+
+// ErrConsumerClosed is returned by Subscribe on a closed Consumer.
+var ErrConsumerClosed = errors.New("sinkbus: journal consumer closed")
 
 // Consumer is a message.Subscriber reading a topic of the journal for one
 // group.
@@ -85,23 +127,33 @@ type Consumer struct {
 
 	mu     sync.Mutex
 	closed bool
-	cancel []context.CancelFunc // subscriptions and their graces
+	subs   map[uint64]*subscription // running, by id
+	nextID uint64
 	wg     sync.WaitGroup
+}
+
+// subscription is one Subscribe call's reader and how to stop it.
+type subscription struct {
+	cancel func() // ends the subscription and the grace of its messages
+	r      *reader
 }
 
 // Consumer returns a subscriber for cfg. Each Subscribe call runs one reader.
 func (j *Journal) Consumer(cfg ConsumerConfig) *Consumer {
 	cfg.setDefaults()
-	return &Consumer{j: j, cfg: cfg}
+	return &Consumer{j: j, cfg: cfg, subs: make(map[uint64]*subscription)}
 }
 
 // Subscribe starts reading topic and returns the messages. The channel closes
 // when ctx is done, the consumer or journal is closed, or Until is reached.
+// It fails only on a closed consumer (ErrConsumerClosed), or when it must
+// find StartAt in the storage (see StartOffset); on a closed journal the
+// channel closes at once.
 func (c *Consumer) Subscribe(ctx context.Context, topic string) (<-chan *message.Message, error) {
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
-		return nil, ErrClosed
+		return nil, ErrConsumerClosed
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	// Messages get a context of their own that outlives ctx by the grace.
@@ -115,7 +167,10 @@ func (c *Consumer) Subscribe(ctx context.Context, topic string) (<-chan *message
 	})
 	cancelBoth := func() { cancel(); endGrace() }
 	stop := context.AfterFunc(c.j.ctx, cancelBoth)
-	c.cancel = append(c.cancel, cancelBoth)
+	id := c.nextID
+	c.nextID++
+	sub := &subscription{cancel: cancelBoth}
+	c.subs[id] = sub
 	c.wg.Add(1)
 	c.mu.Unlock()
 
@@ -124,23 +179,36 @@ func (c *Consumer) Subscribe(ctx context.Context, topic string) (<-chan *message
 		stop()
 		stopGrace()
 		cancelBoth()
+		c.forget(id)
 		c.wg.Done()
 		return nil, err
 	}
 	r.msgCtx = msgCtx
+	c.mu.Lock()
+	sub.r = r
+	c.mu.Unlock()
 	out := make(chan *message.Message)
 	c.j.wg.Add(1)
 	go func() {
 		defer c.j.wg.Done()
 		defer c.wg.Done()
+		defer c.forget(id)
 		defer cancelBoth()
 		defer stop()
 		r.run(out)
+		c.j.untrack(r)
 		if err := c.j.Flush(); err != nil {
 			r.log.Error("Cannot save journal cursors", err, nil)
 		}
 	}()
 	return out, nil
+}
+
+// forget drops a subscription that ended.
+func (c *Consumer) forget(id uint64) {
+	c.mu.Lock()
+	delete(c.subs, id)
+	c.mu.Unlock()
 }
 
 // Close stops every reader of the consumer and waits for them.
@@ -151,18 +219,78 @@ func (c *Consumer) Close() error {
 		return nil
 	}
 	c.closed = true
-	for _, cancel := range c.cancel {
-		cancel()
+	for _, s := range c.subs {
+		s.cancel()
 	}
 	c.mu.Unlock()
 	c.wg.Wait()
 	return nil
 }
 
+// ConsumerStats is what a consumer's readers hold in memory for the records
+// they have read and not handed out yet.
+type ConsumerStats struct {
+	// Waiting counts those records: read ahead, or waiting behind a busy
+	// order key.
+	Waiting int
+	// WaitingBytes is the memory they hold, as MaxWaitingBytes counts it.
+	WaitingBytes int64
+	// WaitingPayloadBytes is the part of it that payloads and metadata
+	// take, as MaxWaitingPayloadBytes counts it.
+	WaitingPayloadBytes int64
+	// Paused is set while a reader does not read because WaitingBytes
+	// reached MaxWaitingBytes.
+	Paused bool
+}
+
+// Stats returns what the consumer's readers hold now.
+func (c *Consumer) Stats() ConsumerStats {
+	c.mu.Lock()
+	readers := make([]*reader, 0, len(c.subs))
+	for _, s := range c.subs {
+		if s.r != nil {
+			readers = append(readers, s.r)
+		}
+	}
+	c.mu.Unlock()
+	var st ConsumerStats
+	for _, r := range readers {
+		r.mu.Lock()
+		st.Waiting += len(r.buf) + r.pending
+		st.WaitingBytes += r.waitingBytes()
+		st.WaitingPayloadBytes += r.waitingPayload()
+		st.Paused = st.Paused || r.paused
+		r.mu.Unlock()
+	}
+	return st
+}
+
 type delivery struct {
-	rec     Record
-	key     string
-	retryAt time.Time
+	rec Record
+	key string
+	// size is the bytes of rec held in memory: zero once stripped.
+	size int64
+	// stripped: rec holds only its offset (to stay within
+	// MaxWaitingPayloadBytes); it is read again before it is sent.
+	stripped bool
+	retryAt  time.Time
+}
+
+// entryBytes is what a delivery costs while it waits behind a busy key,
+// payload aside: the struct, its slot in the key's queue and the
+// acknowledgement range its hole may split.
+const entryBytes = 150
+
+// waitCost is the memory d holds while it waits behind its key.
+func (d *delivery) waitCost() int64 { return entryBytes + int64(len(d.key)) + d.size }
+
+// recordBytes is the memory of rec's payload and metadata.
+func recordBytes(rec *Record) int64 {
+	n := len(rec.Payload) + len(rec.UUID)
+	for k, v := range rec.Metadata {
+		n += len(k) + len(v) + 16
+	}
+	return int64(n)
 }
 
 type outcome struct {
@@ -178,23 +306,28 @@ type reader struct {
 	topic  string
 	key    CursorKey
 	log    watermill.LoggerAdapter
-	acked  []Range // acknowledged above the cursor at start: never lost
 
-	// Guarded by mu:
+	mu sync.Mutex // guards everything below
+
 	pos       uint64 // next offset to read
 	end       uint64 // first offset past Until; 0 while unknown
 	committed uint64 // every offset below it is acknowledged
-	doneAbove map[uint64]struct{}
+	acked     ackSet // the offsets acknowledged above committed
 
-	mu       sync.Mutex // guards everything below and the fields above
-	buf      []Record
+	buf      []Record // read ahead
+	bufBytes int64    // payloads and metadata of buf
 	ready    []*delivery
 	inflight int
 	busy     map[string][]*delivery // key -> waiting behind the one in flight
-	pending  int
-	retries  []*delivery
-	changed  chan struct{} // closed to wake idle workers; nil when none waits
-	ended    bool
+	pending  int                    // deliveries in busy
+	// Memory of the deliveries in busy: waitCost summed, and their
+	// payloads alone.
+	pendingBytes, pendingPayload int64
+	paused                       bool  // reading paused at MaxWaitingBytes
+	avgRecord                    int64 // bytes per record of the last read: sizes the next
+	retries                      []*delivery
+	changed                      chan struct{} // closed to wake idle workers; nil when none waits
+	ended                        bool
 	// After a failed read, reading waits until readAgainAt (zero: no wait),
 	// backing off while the storage keeps failing.
 	readAgainAt time.Time
@@ -205,21 +338,24 @@ func (c *Consumer) newReader(ctx context.Context, topic string) (*reader, error)
 	j := c.j
 	r := &reader{
 		c: c, j: j, ctx: ctx, topic: topic,
-		key:       CursorKey{Topic: topic, Group: c.cfg.Group},
-		log:       j.cfg.Logger.With(watermill.LogFields{"topic": topic, "group": c.cfg.Group}),
-		doneAbove: make(map[uint64]struct{}),
-		busy:      make(map[string][]*delivery),
+		key:  CursorKey{Topic: topic, Group: c.cfg.Group},
+		log:  j.cfg.Logger.With(watermill.LogFields{"topic": topic, "group": c.cfg.Group}),
+		busy: make(map[string][]*delivery),
 	}
 	first, next := j.st.Bounds(topic)
-	cur, hasCursor := uint64(0), false
+	var cur Cursor
+	hasCursor := false
 	if c.cfg.Group != "" {
-		var saved Cursor
-		saved, hasCursor = j.groupCursor(r.key)
-		cur, r.acked = saved.Next, saved.Acked
+		cur, hasCursor = j.Cursor(topic, c.cfg.Group)
 	}
 	switch {
 	case hasCursor:
-		r.pos = cur
+		r.pos = cur.Next
+		for _, rg := range cur.Acked {
+			r.acked.add(rg.From, rg.To)
+		}
+	case c.cfg.StartOffset != 0:
+		r.pos = c.cfg.StartOffset
 	case !c.cfg.StartAt.IsZero():
 		p, err := j.st.Seek(topic, c.cfg.StartAt)
 		if err != nil {
@@ -231,16 +367,17 @@ func (c *Consumer) newReader(ctx context.Context, topic string) (*reader, error)
 	default:
 		r.pos = next
 	}
-	if r.pos < first { // only a cursor can point there
-		r.lostToRetention(r.pos, first)
-		r.pos = first
-	}
 	r.committed = r.pos
 	r.end = c.cfg.UntilOffset
+	if r.pos < first { // only a cursor can point there
+		r.lostToRetention(r.pos, first)
+		r.markDone(r.pos, first)
+		r.pos = r.committed
+	}
 	if c.cfg.Group != "" {
 		// Pin the start now: a crash before the first acknowledgement must
 		// resume here, not at a later head.
-		j.setCursor(r.key, r.pos)
+		j.track(r)
 	}
 	return r, nil
 }
@@ -275,13 +412,43 @@ func (r *reader) work(out chan<- *message.Message) {
 			r.wait(w)
 			continue
 		}
-		acked := r.send(out, d)
+		var acked bool
+		gone, err := r.load(d)
+		switch {
+		case err != nil:
+			// Delivered again after the NackDelay, read again then.
+			r.log.Error("Cannot read a journal record again; trying later", err, watermill.LogFields{"offset": d.rec.Offset})
+		case gone:
+			acked = true
+		default:
+			acked = r.send(out, d)
+		}
 		r.mu.Lock()
+		if gone {
+			r.lostToRetention(d.rec.Offset, d.rec.Offset+1)
+		}
 		r.inflight--
 		r.settle(outcome{d: d, acked: acked})
 		r.wakeLocked()
 		r.mu.Unlock()
 	}
+}
+
+// load reads a stripped delivery's record again; gone reports that
+// retention removed it meanwhile. It runs outside the reader's lock.
+func (r *reader) load(d *delivery) (gone bool, err error) {
+	if !d.stripped {
+		return false, nil
+	}
+	recs, err := r.j.st.Read(r.topic, d.rec.Offset, 1)
+	if err != nil {
+		return false, err
+	}
+	if len(recs) == 0 || recs[0].Offset != d.rec.Offset {
+		return true, nil
+	}
+	d.rec, d.stripped = recs[0], false
+	return false, nil
 }
 
 // waitFor is what an idle worker waits on.
@@ -427,18 +594,91 @@ func (r *reader) send(out chan<- *message.Message, d *delivery) bool {
 	}
 }
 
+// canRead reports whether fill may take more records.
 func (r *reader) canRead() bool {
-	if r.pending >= r.c.cfg.MaxPending {
-		return false
-	}
 	// Nacked messages waiting for their NackDelay hold their slots: while as
 	// many wait as may be in flight, reading pauses. Otherwise a consumer
 	// whose every message fails (its rejected store down, say) would read
-	// its whole backlog into the retry list, and its acknowledgements map.
+	// its whole backlog into the retry list.
 	if len(r.retries) >= r.c.cfg.MaxInFlight {
 		return false
 	}
-	return r.end == 0 || r.pos < r.end
+	if r.end != 0 && r.pos >= r.end {
+		return false
+	}
+	return !r.full()
+}
+
+// full reports whether what waits fills MaxWaitingBytes, and tells OnPause
+// when reading pauses and when it goes on: once half the bound is free, so
+// that a bound reached again and again is not reported at every delivery.
+func (r *reader) full() bool {
+	held, limit := r.waitingBytes(), r.c.cfg.MaxWaitingBytes
+	switch {
+	case held >= limit:
+		if !r.paused {
+			r.paused = true
+			r.log.Info("Reading paused: the records waiting fill their memory bound",
+				watermill.LogFields{"waiting_bytes": held, "max_waiting_bytes": limit})
+			if r.c.cfg.OnPause != nil {
+				r.c.cfg.OnPause(true, held)
+			}
+		}
+		return true
+	case r.paused && held <= limit/2:
+		r.paused = false
+		r.log.Info("Reading goes on", watermill.LogFields{"waiting_bytes": held})
+		if r.c.cfg.OnPause != nil {
+			r.c.cfg.OnPause(false, held)
+		}
+	}
+	return false
+}
+
+// waitingBytes is the memory held for records read and not handed out.
+func (r *reader) waitingBytes() int64 { return r.bufBytes + r.pendingBytes }
+
+// waitingPayload is the part of waitingBytes that payloads take.
+func (r *reader) waitingPayload() int64 { return r.bufBytes + r.pendingPayload }
+
+// maxRead is how many records one read may ask for.
+const maxRead = 256
+
+// readSize is how many records the next read asks for: as many as the
+// payload bound has room for, judging by the last read, and none that is
+// already acknowledged.
+func (r *reader) readSize() int {
+	n := uint64(maxRead)
+	if r.avgRecord > 0 {
+		room := max(r.c.cfg.MaxWaitingPayloadBytes-r.waitingPayload(), 0)
+		n = min(n, max(uint64(room/r.avgRecord), 1))
+	}
+	if from, ok := r.acked.nextAbove(r.pos); ok {
+		n = min(n, from-r.pos)
+	}
+	return int(n)
+}
+
+// keep buffers the records read, as many as the payload bound has room
+// for (at least one); the others are dropped and read again later.
+func (r *reader) keep(recs []Record) {
+	room := r.c.cfg.MaxWaitingPayloadBytes - r.waitingPayload()
+	var kept, total int64
+	k := len(recs)
+	for i := range recs {
+		size := recordBytes(&recs[i])
+		total += size
+		if i > 0 && kept+size > room && k == len(recs) {
+			k = i
+		}
+		if k == len(recs) {
+			kept += size
+		}
+	}
+	r.avgRecord = max(total/int64(len(recs)), 1)
+	clear(recs[k:]) // let the payloads go
+	r.buf = recs[:k]
+	r.bufBytes += kept
 }
 
 // fill reads the next records and queues those whose key is free. It
@@ -449,11 +689,15 @@ func (r *reader) fill() (atHead bool) {
 			if !r.readAgainAt.IsZero() && r.j.cfg.Clock.Now().Before(r.readAgainAt) {
 				return false // backing off after a failed read
 			}
-			recs, err := r.j.st.Read(r.topic, r.pos, 256)
+			// Acknowledged before a restart: not read again.
+			if r.pos = r.acked.skip(r.pos); r.end != 0 && r.pos >= r.end {
+				continue
+			}
+			recs, err := r.j.st.Read(r.topic, r.pos, r.readSize())
 			if err == nil && len(recs) == 0 {
 				if _, next := r.j.st.Bounds(r.topic); next > r.pos {
 					// Read again: a record may have been appended since.
-					if recs, err = r.j.st.Read(r.topic, r.pos, 256); err == nil && len(recs) == 0 {
+					if recs, err = r.j.st.Read(r.topic, r.pos, r.readSize()); err == nil && len(recs) == 0 {
 						// A gap the storage cannot read (records lost to a
 						// power cut or damage): step over it, or we would spin.
 						r.log.Error("Skipping unreadable journal records", nil,
@@ -477,10 +721,13 @@ func (r *reader) fill() (atHead bool) {
 				r.checkEndAtHead()
 				return r.end == 0
 			}
-			r.buf = recs
+			r.keep(recs)
 		}
 		rec := r.buf[0]
+		r.buf[0] = Record{}
 		r.buf = r.buf[1:]
+		size := recordBytes(&rec)
+		r.bufBytes -= size
 		if rec.Offset > r.pos {
 			// Records trimmed by retention while we were behind, up to the
 			// end when the next one held is past it.
@@ -491,25 +738,35 @@ func (r *reader) fill() (atHead bool) {
 			}
 			r.lostToRetention(r.pos, upTo)
 			r.markDone(r.pos, upTo)
+			r.pos = upTo
 			if past {
-				r.pos = upTo
-				r.buf = nil
+				r.dropBuf()
 				return false
+			}
+			if r.acked.contains(rec.Offset) { // read past a trimmed gap into an acknowledged range
+				r.pos++
+				continue
 			}
 		}
 		if u := r.c.cfg.Until; !u.IsZero() && rec.Time.After(u) {
 			r.end = rec.Offset
-			r.buf = nil
+			r.dropBuf()
 			return false
 		}
 		r.pos = rec.Offset + 1
-		d := &delivery{rec: rec}
+		d := &delivery{rec: rec, size: size}
 		if r.c.cfg.OrderKey != nil {
 			d.key = r.c.cfg.OrderKey(r.message(rec))
 		}
 		r.enqueue(d)
 	}
 	return false
+}
+
+// dropBuf forgets what was read ahead.
+func (r *reader) dropBuf() {
+	clear(r.buf)
+	r.buf, r.bufBytes = nil, 0
 }
 
 // Bounds of the wait between reads of a storage that keeps failing.
@@ -538,8 +795,7 @@ func (r *reader) readFailed(err error) {
 // lostToRetention reports the records of [from, to) the consumer will never
 // see, but for those its group acknowledged already.
 func (r *reader) lostToRetention(from, to uint64) {
-	n := to - from - rangesLen(intersectRanges([]Range{{from, to}}, r.acked))
-	if n > 0 && r.c.cfg.OnRetentionLoss != nil {
+	if n := to - from - r.acked.count(from, to); n > 0 && r.c.cfg.OnRetentionLoss != nil {
 		r.c.cfg.OnRetentionLoss(n)
 	}
 }
@@ -567,8 +823,16 @@ func (r *reader) message(rec Record) *message.Message {
 func (r *reader) enqueue(d *delivery) {
 	if d.key != "" {
 		if q, ok := r.busy[d.key]; ok {
+			if r.waitingPayload()+d.size > r.c.cfg.MaxWaitingPayloadBytes {
+				// Its turn may be hours away: keep the offset, read the
+				// rest again then.
+				d.rec = Record{Offset: d.rec.Offset}
+				d.size, d.stripped = 0, true
+			}
 			r.busy[d.key] = append(q, d)
 			r.pending++
+			r.pendingBytes += d.waitCost()
+			r.pendingPayload += d.size
 			return
 		}
 		r.busy[d.key] = nil
@@ -591,9 +855,13 @@ func (r *reader) settle(o outcome) {
 		return
 	}
 	if q := r.busy[d.key]; len(q) > 0 {
+		next := q[0]
+		q[0] = nil
 		r.busy[d.key] = q[1:]
 		r.pending--
-		r.ready = append(r.ready, q[0])
+		r.pendingBytes -= next.waitCost()
+		r.pendingPayload -= next.size
+		r.ready = append(r.ready, next)
 		return
 	}
 	delete(r.busy, d.key)
@@ -627,33 +895,37 @@ func (r *reader) releaseRetries() {
 	r.retries = kept
 }
 
-// markDone records offsets [from, to) as acknowledged and moves the cursor
-// over every acknowledged prefix.
+// markDone records offsets [from, to) as acknowledged: the watermark moves
+// over every acknowledged prefix, the rest is kept as ranges above it.
 func (r *reader) markDone(from, to uint64) {
-	if from <= r.committed && to > r.committed {
-		from = r.committed
-		r.committed = to
-		for o := from; o < to; o++ {
-			delete(r.doneAbove, o)
+	switch {
+	case to <= r.committed:
+		return
+	case from <= r.committed && (len(r.acked.ranges) == 0 || r.acked.ranges[0].From > to):
+		r.committed = to // in order: the usual case, no range to touch
+	default:
+		r.acked.add(max(from, r.committed), to)
+		if end, ok := r.acked.popAt(r.committed); ok {
+			r.committed = end
 		}
 	}
-	for o := from; o < to; o++ {
-		if o >= r.committed {
-			r.doneAbove[o] = struct{}{}
-		}
+	if r.c.cfg.Group != "" {
+		r.j.cursorsChanged()
 	}
-	moved := r.committed > from
-	for {
-		if _, ok := r.doneAbove[r.committed]; !ok {
-			break
-		}
-		delete(r.doneAbove, r.committed)
-		r.committed++
-		moved = true
+}
+
+// cursor returns the group's cursor as the reader holds it; r.mu is held.
+func (r *reader) cursor() Cursor { return r.acked.cursor(r.committed) }
+
+// undelivered is how many offsets of [first, head) the reader has not
+// acknowledged: its group's lag.
+func (r *reader) undelivered(first, head uint64) uint64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if first <= r.committed && r.committed <= head && r.acked.count(head, math.MaxUint64) == 0 {
+		return head - r.committed - r.acked.n // the usual case, without a walk over the ranges
 	}
-	if moved && r.c.cfg.Group != "" {
-		r.j.setCursor(r.key, r.committed)
-	}
+	return Cursor{Next: r.committed, Acked: r.acked.ranges}.Undelivered(first, head)
 }
 
 func (r *reader) reachedEnd() bool {

@@ -1,9 +1,6 @@
 package replay
 
-import (
-	"fmt"
-	"sort"
-)
+import "fmt"
 
 // Cursor is a consumer group's delivery state in one topic: exactly which
 // records the group has acknowledged. Acknowledgements arrive out of order
@@ -34,17 +31,22 @@ func (c Cursor) Done(offset uint64) bool {
 	if offset < c.Next {
 		return true
 	}
-	i := sort.Search(len(c.Acked), func(i int) bool { return c.Acked[i].To > offset })
-	return i < len(c.Acked) && c.Acked[i].From <= offset
+	s := ackSet{ranges: c.Acked}
+	return s.contains(offset)
 }
 
 // AckedAbove is how many offsets above Next are acknowledged.
-func (c Cursor) AckedAbove() uint64 {
-	var n uint64
-	for _, r := range c.Acked {
-		n += r.Len()
+func (c Cursor) AckedAbove() uint64 { return rangesLen(c.Acked) }
+
+// Undelivered is how many offsets of [first, head) are not acknowledged:
+// a group's lag when first is the oldest retained record and head the next
+// to be appended.
+func (c Cursor) Undelivered(first, head uint64) uint64 {
+	from := max(c.Next, first)
+	if from >= head {
+		return 0
 	}
-	return n
+	return head - from - countIn(c.Acked, from, head)
 }
 
 // Validate reports whether c keeps the rules of its fields. A storage

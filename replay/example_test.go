@@ -66,7 +66,7 @@ func ExampleJournal_Consumer() {
 	}
 
 	cursor, _ := j.Cursor("orders", "erp")
-	fmt.Println("cursor:", cursor, "lag:", j.Lag("orders", "erp"))
+	fmt.Println("cursor:", cursor.Next, "lag:", j.Lag("orders", "erp"))
 
 	// The next consumer of the group resumes there.
 	again, _ := j.Consumer(replay.ConsumerConfig{Group: "erp"}).Subscribe(context.Background(), "orders")

@@ -12,6 +12,8 @@ type hookStorage struct {
 	replay.Storage
 	// read runs before each Read; a non-nil error is returned instead.
 	read func() error
+	// readMax runs before each Read with how many records it asks for.
+	readMax func(max int)
 	// save runs before each SaveCursors with what is about to be saved.
 	save func(map[replay.CursorKey]replay.Cursor)
 	// afterNow runs in each Append once it has asked the time, before the
@@ -29,6 +31,9 @@ func (h *hookStorage) Append(topic string, recs []*replay.Record, now func() tim
 }
 
 func (h *hookStorage) Read(topic string, from uint64, max int) ([]replay.Record, error) {
+	if h.readMax != nil {
+		h.readMax(max)
+	}
 	if h.read != nil {
 		if err := h.read(); err != nil {
 			return nil, err

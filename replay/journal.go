@@ -101,15 +101,18 @@ type Journal struct {
 	mu        sync.Mutex
 	notify    map[string]chan struct{} // closed and replaced on every append to the topic
 	appending map[*appending]struct{}
-	cursors   map[CursorKey]Cursor
-	dirty     bool
-	closed    bool
-	closing   chan struct{}
-	ctx       context.Context // cancelled by Close: ends every consumer
-	cancel    context.CancelFunc
-	wg        sync.WaitGroup
-	subsOnce  sync.Once
-	subs      *Consumer
+	// cursors are the groups' cursors as last saved or set; a group being
+	// read has its reader in live, which holds the newer one.
+	cursors  map[CursorKey]Cursor
+	live     map[CursorKey]*reader
+	dirty    atomic.Bool // a cursor changed since the last save
+	closed   bool
+	closing  chan struct{}
+	ctx      context.Context // cancelled by Close: ends every consumer
+	cancel   context.CancelFunc
+	wg       sync.WaitGroup
+	subsOnce sync.Once
+	subs     *Consumer
 }
 
 // Open starts a journal on cfg.Storage.
@@ -128,6 +131,7 @@ func Open(cfg Config) (*Journal, error) {
 		notify:    make(map[string]chan struct{}),
 		appending: make(map[*appending]struct{}),
 		cursors:   cursors,
+		live:      make(map[CursorKey]*reader),
 		closing:   make(chan struct{}),
 	}
 	j.ctx, j.cancel = context.WithCancel(context.Background())
@@ -280,56 +284,71 @@ func (j *Journal) Head(topic string) uint64 {
 }
 
 // Cursor returns a group's cursor in topic: the first offset it has not
-// acknowledged. ok is false when the group has none.
-func (j *Journal) Cursor(topic, group string) (offset uint64, ok bool) {
+// acknowledged, and the offsets it has acknowledged above it. ok is false
+// when the group has none.
+func (j *Journal) Cursor(topic, group string) (c Cursor, ok bool) {
+	k := CursorKey{topic, group}
 	j.mu.Lock()
-	defer j.mu.Unlock()
-	c, ok := j.cursors[CursorKey{topic, group}]
-	return c.Next, ok
-}
-
-// groupCursor returns a copy of the group's whole cursor; ok is false when
-// it has none.
-func (j *Journal) groupCursor(k CursorKey) (c Cursor, ok bool) {
-	j.mu.Lock()
-	defer j.mu.Unlock()
+	r := j.live[k]
 	c, ok = j.cursors[k]
+	j.mu.Unlock()
+	if r != nil {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		return r.cursor(), true
+	}
 	return c.Clone(), ok
 }
 
-// Lag returns how many records of topic the group has not acknowledged yet.
+// Lag returns how many records of topic the group has not acknowledged yet:
+// from its watermark to the head, less what it acknowledged above the
+// watermark (an event retrying for hours does not count the ones delivered
+// after it).
 func (j *Journal) Lag(topic, group string) uint64 {
 	first, next := j.st.Bounds(topic)
-	cur, ok := j.Cursor(topic, group)
-	if !ok {
-		return 0
+	k := CursorKey{topic, group}
+	j.mu.Lock()
+	r := j.live[k]
+	c, ok := j.cursors[k]
+	j.mu.Unlock()
+	switch {
+	case r != nil:
+		return r.undelivered(first, next)
+	case ok:
+		return c.Undelivered(first, next)
 	}
-	cur = max(cur, first)
-	if cur >= next {
-		return 0
-	}
-	return next - cur
+	return 0
 }
 
 // DeleteCursor forgets a group's cursor, as when its integration is deleted.
+// A reader of the group still running saves no cursor afterwards.
 func (j *Journal) DeleteCursor(topic, group string) error {
 	k := CursorKey{topic, group}
 	j.flushMu.Lock()
 	defer j.flushMu.Unlock()
 	j.mu.Lock()
 	delete(j.cursors, k)
+	delete(j.live, k)
 	j.mu.Unlock()
 	return j.st.DeleteCursor(k)
 }
 
-// SetCursor moves a group's cursor: the group's next consumer starts at
-// offset. It is how a stopped integration skips or rewinds.
+// SetCursor moves a group's cursor, durably: the group's next consumer
+// starts at offset, with nothing acknowledged above it. It is how a stopped
+// integration skips or rewinds. When the cursor cannot be saved, it stays
+// as it was.
 func (j *Journal) SetCursor(topic, group string, offset uint64) error {
+	k := CursorKey{topic, group}
+	c := Cursor{Next: offset}
+	j.flushMu.Lock()
+	defer j.flushMu.Unlock()
+	if err := j.st.SaveCursors(map[CursorKey]Cursor{k: c}); err != nil {
+		return err
+	}
 	j.mu.Lock()
-	j.cursors[CursorKey{topic, group}] = Cursor{Next: offset}
-	j.dirty = true
+	j.cursors[k] = c
 	j.mu.Unlock()
-	return j.Flush()
+	return nil
 }
 
 // Scan calls fn for each record of topic appended in [from, to), in order,
@@ -373,34 +392,62 @@ func (j *Journal) Compact() (int, error) {
 func (j *Journal) Flush() error {
 	j.flushMu.Lock()
 	defer j.flushMu.Unlock()
-	j.mu.Lock()
-	if !j.dirty {
-		j.mu.Unlock()
+	if !j.dirty.Swap(false) {
 		return nil
 	}
+	j.mu.Lock()
+	// Stored cursors are replaced, never changed in place: a shallow copy
+	// is a snapshot.
 	snapshot := make(map[CursorKey]Cursor, len(j.cursors))
 	for k, v := range j.cursors {
-		snapshot[k] = v.Clone()
+		snapshot[k] = v
 	}
-	j.dirty = false
+	live := make([]*reader, 0, len(j.live))
+	for _, r := range j.live {
+		live = append(live, r)
+	}
 	j.mu.Unlock()
+	for _, r := range live {
+		r.mu.Lock()
+		snapshot[r.key] = r.cursor()
+		r.mu.Unlock()
+	}
 	if err := j.st.SaveCursors(snapshot); err != nil {
-		j.mu.Lock()
-		j.dirty = true
-		j.mu.Unlock()
+		j.dirty.Store(true)
 		return err
 	}
 	return nil
 }
 
-func (j *Journal) setCursor(k CursorKey, offset uint64) {
+// track makes r the reader of its group: its cursor is saved from now on,
+// starting with where it starts.
+func (j *Journal) track(r *reader) {
 	j.mu.Lock()
-	if c, ok := j.cursors[k]; !ok || c.Next != offset || len(c.Acked) > 0 {
-		j.cursors[k] = Cursor{Next: offset}
-		j.dirty = true
+	j.live[r.key] = r
+	j.mu.Unlock()
+	j.dirty.Store(true)
+}
+
+// untrack keeps the cursor r ended with, unless another reader of the group
+// took over (or the cursor was deleted) meanwhile.
+func (j *Journal) untrack(r *reader) {
+	if r.c.cfg.Group == "" {
+		return
+	}
+	r.mu.Lock()
+	c := r.cursor()
+	r.mu.Unlock()
+	j.mu.Lock()
+	if j.live[r.key] == r {
+		delete(j.live, r.key)
+		j.cursors[r.key] = c
+		j.dirty.Store(true)
 	}
 	j.mu.Unlock()
 }
+
+// cursorsChanged says a reader acknowledged something: the next flush saves.
+func (j *Journal) cursorsChanged() { j.dirty.Store(true) }
 
 // flushLoop saves cursors on a wall-clock ticker: durability of
 // acknowledgements is about real time, whatever clock the journal runs on.

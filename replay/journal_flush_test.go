@@ -76,7 +76,7 @@ func TestJournal_Flush_saves_in_order_with_concurrent_writers(t *testing.T) {
 			cur, ok := j.Cursor("t", "g")
 			if v, saved := saved[key]; saved {
 				assert.True(t, ok)
-				assert.Equal(t, v.Next, cur)
+				assert.Equal(t, v, cur)
 			} else {
 				assert.False(t, ok)
 			}

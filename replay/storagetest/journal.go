@@ -209,7 +209,7 @@ func testResume(t *testing.T, f Factory) {
 	j = openJournal(t, replay.Config{Storage: st, CompactEvery: -1})
 	cur, ok := j.Cursor("t", "g")
 	require.True(t, ok)
-	assert.Equal(t, uint64(4), cur)
+	assert.Equal(t, uint64(4), cur.Next)
 	msgs, err = j.Consumer(replay.ConsumerConfig{Group: "g"}).Subscribe(context.Background(), "t")
 	require.NoError(t, err)
 	m := Receive(t, msgs)
