@@ -38,6 +38,7 @@ import (
 
 	"github.com/sinkbus/sinkbus/field"
 	"github.com/sinkbus/sinkbus/internal/clock"
+	"github.com/sinkbus/sinkbus/internal/dirlock"
 	"github.com/sinkbus/sinkbus/internal/logging"
 	"github.com/sinkbus/sinkbus/middleware"
 	"github.com/sinkbus/sinkbus/replay"
@@ -61,6 +62,10 @@ var (
 	// ErrAlreadyRunning is returned by Run when the bus runs, or ran
 	// before: a Bus runs once.
 	ErrAlreadyRunning = errors.New("sinkbus: bus already running (a bus runs once)")
+	// ErrDataDirLocked is matched by the error of New when another process
+	// (or another Bus in this one) holds the DataDir; the error names the
+	// directory and, where it can be known, the holder's pid.
+	ErrDataDirLocked = errors.New("sinkbus: data directory locked by another process")
 )
 
 // Limits of Config.MaxPayloadDepth.
@@ -80,8 +85,15 @@ type Clock = clock.Clock
 // Config configures a Bus. Its zero value runs in memory with the defaults.
 type Config struct {
 	// DataDir holds the journal, the integrations, their logs and rejected
-	// events. Empty means in memory: nothing survives the process.
+	// events. Empty means in memory: nothing survives the process. One
+	// process at a time holds it: New locks it until Close (see
+	// DataDirLockWait).
 	DataDir string
+	// DataDirLockWait is how long New waits for another process holding
+	// DataDir to let go, so that in a rolling deploy or an overlapping
+	// restart the new process takes over once the old one has closed. Zero
+	// means New fails at once with ErrDataDirLocked.
+	DataDirLockWait time.Duration
 	// Storage overrides the journal storage (tests, custom engines). Nil
 	// means a segments.Storage in DataDir, or replay.NewMemory() without one.
 	Storage replay.Storage
@@ -256,6 +268,9 @@ func (c Config) Validate() error {
 	if c.CloseTimeout < 0 {
 		p.Add("CloseTimeout", "must not be negative")
 	}
+	if c.DataDirLockWait < 0 {
+		p.Add("DataDirLockWait", "must not be negative")
+	}
 	return p.Err()
 }
 
@@ -265,6 +280,7 @@ type Bus struct {
 	cfg      Config
 	wlog     watermill.LoggerAdapter // cfg.Logger, for the Watermill components
 	tracer   trace.Tracer            // nil: nothing traced
+	lock     *dirlock.Lock           // on DataDir; nil without one
 	journal  *replay.Journal
 	memory   *replay.Memory // the journal's storage, when in memory
 	router   *message.Router
@@ -326,6 +342,14 @@ func (b *Bus) open() error {
 		if err := os.MkdirAll(b.cfg.DataDir, 0o700); err != nil {
 			return err
 		}
+		lock, err := dirlock.Acquire(b.cfg.DataDir, b.cfg.DataDirLockWait)
+		if errors.Is(err, dirlock.ErrLocked) {
+			return fmt.Errorf("%w: %w", ErrDataDirLocked, err)
+		}
+		if err != nil {
+			return err
+		}
+		b.lock = lock
 		logs, err := middleware.OpenFileLog(filepath.Join(b.cfg.DataDir, "log"), b.cfg.LogSize)
 		if err != nil {
 			return err
@@ -342,9 +366,10 @@ func (b *Bus) open() error {
 		b.store = fileStore{path: filepath.Join(b.cfg.DataDir, "integrations.json")}
 		if st == nil {
 			seg, err := segments.Open(segments.Config{
-				Dir:    filepath.Join(b.cfg.DataDir, "journal"),
-				Sync:   b.cfg.Sync,
-				Logger: b.wlog,
+				Dir:      filepath.Join(b.cfg.DataDir, "journal"),
+				Sync:     b.cfg.Sync,
+				Logger:   b.wlog, // errors (a repair that cut data) reach slog.Default() by default
+				OnDamage: b.journalDamaged,
 			})
 			if err != nil {
 				return err
@@ -381,7 +406,16 @@ func (b *Bus) closeStores() error {
 			errs = append(errs, c.Close())
 		}
 	}
+	errs = append(errs, b.lock.Release()) // last: everything in DataDir is closed
 	return errors.Join(errs...)
+}
+
+// journalDamaged tells the Observer about data the journal storage could
+// not keep (the storage has logged it).
+func (b *Bus) journalDamaged(d segments.Damage) {
+	if b.cfg.Observer != nil {
+		b.cfg.Observer.JournalDamaged(d)
+	}
 }
 
 // Integrations returns the integration manager.

@@ -6,6 +6,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 
 	"github.com/sinkbus/sinkbus/middleware"
+	"github.com/sinkbus/sinkbus/replay/segments"
 )
 
 // Observer is told what happens to each delivery, for metrics (package
@@ -34,6 +35,12 @@ type Observer interface {
 	// Throttled is called when an event waits wait for its integration's
 	// rate limit (Integration.RateLimit) before its delivery.
 	Throttled(integrationID, integrationType string, wait time.Duration)
+	// JournalDamaged is called when the journal in DataDir finds records it
+	// cannot keep: a tail a crash tore, cut off when the bus opens, or a
+	// corrupt segment whose records after the damage are skipped. It is
+	// logged too (an error: through slog.Default() when Config.Logger is nil). It
+	// may be called during New, before the bus exists.
+	JournalDamaged(d segments.Damage)
 }
 
 // NopObserver ignores everything. Embed it in an Observer that needs only
@@ -48,3 +55,4 @@ func (NopObserver) Skipped(string, string, *message.Message)          {}
 func (NopObserver) SkippedWhileOpen(string, string, *message.Message) {}
 func (NopObserver) LostToRetention(string, string, uint64)            {}
 func (NopObserver) Throttled(string, string, time.Duration)           {}
+func (NopObserver) JournalDamaged(segments.Damage)                    {}

@@ -15,6 +15,8 @@
 //	sinkbus_circuit_consecutive_failures{integration,type}     the breaker's failure count
 //	sinkbus_lag_events{integration,type}                       journal events the integration has not settled
 //	sinkbus_integration_running{integration,type}              1 while the integration runs
+//	sinkbus_journal_damage_total{action}                       damage the journal found in DataDir: action cut (a torn tail cut off at open) or skipped (a corrupt segment read up to the damage)
+//	sinkbus_journal_damage_bytes_total{action}                 the bytes of it
 //
 // The counters and the histogram are fed by the bus (Metrics is a
 // bus.Observer: set it as bus.Config.Observer); the gauges are read from the
@@ -44,6 +46,7 @@ import (
 
 	"github.com/sinkbus/sinkbus/bus"
 	"github.com/sinkbus/sinkbus/middleware"
+	"github.com/sinkbus/sinkbus/replay/segments"
 	"github.com/sinkbus/sinkbus/sinks"
 )
 
@@ -108,6 +111,8 @@ type Metrics struct {
 	throttled *prometheus.CounterVec
 	waited    *prometheus.CounterVec
 	latency   *prometheus.HistogramVec
+	damage    *prometheus.CounterVec
+	damaged   *prometheus.CounterVec
 
 	circuitState    *prometheus.Desc
 	circuitFailures *prometheus.Desc
@@ -150,12 +155,18 @@ func New(cfg Config) (*Metrics, error) {
 			Help:    "Duration of each delivery attempt, by result (delivered or failed).",
 			Buckets: cfg.Buckets,
 		}, append(append([]string(nil), labels...), "result")),
+		damage: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "journal_damage_total",
+			Help: "Damage the journal found in DataDir: a torn or corrupt tail cut off at open (cut), or a corrupt segment read up to the damage (skipped)."},
+			[]string{"action"}),
+		damaged: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "journal_damage_bytes_total",
+			Help: "Bytes of journal records lost to damage, by action (cut or skipped)."},
+			[]string{"action"}),
 		circuitState:    desc("circuit_state", "1 for the circuit breaker's current state (closed, open, half-open), 0 for the others.", "state"),
 		circuitFailures: desc("circuit_consecutive_failures", "Consecutive failed attempts counted by the circuit breaker."),
 		lag:             desc("lag_events", "Journal events the integration has not settled yet."),
 		running:         desc("integration_running", "1 while the integration runs, 0 while it is stopped."),
 	}
-	for _, c := range []prometheus.Collector{m.delivered, m.failed, m.retries, m.rejected, m.skipped, m.dropped, m.lost, m.throttled, m.waited, m.latency, scrape{m}} {
+	for _, c := range []prometheus.Collector{m.delivered, m.failed, m.retries, m.rejected, m.skipped, m.dropped, m.lost, m.throttled, m.waited, m.latency, m.damage, m.damaged, scrape{m}} {
 		if err := cfg.Registerer.Register(c); err != nil {
 			return nil, err
 		}
@@ -222,6 +233,16 @@ func (m *Metrics) Throttled(integrationID, typ string, wait time.Duration) {
 	m.seen(integrationID)
 	m.throttled.WithLabelValues(integrationID, typ).Inc()
 	m.waited.WithLabelValues(integrationID, typ).Add(wait.Seconds())
+}
+
+// JournalDamaged implements bus.Observer.
+func (m *Metrics) JournalDamaged(d segments.Damage) {
+	action := "skipped"
+	if d.Cut {
+		action = "cut"
+	}
+	m.damage.WithLabelValues(action).Inc()
+	m.damaged.WithLabelValues(action).Add(float64(d.Bytes))
 }
 
 func (m *Metrics) seen(id string) {

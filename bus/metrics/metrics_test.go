@@ -4,8 +4,11 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -341,4 +344,27 @@ func TestMetrics_count_events_throttled_by_the_rate_limit(t *testing.T) {
 
 	assert.Equal(t, 2.0, value(t, reg, "sinkbus_throttled_total", lbl("erp", bustest.SinkType)))
 	assert.Equal(t, 1.5, value(t, reg, "sinkbus_throttled_seconds_total", lbl("erp", bustest.SinkType)), "waits of 0.5 s and 1 s")
+}
+
+// A torn journal tail cut off when the bus opens is counted, with its bytes.
+func TestMetrics_count_journal_damage(t *testing.T) {
+	dir := t.TempDir()
+	b, err := bus.New(bus.Config{DataDir: dir, Logger: slog.New(slog.DiscardHandler)})
+	require.NoError(t, err)
+	require.NoError(t, b.Publish(ctx, bus.Event{Name: "order.created"}))
+	require.NoError(t, b.Close())
+	f, err := os.OpenFile(filepath.Join(dir, "journal", bus.Topic, "00000000000000000001.seg"), os.O_APPEND|os.O_WRONLY, 0)
+	require.NoError(t, err)
+	_, err = f.Write([]byte{200, 0, 0, 0, 9, 9, 9}) // a record cut short by a crash
+	require.NoError(t, err)
+	require.NoError(t, f.Close())
+
+	reg := prometheus.NewRegistry()
+	m, err := metrics.New(metrics.Config{Registerer: reg})
+	require.NoError(t, err)
+	b, err = bus.New(bus.Config{DataDir: dir, Observer: m, Logger: slog.New(slog.DiscardHandler)})
+	require.NoError(t, err)
+	defer b.Close()
+	assert.Equal(t, 1.0, value(t, reg, "sinkbus_journal_damage_total", map[string]string{"action": "cut"}))
+	assert.Equal(t, 7.0, value(t, reg, "sinkbus_journal_damage_bytes_total", map[string]string{"action": "cut"}))
 }

@@ -50,6 +50,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"sort"
@@ -61,11 +62,17 @@ import (
 
 	"github.com/sinkbus/sinkbus/field"
 	"github.com/sinkbus/sinkbus/internal/atomicfile"
+	"github.com/sinkbus/sinkbus/internal/dirlock"
 	"github.com/sinkbus/sinkbus/replay"
 )
 
 // ErrClosed is returned by a Storage after Close.
 var ErrClosed = errors.New("sinkbus: journal storage closed")
+
+// ErrDirLocked is matched by the error of Open when another
+// process (or another Segments of this one) holds the directory; the error
+// names the directory and, where it can be known, the holder's pid.
+var ErrDirLocked = errors.New("sinkbus: journal directory locked by another process")
 
 // ErrRecordTooLarge is returned by Append for a record whose encoding exceeds
 // 256 MiB.
@@ -148,9 +155,34 @@ type Config struct {
 	// memory, so readers that keep up never touch the disk. Zero means
 	// DefaultTailCacheBytes (8 MiB); negative disables the cache.
 	TailCacheBytes int64 `json:"tail_cache_bytes"`
+	// LockWait is how long Open waits for another holder of Dir to
+	// let go (a process being replaced in a rolling deploy) before it fails
+	// with ErrDirLocked. Zero means it fails at once.
+	LockWait time.Duration `json:"lock_wait"`
 	// Logger receives recovery and corruption reports. Nil means
-	// watermill.NopLogger{}.
+	// watermill.NopLogger{}, except for damage (records cut off or
+	// skipped, see OnDamage), which is then logged through slog.Default():
+	// data lost is never silent.
 	Logger watermill.LoggerAdapter `json:"-"`
+	// OnDamage is called for each damage the storage finds, after it is
+	// logged: for metrics. Nil means no call. It may run with the
+	// storage's locks held: it must not call the storage.
+	OnDamage func(Damage) `json:"-"`
+}
+
+// Damage is data the storage found it could not keep.
+type Damage struct {
+	// File is the segment file.
+	File string
+	// Bytes is how many bytes of it are lost.
+	Bytes int64
+	// Cut is set when those bytes were cut off the file: the tail of the
+	// newest segment at open, torn by a crash or corrupt. Otherwise a
+	// corrupt frame ends an older segment: the records after it are
+	// skipped and the file is left for inspection.
+	Cut bool
+	// Err says what was wrong with the first byte lost.
+	Err error
 }
 
 func (c *Config) setDefaults() {
@@ -162,9 +194,6 @@ func (c *Config) setDefaults() {
 	}
 	if c.TailCacheBytes == 0 {
 		c.TailCacheBytes = DefaultTailCacheBytes
-	}
-	if c.Logger == nil {
-		c.Logger = watermill.NopLogger{}
 	}
 }
 
@@ -186,15 +215,20 @@ func (c Config) Validate() error {
 	if c.SyncEvery < 0 {
 		p.Add("sync_every", "must not be negative")
 	}
+	if c.LockWait < 0 {
+		p.Add("lock_wait", "must not be negative")
+	}
 	return p.Err()
 }
 
-// Storage is the embedded, durable replay.Storage: one directory, a log of segment
-// files per topic. Safe for concurrent use; one process at a time may open a
-// directory.
+// Storage is the embedded, durable replay.Storage: one directory, a log of
+// segment files per topic. Safe for concurrent use; one holder at a time
+// may open a directory (Open locks it).
 type Storage struct {
 	cfg    Config
 	logger watermill.LoggerAdapter
+	alert  watermill.LoggerAdapter // for damage: never a no-op
+	lock   *dirlock.Lock
 
 	mu     sync.RWMutex
 	topics map[string]*topicLog
@@ -217,32 +251,57 @@ type Storage struct {
 
 var _ replay.Storage = (*Storage)(nil)
 
-// Open opens (or creates) the journal in cfg.Dir, repairing the tail
-// of each topic left by a crash.
+// Open opens (or creates) the journal in cfg.Dir, repairing the tail of
+// each topic left by a crash. It locks the directory: while another process
+// holds it, it fails (after cfg.LockWait) with an error matching
+// ErrDirLocked.
 func Open(cfg Config) (*Storage, error) {
 	cfg.setDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	if err := os.MkdirAll(cfg.Dir, 0o755); err != nil {
+	lock, err := dirlock.Acquire(cfg.Dir, cfg.LockWait)
+	if errors.Is(err, dirlock.ErrLocked) {
+		return nil, fmt.Errorf("%w: %w", ErrDirLocked, err)
+	}
+	if err != nil {
 		return nil, fmt.Errorf("sinkbus: journal directory: %w", err)
 	}
-	atomicfile.RemoveStale(cfg.Dir) // a cursors file a crash left half written
+	logger, alert := cfg.Logger, cfg.Logger
+	if logger == nil {
+		logger, alert = watermill.NopLogger{}, watermill.NewSlogLogger(slog.Default())
+	}
+	fields := watermill.LogFields{"journal_dir": cfg.Dir}
 	s := &Storage{
 		cfg:    cfg,
-		logger: cfg.Logger.With(watermill.LogFields{"journal_dir": cfg.Dir}),
+		logger: logger.With(fields),
+		alert:  alert.With(fields),
+		lock:   lock,
 		topics: make(map[string]*topicLog),
 		stop:   make(chan struct{}),
 	}
+	if err := s.open(); err != nil {
+		for _, t := range s.topics {
+			_ = t.close()
+		}
+		return nil, errors.Join(err, lock.Release())
+	}
+	return s, nil
+}
+
+// open reads the directory Open has locked.
+func (s *Storage) open() error {
+	cfg := s.cfg
+	atomicfile.RemoveStale(cfg.Dir) // a cursors file a crash left half written
 	s.maxAge.Store(int64(cfg.MaxSegmentAge))
 	cursors, err := loadCursors(cfg.Dir)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	s.cursors = cursors
 	entries, err := os.ReadDir(cfg.Dir)
 	if err != nil {
-		return nil, fmt.Errorf("sinkbus: journal directory: %w", err)
+		return fmt.Errorf("sinkbus: journal directory: %w", err)
 	}
 	for _, e := range entries {
 		if !e.IsDir() {
@@ -255,17 +314,26 @@ func Open(cfg Config) (*Storage, error) {
 		}
 		t := s.newTopic(name)
 		t.dirReady = true
-		if err := t.load(); err != nil {
-			return nil, err
-		}
 		s.topics[name] = t
+		if err := t.load(); err != nil {
+			return err
+		}
 	}
 	s.skipAcknowledged()
 	if cfg.Sync == SyncInterval {
 		s.wg.Add(1)
 		go s.syncLoop()
 	}
-	return s, nil
+	return nil
+}
+
+// damaged logs d, where it will be seen whatever logger was given, and
+// tells OnDamage.
+func (s *Storage) damaged(d Damage, msg string, fields watermill.LogFields) {
+	s.alert.Error(msg, d.Err, fields)
+	if s.cfg.OnDamage != nil {
+		s.cfg.OnDamage(d)
+	}
 }
 
 // RetainFor implements replay.Retainer: without a MaxSegmentAge of their
@@ -305,7 +373,7 @@ func (s *Storage) skipAcknowledged() {
 			s.topics[k.Topic] = t
 		}
 		if end := c.End(); end > t.next {
-			s.logger.Error("Journal lost records its consumers had acknowledged; offsets continue after them",
+			s.alert.Error("Journal lost records its consumers had acknowledged; offsets continue after them",
 				nil, watermill.LogFields{"topic": k.Topic, "group": k.Group, "next": t.next, "cursor": end})
 			t.next, t.visible = end, end
 		}
@@ -488,7 +556,7 @@ func (s *Storage) Close() error {
 	for _, t := range s.allTopics() {
 		errs = append(errs, t.close())
 	}
-	return errors.Join(errs...)
+	return errors.Join(append(errs, s.lock.Release())...)
 }
 
 func (s *Storage) syncLoop() {
@@ -598,8 +666,9 @@ func (t *topicLog) peek(seg *segment) error {
 	case errors.Is(err, io.EOF):
 		seg.summarized, seg.indexed = true, true
 	case err == nil, errors.Is(err, errTorn), errors.Is(err, errCorrupt):
-		t.log.Error("Journal segment is unreadable from its first record; skipping it", errCorrupt,
-			watermill.LogFields{"file": seg.path, "bytes_skipped": seg.size})
+		t.s.damaged(Damage{File: seg.path, Bytes: seg.size, Err: errCorrupt},
+			"Journal segment is unreadable from its first record; skipping it",
+			watermill.LogFields{"topic": t.name, "file": seg.path, "bytes_skipped": seg.size})
 		seg.size, seg.end = 0, 0
 		seg.summarized, seg.indexed = true, true
 	default:
@@ -615,11 +684,12 @@ func (t *topicLog) recover(seg *segment) error {
 		return fmt.Errorf("sinkbus: journal segment %s: %w", seg.path, err)
 	}
 	if cut := seg.size - sum.valid; cut > 0 {
-		t.log.Error("Journal segment ends with an incomplete or corrupt record; cutting it off", sum.err,
-			watermill.LogFields{"file": seg.path, "bytes_cut": cut, "at": sum.valid, "records_kept": sum.count})
 		if err := truncateSync(seg.path, sum.valid); err != nil {
 			return fmt.Errorf("sinkbus: journal segment %s: %w", seg.path, err)
 		}
+		t.s.damaged(Damage{File: seg.path, Bytes: cut, Cut: true, Err: sum.err},
+			"Journal segment ended with an incomplete or corrupt record; cut it off",
+			watermill.LogFields{"topic": t.name, "file": seg.path, "bytes_cut": cut, "at": sum.valid, "records_kept": sum.count})
 	}
 	seg.apply(sum)
 	return nil

@@ -674,8 +674,9 @@ func (t *topicLog) ensureIndex(seg *segment) error {
 	}
 	if sum.err != nil && !seg.corruptLogged {
 		seg.corruptLogged = true
-		t.log.Error("Journal segment is corrupt; the records after this point are skipped", sum.err,
-			watermill.LogFields{"file": seg.path, "at": sum.valid, "bytes_skipped": size - sum.valid})
+		t.s.damaged(Damage{File: seg.path, Bytes: size - sum.valid, Err: sum.err},
+			"Journal segment is corrupt; the records after this point are skipped",
+			watermill.LogFields{"topic": t.name, "file": seg.path, "at": sum.valid, "bytes_skipped": size - sum.valid})
 	}
 	seg.apply(sum)
 	t.useClock++
@@ -696,8 +697,9 @@ func (t *topicLog) corrupt(seg *segment, at int64, err error) {
 	}
 	if !seg.corruptLogged {
 		seg.corruptLogged = true
-		t.log.Error("Journal segment is corrupt; the records after this point are skipped", err,
-			watermill.LogFields{"file": seg.path, "at": at, "bytes_skipped": seg.size - at})
+		t.s.damaged(Damage{File: seg.path, Bytes: seg.size - at, Err: err},
+			"Journal segment is corrupt; the records after this point are skipped",
+			watermill.LogFields{"topic": t.name, "file": seg.path, "at": at, "bytes_skipped": seg.size - at})
 	}
 	if seg == t.segs[len(t.segs)-1] {
 		return

@@ -10,46 +10,37 @@ import (
 	"github.com/ThreeDotsLabs/watermill"
 
 	"github.com/sinkbus/sinkbus/field"
+	"github.com/sinkbus/sinkbus/internal/dirlock"
 	"github.com/sinkbus/sinkbus/sinks"
 )
 
 // LockName is the lock file New keeps in its directory.
-const LockName = ".sinkbus.lock"
+const LockName = dirlock.Name
 
 // ErrDirInUse is returned by LockDir (and, as a field error, by New) when
 // another sink, in this process or another, holds the directory.
 var ErrDirInUse = errors.New("sinkbus: file: directory in use by another sink")
 
 // DirLock is the exclusive hold on a directory that New takes, so that two
-// sinks never write, and never recover, each other's files. The operating
-// system releases it when the process dies, so a crash leaves no stale lock.
-type DirLock struct {
-	dir  string
-	f    *os.File
-	done bool
-}
+// sinks never write, and never recover, each other's files. It is the lock
+// every directory of sinkbus takes (internal/dirlock): the operating system
+// releases it when the process dies, so a crash leaves no stale lock.
+type DirLock struct{ l *dirlock.Lock }
 
 // LockDir creates dir if need be and takes its lock, a LockName file in it.
-// It fails at once, with an error matching ErrDirInUse, while another
-// DirLock holds dir. On Linux and the BSDs the lock holds across processes
-// (flock); elsewhere only within this process.
+// It fails at once, with an error matching ErrDirInUse and naming the
+// holder's process, while another DirLock holds dir. On Linux and the BSDs
+// the lock holds across processes (flock); elsewhere only within this
+// process.
 func LockDir(dir string) (*DirLock, error) {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, fmt.Errorf("sinkbus: file: lock %s: %w", dir, err)
+	l, err := dirlock.Acquire(dir, 0)
+	if errors.Is(err, dirlock.ErrLocked) {
+		return nil, fmt.Errorf("%w: %w", ErrDirInUse, err)
 	}
-	path := filepath.Join(dir, LockName)
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
 	if err != nil {
-		return nil, fmt.Errorf("sinkbus: file: lock %s: %w", dir, err)
+		return nil, err
 	}
-	if err := lockFile(f); err != nil {
-		f.Close()
-		if errors.Is(err, errLocked) {
-			return nil, fmt.Errorf("%w: %s", ErrDirInUse, dir)
-		}
-		return nil, fmt.Errorf("sinkbus: file: lock %s: %w", dir, err)
-	}
-	return &DirLock{dir: dir, f: f}, nil
+	return &DirLock{l: l}, nil
 }
 
 // DirError turns an error of LockDir into a field error of name, the
@@ -71,19 +62,14 @@ func DirError(name string, err error, env sinks.Env) error {
 }
 
 // Dir returns the locked directory.
-func (l *DirLock) Dir() string { return l.dir }
+func (l *DirLock) Dir() string { return l.l.Dir() }
 
 // Unlock releases the lock; the lock file stays. It is idempotent.
 func (l *DirLock) Unlock() error {
-	if l == nil || l.done {
+	if l == nil {
 		return nil
 	}
-	l.done = true
-	err := unlockFile(l.f)
-	if cerr := l.f.Close(); err == nil {
-		err = cerr
-	}
-	return err
+	return l.l.Release()
 }
 
 // RemoveFiles removes the export files under dir, finished and temporary,
