@@ -58,7 +58,7 @@ func (m *Integrations) Replay(ctx context.Context, id string, req replay.Request
 		b.mu.Lock()
 		f := r.filter
 		b.mu.Unlock()
-		job, _, err := b.countReplay(ctx, f, req)
+		job, _, _, err := b.countReplay(ctx, f, req)
 		return job, err
 	}
 
@@ -74,7 +74,11 @@ func (m *Integrations) Replay(ctx context.Context, id string, req replay.Request
 	if !running {
 		return replay.Job{}, fmt.Errorf("%w: %s", ErrNotRunning, quoteID(id))
 	}
-	job, head, err := b.countReplay(ctx, f, req)
+	// The count finds where the range starts too: the consumer gets the
+	// offset, so that once its handler is added it cannot fail to subscribe
+	// (Watermill keeps a handler whose subscription failed, and every later
+	// start fails on it).
+	job, from, head, err := b.countReplay(ctx, f, req)
 	if err != nil {
 		return replay.Job{}, err
 	}
@@ -88,8 +92,7 @@ func (m *Integrations) Replay(ctx context.Context, id string, req replay.Request
 	var ended atomic.Bool
 	var lost atomic.Uint64
 	consumer := b.journal.Consumer(replay.ConsumerConfig{
-		StartAt:     req.From,
-		FromOldest:  req.From.IsZero(),
+		StartOffset: from,
 		Until:       req.To.Add(-1), // the range excludes To
 		UntilOffset: head,
 		MaxInFlight: b.concurrency(in),
@@ -144,18 +147,19 @@ func (m *Integrations) Replay(ctx context.Context, id string, req replay.Request
 // countReplay counts the events of req's range that f matches, up to the
 // journal's head now, which it returns: the range ends there too, so that
 // the count and the delivery agree, and a replay ends even on a clock that
-// stands still (a test's). The job also says what of the range the journal
-// still holds (From, To, Missing, Partial).
-func (b *Bus) countReplay(ctx context.Context, f *filter.Filter, req replay.Request) (replay.Job, uint64, error) {
+// stands still (a test's). It returns where the range starts, the first
+// offset held at or after req.From. The job also says what of the range
+// the journal still holds (From, To, Missing, Partial).
+func (b *Bus) countReplay(ctx context.Context, f *filter.Filter, req replay.Request) (job replay.Job, start, head uint64, err error) {
 	st := b.journal.Storage()
-	_, head := st.Bounds(Topic)
-	job := replay.Job{From: req.From, To: req.To}
+	_, head = st.Bounds(Topic)
+	job = replay.Job{From: req.From, To: req.To}
 	// When events just before the first one held are gone, some of them may
 	// have been in the range: their times went with them, so the range
 	// covered starts at the first held.
-	_, startGone, _, err := b.seekHeld(req.From)
+	start, startGone, _, err := b.seekHeld(req.From)
 	if err != nil {
-		return job, head, err
+		return job, 0, head, err
 	}
 	var last uint64 // the offset of the last event of the range held
 	err = b.journal.Scan(ctx, Topic, req.From, req.To, func(rec replay.Record) bool {
@@ -178,7 +182,7 @@ func (b *Bus) countReplay(ctx context.Context, f *filter.Filter, req replay.Requ
 		job.From = job.To // nothing of the range is held
 	}
 	job.Partial = startGone || job.Missing > 0
-	return job, head, err
+	return job, start, head, err
 }
 
 // seekHeld returns the offset of the first event the journal holds

@@ -321,16 +321,20 @@ func (j *Journal) Lag(topic, group string) uint64 {
 }
 
 // DeleteCursor forgets a group's cursor, as when its integration is deleted.
-// A reader of the group still running saves no cursor afterwards.
+// A reader of the group still running saves no cursor afterwards. When the
+// storage cannot delete it, the cursor stays, so that a second call can.
 func (j *Journal) DeleteCursor(topic, group string) error {
 	k := CursorKey{topic, group}
 	j.flushMu.Lock()
 	defer j.flushMu.Unlock()
+	if err := j.st.DeleteCursor(k); err != nil {
+		return err
+	}
 	j.mu.Lock()
 	delete(j.cursors, k)
 	delete(j.live, k)
 	j.mu.Unlock()
-	return j.st.DeleteCursor(k)
+	return nil
 }
 
 // SetCursor moves a group's cursor, durably: the group's next consumer
