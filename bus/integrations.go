@@ -455,12 +455,18 @@ func (b *Bus) deleteLocked(r *runner, id string) error {
 			b.logErr("Cannot remove the files the sink of a deleted integration left", err, id)
 		}
 	}
+	// The record goes first. The id stays taken (a Create of it gets
+	// ErrExists) until what the integration left is removed too, so that
+	// none of what is removed can be a new integration's.
 	b.mu.Lock()
-	r.gone = true
-	delete(b.runners, id)
+	r.gone, r.ready = true, false
 	err := b.saveLocked()
 	b.mu.Unlock()
-	return errors.Join(err, b.journal.DeleteCursor(Topic, id), b.logs.Drop(id), b.rejected.Drop(id))
+	err = errors.Join(err, b.journal.DeleteCursor(Topic, id), b.logs.Drop(id), b.rejected.Drop(id))
+	b.mu.Lock()
+	delete(b.runners, id)
+	b.mu.Unlock()
+	return err
 }
 
 // forgetLocked removes what an integration id that is not registered left:

@@ -116,3 +116,28 @@ func TestBus_Run_twice_returns_ErrAlreadyRunning(t *testing.T) {
 	require.NoError(t, b.Close())
 	assert.ErrorIs(t, b.Run(ctx), bus.ErrClosed)
 }
+
+// A Create of an id being deleted does not lose its cursor or log to the
+// Delete: while the Delete removes what the old integration left, the id
+// is still taken (ErrExists); once it returns, the id is free.
+func TestIntegrations_Create_while_Delete_removes_the_old_state(t *testing.T) {
+	tb := lifecycleBus(t)
+	tb.Create(bus.Integration{ID: "x", Sink: &testSink{}})
+	entered, release := bus.HoldNextLogDrop(tb.Bus)
+	deleted := make(chan error, 1)
+	go func() { deleted <- tb.Integrations().Delete(ctx, "x") }()
+	<-entered // the Delete is removing the log of the old "x"
+	_, err := tb.Integrations().Create(ctx, bus.Integration{ID: "x", Sink: &testSink{}})
+	release()
+	require.NoError(t, <-deleted)
+	if err == nil {
+		// Created in between: it must keep what it has.
+		_, ok := tb.Events().Cursor("x")
+		assert.True(t, ok, "the new integration keeps its cursor")
+		assert.Contains(t, logActions(t, tb.Bus, "x"), "integration_created", "the new integration keeps its log")
+		return
+	}
+	require.ErrorIs(t, err, bus.ErrExists, "refused while the Delete is under way")
+	tb.Create(bus.Integration{ID: "x", Sink: &testSink{}})
+	assert.Contains(t, logActions(t, tb.Bus, "x"), "integration_created")
+}
