@@ -182,7 +182,10 @@ func (b *Breaker) Middleware(h message.HandlerFunc) message.HandlerFunc {
 		if b.clean.Load() {
 			ctx := msg.Context()
 			out, err := h(msg)
-			if err != nil && b.record(ctx, err, 0) {
+			// A success is recorded only if the circuit stopped being clean
+			// during the attempt (other attempts failed, or opened it): any
+			// success closes the circuit.
+			if (err != nil || !b.clean.Load()) && b.record(ctx, err, 0) {
 				err = &outageError{err}
 			}
 			return out, err

@@ -342,3 +342,33 @@ func TestBreaker_notices_are_ordered_under_contention(t *testing.T) {
 	assert.Equal(t, fromLog, reported, "the hook saw the changes in the log's order")
 	assert.Equal(t, b.State().State, reported[len(reported)-1], "the last report is the state")
 }
+
+// Any success closes the circuit, also one whose attempt began while the
+// circuit was closed and ended after other attempts had opened it.
+func TestBreaker_a_success_that_ends_after_the_circuit_opened_closes_it(t *testing.T) {
+	b, err := middleware.NewBreaker(middleware.BreakerConfig{
+		IntegrationID: testID,
+		Policy:        middleware.BreakerPolicy{WarnAfter: 1, OpenAfter: 1},
+		Log:           middleware.NewMemoryLog(0),
+		Clock:         clockAt(t),
+	})
+	require.NoError(t, err)
+	began, finish := make(chan struct{}), make(chan struct{})
+	slow := func(*message.Message) ([]*message.Message, error) {
+		close(began)
+		<-finish
+		return nil, nil
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := b.Middleware(slow)(event("slow"))
+		done <- err
+	}()
+	<-began // under way, the circuit closed and clean
+	_, err = b.Middleware(newSink(always(status(503))).handle)(event("failing"))
+	require.Error(t, err)
+	require.Equal(t, middleware.StateOpen, b.State().State)
+	close(finish)
+	require.NoError(t, <-done)
+	assert.Equal(t, middleware.StateClosed, b.State().State, "the destination took the slow one: it is up")
+}
