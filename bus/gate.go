@@ -68,17 +68,10 @@ func (g *gate) Middleware(h message.HandlerFunc) message.HandlerFunc {
 // events behind it, and the destination would see a burst over the limit.
 func (g *gate) enter(msg *message.Message) (key string, err error) {
 	ctx := msg.Context()
-	if g.key != nil {
-		key = g.key(msg)
-	}
-	for key != "" {
-		g.mu.Lock()
-		busy, taken := g.busy[key]
-		if !taken {
-			g.busy[key] = make(chan struct{})
-		}
-		g.mu.Unlock()
-		if !taken {
+	key = g.keyOf(msg)
+	for {
+		busy := g.takeKey(key)
+		if busy == nil {
 			break
 		}
 		if err := wait(ctx, busy, nil, nil); err != nil {
@@ -121,6 +114,51 @@ func (g *gate) pace(ctx context.Context, msg *message.Message) error {
 		r.CancelAt(g.clock.Now())
 		return err
 	}
+	return nil
+}
+
+// tryEnter takes msg's key and a slot if both are free now, without
+// waiting for them; ok reports whether it did. It then waits for the rate
+// limit, as enter does; err is what ended that wait.
+func (g *gate) tryEnter(msg *message.Message) (key string, ok bool, err error) {
+	key = g.keyOf(msg)
+	if g.takeKey(key) != nil {
+		return "", false, nil
+	}
+	select {
+	case g.slots <- struct{}{}:
+	default:
+		g.release(key)
+		return "", false, nil
+	}
+	if g.limit != nil {
+		if err := g.pace(msg.Context(), msg); err != nil {
+			g.leave(key)
+			return "", false, err
+		}
+	}
+	return key, true, nil
+}
+
+func (g *gate) keyOf(msg *message.Message) string {
+	if g.key == nil {
+		return ""
+	}
+	return g.key(msg)
+}
+
+// takeKey takes key when it is free (always, for ""), and returns nil;
+// else the channel closed when its holder lets it go.
+func (g *gate) takeKey(key string) <-chan struct{} {
+	if key == "" {
+		return nil
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if busy, taken := g.busy[key]; taken {
+		return busy
+	}
+	g.busy[key] = make(chan struct{})
 	return nil
 }
 

@@ -3,6 +3,7 @@ package bus_test
 import (
 	"context"
 	"errors"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/sinkbus/sinkbus/bus"
 	"github.com/sinkbus/sinkbus/bus/bustest"
+	"github.com/sinkbus/sinkbus/middleware"
 	"github.com/sinkbus/sinkbus/replay"
 	"github.com/sinkbus/sinkbus/sinks"
 )
@@ -109,4 +111,61 @@ func TestIntegrations_RetryRejected_keeps_the_concurrency(t *testing.T) {
 func raise(most *atomic.Int32, n int32) {
 	for m := most.Load(); n > m && !most.CompareAndSwap(m, n); m = most.Load() {
 	}
+}
+
+// A manual retry never overlaps a live delivery of its key, circuit closed
+// or not: with the key busy and the circuit open (even due for a probe), it
+// answers ErrCircuitOpen at once rather than probe beside the live one.
+func TestIntegrations_RetryRejected_with_the_circuit_open_keeps_the_order_key(t *testing.T) {
+	tb := bustest.New(t)
+	var inFlight, most atomic.Int32 // of tenant acme
+	failing := map[string]error{
+		"acme-old":   sinks.Permanent(errors.New("422 unprocessable")),
+		"globex-old": sinks.Permanent(errors.New("422 unprocessable")),
+	}
+	var mu sync.Mutex
+	hold := make(chan struct{})
+	require.NoError(t, tb.Handle("erp", nil, func(ctx context.Context, e bus.Event) error {
+		if e.Tenant == "acme" {
+			n := inFlight.Add(1)
+			defer inFlight.Add(-1)
+			raise(&most, n)
+		}
+		mu.Lock()
+		err := failing[e.ID]
+		delete(failing, e.ID)
+		mu.Unlock()
+		if e.ID == "acme-live" {
+			<-hold
+		}
+		return err
+	}, func(in *bus.Integration) {
+		in.Concurrency = 4
+		in.OrderKey = "tenant"
+		in.Delivery.Breaker = middleware.BreakerPolicy{WarnAfter: 1, OpenAfter: 1}
+	}))
+	tb.Publish(bus.Event{ID: "acme-old", Tenant: "acme", Name: "order.created"},
+		bus.Event{ID: "globex-old", Tenant: "globex", Name: "order.created"})
+	require.Eventually(t, func() bool {
+		l, err := tb.Integrations().Rejected(ctx, "erp")
+		return err == nil && len(l) == 2
+	}, 10*time.Second, time.Millisecond)
+	tb.Publish(bus.Event{ID: "acme-live", Tenant: "acme", Name: "order.created"})
+	require.Eventually(t, func() bool { return inFlight.Load() == 1 }, 10*time.Second, time.Millisecond)
+
+	// A manual retry of globex fails and opens the circuit; nothing waits
+	// for its probe, and the clock passes the cool-down.
+	mu.Lock()
+	failing["globex-old"] = errors.New("503 unavailable")
+	mu.Unlock()
+	require.Error(t, tb.Integrations().RetryRejected(ctx, "erp", "globex-old"))
+	st, err := tb.Integrations().Circuit(ctx, "erp")
+	require.NoError(t, err)
+	require.Equal(t, middleware.StateOpen, st.State)
+	tb.Clock.Advance(time.Hour)
+
+	err = tb.Integrations().RetryRejected(ctx, "erp", "acme-old")
+	require.ErrorIs(t, err, middleware.ErrCircuitOpen, "acme is busy: no probe beside the live delivery")
+	close(hold)
+	assert.Equal(t, int32(1), most.Load(), "one acme delivery at a time")
 }

@@ -11,8 +11,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/ThreeDotsLabs/watermill/message"
-
 	"github.com/sinkbus/sinkbus/field"
 	"github.com/sinkbus/sinkbus/filter"
 	"github.com/sinkbus/sinkbus/internal/logging"
@@ -653,7 +651,11 @@ func (m *Integrations) DeleteRejected(ctx context.Context, id, eventID string) e
 
 // RetryRejected delivers a rejected event once more through the
 // integration's sink (timeout, breaker and classification included) and
-// removes it from the store when it is delivered. When the attempt fails,
+// removes it from the store when it is delivered. It counts in the
+// integration's concurrency and order key as any delivery does: it waits
+// for its turn while the circuit is closed, and answers
+// middleware.ErrCircuitOpen at once while the circuit is open (unless it
+// can probe, with a free slot and its key free). When the attempt fails,
 // the stored event keeps the new reason, status code and attempt count
 // (and becomes the newest). The integration must run.
 func (m *Integrations) RetryRejected(ctx context.Context, id, eventID string) error {
@@ -679,15 +681,24 @@ func (m *Integrations) RetryRejected(ctx context.Context, id, eventID string) er
 	msg := ev.Message()
 	msg.Metadata.Set(sinks.MetaReplayed, "true")
 	msg.SetContext(ctx)
-	deliver := func(msg *message.Message) ([]*message.Message, error) {
-		return nil, chain.Deliver(msg, d.publish)
+	// Within the integration's concurrency and order, as its other
+	// deliveries, whatever the circuit: a manual retry never overlaps a
+	// delivery of its key. It waits for its turn while the circuit is
+	// closed; an open circuit answers at once.
+	key, entered, err := d.gate.tryEnter(msg)
+	if err != nil {
+		return err
 	}
-	if chain.Breaker().State().State == middleware.StateClosed {
-		// Within the integration's concurrency and order, as its other
-		// deliveries; an open circuit answers at once, without waiting.
-		deliver = d.gate.Middleware(deliver)
+	if !entered {
+		if chain.Breaker().State().State != middleware.StateClosed {
+			return middleware.ErrCircuitOpen
+		}
+		if key, err = d.gate.enter(msg); err != nil {
+			return err
+		}
 	}
-	_, err = deliver(msg)
+	err = chain.Deliver(msg, d.publish)
+	d.gate.leave(key)
 	if err != nil {
 		// An open circuit, a closed sink or a cancelled call made no attempt.
 		attempted := !errors.Is(err, middleware.ErrCircuitOpen) && !errors.Is(err, sinks.ErrClosed) && ctx.Err() == nil
