@@ -710,6 +710,8 @@ func (m *Integrations) RetryRejected(ctx context.Context, id, eventID string) er
 	if err := b.rejected.Delete(id, eventID); err != nil && !errors.Is(err, middleware.ErrNotFound) {
 		return err
 	}
+	b.logEntry(id, middleware.LogEntry{Action: middleware.ActionRejectedDelivered, EventID: eventID,
+		Reason: "Rejected event delivered by a manual retry.", CreatedAt: b.cfg.Clock.Now()})
 	return nil
 }
 

@@ -49,4 +49,8 @@ func TestIntegrations_RetryRejected_that_fails_records_the_new_failure(t *testin
 	_, err = tb.Integrations().RejectedEvent(ctx, "erp", "e1")
 	assert.Error(t, err, "delivered, it leaves the store")
 	assert.Equal(t, []string{"e1"}, eventIDs(sink.Events()))
+	entries, err = tb.Integrations().Log(ctx, "erp")
+	require.NoError(t, err)
+	assert.Equal(t, middleware.ActionRejectedDelivered, entries[0].Action, "the log tells the event was delivered in the end")
+	assert.Equal(t, "e1", entries[0].EventID)
 }

@@ -16,6 +16,7 @@ const (
 	ActionEventRejected        = "event_rejected"
 	ActionEventSkipped         = "event_skipped"
 	ActionRejectedEvicted      = "rejected_event_evicted"
+	ActionRejectedDelivered    = "rejected_event_delivered"
 	ActionCircuitWarning       = "circuit_warning"
 	ActionCircuitOpened        = "circuit_opened"
 	ActionCircuitProbeFailed   = "circuit_probe_failed"

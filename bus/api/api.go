@@ -11,7 +11,7 @@
 //	POST   /integrations/{id}/start                        start
 //	POST   /integrations/{id}/stop                         stop
 //	GET    /integrations/{id}/log                          last log entries, newest first
-//	GET    /integrations/{id}/rejected_events              rejected events
+//	GET    /integrations/{id}/rejected_events              rejected events, with status code and attempts
 //	GET    /integrations/{id}/rejected_events/{event_id}   one, with its payload
 //	DELETE /integrations/{id}/rejected_events/{event_id}   forget it
 //	POST   /integrations/{id}/rejected_events/{event_id}/retry

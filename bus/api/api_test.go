@@ -509,7 +509,9 @@ func TestAPI_rejected_events_list_get_retry_and_delete(t *testing.T) {
 		return len(list.RejectedEvents) == 2
 	}, "two rejected events")
 	raw := s.do("GET", "/integrations/erp/rejected_events", "").object(t)["rejected_events"].([]any)
-	assert.Subset(t, keys(raw[0].(map[string]any), ""), []string{"created_at", "id"})
+	assert.Subset(t, keys(raw[0].(map[string]any), ""), []string{"created_at", "id", "status_code", "attempts"})
+	assert.Equal(t, 400.0, raw[0].(map[string]any)["status_code"], "the destination's answer")
+	assert.Equal(t, 1.0, raw[0].(map[string]any)["attempts"])
 
 	resp := s.do("GET", "/integrations/erp/rejected_events/e-1", "")
 	require.Equal(t, http.StatusOK, resp.status)

@@ -18,12 +18,17 @@ type LogResponse struct {
 	Entries []middleware.LogEntry `json:"entries"`
 }
 
-// RejectedSummary is one item of the rejected events list.
+// RejectedSummary is one item of the rejected events list: the event, why
+// it was rejected and after how many attempts, without its payload.
 type RejectedSummary struct {
 	CreatedAt time.Time `json:"created_at"`
 	ID        string    `json:"id"`
 	Name      string    `json:"name"`
 	Reason    string    `json:"reason"`
+	// StatusCode is the destination's status for the last failure, zero
+	// when it answered none.
+	StatusCode int `json:"status_code"`
+	Attempts   int `json:"attempts"`
 }
 
 // RejectedList is the body of GET /integrations/{id}/rejected_events.
@@ -86,7 +91,8 @@ func (h *handler) rejectedList(w http.ResponseWriter, r *http.Request) {
 	}
 	out := RejectedList{RejectedEvents: make([]RejectedSummary, len(list))}
 	for i, e := range list {
-		out.RejectedEvents[i] = RejectedSummary{CreatedAt: e.CreatedAt, ID: e.EventID, Name: e.Name, Reason: e.Reason}
+		out.RejectedEvents[i] = RejectedSummary{CreatedAt: e.CreatedAt, ID: e.EventID, Name: e.Name, Reason: e.Reason,
+			StatusCode: e.StatusCode, Attempts: e.Attempts}
 	}
 	writeJSON(w, http.StatusOK, out)
 }
