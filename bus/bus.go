@@ -7,7 +7,12 @@
 // by one Watermill router handler per running integration, reading from the
 // integration's own durable cursor, through the delivery chain:
 //
-//	filter ▸ reject ▸ retry ▸ circuit breaker ▸ timeout ▸ recoverer ▸ sink
+//	filter ▸ gate ▸ reject ▸ retry ▸ circuit breaker ▸ timeout ▸ recoverer ▸ sink
+//
+// The filter acknowledges the events the integration does not observe; the
+// gate holds the integration's concurrency and order key across live
+// delivery, replays and manual retries; package middleware documents the
+// rest of the chain.
 //
 // A zero Config runs everything in memory, which is what tests want; a
 // DataDir makes the journal, the integrations, their logs and rejected events

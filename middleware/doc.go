@@ -9,8 +9,10 @@
 //
 //	Reject ▸ Retry ▸ Breaker ▸ Timeout ▸ Recoverer ▸ sink
 //
-// (The bus runs its filter in front of the chain: skipped events never
-// reach it.) Each layer is where it is for a reason:
+// (The bus runs its filter and its gate in front of the chain: skipped
+// events never reach it, and the gate holds the integration's concurrency
+// and order key across live delivery, replays and manual retries.) Each
+// layer is where it is for a reason:
 //
 //   - Reject is outermost because only final failures reach it: a
 //     permanent failure, or retries exhausted. It stores the event in the
@@ -18,10 +20,9 @@
 //   - Retry is outside the Breaker so that the breaker sees every attempt,
 //     retries included. It counts consecutive failed attempts, as Commerce
 //     Layer does, and it pauses them all while open: a retrying event does
-//     not get past an open circuit. DESIGN.md sketches the breaker outside
-//     retry. There it would count events rather than attempts, and an event
-//     already inside it would go on retrying against a destination known to
-//     be down.
+//     not get past an open circuit. Outside Retry, the breaker would count
+//     events rather than attempts, and an event already inside it would go
+//     on retrying against a destination known to be down.
 //   - The Breaker tells Retry which failures are the outage's (they opened
 //     the circuit, or found it open). Retry charges those to no event's
 //     MaxAttempts, skips the backoff and sends the event straight back to
