@@ -104,17 +104,14 @@ func retryUntilOpen(t *testing.T, tb *bustest.Bus, id string, inFlight int) {
 }
 
 // probesWithin returns how many probes the default breaker policy makes in
-// d after the circuit opens: cool-downs of 30s, 1m, 2m, 4m, 8m, then 10m.
+// d after the circuit opens (BreakerPolicy.CoolDownAfter).
 func probesWithin(d time.Duration) int {
-	n, at, coolDown := 0, time.Duration(0), middleware.DefaultCoolDown
-	for {
-		at += coolDown
-		if at > d {
-			return n
-		}
-		n++
-		coolDown = min(2*coolDown, middleware.DefaultMaxCoolDown)
+	var policy middleware.BreakerPolicy
+	n, at := 0, middleware.DefaultCoolDown
+	for ; at <= d; n++ {
+		at += policy.CoolDownAfter(at)
 	}
+	return n
 }
 
 // parkedOpen waits (real time, bounded) until the circuit of id is open and

@@ -81,9 +81,10 @@ type BreakerConfig struct {
 //     acknowledged without delivery and logged as event_skipped.
 //   - half-open: the cool-down has ended and exactly one waiting attempt
 //     probes the destination while the others keep waiting. Success closes
-//     the circuit and wakes every waiter; failure opens it again for twice
-//     the cool-down, up to MaxCoolDown. A Retry-After longer than the
-//     cool-down is honoured, up to MaxCoolDown. A probe that proves nothing
+//     the circuit and wakes every waiter; failure opens it again for a
+//     fifth of the time it has been open (at least CoolDown, at most
+//     MaxCoolDown). A Retry-After longer than that is honoured, up to
+//     MaxCoolDown. A probe that proves nothing
 //     (a permanent failure, a cancelled context) hands the probe to the
 //     next waiter.
 //
@@ -99,9 +100,8 @@ type BreakerConfig struct {
 //
 // The log stays readable through a long outage: one circuit_opened entry
 // per outage, and failed probes logged as circuit_probe_failed at the 1st,
-// 2nd, 4th, 8th … one (a week at the 10-minute cap writes eleven), each
-// with the count; State has the current one, and the circuit_closed entry
-// the total.
+// 2nd, 4th, 8th … one (a week writes eleven), each with the count; State
+// has the current one, and the circuit_closed entry the total.
 //
 // Log entries and hooks are sent in the order of the changes they report,
 // after the breaker's lock is released, by whichever goroutine holds the
@@ -127,7 +127,7 @@ type Breaker struct {
 	state       string
 	failures    int
 	warned      bool
-	coolDown    time.Duration // the current one, doubled by each failed probe
+	coolDown    time.Duration // the current wait between probes
 	openedAt    time.Time
 	nextProbeAt time.Time
 	probe       uint64        // ticket of the probe in flight while half-open
@@ -372,7 +372,7 @@ func (b *Breaker) failure(err error, after time.Duration, ticket uint64) bool {
 		}
 	case b.state == StateHalfOpen && ticket == b.probe:
 		b.probesFail++
-		b.openLocked(now, min(2*b.coolDown, b.policy.MaxCoolDown), after)
+		b.openLocked(now, b.nextCoolDownLocked(now), after)
 		// The 1st, 2nd, 4th, 8th… failed probe is logged: a long outage
 		// must not push the entries that matter out of the log.
 		if b.probesFail&(b.probesFail-1) == 0 {
@@ -467,6 +467,11 @@ func (b *Breaker) pausedTotal(now time.Time) time.Duration {
 		d += now.Sub(b.pausedSince)
 	}
 	return d
+}
+
+// nextCoolDownLocked is the wait after a failed probe at now.
+func (b *Breaker) nextCoolDownLocked(now time.Time) time.Duration {
+	return b.policy.CoolDownAfter(now.Sub(b.openedAt))
 }
 
 // openLocked opens the circuit for coolDown, or for the destination's

@@ -11,17 +11,59 @@ import (
 	"github.com/sinkbus/sinkbus/middleware"
 )
 
-// probesWithin returns how many probes the default policy makes in d after
-// the circuit opens: cool-downs of 30s, 1m, 2m, 4m, 8m, then 10m each.
+// probesWithin returns how many probes the default breaker policy makes in
+// d after the circuit opens (BreakerPolicy.CoolDownAfter).
 func probesWithin(d time.Duration) int {
-	n, at, coolDown := 0, time.Duration(0), middleware.DefaultCoolDown
-	for {
-		at += coolDown
-		if at > d {
-			return n
-		}
-		n++
-		coolDown = min(2*coolDown, middleware.DefaultMaxCoolDown)
+	var policy middleware.BreakerPolicy
+	n, at := 0, middleware.DefaultCoolDown
+	for ; at <= d; n++ {
+		at += policy.CoolDownAfter(at)
+	}
+	return n
+}
+
+// A destination that recovers gets deliveries again within max(5s, 20 %
+// of the outage so far), for outages from seconds to an hour, with one
+// request per probe meanwhile (a few dozen in an hour); and the default
+// 50-entry log still tells the whole outage: warning, opening, failed
+// probes, closing.
+func TestBreaker_recovery_is_found_within_a_fifth_of_the_outage(t *testing.T) {
+	for _, outage := range []time.Duration{3 * time.Second, 10 * time.Second, 50 * time.Second,
+		3 * time.Minute, 17 * time.Minute, time.Hour} {
+		t.Run(outage.String(), func(t *testing.T) {
+			e := newEnvLog(t, middleware.Settings{}, 0)
+			s := newSink(always(status(500)))
+			const n = 8
+			w := start(e.chain.Middleware(s.handle), events(n)...)
+			began := e.clock.Now()
+			drive(t, e.clock, w, time.Time{}, func() bool { return e.chain.Breaker().State().State == middleware.StateOpen })
+			opened := e.chain.Breaker().State().OpenedAt
+
+			recovered := opened.Add(outage)
+			drive(t, e.clock, w, recovered, func() bool { return false })
+			probes := e.chain.Breaker().State().FailedProbes
+			assert.Equal(t, probesWithin(outage), probes)
+			assert.LessOrEqual(t, probes, 40, "a few dozen requests in an hour at most")
+			s.setAnswer(always(nil))
+			drive(t, e.clock, w, time.Time{}, func() bool { return s.deliveredCount() > 0 })
+			resumed := e.clock.Now().Sub(recovered)
+			bound := max(5*time.Second, recovered.Sub(began)/5)
+			assert.LessOrEqual(t, resumed, bound, "delivery resumed %s after the recovery", resumed)
+
+			drive(t, e.clock, w, time.Time{}, func() bool { return w.busy() == 0 })
+			for range n {
+				require.NoError(t, w.wait(t).err)
+			}
+			entries, err := e.log.Entries(testID)
+			require.NoError(t, err)
+			require.LessOrEqual(t, len(entries), middleware.DefaultLogSize)
+			assert.Equal(t, middleware.ActionCircuitClosed, entries[0].Action, "the newest: the circuit closed")
+			assert.Len(t, e.entries(t, middleware.ActionCircuitWarning), 1, "still in the log")
+			assert.Len(t, e.entries(t, middleware.ActionCircuitOpened), 1, "still in the log")
+			if probes > 0 {
+				assert.NotEmpty(t, e.entries(t, middleware.ActionCircuitProbeFailed))
+			}
+		})
 	}
 }
 

@@ -29,8 +29,9 @@ func events(n int) []*message.Message {
 }
 
 // The whole life of an outage with the default policy: warning at 10
-// failures, open at 30, probes only while open (cool-downs 30s, 1m, 2m, 4m,
-// ...), and every queued event delivered once the receiver recovers.
+// failures, open at 30, probes only while open (the first after 5s, then
+// every 5s, then a fifth of the time open), and every queued event
+// delivered once the receiver recovers.
 func TestBreaker_outage_pauses_then_delivers_everything(t *testing.T) {
 	const n = 8
 	e := newEnv(t, middleware.Settings{})
@@ -44,24 +45,25 @@ func TestBreaker_outage_pauses_then_delivers_everything(t *testing.T) {
 	assert.Equal(t, 30, s.Calls())
 	assert.Equal(t, 30, st.ConsecutiveFailures)
 	assert.Equal(t, e.clock.Now(), st.OpenedAt)
-	assert.Equal(t, st.OpenedAt.Add(30*time.Second), st.NextProbeAt)
+	assert.Equal(t, st.OpenedAt.Add(5*time.Second), st.NextProbeAt)
 	assert.Equal(t, []int{10}, e.warned())
 	require.Len(t, e.entries(t, middleware.ActionCircuitWarning), 1)
 	opened := e.entries(t, middleware.ActionCircuitOpened)
 	require.Len(t, opened, 1)
 	assert.Contains(t, opened[0].Reason, "after 30 consecutive failed attempts")
 
-	// Ten minutes of outage: probes at 30s, 1m30s, 3m30s and 7m30s.
+	// Two minutes of outage: probes at 5s, 10s … 30s, then 36s, 43.2s,
+	// 51.84s, 62.208s, 74.6496s, 89.57952s, 107.495424s: 13.
 	t0 := st.OpenedAt
-	drive(t, e.clock, w, t0.Add(10*time.Minute), func() bool { return false })
-	assert.Equal(t, 30+4, s.Calls(), "while open, the only attempts are the probes")
+	drive(t, e.clock, w, t0.Add(2*time.Minute), func() bool { return false })
+	assert.Equal(t, 30+13, s.Calls(), "while open, the only attempts are the probes")
 	st = e.chain.Breaker().State()
 	assert.Equal(t, middleware.StateOpen, st.State)
 	assert.Equal(t, t0, st.OpenedAt)
-	assert.Equal(t, t0.Add(930*time.Second), st.NextProbeAt, "cool-down doubled to 8m")
-	assert.Equal(t, 4, st.FailedProbes)
+	assert.Equal(t, t0.Add(128994508800), st.NextProbeAt, "a fifth of the 107.495424s open after the last probe")
+	assert.Equal(t, 13, st.FailedProbes)
 	assert.Len(t, e.entries(t, middleware.ActionCircuitOpened), 1, "one per outage")
-	assert.Len(t, e.entries(t, middleware.ActionCircuitProbeFailed), 3, "the 1st, 2nd and 4th failed probe")
+	assert.Len(t, e.entries(t, middleware.ActionCircuitProbeFailed), 4, "the 1st, 2nd, 4th and 8th failed probe")
 	assert.Equal(t, n, w.busy(), "no event gave up")
 
 	// The receiver recovers: the next probe closes the circuit.
@@ -74,7 +76,7 @@ func TestBreaker_outage_pauses_then_delivers_everything(t *testing.T) {
 	for _, m := range events(n) {
 		assert.Equal(t, 1, s.delivered[m.UUID], m.UUID)
 	}
-	assert.Equal(t, 30+4+n, s.Calls())
+	assert.Equal(t, 30+13+n, s.Calls())
 	list, err := e.rejected.List(testID)
 	require.NoError(t, err)
 	assert.Empty(t, list, "none rejected")
@@ -260,7 +262,7 @@ func TestBreaker_probe_waits_for_retry_after_up_to_max_cool_down(t *testing.T) {
 		retryAfter time.Duration
 		want       time.Duration
 	}{
-		{"shorter than the cool-down", 10 * time.Second, middleware.DefaultCoolDown},
+		{"shorter than the cool-down", 3 * time.Second, middleware.DefaultCoolDown},
 		{"longer", 5 * time.Minute, 5 * time.Minute},
 		{"capped", 3 * time.Hour, middleware.DefaultMaxCoolDown},
 	} {

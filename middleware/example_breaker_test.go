@@ -46,7 +46,7 @@ func ExampleBreaker() {
 	// Output:
 	// warning: erp-1 2
 	// state: open
-	// open 3 30s
+	// open 3 5s
 	// circuit_opened
 	// circuit_warning
 }

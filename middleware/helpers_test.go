@@ -55,6 +55,17 @@ func (s *sink) Calls() int {
 	return s.calls
 }
 
+// deliveredCount returns how many calls succeeded.
+func (s *sink) deliveredCount() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for _, k := range s.delivered {
+		n += k
+	}
+	return n
+}
+
 func (s *sink) setAnswer(a func(int, *message.Message) error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()

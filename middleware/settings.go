@@ -33,7 +33,7 @@ const (
 
 	DefaultWarnAfter   = 10
 	DefaultOpenAfter   = 30
-	DefaultCoolDown    = 30 * time.Second
+	DefaultCoolDown    = 5 * time.Second
 	DefaultMaxCoolDown = 10 * time.Minute
 )
 
@@ -87,14 +87,33 @@ type BreakerPolicy struct {
 	// circuit. Zero means 30.
 	OpenAfter int
 	// CoolDown is how long the circuit stays open before one attempt probes
-	// the destination. Each failed probe doubles it. Zero means 30s.
+	// the destination, and the shortest wait between probes. After a failed
+	// probe the wait is a fifth of the time the circuit has been open, when
+	// that is longer: a destination that recovers is found within
+	// max(CoolDown, 20 % of the outage so far), with one request per probe.
+	// Zero means 5s.
 	CoolDown time.Duration
-	// MaxCoolDown caps the doubling cool-down. Zero means 10m.
+	// MaxCoolDown caps the wait between probes. Zero means 10m.
 	MaxCoolDown time.Duration
 	// SkipWhileOpen makes an open circuit skip events (acknowledged, logged
 	// as event_skipped) instead of pausing them, as Commerce Layer does.
 	// Events skipped are not delivered later.
 	SkipWhileOpen bool
+}
+
+// probeGapShare is the share of the time open that the next probe waits:
+// recovery is found within a fifth of the outage so far, and probes grow
+// rarer as the outage goes on (about 30 in its first hour, then one per
+// MaxCoolDown). Doubling would keep the destination waiting as long again
+// as the outage had lasted.
+const probeGapShare = 5
+
+// CoolDownAfter is the wait before the next probe once a probe failed with
+// the circuit open for open: a fifth of open, within CoolDown and
+// MaxCoolDown (the policy's defaults applied).
+func (b BreakerPolicy) CoolDownAfter(open time.Duration) time.Duration {
+	b.setDefaults()
+	return min(max(b.CoolDown, open/probeGapShare), b.MaxCoolDown)
 }
 
 // SetDefaults fills the zero fields with the defaults. Timeout stays zero:

@@ -19,7 +19,7 @@ func defaults() middleware.Settings {
 			InitialInterval: 500 * time.Millisecond, MaxInterval: 5 * time.Minute, Multiplier: 2,
 			RandomizationFactor: 0.5, MaxAttempts: 30, MaxElapsedTime: 24 * time.Hour,
 		},
-		Breaker: middleware.BreakerPolicy{WarnAfter: 10, OpenAfter: 30, CoolDown: 30 * time.Second, MaxCoolDown: 10 * time.Minute},
+		Breaker: middleware.BreakerPolicy{WarnAfter: 10, OpenAfter: 30, CoolDown: 5 * time.Second, MaxCoolDown: 10 * time.Minute},
 	}
 }
 
@@ -135,7 +135,7 @@ func TestSettings_JSON(t *testing.T) {
 		"timeout": "10s",
 		"retry": {"initial_interval": "500ms", "max_interval": "5m0s", "multiplier": 2, "randomization_factor": 0.5,
 			"max_attempts": 30, "max_elapsed_time": "24h0m0s"},
-		"breaker": {"warn_after": 10, "open_after": 30, "cool_down": "30s", "max_cool_down": "10m0s"}
+		"breaker": {"warn_after": 10, "open_after": 30, "cool_down": "5s", "max_cool_down": "10m0s"}
 	}`, string(b))
 	var back middleware.Settings
 	require.NoError(t, json.Unmarshal(b, &back))
