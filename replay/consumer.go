@@ -324,6 +324,7 @@ type reader struct {
 	// payloads alone.
 	pendingBytes, pendingPayload int64
 	paused                       bool  // reading paused at MaxWaitingBytes
+	reading                      bool  // a worker reads the storage, r.mu released
 	avgRecord                    int64 // bytes per record of the last read: sizes the next
 	retries                      []*delivery
 	changed                      chan struct{} // closed to wake idle workers; nil when none waits
@@ -689,24 +690,22 @@ func (r *reader) fill() (atHead bool) {
 			if !r.readAgainAt.IsZero() && r.j.cfg.Clock.Now().Before(r.readAgainAt) {
 				return false // backing off after a failed read
 			}
+			if r.reading {
+				return false // another worker reads; it wakes us
+			}
 			// Acknowledged before a restart: not read again.
 			if r.pos = r.acked.skip(r.pos); r.end != 0 && r.pos >= r.end {
 				continue
 			}
-			recs, err := r.j.st.Read(r.topic, r.pos, r.readSize())
-			if err == nil && len(recs) == 0 {
-				if _, next := r.j.st.Bounds(r.topic); next > r.pos {
-					// Read again: a record may have been appended since.
-					if recs, err = r.j.st.Read(r.topic, r.pos, r.readSize()); err == nil && len(recs) == 0 {
-						// A gap the storage cannot read (records lost to a
-						// power cut or damage): step over it, or we would spin.
-						r.log.Error("Skipping unreadable journal records", nil,
-							watermill.LogFields{"from": r.pos, "to": next})
-						r.markDone(r.pos, next)
-						r.pos = next
-						continue
-					}
-				}
+			recs, gap, err := r.read(r.pos, r.readSize())
+			if gap != 0 {
+				// A gap the storage cannot read (records lost to a power cut
+				// or damage): step over it, or we would spin.
+				r.log.Error("Skipping unreadable journal records", nil,
+					watermill.LogFields{"from": r.pos, "to": gap})
+				r.markDone(r.pos, gap)
+				r.pos = gap
+				continue
 			}
 			if err != nil {
 				r.readFailed(err)
@@ -761,6 +760,38 @@ func (r *reader) fill() (atHead bool) {
 		r.enqueue(d)
 	}
 	return false
+}
+
+// read reads up to n records from pos, with r.mu released meanwhile: a
+// worker reading megabytes from the disk holds up no other worker's take
+// or settle. gap, when not zero, ends a run of offsets from pos that the
+// storage has no record for although it has later ones. r.mu is held, and
+// held again when read returns; r.pos is not moved meanwhile (only the
+// reading worker moves it).
+func (r *reader) read(pos uint64, n int) (recs []Record, gap uint64, err error) {
+	r.reading = true
+	r.mu.Unlock()
+	defer func() {
+		r.mu.Lock()
+		r.reading = false
+		// The workers that found this read under way wait for what it
+		// brings. At the head it brings nothing: this worker waits for the
+		// next append, and wakes them once it has read it.
+		if len(recs) > 0 || gap != 0 || err != nil {
+			r.wakeLocked()
+		}
+	}()
+	recs, err = r.j.st.Read(r.topic, pos, n)
+	if err != nil || len(recs) > 0 {
+		return recs, 0, err
+	}
+	if _, next := r.j.st.Bounds(r.topic); next > pos {
+		// Read again: a record may have been appended since.
+		if recs, err = r.j.st.Read(r.topic, pos, n); err == nil && len(recs) == 0 {
+			return nil, next, nil
+		}
+	}
+	return recs, 0, err
 }
 
 // dropBuf forgets what was read ahead.
