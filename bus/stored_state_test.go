@@ -26,10 +26,13 @@ import (
 func TestBus_starts_whatever_its_stored_state_holds(t *testing.T) {
 	dir := t.TempDir()
 	deep := strings.Repeat("[", 9998) + strings.Repeat("]", 9998)
-	old, err := middleware.OpenFileRejected(filepath.Join(dir, "rejected"), 0)
+	// As the rejected store wrote it before its records kept payloads as
+	// they are: one JSON document, which encoding/json cannot read back.
+	oldDoc, err := json.Marshal(map[string]any{"integration_id": "erp", "rejected_events": []middleware.RejectedEvent{
+		{EventID: "e1", Name: "order.created", Payload: json.RawMessage(deep)}}})
 	require.NoError(t, err)
-	_, err = old.Put("erp", middleware.RejectedEvent{EventID: "e1", Name: "order.created", Payload: json.RawMessage(deep)})
-	require.NoError(t, err)
+	require.NoError(t, os.MkdirAll(filepath.Join(dir, "rejected"), 0o700))
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "rejected", "erp.rejected.json"), oldDoc, 0o600))
 	require.NoError(t, os.MkdirAll(filepath.Join(dir, "log"), 0o700))
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "log", "erp.log.json"), []byte(`{"entries":[`), 0o600))
 	saved := `[

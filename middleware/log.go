@@ -2,6 +2,7 @@ package middleware
 
 import (
 	"encoding/json"
+	"fmt"
 	"sync"
 	"time"
 )
@@ -73,28 +74,26 @@ func NewMemoryLog(size int) *MemoryLog {
 func (m *MemoryLog) Append(integrationID string, e LogEntry) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.append(integrationID, e)
+	m.logs[integrationID] = appendEntry(m.logs[integrationID], e, m.size)
 	return nil
 }
 
-func (m *MemoryLog) append(integrationID string, e LogEntry) {
-	l := m.logs[integrationID]
-	if len(l) >= m.size {
-		n := copy(l, l[len(l)-m.size+1:])
-		l = l[:n]
-	}
-	m.logs[integrationID] = append(l, e)
+// appendEntry returns l (oldest first) with e added and, past size, without
+// the oldest; l is not modified.
+func appendEntry(l []LogEntry, e LogEntry, size int) []LogEntry {
+	keep := min(len(l), size-1)
+	out := make([]LogEntry, 0, keep+1)
+	return append(append(out, l[len(l)-keep:]...), e)
 }
 
 // Entries returns the log of integrationID, newest first.
 func (m *MemoryLog) Entries(integrationID string) ([]LogEntry, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return m.entries(integrationID), nil
+	return newestEntriesFirst(m.logs[integrationID]), nil
 }
 
-func (m *MemoryLog) entries(integrationID string) []LogEntry {
-	l := m.logs[integrationID]
+func newestEntriesFirst(l []LogEntry) []LogEntry {
 	out := make([]LogEntry, len(l))
 	for i, e := range l {
 		out[len(l)-1-i] = e
@@ -110,66 +109,107 @@ func (m *MemoryLog) Drop(integrationID string) error {
 	return nil
 }
 
-// FileLog is a LogStore that survives restarts: a MemoryLog mirrored to one
-// JSON file per integration in a directory.
+// FileLog is a LogStore that survives restarts: an append-only log of
+// entries per integration, in segment files under a directory of its own
+// (see the file stores in filestore.go), compacted to the last entries as
+// it grows. An entry costs its own write, integrations do not wait for
+// each other, and Entries never waits for a write. The log is a
+// diagnostic: entries are not synced to disk. What cannot be decoded is
+// set aside (see Unreadable).
 type FileLog struct {
-	mem        *MemoryLog // its mutex also orders the file writes
-	files      fileDir
-	unreadable []error
+	size  int
+	files *docDir[[]LogEntry]
 }
 
+// logSegmentBytes is the size of a FileLog segment. A log keeps only its
+// last entries: it is compacted long before.
+const logSegmentBytes = 1 << 20
+
+// logFile is the document of the former format: one per integration,
+// rewritten whole at each entry.
 type logFile struct {
 	IntegrationID string     `json:"integration_id"`
 	Entries       []LogEntry `json:"entries"` // newest first
 }
 
 // OpenFileLog opens (creating it if needed) the log kept in dir, size
-// entries per integration (zero means DefaultLogSize), and loads it. A file
-// that cannot be decoded is set aside (see Unreadable).
+// entries per integration (zero means DefaultLogSize), and loads it. Files
+// of the former format (one .log.json document per integration) are
+// converted.
 func OpenFileLog(dir string, size int) (*FileLog, error) {
-	files, err := openFileDir(dir, ".log.json", false)
+	if size <= 0 {
+		size = DefaultLogSize
+	}
+	codec := docCodec[[]LogEntry]{
+		apply: func(l []LogEntry, body []byte, _ uint64) ([]LogEntry, error) {
+			var e LogEntry
+			if err := json.Unmarshal(body, &e); err != nil {
+				return l, fmt.Errorf("sinkbus: integration log: unreadable entry: %w", err)
+			}
+			return appendEntry(l, e, size), nil
+		},
+		records: func(l []LogEntry) [][]byte {
+			out := make([][]byte, len(l))
+			for i, e := range l {
+				out[i] = encodeEntry(e)
+			}
+			return out
+		},
+		bytes: func(l []LogEntry) int64 {
+			var n int64
+			for _, e := range l {
+				n += int64(len(e.Action)+len(e.Reason)+len(e.EventID)) + 80
+			}
+			return n
+		},
+	}
+	files, err := openDocDir(dir, ".log", false, logSegmentBytes, []LogEntry(nil), codec, ".log.json",
+		func(data []byte) (string, []LogEntry, error) {
+			var f logFile
+			if err := json.Unmarshal(data, &f); err != nil {
+				return "", nil, err
+			}
+			var l []LogEntry
+			for i := len(f.Entries) - 1; i >= 0; i-- {
+				l = appendEntry(l, f.Entries[i], size)
+			}
+			return f.IntegrationID, l, nil
+		})
 	if err != nil {
 		return nil, err
 	}
-	l := &FileLog{mem: NewMemoryLog(size), files: files}
-	l.unreadable, err = files.load(func(data []byte) error {
-		var f logFile
-		if err := json.Unmarshal(data, &f); err != nil {
-			return err
-		}
-		for i := len(f.Entries) - 1; i >= 0; i-- {
-			l.mem.append(f.IntegrationID, f.Entries[i])
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, err
-	}
-	return l, nil
+	return &FileLog{size: size, files: files}, nil
 }
 
-// Unreadable returns the files OpenFileLog could not decode: each was
-// renamed with UnreadableSuffix and left out, so that the log opens.
-func (l *FileLog) Unreadable() []error { return l.unreadable }
+func encodeEntry(e LogEntry) []byte {
+	b, err := json.Marshal(e)
+	if err != nil { // a LogEntry always encodes
+		panic(err)
+	}
+	return b
+}
 
-// Append adds e and rewrites the integration's file. The log is a
-// diagnostic, so the file is not synced to disk.
+// Append adds e to the integration's file, dropping the oldest entry when
+// the log is full.
 func (l *FileLog) Append(integrationID string, e LogEntry) error {
-	l.mem.mu.Lock()
-	defer l.mem.mu.Unlock()
-	l.mem.append(integrationID, e)
-	return l.files.write(integrationID, logFile{IntegrationID: integrationID, Entries: l.mem.entries(integrationID)})
+	_, err := l.files.change(integrationID, func(cur []LogEntry, _ uint64) ([]LogEntry, []byte, any, error) {
+		return appendEntry(cur, e, l.size), encodeEntry(e), nil, nil
+	})
+	return err
 }
 
-// Entries returns the log of integrationID, newest first.
+// Entries returns the log of integrationID, newest first, as last written,
+// without waiting for a write under way.
 func (l *FileLog) Entries(integrationID string) ([]LogEntry, error) {
-	return l.mem.Entries(integrationID)
+	return newestEntriesFirst(l.files.read(integrationID)), nil
 }
 
 // Drop forgets the log of integrationID and removes its file.
-func (l *FileLog) Drop(integrationID string) error {
-	l.mem.mu.Lock()
-	defer l.mem.mu.Unlock()
-	delete(l.mem.logs, integrationID)
-	return l.files.remove(integrationID)
-}
+func (l *FileLog) Drop(integrationID string) error { return l.files.drop(integrationID) }
+
+// Unreadable returns what OpenFileLog could not decode: each was renamed
+// with UnreadableSuffix and left out, so that the log opens.
+func (l *FileLog) Unreadable() []error { return l.files.unreadable }
+
+// Close closes the files. The log must not be used afterwards.
+func (l *FileLog) Close() error { return l.files.close() }

@@ -4,6 +4,9 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"math"
+	"slices"
 	"sync"
 	"time"
 
@@ -53,7 +56,8 @@ func (e *RejectedEvent) Failed(err error, at time.Time) {
 
 // RejectedFromMessage returns the event msg carries, read from the bus's
 // metadata keys (sinks.Meta*); the failure fields are left zero. A payload
-// that is not JSON is kept as a JSON string.
+// that is not JSON is kept as a JSON string; a message with the bus's name
+// key (sinks.MetaName) is one the bus checked when it was published.
 func RejectedFromMessage(msg *message.Message) RejectedEvent {
 	r := RejectedEvent{
 		EventID:  msg.UUID,
@@ -66,7 +70,10 @@ func RejectedFromMessage(msg *message.Message) RejectedEvent {
 	}
 	switch {
 	case len(msg.Payload) == 0:
-	case json.Valid(msg.Payload):
+	case msg.Metadata.Get(sinks.MetaName) != "" || json.Valid(msg.Payload):
+		// An event of the bus had its payload checked when it was published
+		// (the rule the envelope encoder follows too): a 1 MiB payload is
+		// not scanned again at each rejection.
 		r.Payload = bytes.Clone(msg.Payload)
 	default:
 		r.Payload, _ = json.Marshal(string(msg.Payload))
@@ -113,7 +120,7 @@ type RejectedStore interface {
 type MemoryRejected struct {
 	mu     sync.Mutex
 	size   int
-	events map[string][]RejectedEvent // oldest first
+	events map[string]rejectedState
 }
 
 // NewMemoryRejected returns a store keeping size events per integration;
@@ -122,7 +129,7 @@ func NewMemoryRejected(size int) *MemoryRejected {
 	if size <= 0 {
 		size = DefaultRejectedSize
 	}
-	return &MemoryRejected{size: size, events: make(map[string][]RejectedEvent)}
+	return &MemoryRejected{size: size, events: make(map[string]rejectedState)}
 }
 
 // Put stores e, replacing an entry with the same event id, and returns the
@@ -130,69 +137,35 @@ func NewMemoryRejected(size int) *MemoryRejected {
 func (m *MemoryRejected) Put(integrationID string, e RejectedEvent) ([]RejectedEvent, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	l, evicted := m.put(m.events[integrationID], e)
-	m.events[integrationID] = l
+	st, evicted := m.events[integrationID].put(e, 0, m.size)
+	m.events[integrationID] = st
 	return evicted, nil
-}
-
-// put returns l with e added and what fell out; l is not modified.
-func (m *MemoryRejected) put(l []RejectedEvent, e RejectedEvent) (out, evicted []RejectedEvent) {
-	out = make([]RejectedEvent, 0, len(l)+1)
-	for _, o := range l {
-		if o.EventID != e.EventID {
-			out = append(out, o)
-		}
-	}
-	out = append(out, e)
-	if n := len(out) - m.size; n > 0 {
-		evicted = append(evicted, out[:n]...)
-		out = out[n:]
-	}
-	return out, evicted
 }
 
 // List returns the rejected events of integrationID, newest first.
 func (m *MemoryRejected) List(integrationID string) ([]RejectedEvent, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return newestFirst(m.events[integrationID]), nil
+	return m.events[integrationID].newestFirst(), nil
 }
 
 // Get returns one rejected event, or ErrNotFound.
 func (m *MemoryRejected) Get(integrationID, eventID string) (RejectedEvent, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	for _, e := range m.events[integrationID] {
-		if e.EventID == eventID {
-			return e, nil
-		}
-	}
-	return RejectedEvent{}, ErrNotFound
+	return m.events[integrationID].find(eventID)
 }
 
 // Delete removes one rejected event, or returns ErrNotFound.
 func (m *MemoryRejected) Delete(integrationID, eventID string) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	l, err := m.without(integrationID, eventID)
+	st, err := m.events[integrationID].without(eventID)
 	if err != nil {
 		return err
 	}
-	m.events[integrationID] = l
+	m.events[integrationID] = st
 	return nil
-}
-
-// without returns the events of integrationID without eventID, in a new
-// slice, or ErrNotFound.
-func (m *MemoryRejected) without(integrationID, eventID string) ([]RejectedEvent, error) {
-	l := m.events[integrationID]
-	for i, e := range l {
-		if e.EventID == eventID {
-			out := make([]RejectedEvent, 0, len(l)-1)
-			return append(append(out, l[:i]...), l[i+1:]...), nil
-		}
-	}
-	return nil, ErrNotFound
 }
 
 // Drop forgets every rejected event of integrationID.
@@ -203,6 +176,59 @@ func (m *MemoryRejected) Drop(integrationID string) error {
 	return nil
 }
 
+// rejectedState is the rejected events of one integration, oldest first,
+// and for the file store the segment each one's record is in. Changes make
+// a new one: readers may hold the old one.
+type rejectedState struct {
+	events []RejectedEvent
+	segs   []uint64 // segs[i]: the segment of events[i]'s record
+}
+
+// put returns st with e (whose record is in seg) added, without the entry
+// of the same event id, and the oldest entries past size that fell out.
+func (st rejectedState) put(e RejectedEvent, seg uint64, size int) (out rejectedState, evicted []RejectedEvent) {
+	out.events = make([]RejectedEvent, 0, len(st.events)+1)
+	out.segs = make([]uint64, 0, len(st.events)+1)
+	for i, o := range st.events {
+		if o.EventID != e.EventID {
+			out.events = append(out.events, o)
+			out.segs = append(out.segs, st.segs[i])
+		}
+	}
+	out.events = append(out.events, e)
+	out.segs = append(out.segs, seg)
+	if n := len(out.events) - size; n > 0 {
+		evicted = append(evicted, out.events[:n]...)
+		out.events, out.segs = out.events[n:], out.segs[n:]
+	}
+	return out, evicted
+}
+
+// without returns st without eventID, or ErrNotFound.
+func (st rejectedState) without(eventID string) (rejectedState, error) {
+	for i, e := range st.events {
+		if e.EventID == eventID {
+			return rejectedState{
+				events: slices.Concat(st.events[:i], st.events[i+1:]),
+				segs:   slices.Concat(st.segs[:i], st.segs[i+1:]),
+			}, nil
+		}
+	}
+	return st, ErrNotFound
+}
+
+// find returns the entry of eventID, or ErrNotFound.
+func (st rejectedState) find(eventID string) (RejectedEvent, error) {
+	for _, e := range st.events {
+		if e.EventID == eventID {
+			return e, nil
+		}
+	}
+	return RejectedEvent{}, ErrNotFound
+}
+
+func (st rejectedState) newestFirst() []RejectedEvent { return newestFirst(st.events) }
+
 func newestFirst(l []RejectedEvent) []RejectedEvent {
 	out := make([]RejectedEvent, len(l))
 	for i, e := range l {
@@ -211,16 +237,35 @@ func newestFirst(l []RejectedEvent) []RejectedEvent {
 	return out
 }
 
-// FileRejected is a RejectedStore that survives restarts: a MemoryRejected
-// mirrored to one JSON file per integration in a directory. Each change is
-// synced to disk before it returns, as the event is acknowledged on the
-// strength of it.
+// FileRejected is a RejectedStore that survives restarts: an append-only
+// log of changes per integration, in segment files under a directory of
+// its own (see the file stores in filestore.go). Each change is synced to
+// disk before it returns, as the event is acknowledged on the strength of
+// it; concurrent rejections of one integration share the fsync. A change
+// costs in proportion to itself, integrations do not wait for each other,
+// and List and Get never wait for a write. The events kept (RejectedSize
+// per integration, with their payloads) are held in memory too.
 type FileRejected struct {
-	mem        *MemoryRejected // its mutex also orders the file writes
-	files      fileDir
-	unreadable []error
+	size  int
+	files *docDir[rejectedState]
 }
 
+// rejectedSegmentBytes is the size of a FileRejected segment: events are
+// evicted oldest first, so old segments empty and go as new ones fill.
+// Starting and retiring a segment each cost a directory fsync: segments
+// are large enough for that to be rare.
+const rejectedSegmentBytes = 16 << 20
+
+// rejectedRecord is the head of one record of a FileRejected file. A put's
+// event payload follows it, after a newline, as it is.
+type rejectedRecord struct {
+	Put    *RejectedEvent `json:"put,omitempty"`
+	Evict  []string       `json:"evict,omitempty"`
+	Delete string         `json:"delete,omitempty"`
+}
+
+// rejectedFile is the document of the former format: one per integration,
+// rewritten whole at each change.
 type rejectedFile struct {
 	IntegrationID string          `json:"integration_id"`
 	Events        []RejectedEvent `json:"rejected_events"` // newest first
@@ -229,82 +274,147 @@ type rejectedFile struct {
 // OpenFileRejected opens (creating it if needed) the store kept in dir, size
 // events per integration (zero means DefaultRejectedSize), and loads it. A
 // file holding more events than size keeps them until the next Put, which
-// evicts (and so reports) the excess. A file that cannot be decoded is set
-// aside (see Unreadable).
+// evicts (and so reports) the excess. Files of the former format (one
+// .rejected.json document per integration) are converted. What cannot be
+// decoded is set aside (see Unreadable).
 func OpenFileRejected(dir string, size int) (*FileRejected, error) {
-	files, err := openFileDir(dir, ".rejected.json", true)
+	if size <= 0 {
+		size = DefaultRejectedSize
+	}
+	codec := docCodec[rejectedState]{
+		apply: applyRejected,
+		oldest: func(st rejectedState) (uint64, bool) {
+			if len(st.segs) == 0 {
+				return 0, false
+			}
+			return slices.Min(st.segs), true
+		},
+		records: func(st rejectedState) [][]byte {
+			out := make([][]byte, len(st.events))
+			for i, e := range st.events {
+				out[i] = encodeRejected(rejectedRecord{Put: &e})
+			}
+			return out
+		},
+		bytes: func(st rejectedState) int64 {
+			var n int64
+			for _, e := range st.events {
+				n += int64(len(e.Payload)+len(e.Reason)) + 512
+			}
+			return n
+		},
+	}
+	files, err := openDocDir(dir, ".rejected", true, rejectedSegmentBytes, rejectedState{}, codec, ".rejected.json",
+		func(data []byte) (string, rejectedState, error) {
+			var f rejectedFile
+			if err := json.Unmarshal(data, &f); err != nil {
+				return "", rejectedState{}, err
+			}
+			var st rejectedState
+			for _, e := range newestFirst(f.Events) { // oldest first
+				st, _ = st.put(e, 0, math.MaxInt)
+			}
+			return f.IntegrationID, st, nil
+		})
 	if err != nil {
 		return nil, err
 	}
-	s := &FileRejected{mem: NewMemoryRejected(size), files: files}
-	s.unreadable, err = files.load(func(data []byte) error {
-		var f rejectedFile
-		if err := json.Unmarshal(data, &f); err != nil {
-			return err
+	return &FileRejected{size: size, files: files}, nil
+}
+
+// encodeRejected returns the record of r: its head, and a put's payload.
+func encodeRejected(r rejectedRecord) []byte {
+	var payload []byte
+	if r.Put != nil {
+		e := *r.Put
+		payload, e.Payload = e.Payload, nil
+		r.Put = &e
+	}
+	head, err := json.Marshal(r)
+	if err != nil { // a RejectedEvent always encodes
+		panic(err)
+	}
+	return append(append(head, '\n'), payload...)
+}
+
+// applyRejected replays one record of a FileRejected log, found in segment
+// seg, on st. Sizes are not applied: what a put evicted is in the record.
+func applyRejected(st rejectedState, body []byte, seg uint64) (rejectedState, error) {
+	head, payload, ok := bytes.Cut(body, []byte{'\n'})
+	var r rejectedRecord
+	if !ok {
+		return st, errors.New("sinkbus: rejected events: record without a payload line")
+	}
+	if err := json.Unmarshal(head, &r); err != nil {
+		return st, fmt.Errorf("sinkbus: rejected events: unreadable record: %w", err)
+	}
+	switch {
+	case r.Put != nil:
+		e := *r.Put
+		e.Payload = nil
+		if len(payload) > 0 {
+			e.Payload = json.RawMessage(bytes.Clone(payload))
 		}
-		s.mem.events[f.IntegrationID] = newestFirst(f.Events) // oldest first
-		return nil
+		st, _ = st.put(e, seg, math.MaxInt)
+		for _, id := range r.Evict {
+			st, _ = st.without(id)
+		}
+	case r.Delete != "":
+		st, _ = st.without(r.Delete)
+	}
+	return st, nil
+}
+
+// Put stores e durably, replacing an entry with the same event id, and
+// returns the entries evicted to make room. Nothing changes when the
+// record cannot be written.
+func (s *FileRejected) Put(integrationID string, e RejectedEvent) ([]RejectedEvent, error) {
+	evicted, err := s.files.change(integrationID, func(st rejectedState, seg uint64) (rejectedState, []byte, any, error) {
+		next, evicted := st.put(e, seg, s.size)
+		r := rejectedRecord{Put: &e}
+		for _, o := range evicted {
+			r.Evict = append(r.Evict, o.EventID)
+		}
+		return next, encodeRejected(r), evicted, nil
 	})
 	if err != nil {
 		return nil, err
 	}
-	return s, nil
+	return evicted.([]RejectedEvent), nil
 }
 
-// Unreadable returns the files OpenFileRejected could not decode: each was
-// renamed with UnreadableSuffix and left out, so that the store opens.
-func (s *FileRejected) Unreadable() []error { return s.unreadable }
-
-// Put stores e durably, replacing an entry with the same event id, and
-// returns the entries evicted to make room. Nothing changes when the file
-// cannot be written.
-func (s *FileRejected) Put(integrationID string, e RejectedEvent) ([]RejectedEvent, error) {
-	s.mem.mu.Lock()
-	defer s.mem.mu.Unlock()
-	l, evicted := s.mem.put(s.mem.events[integrationID], e)
-	if err := s.save(integrationID, l); err != nil {
-		return nil, err
-	}
-	s.mem.events[integrationID] = l
-	return evicted, nil
-}
-
-// List returns the rejected events of integrationID, newest first.
+// List returns the rejected events of integrationID, newest first, as
+// last written, without waiting for a write under way.
 func (s *FileRejected) List(integrationID string) ([]RejectedEvent, error) {
-	return s.mem.List(integrationID)
+	return s.files.read(integrationID).newestFirst(), nil
 }
 
 // Get returns one rejected event, or ErrNotFound.
 func (s *FileRejected) Get(integrationID, eventID string) (RejectedEvent, error) {
-	return s.mem.Get(integrationID, eventID)
+	return s.files.read(integrationID).find(eventID)
 }
 
 // Delete removes one rejected event durably, or returns ErrNotFound.
 func (s *FileRejected) Delete(integrationID, eventID string) error {
-	s.mem.mu.Lock()
-	defer s.mem.mu.Unlock()
-	l, err := s.mem.without(integrationID, eventID)
-	if err != nil {
-		return err
+	if _, err := s.Get(integrationID, eventID); err != nil {
+		return err // no log to create for nothing
 	}
-	if err := s.save(integrationID, l); err != nil {
-		return err
-	}
-	s.mem.events[integrationID] = l
-	return nil
+	_, err := s.files.change(integrationID, func(st rejectedState, _ uint64) (rejectedState, []byte, any, error) {
+		next, err := st.without(eventID)
+		if err != nil {
+			return st, nil, nil, err
+		}
+		return next, encodeRejected(rejectedRecord{Delete: eventID}), nil, nil
+	})
+	return err
 }
 
-// Drop forgets every rejected event of integrationID and removes its file.
-func (s *FileRejected) Drop(integrationID string) error {
-	s.mem.mu.Lock()
-	defer s.mem.mu.Unlock()
-	if err := s.files.remove(integrationID); err != nil {
-		return err
-	}
-	delete(s.mem.events, integrationID)
-	return nil
-}
+// Drop forgets every rejected event of integrationID and removes its log.
+func (s *FileRejected) Drop(integrationID string) error { return s.files.drop(integrationID) }
 
-func (s *FileRejected) save(integrationID string, l []RejectedEvent) error {
-	return s.files.write(integrationID, rejectedFile{IntegrationID: integrationID, Events: newestFirst(l)})
-}
+// Unreadable returns what OpenFileRejected could not decode: each was
+// renamed with UnreadableSuffix and left out, so that the store opens.
+func (s *FileRejected) Unreadable() []error { return s.files.unreadable }
+
+// Close closes the files. The store must not be used afterwards.
+func (s *FileRejected) Close() error { return s.files.close() }

@@ -229,8 +229,11 @@ func TestRejectedEvent_json(t *testing.T) {
 		"payload":{"id":"e1"},"reason":"bad request","status_code":400,"attempts":1,"created_at":"2026-01-01T00:00:00Z"}`, string(b))
 }
 
+// A message that did not come through the bus (no sinks.MetaName) may hold
+// anything.
 func TestRejectedFromMessage_non_json_payload(t *testing.T) {
 	msg := event("e1")
+	msg.Metadata.Set(sinks.MetaName, "")
 	msg.Payload = []byte("plain <text>")
 	r := middleware.RejectedFromMessage(msg)
 	assert.True(t, json.Valid(r.Payload))

@@ -42,3 +42,10 @@ func TestShare_adds_up(t *testing.T) {
 		assert.Equal(t, n, share(n, 1, 0))
 	}
 }
+
+func TestRejectedRound_stores_every_rejection(t *testing.T) {
+	round, stop := rejectingBus(t.TempDir())
+	defer stop()
+	assert.Positive(t, round(40)) // returns only once 40 rejections are stored
+	assert.Positive(t, round(40), "the second round counts its own")
+}
