@@ -38,11 +38,11 @@ var fixtureTime = time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)
 
 // dataDirExpected is what the bus that wrote the fixture read back from it.
 type dataDirExpected struct {
-	Integrations []json.RawMessage                    `json:"integrations"`
+	Integrations []json.RawMessage                     `json:"integrations"`
 	Logs         map[string][]middleware.LogEntry      `json:"logs"`
 	Rejected     map[string][]middleware.RejectedEvent `json:"rejected"`
-	Cursors      map[string]uint64                    `json:"cursors"`
-	Head         uint64                               `json:"head"`
+	Cursors      map[string]uint64                     `json:"cursors"`
+	Head         uint64                                `json:"head"`
 	// Missed are the events warehouse, stopped, has not received.
 	Missed []string `json:"missed"`
 }

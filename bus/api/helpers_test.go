@@ -20,6 +20,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/sinkbus/sinkbus/bus"
+	"github.com/sinkbus/sinkbus/bus/access"
 	"github.com/sinkbus/sinkbus/bus/api"
 	"github.com/sinkbus/sinkbus/bus/bustest"
 	"github.com/sinkbus/sinkbus/sinks"
@@ -66,6 +67,9 @@ func newServer(t *testing.T, opts api.Options, cfg ...func(*bus.Config)) *server
 	t.Helper()
 	cfg = append([]func(*bus.Config){func(c *bus.Config) { c.Sinks = registry() }}, cfg...)
 	tb := bustest.New(t, cfg...)
+	if opts.Caller == nil {
+		opts.Caller = access.Anyone(access.Admin())
+	}
 	h, err := api.New(tb.Bus, opts)
 	require.NoError(t, err)
 	mux := http.NewServeMux()
