@@ -9,6 +9,12 @@
 //
 //	filter ▸ reject ▸ retry ▸ circuit breaker ▸ timeout ▸ recoverer ▸ sink
 //
+// An integration belongs to a tenant or to the application
+// (Integration.Tenant): a tenant's receives only that tenant's events,
+// checked before its filter and again at its sink, and Integrations.Tenant
+// is that tenant's view of the integrations, for the application to hand
+// to it (bus/access does so over HTTP).
+//
 // A zero Config runs everything in memory, which is what tests want; a
 // DataDir makes the journal, the integrations, their logs and rejected events
 // survive restarts and crashes.

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/sinkbus/sinkbus/bus"
@@ -241,6 +242,19 @@ func TestDataDir_written_before_tenants_keeps_everything(t *testing.T) {
 	exports, err := filepath.Glob(filepath.Join(dir, "exports", "archive", "acme", "*.export"))
 	require.NoError(t, err)
 	require.Len(t, exports, 2, "the fixture's export and the new one")
+
+	// A tenant's erp-sync beside the application's leaves it alone.
+	before, err := m.Log(ctx, "erp-sync")
+	require.NoError(t, err)
+	_, err = m.Tenant("acme").Create(ctx, bus.Integration{ID: "erp-sync", Sink: webhook.Config{URL: all.URL, AllowPrivateNetworks: true}})
+	require.NoError(t, err)
+	after, err := m.Log(ctx, "erp-sync")
+	require.NoError(t, err)
+	require.Equal(t, before, after)
+	rejected, err = m.Rejected(ctx, "erp-sync")
+	require.NoError(t, err)
+	require.Len(t, rejected, 2)
+	assert.FileExists(t, filepath.Join(dir, "log", "acme_2Ferp-sync.log.json"))
 }
 
 // sameJSON fails the test unless want and got have the same JSON form.

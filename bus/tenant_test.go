@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
@@ -21,6 +23,7 @@ import (
 	"github.com/sinkbus/sinkbus/middleware"
 	"github.com/sinkbus/sinkbus/replay"
 	"github.com/sinkbus/sinkbus/sinks"
+	"github.com/sinkbus/sinkbus/sinks/file"
 )
 
 // tenantSink records what an in-process integration receives, by event id,
@@ -501,4 +504,57 @@ func TestTenants_a_tenants_sink_sends_no_other_tenants_event(t *testing.T) {
 	own.SetContext(ctx)
 	require.NoError(t, bus.DeliverPastTheTenantCheck(tb.Bus, "acme/erp-sync", own))
 	assert.Equal(t, "own", sink.WaitFor(t, 1)[0].ID)
+}
+
+// In a DataDir each integration's state is kept under its ref: two
+// tenants' erp-sync and the application's keep their own records, cursors,
+// logs, rejected events and export directories across a restart.
+func TestTenants_DataDir_keeps_each_tenants_state_apart(t *testing.T) {
+	dir := t.TempDir()
+	cfg := bus.Config{DataDir: dir, AllowPrivateNetworks: true}
+	b := startBus(t, cfg)
+	all := b.Integrations()
+	for _, m := range []*bus.Integrations{all.Tenant("acme"), all.Tenant("globex"), all} {
+		_, err := m.Create(ctx, bus.Integration{ID: "erp-sync", Sink: file.Config{}})
+		require.NoError(t, err)
+	}
+	_, err := all.Tenant("globex").Stop(ctx, "erp-sync")
+	require.NoError(t, err)
+	for i, tenant := range []string{"acme", "globex", "acme", ""} {
+		require.NoError(t, b.Publish(ctx, bus.Event{ID: fmt.Sprintf("e-%d", i), Name: "order.created", Tenant: tenant}))
+	}
+	for _, ref := range []string{"acme/erp-sync", "erp-sync"} {
+		require.Eventually(t, func() bool {
+			lag, err := all.Lag(ctx, ref)
+			return err == nil && lag == 0
+		}, 10*time.Second, time.Millisecond)
+	}
+	require.NoError(t, b.Close())
+
+	b = startBus(t, cfg)
+	all = b.Integrations()
+	list, err := all.List(ctx)
+	require.NoError(t, err)
+	require.Len(t, list, 3)
+	statuses := map[string]bus.Status{}
+	for _, in := range list {
+		statuses[in.Ref()] = in.Status
+	}
+	assert.Equal(t, map[string]bus.Status{"acme/erp-sync": bus.Running, "globex/erp-sync": bus.Stopped, "erp-sync": bus.Running}, statuses)
+	lag, err := all.Tenant("globex").Lag(ctx, "erp-sync")
+	require.NoError(t, err)
+	assert.EqualValues(t, 1, lag, "globex's one event waits for it")
+	entries, err := all.Tenant("globex").Log(ctx, "erp-sync")
+	require.NoError(t, err)
+	assert.Equal(t, middleware.ActionIntegrationStopped, entries[0].Action)
+	for _, name := range []string{"acme%2Ferp-sync", "globex%2Ferp-sync", "erp-sync"} {
+		assert.DirExists(t, filepath.Join(dir, "exports", name))
+	}
+	exported, err := filepath.Glob(filepath.Join(dir, "exports", "acme%2Ferp-sync", "*", "*.export"))
+	require.NoError(t, err)
+	require.Len(t, exported, 1)
+	data, err := os.ReadFile(exported[0])
+	require.NoError(t, err)
+	assert.Equal(t, 2, strings.Count(string(data), `"tenant":"acme"`))
+	assert.NotContains(t, string(data), "globex")
 }

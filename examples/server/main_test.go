@@ -100,9 +100,16 @@ func (s *started) call(method, path, body string, headers ...string) (int, strin
 	return resp.StatusCode, string(data)
 }
 
+// readmeArgs are the README's command line.
+var readmeArgs = []string{"-ingest-token", "dev-token", "-api-token", "admin-token",
+	"-tenant-tokens", "acme=acme-token,globex=globex-token"}
+
+// admin is the README's Authorization header on /api.
+var admin = []string{"Authorization", "Bearer admin-token"}
+
 // createShipping is the README's first request: Elastic Path's webhook
-// example, pointed at the demo receiver.
-func (s *started) createShipping() (int, string) {
+// example, pointed at the demo receiver. headers are name, value pairs.
+func (s *started) createShipping(headers ...string) (int, string) {
 	s.t.Helper()
 	return s.call("POST", "/api/integrations", `{
 	  "data": {
@@ -119,7 +126,7 @@ func (s *started) createShipping() (int, string) {
 	      "allow_private_networks": true
 	    }
 	  }
-	}`)
+	}`, headers...)
 }
 
 // The README's walk-through, against the real command: create a webhook
@@ -127,11 +134,11 @@ func (s *started) createShipping() (int, string) {
 // integration's log, ingest a third-party event, scrape the metrics, probe
 // the health.
 func TestServer_the_readme_walkthrough(t *testing.T) {
-	srv := start(t, "-ingest-token", "dev-token")
+	srv := start(t, readmeArgs...)
 	call := srv.call
 	base := srv.base
 
-	status, body := srv.createShipping()
+	status, body := srv.createShipping(admin...)
 	require.Equal(t, http.StatusCreated, status, body)
 	assert.Contains(t, body, `"self":"`+base+`/api/integrations/shipping-notification"`)
 	assert.Contains(t, body, `"secret_key":"****_KEY"`)
@@ -161,7 +168,7 @@ func TestServer_the_readme_walkthrough(t *testing.T) {
 	assert.Equal(t, "demo-shop", got.Received[0].Event.Tenant)
 	assert.Contains(t, string(got.Received[0].Event.Payload), ord.ID)
 
-	status, body = call("GET", "/api/integrations/shipping-notification/log", "")
+	status, body = call("GET", "/api/integrations/shipping-notification/log", "", admin...)
 	require.Equal(t, http.StatusOK, status, body)
 	assert.Contains(t, body, `"action":"integration_started"`)
 	assert.Contains(t, body, `"action":"integration_created"`)
@@ -303,8 +310,7 @@ func TestServer_read_timeout_cuts_a_request_that_never_ends(t *testing.T) {
 // integration receives its tenant's event alone; the administrator sees
 // both.
 func TestServer_tenants_see_only_their_own(t *testing.T) {
-	srv := start(t, "-api-token", "admin-token", "-ingest-token", "dev-token",
-		"-tenant-tokens", "acme=acme-token,globex=globex-token")
+	srv := start(t, readmeArgs...)
 	call := srv.call
 	as := func(token string) []string { return []string{"Authorization", "Bearer " + token} }
 	erpSync := `{"id":"erp-sync","integration_type":"webhook","observes":["be-observer.*"],
