@@ -253,6 +253,10 @@ type hostRules struct {
 	// pass unchanged (one the application's code set outside the root
 	// survives a rename through JSON). Nil on creation.
 	current sinks.Config
+	// tenantView: the rules of a tenant's view, which names no path (an
+	// integration's own directory is its ref's; within the path root
+	// another tenant's is a path like any other).
+	tenantView bool
 }
 
 // hostRules are the rules of a new integration on this bus.
@@ -278,12 +282,41 @@ func (h *hostRules) check(p *field.Problems, in *Integration) {
 	if nw, ok := in.Sink.(sinks.Networked); ok {
 		h.checkNetwork(p, nw)
 	}
-	if pu, ok := in.Sink.(sinks.PathUser); ok && !in.UnconfinedPaths {
-		h.checkPaths(p, pu, env)
+	if pu, ok := in.Sink.(sinks.PathUser); ok {
+		switch {
+		case h.tenantView:
+			h.refusePaths(p, pu)
+		case !in.UnconfinedPaths:
+			h.checkPaths(p, pu, env)
+		}
 	}
 	if ec, ok := in.Sink.(sinks.EnvChecker); ok {
 		p.Merge("configuration", ec.CheckEnv(env))
 	}
+}
+
+// refusePaths refuses, in a tenant's view, every path but those kept as
+// they were (the application set them).
+func (h *hostRules) refusePaths(p *field.Problems, pu sinks.PathUser) {
+	kept := h.keptPaths()
+	for _, t := range pu.Paths() {
+		if !kept[t] {
+			p.Add("configuration."+t.Field, "not allowed in a tenant's integration: its files go to its own directory")
+		}
+	}
+}
+
+// keptPaths are the paths of the configuration an update replaces.
+func (h *hostRules) keptPaths() map[sinks.Target]bool {
+	cur, ok := h.current.(sinks.PathUser)
+	if !ok {
+		return nil
+	}
+	kept := make(map[sinks.Target]bool)
+	for _, t := range cur.Paths() {
+		kept[t] = true
+	}
+	return kept
 }
 
 // checkNetwork refuses a request for private networks the application does
@@ -315,13 +348,7 @@ func (h *hostRules) checkNetwork(p *field.Problems, nw sinks.Networked) {
 
 // checkPaths refuses paths that leave the path root.
 func (h *hostRules) checkPaths(p *field.Problems, pu sinks.PathUser, env sinks.Env) {
-	var kept map[sinks.Target]bool
-	if cur, ok := h.current.(sinks.PathUser); ok {
-		kept = make(map[sinks.Target]bool)
-		for _, t := range cur.Paths() {
-			kept[t] = true
-		}
-	}
+	kept := h.keptPaths()
 	for _, t := range pu.Paths() {
 		switch {
 		case kept[t]:

@@ -113,7 +113,7 @@ func (m *Integrations) check(in Integration, now time.Time) (Integration, *filte
 	}
 	var p field.Problems
 	m.own(&in, &p)
-	f, more := in.problems(m.b.cfg.Sinks, now, m.b.hostRules())
+	f, more := in.problems(m.b.cfg.Sinks, now, m.rules())
 	if err := append(p, more...).Err(); err != nil {
 		return in, nil, fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
@@ -342,11 +342,12 @@ func (m *Integrations) update(ctx context.Context, id string, change func(cur In
 	if err != nil {
 		return Integration{}, err
 	}
-	return b.change(ctx, r, key, func() (Integration, error) { return b.updateLocked(r, key, change) })
+	rules := m.rules()
+	return b.change(ctx, r, key, func() (Integration, error) { return b.updateLocked(r, key, change, rules) })
 }
 
-// updateLocked is update once it holds r's op.
-func (b *Bus) updateLocked(r *runner, id string, change func(cur Integration) (Integration, error)) (Integration, error) {
+// updateLocked is update once it holds r's op; rules are the view's.
+func (b *Bus) updateLocked(r *runner, id string, change func(cur Integration) (Integration, error), rules *hostRules) (Integration, error) {
 	b.mu.Lock()
 	gone, cur := r.gone, r.in.clone()
 	b.mu.Unlock()
@@ -357,7 +358,7 @@ func (b *Bus) updateLocked(r *runner, id string, change func(cur Integration) (I
 	if err != nil {
 		return Integration{}, err
 	}
-	next, f, err := b.nextIntegration(cur, in)
+	next, f, err := b.nextIntegration(cur, in, rules)
 	if err != nil {
 		return Integration{}, err
 	}
@@ -438,8 +439,9 @@ func sameDestination(a, b sinks.Config) bool {
 	return err == nil && bytes.Equal(ja, jb)
 }
 
-// nextIntegration is cur updated with in, validated as at creation.
-func (b *Bus) nextIntegration(cur, in Integration) (Integration, *filter.Filter, error) {
+// nextIntegration is cur updated with in, validated as at creation under
+// rules (a view's), which it changes to keep what cur names.
+func (b *Bus) nextIntegration(cur, in Integration, rules *hostRules) (Integration, *filter.Filter, error) {
 	var p field.Problems
 	if cur.Kind == Temporary {
 		return Integration{}, nil, fmt.Errorf("%w: %w", ErrImmutable, field.New("kind",
@@ -482,7 +484,8 @@ func (b *Bus) nextIntegration(cur, in Integration) (Integration, *filter.Filter,
 	now := b.cfg.Clock.Now()
 	next.UpdatedAt = now
 	// StartsAt is in the past by now; validate as at creation.
-	f, err := next.validate(b.cfg.Sinks, maxTime(now, next.StartsAt), b.updateRules(cur.Sink))
+	rules.current = cur.Sink
+	f, err := next.validate(b.cfg.Sinks, maxTime(now, next.StartsAt), rules)
 	if err != nil {
 		return Integration{}, nil, err
 	}

@@ -180,6 +180,14 @@ func (m *Integrations) runnerLocked(id, key string) (*runner, error) {
 	return r, nil
 }
 
+// rules are the host rules of a new integration in this view: a tenant's
+// names no path.
+func (m *Integrations) rules() *hostRules {
+	h := m.b.hostRules()
+	h.tenantView = !m.all
+	return h
+}
+
 // own makes in the view's: a tenant's view creates its tenant's
 // integrations only, and says so of an in.Tenant naming another.
 func (m *Integrations) own(in *Integration, p *field.Problems) {

@@ -558,3 +558,42 @@ func TestTenants_DataDir_keeps_each_tenants_state_apart(t *testing.T) {
 	assert.Equal(t, 2, strings.Count(string(data), `"tenant":"acme"`))
 	assert.NotContains(t, string(data), "globex")
 }
+
+// A tenant names no path: its files go to its own directory. Within the
+// path root another tenant's export directory is a path like any other,
+// and a tenant's s3 spool pointed at it would upload that tenant's files.
+// The application's view may still name paths for a tenant's integration,
+// and a tenant's update keeps what the application set.
+func TestTenants_a_tenant_names_no_path(t *testing.T) {
+	dir := t.TempDir()
+	b := startBus(t, bus.Config{DataDir: dir})
+	all := b.Integrations()
+	globex, acme := all.Tenant("globex"), all.Tenant("acme")
+	_, err := globex.Create(ctx, bus.Integration{ID: "erp-sync", Sink: file.Config{}})
+	require.NoError(t, err)
+	for _, path := range []string{"globex%2Ferp-sync", filepath.Join(dir, "exports", "globex%2Ferp-sync"), "acme-own"} {
+		_, err = acme.Create(ctx, bus.Integration{ID: "spy", Sink: file.Config{Dir: path}})
+		require.ErrorIs(t, err, bus.ErrInvalid, path)
+		assert.Equal(t, []string{"configuration.dir"}, fieldsOf(err))
+		require.ErrorIs(t, acme.Validate(bus.Integration{Sink: file.Config{Dir: path}}), bus.ErrInvalid)
+	}
+	_, err = acme.Create(ctx, bus.Integration{ID: "own", Sink: file.Config{}})
+	require.NoError(t, err, "its own directory, by default")
+
+	_, err = all.Create(ctx, bus.Integration{ID: "archive", Tenant: "acme", Sink: file.Config{Dir: "acme-archive"}})
+	require.NoError(t, err, "the application names paths")
+	in, err := acme.UpdateFunc(ctx, "archive", func(in *bus.Integration) error {
+		in.Name = "renamed by acme"
+		return nil
+	})
+	require.NoError(t, err, "a path the application set stays")
+	assert.Equal(t, "acme-archive", in.Sink.(file.Config).Dir)
+	_, err = acme.UpdateFunc(ctx, "archive", func(in *bus.Integration) error {
+		cfg := in.Sink.(file.Config)
+		cfg.Dir = "globex%2Ferp-sync"
+		in.Sink = cfg
+		return nil
+	})
+	require.ErrorIs(t, err, bus.ErrInvalid)
+	assert.Equal(t, []string{"configuration.dir"}, fieldsOf(err))
+}
