@@ -198,13 +198,7 @@ func TestDataDir_written_before_tenants_keeps_everything(t *testing.T) {
 	// warehouse, stopped, catches up from its cursor: what it missed, and
 	// nothing it had.
 	rcv := newFixtureReceiver(t)
-	_, err = m.UpdateFunc(ctx, "warehouse", func(in *bus.Integration) error {
-		cfg := in.Sink.(webhook.Config)
-		cfg.URL = rcv.URL
-		in.Sink = cfg
-		return nil
-	})
-	require.NoError(t, err)
+	pointAt(t, m, "warehouse", rcv.URL)
 	_, err = m.Start(ctx, "warehouse")
 	require.NoError(t, err)
 	require.Eventually(t, func() bool {
@@ -219,13 +213,7 @@ func TestDataDir_written_before_tenants_keeps_everything(t *testing.T) {
 	// erp-sync's rejected events can be retried, to a receiver that takes them.
 	all := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusNoContent) }))
 	t.Cleanup(all.Close)
-	_, err = m.UpdateFunc(ctx, "erp-sync", func(in *bus.Integration) error {
-		cfg := in.Sink.(webhook.Config)
-		cfg.URL = all.URL
-		in.Sink = cfg
-		return nil
-	})
-	require.NoError(t, err)
+	pointAt(t, m, "erp-sync", all.URL)
 	require.NoError(t, m.RetryRejected(ctx, "erp-sync", "bad-03"))
 	rejected, err = m.Rejected(ctx, "erp-sync")
 	require.NoError(t, err)
@@ -265,4 +253,16 @@ func sameJSON(t *testing.T, want, got any) {
 	g, err := json.Marshal(got)
 	require.NoError(t, err)
 	require.JSONEq(t, string(w), string(g))
+}
+
+// pointAt points the webhook integration id at url.
+func pointAt(t *testing.T, m *bus.Integrations, id, url string) {
+	t.Helper()
+	_, err := m.UpdateFunc(ctx, id, func(in *bus.Integration) error {
+		cfg := in.Sink.(webhook.Config)
+		cfg.URL = url
+		in.Sink = cfg
+		return nil
+	})
+	require.NoError(t, err)
 }
