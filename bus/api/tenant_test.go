@@ -66,8 +66,9 @@ func newTenantsServer(t testing.TB) *tenantsServer {
 	for _, ref := range []string{"globex/erp-sync", "globex/warehouse"} {
 		eventually(t, func() bool {
 			r, err := s.tb.Integrations().Rejected(ctx, ref)
-			return err == nil && len(r) == 1
-		}, "globex's event is rejected")
+			lag, _ := s.tb.Integrations().Lag(ctx, ref)
+			return err == nil && len(r) == 1 && lag == 0
+		}, "globex's event is rejected, and settled")
 	}
 	s.globex.status.Store(http.StatusNoContent)
 	return s
