@@ -42,8 +42,8 @@ import (
 type Integrations struct {
 	b *Bus
 	// all is true in the application's view; otherwise the view is
-	// tenant's alone. The zero scope is a tenant's view of tenant "", which
-	// err refuses: no mistake yields the application's view.
+	// tenant's alone. The zero scope is neither, and usable refuses it: no
+	// mistake yields the application's view, nor its own integrations.
 	all    bool
 	tenant string
 	err    error // when set, every method fails with it
@@ -108,8 +108,8 @@ func (m *Integrations) Create(ctx context.Context, in Integration) (Integration,
 // check validates in as Create does in this view, and returns it with the
 // view's tenant.
 func (m *Integrations) check(in Integration, now time.Time) (Integration, *filter.Filter, error) {
-	if m.err != nil {
-		return in, nil, m.err
+	if err := m.usable(); err != nil {
+		return in, nil, err
 	}
 	var p field.Problems
 	m.own(&in, &p)
@@ -275,8 +275,8 @@ func (m *Integrations) List(ctx context.Context) ([]Integration, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	if m.err != nil {
-		return nil, m.err
+	if err := m.usable(); err != nil {
+		return nil, err
 	}
 	m.b.mu.Lock()
 	defer m.b.mu.Unlock()

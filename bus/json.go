@@ -48,8 +48,8 @@ type integrationJSON struct {
 // what decoded whole: Create and Update do. Elastic Path's and NewStore's
 // shapes are read by bus/formats.
 func (m *Integrations) Decode(data []byte) (Integration, error) {
-	if m.err != nil {
-		return Integration{}, m.err
+	if err := m.usable(); err != nil {
+		return Integration{}, err
 	}
 	in, p := decodeIntegration(m.b.cfg.Sinks, data)
 	if err := p.Err(); err != nil {

@@ -122,7 +122,7 @@ func (b *Bus) guardSink(in Integration, publish message.HandlerFunc) message.Han
 // that is not a valid tenant (ValidateTenant; "" included), it returns a
 // view whose every method fails.
 func (m *Integrations) Tenant(name string) *Integrations {
-	v := &Integrations{b: m.b, tenant: name, err: m.err}
+	v := &Integrations{b: m.b, tenant: name, err: m.usable()}
 	if v.err != nil {
 		return v
 	}
@@ -134,12 +134,28 @@ func (m *Integrations) Tenant(name string) *Integrations {
 	return v
 }
 
+// errNoScope is the error of a view that is neither the application's nor
+// a tenant's: the zero one, which only a mistake in this package makes.
+var errNoScope = errors.New("sinkbus: a view of the integrations without a scope")
+
+// usable reports why the view cannot be used, if it cannot: every method
+// asks first.
+func (m *Integrations) usable() error {
+	switch {
+	case m.err != nil:
+		return m.err
+	case !m.all && m.tenant == "":
+		return errNoScope
+	}
+	return nil
+}
+
 // refOf turns id, as the view's user names an integration, into its ref:
 // the ref itself in the application's view, a plain id in a tenant's. A
 // name that cannot be one of the view's integrations is ErrNotFound.
 func (m *Integrations) refOf(id string) (string, error) {
-	if m.err != nil {
-		return "", m.err
+	if err := m.usable(); err != nil {
+		return "", err
 	}
 	if m.all {
 		if _, _, ok := splitRef(id); ok {

@@ -607,3 +607,23 @@ func TestTenants_a_tenant_names_no_path(t *testing.T) {
 	require.ErrorIs(t, err, bus.ErrInvalid)
 	assert.Equal(t, []string{"configuration.dir"}, fieldsOf(err))
 }
+
+// A view without a scope, which only a mistake in the bus could make,
+// reaches nothing: not the application's integrations, not a tenant's.
+func TestIntegrations_a_view_without_a_scope_reaches_nothing(t *testing.T) {
+	tb := bustest.New(t)
+	_, err := tb.Integrations().Create(ctx, bus.Integration{ID: "erp-sync", Sink: bustest.NewSink()})
+	require.NoError(t, err)
+	zero := bus.ZeroView(tb.Bus)
+	_, err = zero.List(ctx)
+	assert.Error(t, err)
+	_, err = zero.Get(ctx, "erp-sync")
+	assert.Error(t, err)
+	assert.Error(t, zero.Delete(ctx, "erp-sync"))
+	_, err = zero.Create(ctx, bus.Integration{ID: "other", Sink: bustest.NewSink()})
+	assert.Error(t, err)
+	_, err = zero.Tenant("acme").List(ctx)
+	assert.Error(t, err)
+	_, err = tb.Integrations().Get(ctx, "erp-sync")
+	assert.NoError(t, err, "still there")
+}
