@@ -60,6 +60,7 @@ import (
 	"mime"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 
 	"github.com/ThreeDotsLabs/watermill"
@@ -197,7 +198,7 @@ func (h *handler) scoped(fn route, byTenant bool) http.HandlerFunc {
 			t := r.PathValue("tenant")
 			switch {
 			case bus.ValidateTenant(t) != nil || !c.IsAdmin() && c.Tenant() != t:
-				h.fail(w, r, fmt.Errorf("%w: %q", bus.ErrNotFound, r.PathValue("id")))
+				h.fail(w, r, notFound(r.PathValue("id")))
 				return
 			case c.IsAdmin():
 				m = m.Tenant(t)
@@ -205,6 +206,15 @@ func (h *handler) scoped(fn route, byTenant bool) http.HandlerFunc {
 		}
 		fn(w, r, m)
 	}
+}
+
+// notFound is the bus's answer for an integration id that does not exist,
+// word for word (its id cut as the bus cuts it), or for none.
+func notFound(id string) error {
+	if id == "" {
+		return bus.ErrNotFound
+	}
+	return fmt.Errorf("%w: %s", bus.ErrNotFound, strconv.Quote(textcut.Cut(id, 64)))
 }
 
 type (
