@@ -748,7 +748,7 @@ func (m *Integrations) RetryRejected(ctx context.Context, id, eventID string) er
 	if err != nil {
 		return err
 	}
-	r, key, err := m.lookup(id)
+	r, integrationRef, err := m.lookup(id)
 	if err != nil {
 		return err
 	}
@@ -774,11 +774,11 @@ func (m *Integrations) RetryRejected(ctx context.Context, id, eventID string) er
 		// An open circuit, a closed sink or a cancelled call made no attempt.
 		attempted := !errors.Is(err, middleware.ErrCircuitOpen) && !errors.Is(err, sinks.ErrClosed) && ctx.Err() == nil
 		if attempted {
-			b.retryFailed(key, ev, err)
+			b.retryFailed(integrationRef, ev, err)
 		}
 		return err
 	}
-	if err := b.rejected.Delete(key, eventID); err != nil && !errors.Is(err, middleware.ErrNotFound) {
+	if err := b.rejected.Delete(integrationRef, eventID); err != nil && !errors.Is(err, middleware.ErrNotFound) {
 		return err
 	}
 	return nil
