@@ -627,3 +627,38 @@ func TestIntegrations_a_view_without_a_scope_reaches_nothing(t *testing.T) {
 	_, err = tb.Integrations().Get(ctx, "erp-sync")
 	assert.NoError(t, err, "still there")
 }
+
+// What a tenant's integration reports about itself (a rate limit's waits,
+// its traces, its health row) names it by its ref: the rate_limited entry
+// lands in its own log, not in that of the application's integration of
+// the same id.
+func TestTenants_a_tenants_rate_limit_is_logged_in_its_own_log(t *testing.T) {
+	tb := bustest.New(t)
+	all := tb.Integrations()
+	sink := bustest.NewSink()
+	_, err := all.Tenant("acme").Create(ctx, bus.Integration{ID: "erp-sync", Sink: sink,
+		RateLimit: bus.RateLimit{PerSecond: 1, Burst: 1}})
+	require.NoError(t, err)
+	_, err = all.Create(ctx, bus.Integration{ID: "erp-sync", Sink: bustest.NewSink()})
+	require.NoError(t, err)
+	tb.Publish(bus.Event{ID: "a-1", Name: "order.created", Tenant: "acme"}, bus.Event{ID: "a-2", Name: "order.created", Tenant: "acme"})
+	sink.WaitFor(t, 1)
+	actions := func(ref string) []string {
+		entries, err := all.Log(ctx, ref)
+		require.NoError(t, err)
+		var out []string
+		for _, e := range entries {
+			out = append(out, e.Action)
+		}
+		return out
+	}
+	require.Eventually(t, func() bool { return contains(actions("acme/erp-sync"), bus.ActionRateLimited) },
+		10*time.Second, time.Millisecond)
+	assert.NotContains(t, actions("erp-sync"), bus.ActionRateLimited)
+
+	rows := map[string]bool{}
+	for _, in := range tb.Health(ctx).Integrations {
+		rows[in.ID] = true
+	}
+	assert.Equal(t, map[string]bool{"acme/erp-sync": true, "erp-sync": true}, rows)
+}
