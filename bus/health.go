@@ -125,8 +125,9 @@ func (b *Bus) Health(ctx context.Context) Health {
 // ending in /live or /livez answers liveness (200 while Live, else 503),
 // any other path readiness (200 while Ready, else 503, with the whole
 // report). Mount it once for both, say at /healthz/, or at /livez and
-// /readyz. It answers GET and HEAD only, and shows integration ids, types
-// and states, never configurations: mount it where probes reach it.
+// /readyz. It answers GET and HEAD only, and shows integration refs
+// (every tenant's), types and states, never configurations: mount it
+// where probes reach it, not where tenants do.
 func (b *Bus) HealthHandler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
