@@ -14,6 +14,12 @@
 // delivery, replays and manual retries; package middleware documents the
 // rest of the chain.
 //
+// An integration belongs to a tenant or to the application
+// (Integration.Tenant): a tenant's receives only that tenant's events,
+// checked before its filter and again at its sink, and Integrations.Tenant
+// is that tenant's view of the integrations, for the application to hand
+// to it (bus/access does so over HTTP).
+//
 // A zero Config runs everything in memory, which is what tests want; a
 // DataDir makes the journal, the integrations, their logs and rejected events
 // survive restarts and crashes.
@@ -120,8 +126,13 @@ type Config struct {
 	// (64 MiB, about 45,000 events of 1 KiB); negative means no bound (only
 	// Retention removes events). Ignored with a DataDir or a Storage.
 	MemoryBytes int64
-	// MaxIntegrations limits how many integrations may exist. Zero means 25.
+	// MaxIntegrations limits how many integrations each tenant may have;
+	// the application's own integrations (no tenant) count as a group of
+	// their own. Zero means 25.
 	MaxIntegrations int
+	// MaxTotalIntegrations limits how many integrations the bus holds,
+	// every tenant's and the application's together. Zero means 1000.
+	MaxTotalIntegrations int
 	// MaxPayloadBytes limits an event's payload. Zero means 1 MiB.
 	MaxPayloadBytes int
 	// MaxPayloadDepth limits how deep an event's payload nests arrays and
@@ -155,10 +166,10 @@ type Config struct {
 	Sinks *sinks.Registry
 	// OnCircuitWarning is called once per failure streak, when an
 	// integration's consecutive failed attempts reach its breaker's warning
-	// threshold. Nil means no call. It runs on the goroutine of the delivery
+	// threshold, with the integration's ref (Integration.Ref). Nil means no call. It runs on the goroutine of the delivery
 	// that failed, which waits for it: keep it quick (hand an e-mail or a
 	// page to another goroutine).
-	OnCircuitWarning func(integrationID string, consecutiveFailures int)
+	OnCircuitWarning func(integrationRef string, consecutiveFailures int)
 	// Observer is told about every delivery attempt, rejection and skip
 	// (bus/metrics implements it). Nil means none, at no cost.
 	Observer Observer
@@ -212,6 +223,9 @@ func (c *Config) setDefaults() {
 	if c.MaxIntegrations == 0 {
 		c.MaxIntegrations = 25
 	}
+	if c.MaxTotalIntegrations == 0 {
+		c.MaxTotalIntegrations = 1000
+	}
 	if c.MaxPayloadBytes == 0 {
 		c.MaxPayloadBytes = 1 << 20
 	}
@@ -251,6 +265,9 @@ func (c Config) Validate() error {
 	var p field.Problems
 	if c.MaxIntegrations < 0 {
 		p.Add("MaxIntegrations", "must not be negative")
+	}
+	if c.MaxTotalIntegrations < 0 {
+		p.Add("MaxTotalIntegrations", "must not be negative")
 	}
 	if c.MaxPayloadBytes < 0 {
 		p.Add("MaxPayloadBytes", "must not be negative")
@@ -423,9 +440,6 @@ func (b *Bus) journalDamaged(d segments.Damage) {
 	}
 }
 
-// Integrations returns the integration manager.
-func (b *Bus) Integrations() *Integrations { return &Integrations{b: b} }
-
 // Publish validates events and appends them to the journal, all or none.
 // It returns once they are durable (as Config.Sync promises) and never
 // waits for an integration. Errors name the field: `events[1].name: required`.
@@ -532,7 +546,7 @@ func (b *Bus) startSaved(r *runner) {
 	r.op.Lock()
 	defer r.op.Unlock()
 	b.mu.Lock()
-	run, id := r.in.Status == Running, r.in.ID
+	run, id := r.in.Status == Running, r.in.Ref()
 	b.mu.Unlock()
 	if !run {
 		return
@@ -636,10 +650,11 @@ func (b *Bus) background(fn func()) {
 	}()
 }
 
-// Unhandle removes the in-process handler id: what Handle registered, or
-// what a handler the application no longer registers left in the journal
-// (its cursor), its log and rejected events. Without it, a handler's
-// cursor stays after the application stops calling Handle for it.
+// Unhandle removes the in-process handler of ref id (Integration.Ref): what
+// Handle registered, or what a handler the application no longer registers
+// left in the journal (its cursor), its log and rejected events. Without
+// it, a handler's cursor stays after the application stops calling Handle
+// for it.
 func (b *Bus) Unhandle(id string) error {
 	b.mu.Lock()
 	r, ok := b.runners[id]

@@ -393,18 +393,18 @@ func waitCtx(t *testing.T) context.Context {
 	return c
 }
 
-// waitLag waits until an integration (every one when id is "") has settled
-// every journal event.
+// waitLag waits until an integration of ref id (every one when id is "")
+// has settled every journal event.
 func waitLag(t *testing.T, tb *bustest.Bus, id string) {
 	t.Helper()
 	require.Eventually(t, func() bool {
 		list, err := tb.Integrations().List(ctx)
 		require.NoError(t, err)
 		for _, in := range list {
-			if id != "" && in.ID != id {
+			if id != "" && in.Ref() != id {
 				continue
 			}
-			if lag, _ := tb.Integrations().Lag(ctx, in.ID); lag > 0 && in.Status == bus.Running {
+			if lag, _ := tb.Integrations().Lag(ctx, in.Ref()); lag > 0 && in.Status == bus.Running {
 				return false
 			}
 		}

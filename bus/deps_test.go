@@ -57,7 +57,7 @@ func TestBus_links_the_OpenTelemetry_API_only(t *testing.T) {
 
 // Every package depends downwards only: field and netguard on the
 // standard library, the layers below the bus on neither the bus nor a
-// concrete sink.
+// concrete sink, the callers' hook (bus/access) on the bus alone.
 func TestPackages_depend_downwards(t *testing.T) {
 	const mod = "github.com/sinkbus/sinkbus/"
 	for pkg, above := range map[string][]string{
@@ -73,6 +73,7 @@ func TestPackages_depend_downwards(t *testing.T) {
 			mod + "replay/segments", mod + "replay/postgres"},
 		"bus":          {mod + "bus/", mod + "sinks/"},
 		"sinks/pubsub": {mod + "bus", mod + "filter", mod + "middleware", mod + "replay"},
+		"bus/access":   {mod + "bus/", mod + "sinks/"},
 	} {
 		for _, dep := range goListDeps(t, pkg) {
 			if dep == mod+pkg {

@@ -8,7 +8,8 @@ import (
 )
 
 // Events is a read-only view of the bus's journal: the events it keeps and
-// how far each integration has read them. Where an integration reads is
+// how far each integration has read them. It is the application's: it
+// holds every tenant's events. Where an integration reads is
 // the bus's business (Start catches up, Replay delivers again, Delete
 // forgets), so the view cannot move a cursor.
 type Events struct{ j *replay.Journal }
@@ -24,15 +25,16 @@ func (e *Events) Head() uint64 { return e.j.Head(Topic) }
 // (first == next when the journal holds no event).
 func (e *Events) Bounds() (first, next uint64) { return e.j.Storage().Bounds(Topic) }
 
-// Cursor returns the first offset integration id has not acknowledged; ok
-// is false when it has no cursor (it never existed, or was deleted).
+// Cursor returns the first offset the integration of ref id
+// (Integration.Ref) has not acknowledged; ok is false when it has no cursor
+// (it never existed, or was deleted).
 func (e *Events) Cursor(id string) (offset uint64, ok bool) {
 	c, ok := e.j.Cursor(Topic, id)
 	return c.Next, ok
 }
 
-// Lag returns how many events integration id has not settled yet: zero
-// when it has no cursor.
+// Lag returns how many events the integration of ref id has not settled
+// yet, every tenant's counted: zero when it has no cursor.
 func (e *Events) Lag(id string) uint64 { return e.j.Lag(Topic, id) }
 
 // Scan calls fn for each event appended in [from, to), in order, until fn

@@ -3,6 +3,7 @@ package bus_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -256,4 +257,59 @@ func ExampleConfig_tracerProvider() {
 	sort.Strings(names) // the attempt may end before Publish returns
 	fmt.Println(names, ended[0].SpanContext().TraceID() == ended[1].SpanContext().TraceID())
 	// Output: [send events send mailer] true
+}
+
+// Two tenants each have an integration erp-sync. Each receives its own
+// tenant's events only, and each tenant's view of the integrations holds
+// its own only; the application's view holds both, by ref.
+func ExampleIntegrations_Tenant() {
+	b, err := bus.New(bus.Config{})
+	if err != nil {
+		panic(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() { _ = b.Run(ctx) }()
+	defer b.Close()
+
+	received := make(chan string, 10)
+	for _, tenant := range []string{"acme", "globex"} {
+		_, err := b.Integrations().Tenant(tenant).Create(ctx, bus.Integration{
+			ID: "erp-sync",
+			Sink: bus.HandlerFunc(func(_ context.Context, e bus.Event) error {
+				received <- tenant + "'s erp-sync: " + e.ID
+				return nil
+			}),
+		})
+		if err != nil {
+			panic(err)
+		}
+	}
+	err = b.Publish(ctx,
+		bus.Event{ID: "o-1", Name: "order.created", Tenant: "acme"},
+		bus.Event{ID: "o-2", Name: "order.created", Tenant: "globex"},
+		bus.Event{ID: "o-3", Name: "order.created", Tenant: "acme"},
+	)
+	if err != nil {
+		panic(err)
+	}
+	got := []string{<-received, <-received, <-received}
+	sort.Strings(got)
+	for _, g := range got {
+		fmt.Println(g)
+	}
+
+	acme, _ := b.Integrations().Tenant("acme").List(ctx)
+	all, _ := b.Integrations().List(ctx)
+	fmt.Println("acme's view:", acme[0].Ref(), "of", len(acme))
+	fmt.Println("the application's view:", all[0].Ref(), all[1].Ref())
+	_, err = b.Integrations().Tenant("acme").Get(ctx, "globex/erp-sync")
+	fmt.Println(errors.Is(err, bus.ErrNotFound))
+	// Output:
+	// acme's erp-sync: o-1
+	// acme's erp-sync: o-3
+	// globex's erp-sync: o-2
+	// acme's view: acme/erp-sync of 1
+	// the application's view: acme/erp-sync globex/erp-sync
+	// true
 }

@@ -55,6 +55,8 @@ type JournalHealth struct {
 
 // IntegrationHealth is one integration's state.
 type IntegrationHealth struct {
+	// ID is the integration's ref (Integration.Ref): "acme/erp-sync" for
+	// tenant acme's.
 	ID    string           `json:"id"`
 	Type  string           `json:"integration_type"`
 	State IntegrationState `json:"state"`
@@ -94,14 +96,14 @@ func (b *Bus) Health(ctx context.Context) Health {
 	}
 	h.Ready = h.Live && h.Running && h.Journal.Appendable
 
-	sort.Slice(rows, func(i, j int) bool { return rows[i].in.ID < rows[j].in.ID })
+	sort.Slice(rows, func(i, j int) bool { return rows[i].in.Ref() < rows[j].in.Ref() })
 	h.Integrations = make([]IntegrationHealth, 0, len(rows))
 	for _, w := range rows {
 		if ctx.Err() != nil {
 			break
 		}
 		circuit := w.chain.Breaker().State().State
-		ih := IntegrationHealth{ID: w.in.ID, Type: w.in.Type(), Circuit: circuit, Lag: b.journal.Lag(Topic, w.in.ID)}
+		ih := IntegrationHealth{ID: w.in.Ref(), Type: w.in.Type(), Circuit: circuit, Lag: b.journal.Lag(Topic, w.in.Ref())}
 		switch {
 		case w.in.Status == Stopped:
 			ih.State = StateStopped
@@ -123,8 +125,9 @@ func (b *Bus) Health(ctx context.Context) Health {
 // ending in /live or /livez answers liveness (200 while Live, else 503),
 // any other path readiness (200 while Ready, else 503, with the whole
 // report). Mount it once for both, say at /healthz/, or at /livez and
-// /readyz. It answers GET and HEAD only, and shows integration ids, types
-// and states, never configurations: mount it where probes reach it.
+// /readyz. It answers GET and HEAD only, and shows integration refs
+// (every tenant's), types and states, never configurations: mount it
+// where probes reach it, not where tenants do.
 func (b *Bus) HealthHandler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {

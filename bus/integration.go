@@ -44,9 +44,19 @@ const (
 // Integration is one destination for the events that match its filter: the
 // integration object of Elastic Path and NewStore.
 type Integration struct {
-	// ID matches ^[a-z0-9-]+$, 1 to 50 characters. Empty on Create means a
+	// ID matches ^[a-z0-9-]+$, 1 to 50 characters, unique within its tenant
+	// (two tenants may each have an "erp-sync"). Empty on Create means a
 	// generated one.
-	ID          string
+	ID string
+	// Tenant is the tenant the integration belongs to: it receives only the
+	// events whose Event.Tenant is exactly this, whatever Observes and Filter
+	// say, and only that tenant's view of the integrations
+	// (Integrations.Tenant) and the application's see it. Empty means the
+	// application's own integration, which receives every tenant's events.
+	// A tenant name is 1 to 64 ASCII letters, digits, '.', '_' and '-',
+	// starting with a letter or digit (ValidateTenant). It cannot change
+	// after creation.
+	Tenant      string
 	Name        string
 	Description string
 	// Observes lists event name patterns: exact names, "*" for one segment,
@@ -93,6 +103,16 @@ type Integration struct {
 	CreatedAt time.Time
 	UpdatedAt time.Time
 }
+
+// Ref is the integration's full name: "<tenant>/<id>" for a tenant's
+// integration ("acme/erp-sync"), the id alone for the application's. Ids
+// have no '/' and tenant names none, so a ref names one integration. The
+// application's view of the integrations (Bus.Integrations) addresses them
+// by ref, and the bus keys everything it keeps of an integration by it:
+// its cursor in the journal (Bus.Events), its log and rejected events, its
+// sink's directory in DataDir, the Observer's and the metrics'
+// integration.
+func (in Integration) Ref() string { return ref(in.Tenant, in.ID) }
 
 // Type returns the integration type: the sink's Type(), or "" when unset.
 func (in Integration) Type() string {
@@ -142,6 +162,9 @@ func (in *Integration) problems(reg *sinks.Registry, now time.Time, host *hostRu
 	var p field.Problems
 	if in.ID != "" && !idPattern.MatchString(in.ID) {
 		p.Add("id", "must match ^[a-z0-9-]+$ and be 1 to 50 characters")
+	}
+	if in.Tenant != "" {
+		p.Merge("tenant", ValidateTenant(in.Tenant))
 	}
 	if len(in.Name) > 255 {
 		p.Add("name", "longer than 255 characters")
@@ -230,6 +253,10 @@ type hostRules struct {
 	// pass unchanged (one the application's code set outside the root
 	// survives a rename through JSON). Nil on creation.
 	current sinks.Config
+	// tenantView: the rules of a tenant's view, which names no path (an
+	// integration's own directory is its ref's; within the path root
+	// another tenant's is a path like any other).
+	tenantView bool
 }
 
 // hostRules are the rules of a new integration on this bus.
@@ -251,16 +278,45 @@ func (h *hostRules) check(p *field.Problems, in *Integration) {
 		return
 	}
 	*p = append(*p, maskedValues(in.Sink, h.current)...)
-	env := sinks.Env{IntegrationID: in.ID, DataDir: h.dataDir, PathRoot: h.pathRoot}.Defaults()
+	env := sinks.Env{IntegrationID: in.Ref(), DataDir: h.dataDir, PathRoot: h.pathRoot}.Defaults()
 	if nw, ok := in.Sink.(sinks.Networked); ok {
 		h.checkNetwork(p, nw)
 	}
-	if pu, ok := in.Sink.(sinks.PathUser); ok && !in.UnconfinedPaths {
-		h.checkPaths(p, pu, env)
+	if pu, ok := in.Sink.(sinks.PathUser); ok {
+		switch {
+		case h.tenantView:
+			h.refusePaths(p, pu)
+		case !in.UnconfinedPaths:
+			h.checkPaths(p, pu, env)
+		}
 	}
 	if ec, ok := in.Sink.(sinks.EnvChecker); ok {
 		p.Merge("configuration", ec.CheckEnv(env))
 	}
+}
+
+// refusePaths refuses, in a tenant's view, every path but those kept as
+// they were (the application set them).
+func (h *hostRules) refusePaths(p *field.Problems, pu sinks.PathUser) {
+	kept := h.keptPaths()
+	for _, t := range pu.Paths() {
+		if !kept[t] {
+			p.Add("configuration."+t.Field, "not allowed in a tenant's integration: its files go to its own directory")
+		}
+	}
+}
+
+// keptPaths are the paths of the configuration an update replaces.
+func (h *hostRules) keptPaths() map[sinks.Target]bool {
+	cur, ok := h.current.(sinks.PathUser)
+	if !ok {
+		return nil
+	}
+	kept := make(map[sinks.Target]bool)
+	for _, t := range cur.Paths() {
+		kept[t] = true
+	}
+	return kept
 }
 
 // checkNetwork refuses a request for private networks the application does
@@ -292,13 +348,7 @@ func (h *hostRules) checkNetwork(p *field.Problems, nw sinks.Networked) {
 
 // checkPaths refuses paths that leave the path root.
 func (h *hostRules) checkPaths(p *field.Problems, pu sinks.PathUser, env sinks.Env) {
-	var kept map[sinks.Target]bool
-	if cur, ok := h.current.(sinks.PathUser); ok {
-		kept = make(map[sinks.Target]bool)
-		for _, t := range cur.Paths() {
-			kept[t] = true
-		}
-	}
+	kept := h.keptPaths()
 	for _, t := range pu.Paths() {
 		switch {
 		case kept[t]:

@@ -24,6 +24,12 @@ import (
 // events and circuit breaker. Every read masks secrets. Changes take effect
 // at once, without restarting the bus or disturbing other integrations.
 //
+// It is a view, within a scope. Bus.Integrations is the application's
+// (the administrator's): List holds every integration of every tenant, and
+// the methods address one by its ref (Integration.Ref: "acme/erp-sync" for
+// tenant acme's, "erp-sync" for the application's own). Tenant limits the
+// view to one tenant, addressed by plain id; see there.
+//
 // Every method refuses a context that is already done (returning its
 // error). Changes of one integration (update, delete, start, stop, replay)
 // wait for each other; that wait ends with the context, and so does the
@@ -31,7 +37,19 @@ import (
 // stops or starts, the method returns the context's error and the change
 // completes in the background, so an integration is never left half
 // stopped.
-type Integrations struct{ b *Bus }
+type Integrations struct {
+	b *Bus
+	// all is true in the application's view; otherwise the view is
+	// tenant's alone. The zero scope is neither, and usable refuses it: no
+	// mistake yields the application's view, nor its own integrations.
+	all    bool
+	tenant string
+	err    error // when set, every method fails with it
+}
+
+// Integrations returns the application's view of the integrations: every
+// tenant's, each addressed by its ref.
+func (b *Bus) Integrations() *Integrations { return &Integrations{b: b, all: true} }
 
 // Create validates in, saves it and, unless in.Status is Stopped, starts it.
 // Validation reports every problem at once, each naming its field
@@ -39,6 +57,11 @@ type Integrations struct{ b *Bus }
 // reason of its configuration (a file sink without a directory on a bus
 // without one). When the integration cannot start, nothing is kept: no
 // record, cursor or log.
+//
+// In.Tenant makes it that tenant's; in a tenant's view it is the view's
+// (another is refused). Each tenant, and the application, may have
+// Config.MaxIntegrations; the bus as a whole Config.MaxTotalIntegrations
+// (ErrLimit).
 //
 // A new integration receives the events published from now on, or from
 // StartsAt. The exception is an in-process handler registered again (Handle
@@ -49,7 +72,7 @@ func (m *Integrations) Create(ctx context.Context, in Integration) (Integration,
 	}
 	b := m.b
 	now := b.cfg.Clock.Now()
-	f, err := in.validate(b.cfg.Sinks, now, b.hostRules())
+	in, f, err := m.check(in, now)
 	if err != nil {
 		return Integration{}, err
 	}
@@ -73,15 +96,31 @@ func (m *Integrations) Create(ctx context.Context, in Integration) (Integration,
 	if err != nil {
 		b.mu.Lock()
 		r.gone = true
-		delete(b.runners, in.ID)
+		delete(b.runners, in.Ref())
 		b.mu.Unlock()
 		return Integration{}, err
 	}
 	return out, nil
 }
 
-// reserve enters r in the bus under its id (generated when empty), if
-// there is room; lookups ignore it until it is ready.
+// check validates in as Create does in this view, and returns it with the
+// view's tenant.
+func (m *Integrations) check(in Integration, now time.Time) (Integration, *filter.Filter, error) {
+	if err := m.usable(); err != nil {
+		return in, nil, err
+	}
+	var p field.Problems
+	m.own(&in, &p)
+	f, more := in.problems(m.b.cfg.Sinks, now, m.rules())
+	if err := append(p, more...).Err(); err != nil {
+		return in, nil, fmt.Errorf("%w: %w", ErrInvalid, err)
+	}
+	return in, f, nil
+}
+
+// reserve enters r in the bus under its ref (its id generated when empty),
+// if its tenant and the bus have room; lookups ignore it until it is
+// ready.
 func (b *Bus) reserve(r *runner) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -89,16 +128,36 @@ func (b *Bus) reserve(r *runner) error {
 		return ErrClosed
 	}
 	if r.in.ID == "" {
-		r.in.ID = b.newID()
+		r.in.ID = b.newID(r.in.Tenant)
 	}
-	if _, ok := b.runners[r.in.ID]; ok {
-		return fmt.Errorf("%w: %s", ErrExists, quoteID(r.in.ID))
+	key := r.in.Ref()
+	if _, ok := b.runners[key]; ok {
+		return fmt.Errorf("%w: %s", ErrExists, quoteID(key))
 	}
-	if len(b.runners) >= b.cfg.MaxIntegrations {
-		return fmt.Errorf("%w: at most %d", ErrLimit, b.cfg.MaxIntegrations)
+	if b.countLocked(r.in.Tenant) >= b.cfg.MaxIntegrations {
+		whose := "per tenant"
+		if r.in.Tenant == "" {
+			whose = "for the application"
+		}
+		return fmt.Errorf("%w: at most %d %s", ErrLimit, b.cfg.MaxIntegrations, whose)
 	}
-	b.runners[r.in.ID] = r
+	if len(b.runners) >= b.cfg.MaxTotalIntegrations {
+		return fmt.Errorf("%w: at most %d on this bus, all tenants together", ErrLimit, b.cfg.MaxTotalIntegrations)
+	}
+	b.runners[key] = r
 	return nil
+}
+
+// countLocked is how many integrations tenant has ("" for the
+// application's); b.mu is held.
+func (b *Bus) countLocked(tenant string) int {
+	n := 0
+	for _, r := range b.runners {
+		if r.in.Tenant == tenant {
+			n++
+		}
+	}
+	return n
 }
 
 // create builds, pins, starts and saves the reserved runner r; op is held.
@@ -112,6 +171,7 @@ func (b *Bus) create(r *runner) (Integration, error) {
 	b.mu.Lock()
 	r.chain = chain
 	b.mu.Unlock()
+	key := in.Ref()
 	resumed, created, err := b.pinCursor(in)
 	if err != nil {
 		return Integration{}, err
@@ -120,15 +180,15 @@ func (b *Bus) create(r *runner) (Integration, error) {
 		if resumed {
 			return // the handler's own history
 		}
-		err := errors.Join(b.journal.DeleteCursor(Topic, in.ID), b.logs.Drop(in.ID), b.rejected.Drop(in.ID))
+		err := errors.Join(b.journal.DeleteCursor(Topic, key), b.logs.Drop(key), b.rejected.Drop(key))
 		if err != nil {
-			b.logErr("Cannot remove what a failed creation left", err, in.ID)
+			b.logErr("Cannot remove what a failed creation left", err, key)
 		}
 	}
 	if !resumed {
-		// What an earlier integration of this id left (a handler no longer
+		// What an earlier integration of this ref left (a handler no longer
 		// registered) is not this one's.
-		if err := errors.Join(b.logs.Drop(in.ID), b.rejected.Drop(in.ID)); err != nil {
+		if err := errors.Join(b.logs.Drop(key), b.rejected.Drop(key)); err != nil {
 			return Integration{}, err
 		}
 	}
@@ -150,9 +210,9 @@ func (b *Bus) create(r *runner) (Integration, error) {
 		undo()
 		return Integration{}, err
 	}
-	b.log(in.ID, "integration_created", created)
+	b.log(key, "integration_created", created)
 	if in.Status == Running {
-		b.log(in.ID, middleware.ActionIntegrationStarted, "Started on creation.")
+		b.log(key, middleware.ActionIntegrationStarted, "Started on creation.")
 	}
 	return in.Masked(), nil
 }
@@ -166,7 +226,7 @@ func (b *Bus) create(r *runner) (Integration, error) {
 func (b *Bus) pinCursor(in Integration) (resumed bool, created string, err error) {
 	created = "Created via API."
 	if _, ok := in.Sink.(HandlerFunc); ok && in.StartsAt.IsZero() {
-		if _, ok := b.journal.Cursor(Topic, in.ID); ok {
+		if _, ok := b.journal.Cursor(Topic, in.Ref()); ok {
 			return true, created, nil
 		}
 	}
@@ -186,7 +246,7 @@ func (b *Bus) pinCursor(in Integration) (resumed bool, created string, err error
 				fmtTime(in.StartsAt), from)
 		}
 	}
-	return false, created, b.journal.SetCursor(Topic, in.ID, start)
+	return false, created, b.journal.SetCursor(Topic, in.Ref(), start)
 }
 
 // Get returns an integration, secrets masked.
@@ -194,29 +254,40 @@ func (m *Integrations) Get(ctx context.Context, id string) (Integration, error) 
 	if err := ctx.Err(); err != nil {
 		return Integration{}, err
 	}
+	key, err := m.refOf(id)
+	if err != nil {
+		return Integration{}, err
+	}
 	m.b.mu.Lock()
 	defer m.b.mu.Unlock()
-	r, err := m.b.runner(id)
+	r, err := m.runnerLocked(id, key)
 	if err != nil {
 		return Integration{}, err
 	}
 	return r.in.Masked(), nil
 }
 
-// List returns every integration by id, secrets masked.
+// List returns the view's integrations by ref (by id in a tenant's view),
+// secrets masked.
 func (m *Integrations) List(ctx context.Context) ([]Integration, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
+	if err := m.usable(); err != nil {
+		return nil, err
+	}
 	m.b.mu.Lock()
 	defer m.b.mu.Unlock()
-	out := make([]Integration, 0, len(m.b.runners))
+	var out []Integration
 	for _, r := range m.b.runners {
-		if r.ready {
+		if r.ready && m.sees(r.in) {
 			out = append(out, r.in.Masked())
 		}
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	sort.Slice(out, func(i, j int) bool { return out[i].Ref() < out[j].Ref() })
+	if out == nil {
+		out = []Integration{}
+	}
 	return out, nil
 }
 
@@ -227,10 +298,11 @@ func (m *Integrations) List(ctx context.Context) ([]Integration, error) {
 // Get returned, or use UpdateFunc to change some fields only. in.Sink is
 // required.
 //
-// The id, type, kind, StartsAt and EndsAt cannot change (ErrImmutable;
-// zero kind and times mean unchanged), and a Temporary integration cannot
-// be updated at all (ErrImmutable), as NewStore has it: its range is
-// replayed as it was created; delete it and create another. Status, CreatedAt and UpdatedAt are
+// The id, tenant, type, kind, StartsAt and EndsAt cannot change
+// (ErrImmutable; an empty tenant, zero kind and times mean unchanged), and
+// a Temporary integration cannot be updated at all (ErrImmutable), as
+// NewStore has it: its range is replayed as it was created; delete it and
+// create another. Status, CreatedAt and UpdatedAt are
 // the bus's: Start and Stop change the status. A configuration string sent
 // back as Get shows it (masked) keeps the stored value at the same place,
 // so a client can change one field without knowing the secrets.
@@ -264,15 +336,16 @@ func (m *Integrations) update(ctx context.Context, id string, change func(cur In
 		return Integration{}, err
 	}
 	b := m.b
-	r, err := b.lookup(id)
+	r, key, err := m.lookup(id)
 	if err != nil {
 		return Integration{}, err
 	}
-	return b.change(ctx, r, id, func() (Integration, error) { return b.updateLocked(r, id, change) })
+	rules := m.rules()
+	return b.change(ctx, r, key, func() (Integration, error) { return b.updateLocked(r, key, change, rules) })
 }
 
-// updateLocked is update once it holds r's op.
-func (b *Bus) updateLocked(r *runner, id string, change func(cur Integration) (Integration, error)) (Integration, error) {
+// updateLocked is update once it holds r's op; rules are the view's.
+func (b *Bus) updateLocked(r *runner, id string, change func(cur Integration) (Integration, error), rules *hostRules) (Integration, error) {
 	b.mu.Lock()
 	gone, cur := r.gone, r.in.clone()
 	b.mu.Unlock()
@@ -283,7 +356,7 @@ func (b *Bus) updateLocked(r *runner, id string, change func(cur Integration) (I
 	if err != nil {
 		return Integration{}, err
 	}
-	next, f, err := b.nextIntegration(cur, in)
+	next, f, err := b.nextIntegration(cur, in, rules)
 	if err != nil {
 		return Integration{}, err
 	}
@@ -364,8 +437,9 @@ func sameDestination(a, b sinks.Config) bool {
 	return err == nil && bytes.Equal(ja, jb)
 }
 
-// nextIntegration is cur updated with in, validated as at creation.
-func (b *Bus) nextIntegration(cur, in Integration) (Integration, *filter.Filter, error) {
+// nextIntegration is cur updated with in, validated as at creation under
+// rules (a view's), which it changes to keep what cur names.
+func (b *Bus) nextIntegration(cur, in Integration, rules *hostRules) (Integration, *filter.Filter, error) {
 	var p field.Problems
 	if cur.Kind == Temporary {
 		return Integration{}, nil, fmt.Errorf("%w: %w", ErrImmutable, field.New("kind",
@@ -373,6 +447,9 @@ func (b *Bus) nextIntegration(cur, in Integration) (Integration, *filter.Filter,
 	}
 	if in.ID != "" && in.ID != cur.ID {
 		p.Add("id", "cannot change after creation")
+	}
+	if in.Tenant != "" && in.Tenant != cur.Tenant {
+		p.Add("tenant", "cannot change after creation")
 	}
 	if in.Sink != nil && in.Sink.Type() != cur.Type() {
 		p.Add("integration_type", "cannot change after creation")
@@ -394,7 +471,7 @@ func (b *Bus) nextIntegration(cur, in Integration) (Integration, *filter.Filter,
 			"required: Update replaces every field; start from what Get returns, or use UpdateFunc"))
 	}
 	next := in.clone()
-	next.ID, next.Kind, next.StartsAt, next.EndsAt = cur.ID, cur.Kind, cur.StartsAt, cur.EndsAt
+	next.ID, next.Tenant, next.Kind, next.StartsAt, next.EndsAt = cur.ID, cur.Tenant, cur.Kind, cur.StartsAt, cur.EndsAt
 	next.Status, next.CreatedAt = cur.Status, cur.CreatedAt
 	// A configuration read back (masked) keeps the stored secret wherever
 	// a masked one was sent back.
@@ -405,7 +482,8 @@ func (b *Bus) nextIntegration(cur, in Integration) (Integration, *filter.Filter,
 	now := b.cfg.Clock.Now()
 	next.UpdatedAt = now
 	// StartsAt is in the past by now; validate as at creation.
-	f, err := next.validate(b.cfg.Sinks, maxTime(now, next.StartsAt), b.updateRules(cur.Sink))
+	rules.current = cur.Sink
+	f, err := next.validate(b.cfg.Sinks, maxTime(now, next.StartsAt), rules)
 	if err != nil {
 		return Integration{}, nil, err
 	}
@@ -425,15 +503,23 @@ func (m *Integrations) Delete(ctx context.Context, id string) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	key, err := m.refOf(id)
+	if err != nil {
+		return err
+	}
 	b := m.b
 	b.mu.Lock()
-	r, ok := b.runners[id]
+	r, ok := b.runners[key]
 	if !ok {
 		defer b.mu.Unlock() // a Create of id waits: it must not lose its new cursor
-		return b.forgetLocked(id)
+		return b.forgetLocked(id, key)
+	}
+	if !m.sees(r.in) {
+		b.mu.Unlock()
+		return notFound(id)
 	}
 	b.mu.Unlock()
-	_, err := b.change(ctx, r, id, func() (Integration, error) { return Integration{}, b.deleteLocked(r, id) })
+	_, err = b.change(ctx, r, key, func() (Integration, error) { return Integration{}, b.deleteLocked(r, key) })
 	return err
 }
 
@@ -467,38 +553,40 @@ func (b *Bus) deleteLocked(r *runner, id string) error {
 	return err
 }
 
-// forgetLocked removes what an integration id that is not registered left:
-// its cursor, log and rejected events. b.mu is held.
-func (b *Bus) forgetLocked(id string) error {
-	if _, ok := b.journal.Cursor(Topic, id); !ok {
-		return fmt.Errorf("%w: %s", ErrNotFound, quoteID(id))
+// forgetLocked removes what an integration of ref key (id as the view
+// names it) that is not registered left: its cursor, log and rejected
+// events. b.mu is held.
+func (b *Bus) forgetLocked(id, key string) error {
+	if _, ok := b.journal.Cursor(Topic, key); !ok {
+		return notFound(id)
 	}
-	return errors.Join(b.journal.DeleteCursor(Topic, id), b.logs.Drop(id), b.rejected.Drop(id))
+	return errors.Join(b.journal.DeleteCursor(Topic, key), b.logs.Drop(key), b.rejected.Drop(key))
 }
 
 // Start resumes an integration from its cursor: within the retention window
 // it receives every event it missed while stopped. If it cannot start, its
 // status stays as it was.
 func (m *Integrations) Start(ctx context.Context, id string) (Integration, error) {
-	return m.b.setStatus(ctx, id, Running, "Started via API.")
+	return m.setStatus(ctx, id, Running, "Started via API.")
 }
 
 // Stop stops an integration; its cursor stays, so Start catches up. It
 // returns what closing the sink failed to do (a flush), but the integration
 // is stopped all the same.
 func (m *Integrations) Stop(ctx context.Context, id string) (Integration, error) {
-	return m.b.setStatus(ctx, id, Stopped, "Stopped via API.")
+	return m.setStatus(ctx, id, Stopped, "Stopped via API.")
 }
 
-func (b *Bus) setStatus(ctx context.Context, id string, s Status, reason string) (Integration, error) {
+func (m *Integrations) setStatus(ctx context.Context, id string, s Status, reason string) (Integration, error) {
 	if err := ctx.Err(); err != nil {
 		return Integration{}, err
 	}
-	r, err := b.lookup(id)
+	r, key, err := m.lookup(id)
 	if err != nil {
 		return Integration{}, err
 	}
-	return b.change(ctx, r, id, func() (Integration, error) { return b.setStatusLocked(r, id, s, reason) })
+	b := m.b
+	return b.change(ctx, r, key, func() (Integration, error) { return b.setStatusLocked(r, key, s, reason) })
 }
 
 // setStatusLocked is setStatus once it holds r's op.
@@ -590,7 +678,7 @@ func (b *Bus) completed(r *runner, d *delivery) {
 	if !current {
 		return
 	}
-	id := r.in.ID
+	id := r.in.Ref()
 	if err := r.stop(); err != nil {
 		b.logErr("Stopping completed integration", err, id)
 	}
@@ -610,10 +698,11 @@ func (m *Integrations) Log(ctx context.Context, id string) ([]middleware.LogEntr
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	if _, err := m.b.lookup(id); err != nil {
+	_, key, err := m.lookup(id)
+	if err != nil {
 		return nil, err
 	}
-	return m.b.logs.Entries(id)
+	return m.b.logs.Entries(key)
 }
 
 // Rejected lists an integration's rejected events, newest first.
@@ -621,10 +710,11 @@ func (m *Integrations) Rejected(ctx context.Context, id string) ([]middleware.Re
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	if _, err := m.b.lookup(id); err != nil {
+	_, key, err := m.lookup(id)
+	if err != nil {
 		return nil, err
 	}
-	return m.b.rejected.List(id)
+	return m.b.rejected.List(key)
 }
 
 // RejectedEvent returns one rejected event with its payload.
@@ -632,10 +722,11 @@ func (m *Integrations) RejectedEvent(ctx context.Context, id, eventID string) (m
 	if err := ctx.Err(); err != nil {
 		return middleware.RejectedEvent{}, err
 	}
-	if _, err := m.b.lookup(id); err != nil {
+	_, key, err := m.lookup(id)
+	if err != nil {
 		return middleware.RejectedEvent{}, err
 	}
-	return m.b.rejected.Get(id, eventID)
+	return m.b.rejected.Get(key, eventID)
 }
 
 // DeleteRejected removes a rejected event.
@@ -643,10 +734,11 @@ func (m *Integrations) DeleteRejected(ctx context.Context, id, eventID string) e
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	if _, err := m.b.lookup(id); err != nil {
+	_, key, err := m.lookup(id)
+	if err != nil {
 		return err
 	}
-	return m.b.rejected.Delete(id, eventID)
+	return m.b.rejected.Delete(key, eventID)
 }
 
 // RetryRejected delivers a rejected event once more through the
@@ -664,17 +756,13 @@ func (m *Integrations) RetryRejected(ctx context.Context, id, eventID string) er
 	if err != nil {
 		return err
 	}
-	b.mu.Lock()
-	r, err := b.runner(id)
-	var d *delivery
-	var chain *middleware.Chain
-	if err == nil {
-		d, chain = r.live, r.chain
-	}
-	b.mu.Unlock()
+	r, integrationRef, err := m.lookup(id)
 	if err != nil {
 		return err
 	}
+	b.mu.Lock()
+	d, chain := r.live, r.chain
+	b.mu.Unlock()
 	if d == nil {
 		return fmt.Errorf("%w: %s", ErrNotRunning, quoteID(id))
 	}
@@ -703,11 +791,11 @@ func (m *Integrations) RetryRejected(ctx context.Context, id, eventID string) er
 		// An open circuit, a closed sink or a cancelled call made no attempt.
 		attempted := !errors.Is(err, middleware.ErrCircuitOpen) && !errors.Is(err, sinks.ErrClosed) && ctx.Err() == nil
 		if attempted {
-			b.retryFailed(id, ev, err)
+			b.retryFailed(integrationRef, ev, err)
 		}
 		return err
 	}
-	if err := b.rejected.Delete(id, eventID); err != nil && !errors.Is(err, middleware.ErrNotFound) {
+	if err := b.rejected.Delete(integrationRef, eventID); err != nil && !errors.Is(err, middleware.ErrNotFound) {
 		return err
 	}
 	b.logEntry(id, middleware.LogEntry{Action: middleware.ActionRejectedDelivered, EventID: eventID,
@@ -736,7 +824,7 @@ func (m *Integrations) Circuit(ctx context.Context, id string) (middleware.Break
 	if err := ctx.Err(); err != nil {
 		return middleware.BreakerState{}, err
 	}
-	chain, err := m.b.chainOf(id)
+	chain, err := m.chainOf(id)
 	if err != nil {
 		return middleware.BreakerState{}, err
 	}
@@ -748,7 +836,7 @@ func (m *Integrations) ResetCircuit(ctx context.Context, id string) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	chain, err := m.b.chainOf(id)
+	chain, err := m.chainOf(id)
 	if err != nil {
 		return err
 	}
@@ -756,47 +844,40 @@ func (m *Integrations) ResetCircuit(ctx context.Context, id string) error {
 	return nil
 }
 
-func (b *Bus) chainOf(id string) (*middleware.Chain, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	r, err := b.runner(id)
+func (m *Integrations) chainOf(id string) (*middleware.Chain, error) {
+	r, _, err := m.lookup(id)
 	if err != nil {
 		return nil, err
 	}
+	m.b.mu.Lock()
+	defer m.b.mu.Unlock()
 	return r.chain, nil
 }
 
-// Lag returns how many journal events the integration has not settled yet.
+// Lag returns how many events the integration has not settled yet. In a
+// tenant's view it counts the tenant's events alone, reading the journal
+// from the integration's cursor (the longer the backlog, the longer it
+// reads); in the application's view it counts every journal event the
+// integration has not passed, each tenant's included, at no cost.
 func (m *Integrations) Lag(ctx context.Context, id string) (uint64, error) {
 	if err := ctx.Err(); err != nil {
 		return 0, err
 	}
-	if _, err := m.b.lookup(id); err != nil {
+	_, key, err := m.lookup(id)
+	if err != nil {
 		return 0, err
 	}
-	return m.b.journal.Lag(Topic, id), nil
-}
-
-// runner returns the integration id; b.mu is held. One being created is
-// not found yet.
-func (b *Bus) runner(id string) (*runner, error) {
-	r, ok := b.runners[id]
-	if !ok || !r.ready {
-		return nil, fmt.Errorf("%w: %s", ErrNotFound, quoteID(id))
+	if !m.all {
+		return m.b.tenantLag(ctx, m.tenant, key)
 	}
-	return r, nil
+	return m.b.journal.Lag(Topic, key), nil
 }
 
-func (b *Bus) lookup(id string) (*runner, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.runner(id)
-}
-
-func (b *Bus) newID() string {
+// newID generates an id that tenant has none of; b.mu is held.
+func (b *Bus) newID(tenant string) string {
 	for {
 		id := "int-" + lowerULID()
-		if _, ok := b.runners[id]; !ok {
+		if _, ok := b.runners[ref(tenant, id)]; !ok {
 			return id
 		}
 	}

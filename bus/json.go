@@ -20,6 +20,7 @@ import (
 // shapes (Elastic Path's, NewStore's) are bus/formats'.
 type integrationJSON struct {
 	ID               string             `json:"id,omitempty"`
+	Tenant           string             `json:"tenant,omitempty"`
 	Name             string             `json:"name,omitempty"`
 	Description      string             `json:"description,omitempty"`
 	IntegrationType  string             `json:"integration_type,omitempty"`
@@ -47,6 +48,9 @@ type integrationJSON struct {
 // what decoded whole: Create and Update do. Elastic Path's and NewStore's
 // shapes are read by bus/formats.
 func (m *Integrations) Decode(data []byte) (Integration, error) {
+	if err := m.usable(); err != nil {
+		return Integration{}, err
+	}
 	in, p := decodeIntegration(m.b.cfg.Sinks, data)
 	if err := p.Err(); err != nil {
 		return in, fmt.Errorf("%w: %w", ErrInvalid, err)
@@ -54,13 +58,12 @@ func (m *Integrations) Decode(data []byte) (Integration, error) {
 	return in, nil
 }
 
-// Validate reports every problem Create would find in in on this bus
-// (errors.Is(err, ErrInvalid)), without creating anything: its fields, its
-// sink's configuration, and what this bus allows (private networks, a data
-// directory).
+// Validate reports every problem Create would find in in on this bus and
+// in this view (errors.Is(err, ErrInvalid)), without creating anything: its
+// fields, its sink's configuration, what this bus allows (private
+// networks, a data directory), and, in a tenant's view, another tenant.
 func (m *Integrations) Validate(in Integration) error {
-	b := m.b
-	_, err := in.validate(b.cfg.Sinks, b.cfg.Clock.Now(), b.hostRules())
+	_, _, err := m.check(in, m.b.cfg.Clock.Now())
 	return err
 }
 
@@ -79,7 +82,7 @@ func decodeIntegration(reg *sinks.Registry, body []byte) (in Integration, p fiel
 	var w integrationJSON
 	decodeFields(top, &w, &p)
 	in = Integration{
-		ID: w.ID, Name: w.Name, Description: w.Description, Observes: w.Observes,
+		ID: w.ID, Tenant: w.Tenant, Name: w.Name, Description: w.Description, Observes: w.Observes,
 		Kind: w.Kind, Concurrency: w.Concurrency, OrderKey: w.OrderKey, Status: w.Status,
 	}
 	if w.Enabled != nil && !*w.Enabled {
@@ -225,7 +228,7 @@ func topField(f string) string {
 // are: mask first (Masked) for anything shown to a person.
 func (in Integration) MarshalJSON() ([]byte, error) {
 	w := integrationJSON{
-		ID: in.ID, Name: in.Name, Description: in.Description,
+		ID: in.ID, Tenant: in.Tenant, Name: in.Name, Description: in.Description,
 		IntegrationType: in.Type(), Observes: in.Observes,
 		Kind: in.Kind, Concurrency: in.Concurrency, OrderKey: in.OrderKey, Status: in.Status,
 	}

@@ -12,7 +12,9 @@ import (
 // Observer is told what happens to each delivery, for metrics (package
 // bus/metrics implements it). The bus calls it from its delivery
 // goroutines, concurrently: its methods must return quickly and must not
-// call the Bus.
+// call the Bus. It is the application's: integrations are named by their
+// ref (Integration.Ref, "acme/erp-sync" for tenant acme's), and the counts
+// it gets cover every tenant.
 type Observer interface {
 	// Attempted is called after every delivery attempt: retries, replays
 	// and manual retries of rejected events included.

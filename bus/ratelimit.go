@@ -84,7 +84,7 @@ type throttleReporter struct {
 }
 
 func (b *Bus) throttleReporter(in Integration) func(*message.Message, time.Duration) {
-	t := &throttleReporter{b: b, id: in.ID, typ: in.Type(), limit: in.RateLimit}
+	t := &throttleReporter{b: b, id: in.Ref(), typ: in.Type(), limit: in.RateLimit}
 	return t.waits
 }
 

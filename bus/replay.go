@@ -50,16 +50,16 @@ func (m *Integrations) Replay(ctx context.Context, id string, req replay.Request
 	if !req.From.IsZero() && !req.To.After(req.From) {
 		return replay.Job{}, fmt.Errorf("%w: to: must be after from", ErrInvalid)
 	}
-	r, err := b.lookup(id)
+	r, key, err := m.lookup(id)
 	if err != nil {
 		return replay.Job{}, err
 	}
 	if req.DryRun {
 		b.mu.Lock()
-		f := r.filter
+		f, tenant := r.filter, r.in.Tenant
 		b.mu.Unlock()
-		job, _, _, err := b.countReplay(ctx, f, req)
-		return job, err
+		job, _, _, err := b.countReplay(ctx, tenant, f, req)
+		return tenantsJob(tenant, job), err
 	}
 
 	// Holding op, no stop or update comes between the count and the start.
@@ -78,7 +78,7 @@ func (m *Integrations) Replay(ctx context.Context, id string, req replay.Request
 	// offset, so that once its handler is added it cannot fail to subscribe
 	// (Watermill keeps a handler whose subscription failed, and every later
 	// start fails on it).
-	job, from, head, err := b.countReplay(ctx, f, req)
+	job, from, head, err := b.countReplay(ctx, in.Tenant, f, req)
 	if err != nil {
 		return replay.Job{}, err
 	}
@@ -110,7 +110,7 @@ func (m *Integrations) Replay(ctx context.Context, id string, req replay.Request
 	}
 	d.replays[consumer] = struct{}{}
 	d.mu.Unlock()
-	h := b.router.AddConsumerHandler(fmt.Sprintf("%s~%s", id, job.ID), Topic, consumer, d.routerHandler())
+	h := b.router.AddConsumerHandler(fmt.Sprintf("%s~%s", key, job.ID), Topic, consumer, d.routerHandler())
 	if err := b.router.RunHandlers(runCtx); err != nil {
 		d.forget(consumer)
 		_ = consumer.Close()
@@ -120,9 +120,9 @@ func (m *Integrations) Replay(ctx context.Context, id string, req replay.Request
 	if job.Matched == 1 {
 		noun = "matching event"
 	}
-	b.log(id, ActionReplayStarted, fmt.Sprintf("%s: %d %s published from %s to %s.%s",
-		job.ID, job.Matched, noun, fmtTime(job.From), fmtTime(job.To), b.coverageNote(req, job)))
-	b.cfg.Logger.Info("Replay started", logging.IntegrationID, id, "replay", job.ID, "matched", job.Matched,
+	b.log(key, ActionReplayStarted, fmt.Sprintf("%s: %d %s published from %s to %s.%s",
+		job.ID, job.Matched, noun, fmtTime(job.From), fmtTime(job.To), b.coverageNote(req, job, in.Tenant)))
+	b.cfg.Logger.Info("Replay started", logging.IntegrationID, key, "replay", job.ID, "matched", job.Matched,
 		"from", fmtTime(job.From), "to", fmtTime(job.To), "missing", job.Missing, "partial", job.Partial)
 	stopped := h.Stopped()
 	b.background(func() {
@@ -131,26 +131,43 @@ func (m *Integrations) Replay(ctx context.Context, id string, req replay.Request
 		_ = consumer.Close()
 		if ended.Load() {
 			msg := job.ID + ": every event of the range was settled."
-			if n := lost.Load(); n > 0 {
+			switch n := lost.Load(); {
+			case n > 0 && in.Tenant != "":
+				// Whose they were went with them: a count would tell the
+				// tenant of other tenants' events.
+				msg = job.ID + ": every event of the range still held was settled; some were removed from the journal before the replay reached them."
+			case n > 0:
 				msg = fmt.Sprintf("%s: every event of the range still held was settled; %d were removed from the journal before the replay reached them.", job.ID, n)
 			}
-			b.log(id, ActionReplayCompleted, msg)
+			b.log(key, ActionReplayCompleted, msg)
 			end(nil)
 		} else {
-			b.log(id, ActionReplayAborted, job.ID+": the integration stopped before every event of the range was settled.")
+			b.log(key, ActionReplayAborted, job.ID+": the integration stopped before every event of the range was settled.")
 			end(fmt.Errorf("%w: %s of %s", replay.ErrAborted, job.ID, quoteID(id)))
 		}
 	})
-	return job, nil
+	return tenantsJob(in.Tenant, job), nil
 }
 
-// countReplay counts the events of req's range that f matches, up to the
-// journal's head now, which it returns: the range ends there too, so that
-// the count and the delivery agree, and a replay ends even on a clock that
-// stands still (a test's). It returns where the range starts, the first
-// offset held at or after req.From. The job also says what of the range
-// the journal still holds (From, To, Missing, Partial).
-func (b *Bus) countReplay(ctx context.Context, f *filter.Filter, req replay.Request) (job replay.Job, start, head uint64, err error) {
+// tenantsJob is job as a tenant's integration tells it: without how many
+// events of the range the journal no longer holds, since whose they were
+// went with them, and a count would tell of other tenants' events.
+// Partial still says the range is incomplete.
+func tenantsJob(tenant string, job replay.Job) replay.Job {
+	if tenant != "" {
+		job.Missing = 0
+	}
+	return job
+}
+
+// countReplay counts the events of req's range that an integration of
+// tenant receives and f matches, up to the journal's head now, which it
+// returns: the range ends there too, so that the count and the delivery
+// agree, and a replay ends even on a clock that stands still (a test's).
+// It returns where the range starts, the first offset held at or after
+// req.From. The job also says what of the range the journal still holds
+// (From, To, Missing, Partial).
+func (b *Bus) countReplay(ctx context.Context, tenant string, f *filter.Filter, req replay.Request) (job replay.Job, start, head uint64, err error) {
 	st := b.journal.Storage()
 	_, head = st.Bounds(Topic)
 	job = replay.Job{From: req.From, To: req.To}
@@ -162,6 +179,7 @@ func (b *Bus) countReplay(ctx context.Context, f *filter.Filter, req replay.Requ
 		return job, 0, head, err
 	}
 	var last uint64 // the offset of the last event of the range held
+	gaps := 0
 	err = b.journal.Scan(ctx, Topic, req.From, req.To, func(rec replay.Record) bool {
 		if rec.Offset >= head {
 			return false
@@ -170,10 +188,10 @@ func (b *Bus) countReplay(ctx context.Context, f *filter.Filter, req replay.Requ
 		case last == 0 && startGone:
 			job.From = rec.Time
 		case last != 0:
-			job.Missing += int(rec.Offset - last - 1)
+			gaps += int(rec.Offset - last - 1)
 		}
 		last = rec.Offset
-		if f.Match(rec.Metadata[sinks.MetaName], rec.Payload) {
+		if admits(tenant, rec.Metadata[sinks.MetaTenant]) && f.Match(rec.Metadata[sinks.MetaName], rec.Payload) {
 			job.Matched++
 		}
 		return true
@@ -181,7 +199,8 @@ func (b *Bus) countReplay(ctx context.Context, f *filter.Filter, req replay.Requ
 	if last == 0 && startGone {
 		job.From = job.To // nothing of the range is held
 	}
-	job.Partial = startGone || job.Missing > 0
+	job.Missing = gaps
+	job.Partial = startGone || gaps > 0
 	return job, start, head, err
 }
 
@@ -219,9 +238,11 @@ func (b *Bus) seekHeld(from time.Time) (start uint64, gone bool, at time.Time, e
 	return start, gone, at, nil
 }
 
-// coverageNote says, for the replay_started entry, what of the range asked
-// for the journal no longer holds; empty when it holds it all.
-func (b *Bus) coverageNote(req replay.Request, job replay.Job) string {
+// coverageNote says, for the replay_started entry of an integration of
+// tenant, what of the range asked for the journal no longer holds; empty
+// when it holds it all. A tenant's integration is not told how many
+// (tenantsJob).
+func (b *Bus) coverageNote(req replay.Request, job replay.Job, tenant string) string {
 	if !job.Partial {
 		return ""
 	}
@@ -229,7 +250,10 @@ func (b *Bus) coverageNote(req replay.Request, job replay.Job) string {
 	if !job.From.Equal(req.From) || job.Missing == 0 {
 		gone = append(gone, "the events published before "+fmtTime(job.From))
 	}
-	if job.Missing > 0 {
+	switch {
+	case job.Missing > 0 && tenant != "":
+		gone = append(gone, "some events published within the range")
+	case job.Missing > 0:
 		gone = append(gone, fmt.Sprintf("%d events published within the range", job.Missing))
 	}
 	why := "retention removed them"

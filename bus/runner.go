@@ -88,6 +88,7 @@ func (b *Bus) newChain(in Integration) (*middleware.Chain, error) {
 	var onAttempt func(middleware.Attempt)
 	var onReject func(string, middleware.RejectedEvent)
 	var onSkip func(string, *message.Message)
+	key := in.Ref()
 	if obs := b.cfg.Observer; obs != nil {
 		typ := in.Type()
 		onAttempt = func(a middleware.Attempt) { obs.Attempted(typ, a) }
@@ -95,7 +96,7 @@ func (b *Bus) newChain(in Integration) (*middleware.Chain, error) {
 		onSkip = func(id string, msg *message.Message) { obs.SkippedWhileOpen(id, typ, msg) }
 	}
 	chain, err := middleware.New(middleware.Config{
-		IntegrationID:  in.ID,
+		IntegrationID:  key,
 		Settings:       in.Delivery,
 		DefaultTimeout: attemptTimeout(in.Sink),
 		Log:            b.logs,
@@ -132,7 +133,7 @@ func (b *Bus) concurrency(in Integration) int {
 // the integration is deleted. What the sink logs, and writes into the
 // integration log, goes through red.
 func (b *Bus) sinkEnv(in Integration, red *sinks.Redactor) sinks.Env {
-	id := in.ID
+	id := in.Ref()
 	return sinks.Env{
 		IntegrationID: id,
 		Logger:        red.Logger(b.wlog.With(watermill.LogFields{logging.IntegrationID: id})),
@@ -167,15 +168,15 @@ func (b *Bus) openDelivery(in Integration, f *filter.Filter, chain *middleware.C
 	if err != nil {
 		return nil, sinkError(err, red)
 	}
-	publish := func(msg *message.Message) ([]*message.Message, error) {
+	publish := b.guardSink(in, func(msg *message.Message) ([]*message.Message, error) {
 		return nil, red.Error(sink.Publish(msg.Metadata.Get(sinks.MetaName), msg))
-	}
+	})
 	if b.tracer != nil {
 		publish = b.traceAttempts(in, publish)
 	}
 	var onSkip func(*message.Message)
 	if obs := b.cfg.Observer; obs != nil {
-		id, typ := in.ID, in.Type()
+		id, typ := in.Ref(), in.Type()
 		onSkip = func(msg *message.Message) { obs.Skipped(id, typ, msg) }
 	}
 	gate := newGate(gateConfig{
@@ -185,7 +186,7 @@ func (b *Bus) openDelivery(in Integration, f *filter.Filter, chain *middleware.C
 		clock:       b.cfg.Clock,
 		throttle:    b.throttleReporter(in),
 	})
-	handle := filter.Middleware(f, onSkip)(gate.Middleware(chain.Middleware(publish)))
+	handle := tenantOnly(in.Tenant, filter.Middleware(f, onSkip)(gate.Middleware(chain.Middleware(publish))))
 	return &delivery{sink: sink, publish: publish, gate: gate, handle: handle, replays: make(map[*replay.Consumer]struct{})}, nil
 }
 
@@ -233,7 +234,7 @@ func (r *runner) start() error {
 		return err
 	}
 	cc := replay.ConsumerConfig{
-		Group:           in.ID,
+		Group:           in.Ref(),
 		MaxInFlight:     b.concurrency(in),
 		OrderKey:        orderKey(in),
 		StopGrace:       b.cfg.StopGrace,
@@ -247,7 +248,7 @@ func (r *runner) start() error {
 	}
 	d.consumer = b.journal.Consumer(cc)
 	// Unique names: Watermill panics on a name it still has.
-	name := fmt.Sprintf("%s#%d", in.ID, b.handlers.Add(1))
+	name := fmt.Sprintf("%s#%d", in.Ref(), b.handlers.Add(1))
 	d.handler = b.router.AddConsumerHandler(name, Topic, d.consumer, d.routerHandler())
 	if err := b.router.RunHandlers(runCtx); err != nil {
 		return errors.Join(err, d.consumer.Close(), d.sink.Close())
@@ -306,7 +307,12 @@ func (d *delivery) close() error {
 // them: in its log, the bus's log and the Observer.
 func (b *Bus) lostEvents(in Integration, lost uint64) {
 	events := fmt.Sprintf("%d events were", lost)
-	if lost == 1 {
+	switch {
+	case in.Tenant != "":
+		// Whose they were went with them: a count would tell the tenant of
+		// other tenants' events. The Observer, the application's, counts.
+		events = "Events of the journal were"
+	case lost == 1:
 		events = "1 event was"
 	}
 	reason := events + " removed by retention before the integration caught up."
@@ -319,10 +325,10 @@ func (b *Bus) lostEvents(in Integration, lost uint64) {
 			"(MemoryBytes %s, Retention %s); a DataDir keeps them on disk.",
 			events, bound, retentionText(b.cfg.Retention))
 	}
-	b.log(in.ID, middleware.ActionRetentionLoss, reason)
-	b.cfg.Logger.Error("Events removed from the journal before delivery", logging.IntegrationID, in.ID, "lost", lost)
+	b.log(in.Ref(), middleware.ActionRetentionLoss, reason)
+	b.cfg.Logger.Error("Events removed from the journal before delivery", logging.IntegrationID, in.Ref(), "lost", lost)
 	if obs := b.cfg.Observer; obs != nil {
-		obs.LostToRetention(in.ID, in.Type(), lost)
+		obs.LostToRetention(in.Ref(), in.Type(), lost)
 	}
 }
 

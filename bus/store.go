@@ -93,7 +93,7 @@ func (b *Bus) saveLocked() error {
 		}
 		list = append(list, r.in)
 	}
-	sort.Slice(list, func(i, j int) bool { return list[i].ID < list[j].ID })
+	sort.Slice(list, func(i, j int) bool { return list[i].Ref() < list[j].Ref() })
 	return b.store.save(list)
 }
 
@@ -106,19 +106,22 @@ func (b *Bus) loadIntegrations() error {
 		return err
 	}
 	for _, in := range list {
+		key := in.Ref()
 		f, err := in.validate(b.cfg.Sinks, maxTime(b.cfg.Clock.Now(), in.StartsAt), nil)
 		var chain *middleware.Chain
 		if err == nil {
 			chain, err = b.newChain(in)
 		}
-		if err == nil && b.runners[in.ID] != nil {
-			err = fmt.Errorf("%w: %s saved twice", ErrExists, quoteID(in.ID))
+		if err == nil && b.runners[key] != nil {
+			// Two records of one ref: which one's cursor, log and rejected
+			// events the others are cannot be told.
+			err = fmt.Errorf("%w: %s saved twice", ErrExists, quoteID(key))
 		}
 		if err != nil {
-			unreadable = append(unreadable, fmt.Errorf("sinkbus: saved integration %s: %w", quoteID(in.ID), err))
+			unreadable = append(unreadable, fmt.Errorf("sinkbus: saved integration %s: %w", quoteID(key), err))
 			continue
 		}
-		b.runners[in.ID] = &runner{b: b, in: in, filter: f, chain: chain, ready: true}
+		b.runners[key] = &runner{b: b, in: in, filter: f, chain: chain, ready: true}
 	}
 	if len(unreadable) == 0 {
 		return nil

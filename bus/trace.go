@@ -83,7 +83,7 @@ func journalTrace(ctx context.Context, recs []*replay.Record) {
 // journalled context is its parent, and a link); a replay or a manual retry
 // is a new cause, so it only links to it, under the caller's span if any.
 func (b *Bus) traceAttempts(in Integration, h message.HandlerFunc) message.HandlerFunc {
-	id, typ := in.ID, in.Type()
+	id, typ := in.Ref(), in.Type()
 	name := "send " + id
 	base := trace.WithAttributes(
 		semconv.MessagingSystemKey.String(typ),

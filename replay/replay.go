@@ -44,7 +44,9 @@ type Job struct {
 	// Missing is how many events published between From and To the journal
 	// no longer holds: an in-memory journal removes the events every
 	// integration has delivered first when it needs room. The replay cannot
-	// deliver them; Partial is set.
+	// deliver them; Partial is set. A tenant's integration is not told how
+	// many (zero): whose they were went with them, and a count would tell
+	// the tenant of other tenants' events.
 	Missing int
 	// Partial reports that the journal no longer holds the whole range
 	// asked for: it was asked for more than it covers.

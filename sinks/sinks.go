@@ -123,7 +123,10 @@ type Purger interface {
 
 // Env is what the bus gives a sink when it builds it.
 type Env struct {
-	// IntegrationID names the integration the sink delivers for.
+	// IntegrationID names the integration the sink delivers for: its ref,
+	// "<tenant>/<id>" for a tenant's integration ("acme/erp-sync"), its id
+	// for the application's. A sink that names a file after it escapes the
+	// '/' (file.PathSegment).
 	IntegrationID string
 	// Logger is never nil. The bus's carries the integration_id.
 	Logger watermill.LoggerAdapter

@@ -19,6 +19,21 @@
 //	POST   /integrations/{id}/circuit/reset                close the circuit
 //	POST   /integrations/{id}/replay                       {"from","to","dry_run"}
 //
+// Every request has a caller (Options.Caller, an access.Identify hook the
+// application writes from its own authentication): a tenant, or the
+// application as administrator. Every route works within the caller's
+// scope. Under /integrations a tenant reaches its own integrations, by id;
+// the administrator every integration, by ref (Integration.Ref), the list
+// holding every tenant's. Each route is also served under
+// /tenants/{tenant}, for tenant {tenant}'s integrations by id
+// (/tenants/acme/integrations/erp-sync/log): the administrator reaches
+// there any tenant's, a tenant its own only. Whatever a tenant asks of
+// another tenant's integrations (by path, by an encoded '/' in an id, by a
+// "tenant" in a body) is answered 404 as for an integration that does not
+// exist, and changes nothing: another tenant's existence is not revealed.
+// A tenant cannot create an integration for another tenant, nor one of
+// the application's.
+//
 // Integrations are read and written in three shapes (bus/formats): sinkbus's
 // own flat object, Elastic Path's {"data":{...}} envelope with links and
 // meta.timestamps, and NewStore's (integration_type permanent / temporary,
@@ -40,23 +55,23 @@ package api
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"mime"
 	"net/http"
 	"net/url"
+	"strconv"
+	"strings"
 
 	"github.com/ThreeDotsLabs/watermill"
 
 	"github.com/sinkbus/sinkbus/bus"
+	"github.com/sinkbus/sinkbus/bus/access"
 	"github.com/sinkbus/sinkbus/bus/formats"
 	"github.com/sinkbus/sinkbus/field"
 	"github.com/sinkbus/sinkbus/internal/logging"
 	"github.com/sinkbus/sinkbus/internal/textcut"
 )
-
-// ErrUnauthenticated is what an Authorize hook returns (wrapped or not) for a
-// request that did not say who sent it: it is answered 401 instead of 403.
-var ErrUnauthenticated = errors.New("sinkbus: unauthenticated")
 
 // DefaultMaxBodyBytes bounds request bodies when Options.MaxBodyBytes is zero.
 const DefaultMaxBodyBytes = 1 << 20
@@ -65,14 +80,15 @@ const DefaultMaxBodyBytes = 1 << 20
 // a plausible id, generated otherwise, and always echoed in the response.
 const RequestIDHeader = "X-Request-Id"
 
-// Options configures the management API. The zero value serves the whole API
-// to anyone, in sinkbus's own shape.
+// Options configures the management API.
 type Options struct {
-	// Authorize decides whether a request may use the API; the application
-	// decides who may. A nil Authorize allows every request. An error that
-	// is (or wraps) ErrUnauthenticated is answered 401, any other 403; the
-	// error's text is not shown to the caller.
-	Authorize func(r *http.Request) error
+	// Caller maps each request to its caller: a tenant, who reaches its own
+	// integrations only, or the administrator (see the package comment).
+	// An error that is (or wraps) access.ErrUnauthenticated is answered 401,
+	// any other 403, as is a caller that is nobody (the hook's mistake,
+	// logged); the error's text is not shown to the caller. Required:
+	// access.Anyone(access.Admin()) serves the whole API to anyone.
+	Caller access.Identify
 	// MaxBodyBytes bounds request bodies; a larger one is answered 413.
 	// Zero means DefaultMaxBodyBytes; negative is invalid.
 	MaxBodyBytes int64
@@ -93,6 +109,9 @@ type Options struct {
 // Validate reports every invalid option, by its Go field name.
 func (o Options) Validate() error {
 	var p field.Problems
+	if o.Caller == nil {
+		p.Add("Caller", "required (access.Anyone(access.Admin()) serves the whole API to anyone)")
+	}
 	if o.MaxBodyBytes < 0 {
 		p.Add("MaxBodyBytes", "must not be negative")
 	}
@@ -138,7 +157,7 @@ func New(b *bus.Bus, opts Options) (http.Handler, error) {
 	}
 	opts.setDefaults()
 	h := &handler{b: b, opts: opts, mux: http.NewServeMux()}
-	routes := map[string]http.HandlerFunc{
+	routes := map[string]route{
 		"GET /integrations":                                        h.list,
 		"POST /integrations":                                       h.create,
 		"GET /integrations/{id}":                                   h.get,
@@ -156,14 +175,61 @@ func New(b *bus.Bus, opts Options) (http.Handler, error) {
 		"POST /integrations/{id}/replay":                           h.replay,
 	}
 	for pattern, fn := range routes {
-		h.mux.HandleFunc(pattern, fn)
+		method, path, _ := strings.Cut(pattern, " ")
+		h.mux.HandleFunc(pattern, h.scoped(fn, false))
+		h.mux.HandleFunc(method+" /tenants/{tenant}"+path, h.scoped(fn, true))
 	}
 	return h, nil
 }
 
-type requestIDKey struct{}
+// route serves a request within m, the view of the integrations its
+// caller may use there. Routes reach the integrations through m alone.
+type route func(w http.ResponseWriter, r *http.Request, m *bus.Integrations)
 
-// ServeHTTP tags the request with its id, authorizes it and routes it;
+// scoped runs fn within the view of the request's caller: on /integrations
+// the caller's own (access.Caller.Integrations); below /tenants/{tenant}
+// (byTenant) that tenant's, for the administrator and that tenant alone.
+// Another tenant's integrations are not found, whatever they hold.
+func (h *handler) scoped(fn route, byTenant bool) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		c := callerOf(r)
+		m := c.Integrations(h.b)
+		if byTenant {
+			t := r.PathValue("tenant")
+			switch {
+			case bus.ValidateTenant(t) != nil || !c.IsAdmin() && c.Tenant() != t:
+				h.fail(w, r, notFound(r.PathValue("id")))
+				return
+			case c.IsAdmin():
+				m = m.Tenant(t)
+			}
+		}
+		fn(w, r, m)
+	}
+}
+
+// notFound is the bus's answer for an integration id that does not exist,
+// word for word (its id cut as the bus cuts it), or for none.
+func notFound(id string) error {
+	if id == "" {
+		return bus.ErrNotFound
+	}
+	return fmt.Errorf("%w: %s", bus.ErrNotFound, strconv.Quote(textcut.Cut(id, 64)))
+}
+
+type (
+	requestIDKey struct{}
+	callerKey    struct{}
+)
+
+// callerOf is the caller ServeHTTP found; nobody when there is none, whose
+// view fails at every call.
+func callerOf(r *http.Request) access.Caller {
+	c, _ := r.Context().Value(callerKey{}).(access.Caller)
+	return c
+}
+
+// ServeHTTP tags the request with its id, finds its caller and routes it;
 // unknown paths and methods get JSON errors like every other failure.
 func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	id := r.Header.Get(RequestIDHeader)
@@ -173,16 +239,23 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set(RequestIDHeader, id)
 	r = r.WithContext(context.WithValue(r.Context(), requestIDKey{}, id))
 
-	if h.opts.Authorize != nil {
-		if err := h.opts.Authorize(r); err != nil {
-			if errors.Is(err, ErrUnauthenticated) {
-				writeError(w, r, http.StatusUnauthorized, "unauthenticated", "authentication required", nil)
-			} else {
-				writeError(w, r, http.StatusForbidden, "forbidden", "not allowed to use this API", nil)
-			}
-			return
+	c, err := h.opts.Caller(r)
+	if err == nil {
+		if err = c.Validate(); err != nil {
+			// The hook's mistake: refused, as nobody may use the API.
+			h.opts.Logger.Error("The Caller hook gave an invalid caller; request refused", "error", err,
+				"request_id", id, "method", r.Method, "path", shortPath(r))
 		}
 	}
+	if err != nil {
+		if errors.Is(err, access.ErrUnauthenticated) {
+			writeError(w, r, http.StatusUnauthorized, "unauthenticated", "authentication required", nil)
+		} else {
+			writeError(w, r, http.StatusForbidden, "forbidden", "not allowed to use this API", nil)
+		}
+		return
+	}
+	r = r.WithContext(context.WithValue(r.Context(), callerKey{}, c))
 	if mutating(r.Method) && !isJSON(r.Header.Get("Content-Type")) {
 		writeError(w, r, http.StatusUnsupportedMediaType, "unsupported_media_type",
 			r.Method+" requests must have Content-Type: application/json", nil)

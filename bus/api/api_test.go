@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/sinkbus/sinkbus/bus"
+	"github.com/sinkbus/sinkbus/bus/access"
 	"github.com/sinkbus/sinkbus/bus/api"
 	"github.com/sinkbus/sinkbus/bus/bustest"
 	"github.com/sinkbus/sinkbus/bus/formats"
@@ -672,15 +673,19 @@ func TestAPI_replay_says_when_the_journal_no_longer_holds_the_range(t *testing.T
 	assert.Positive(t, job.Matched)
 }
 
-func TestAPI_authorize_answers_401_and_403(t *testing.T) {
-	s := newServer(t, api.Options{Authorize: func(r *http.Request) error {
+func TestAPI_caller_hook_answers_401_and_403(t *testing.T) {
+	s := newServer(t, api.Options{Caller: func(r *http.Request) (access.Caller, error) {
 		switch r.Header.Get("Authorization") {
 		case "Bearer admin":
-			return nil
+			return access.Admin(), nil
+		case "Bearer forgetful":
+			return access.Caller{}, nil // the hook's mistake: nobody
+		case "Bearer odd":
+			return access.Tenant("a/b"), nil // no tenant's name
 		case "":
-			return fmt.Errorf("no token: %w", api.ErrUnauthenticated)
+			return access.Caller{}, fmt.Errorf("no token: %w", access.ErrUnauthenticated)
 		}
-		return errors.New("token lacks the integrations scope")
+		return access.Caller{}, errors.New("token lacks the integrations scope")
 	}})
 	resp := s.do("GET", "/integrations", "")
 	require.Equal(t, http.StatusUnauthorized, resp.status)
@@ -689,6 +694,11 @@ func TestAPI_authorize_answers_401_and_403(t *testing.T) {
 	require.Equal(t, http.StatusForbidden, resp.status)
 	assert.Equal(t, "forbidden", resp.errorBody(t).ErrorCode)
 	assert.NotContains(t, string(resp.body), "scope")
+	for _, token := range []string{"forgetful", "odd"} {
+		resp = s.do("GET", "/integrations", "", "Authorization", "Bearer "+token)
+		require.Equal(t, http.StatusForbidden, resp.status, token)
+		assert.Equal(t, "forbidden", resp.errorBody(t).ErrorCode)
+	}
 	assert.Equal(t, http.StatusOK, s.do("GET", "/integrations", "", "Authorization", "Bearer admin").status)
 }
 
@@ -753,15 +763,16 @@ func TestNew_refuses_invalid_options_naming_each(t *testing.T) {
 		require.True(t, errors.As(fe, &target))
 		fields = append(fields, target.Field)
 	}
-	assert.ElementsMatch(t, []string{"Format", "MaxBodyBytes", "BaseURL"}, fields)
+	assert.ElementsMatch(t, []string{"Caller", "Format", "MaxBodyBytes", "BaseURL"}, fields)
 	assert.Contains(t, err.Error(), `"elastic_path"`, "the rule lists the formats")
 
-	_, err = api.New(tb.Bus, api.Options{BaseURL: "https://shop.example.com/api?x=1"})
+	anyone := access.Anyone(access.Admin())
+	_, err = api.New(tb.Bus, api.Options{Caller: anyone, BaseURL: "https://shop.example.com/api?x=1"})
 	assert.Error(t, err)
-	_, err = api.New(nil, api.Options{})
+	_, err = api.New(nil, api.Options{Caller: anyone})
 	assert.Error(t, err)
 	for _, f := range []formats.Format{"", formats.Sinkbus, formats.ElasticPath, formats.NewStore} {
-		_, err := api.New(tb.Bus, api.Options{Format: f, BaseURL: "https://shop.example.com/api/"})
+		_, err := api.New(tb.Bus, api.Options{Caller: anyone, Format: f, BaseURL: "https://shop.example.com/api/"})
 		assert.NoError(t, err, f)
 	}
 }

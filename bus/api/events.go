@@ -71,8 +71,8 @@ type ReplayResponse struct {
 	Partial bool `json:"partial"`
 }
 
-func (h *handler) log(w http.ResponseWriter, r *http.Request) {
-	entries, err := h.b.Integrations().Log(r.Context(), r.PathValue("id"))
+func (h *handler) log(w http.ResponseWriter, r *http.Request, m *bus.Integrations) {
+	entries, err := m.Log(r.Context(), r.PathValue("id"))
 	if err != nil {
 		h.fail(w, r, err)
 		return
@@ -83,8 +83,8 @@ func (h *handler) log(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, LogResponse{Entries: entries})
 }
 
-func (h *handler) rejectedList(w http.ResponseWriter, r *http.Request) {
-	list, err := h.b.Integrations().Rejected(r.Context(), r.PathValue("id"))
+func (h *handler) rejectedList(w http.ResponseWriter, r *http.Request, m *bus.Integrations) {
+	list, err := m.Rejected(r.Context(), r.PathValue("id"))
 	if err != nil {
 		h.fail(w, r, err)
 		return
@@ -99,8 +99,8 @@ func (h *handler) rejectedList(w http.ResponseWriter, r *http.Request) {
 
 // rejectedGet answers NewStore's tenant, name, published_at and payload,
 // with the event id, why it was rejected and after how many attempts.
-func (h *handler) rejectedGet(w http.ResponseWriter, r *http.Request) {
-	e, err := h.b.Integrations().RejectedEvent(r.Context(), r.PathValue("id"), r.PathValue("event_id"))
+func (h *handler) rejectedGet(w http.ResponseWriter, r *http.Request, m *bus.Integrations) {
+	e, err := m.RejectedEvent(r.Context(), r.PathValue("id"), r.PathValue("event_id"))
 	if err != nil {
 		h.fail(w, r, err)
 		return
@@ -108,8 +108,8 @@ func (h *handler) rejectedGet(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, e)
 }
 
-func (h *handler) rejectedDelete(w http.ResponseWriter, r *http.Request) {
-	if err := h.b.Integrations().DeleteRejected(r.Context(), r.PathValue("id"), r.PathValue("event_id")); err != nil {
+func (h *handler) rejectedDelete(w http.ResponseWriter, r *http.Request, m *bus.Integrations) {
+	if err := m.DeleteRejected(r.Context(), r.PathValue("id"), r.PathValue("event_id")); err != nil {
 		h.fail(w, r, err)
 		return
 	}
@@ -119,8 +119,8 @@ func (h *handler) rejectedDelete(w http.ResponseWriter, r *http.Request) {
 // rejectedRetry delivers the event once more: 204 when the destination took
 // it (and it left the rejected store), 502 when it still fails, 503 while
 // the circuit is open.
-func (h *handler) rejectedRetry(w http.ResponseWriter, r *http.Request) {
-	err := h.b.Integrations().RetryRejected(r.Context(), r.PathValue("id"), r.PathValue("event_id"))
+func (h *handler) rejectedRetry(w http.ResponseWriter, r *http.Request, m *bus.Integrations) {
+	err := m.RetryRejected(r.Context(), r.PathValue("id"), r.PathValue("event_id"))
 	switch {
 	case err == nil:
 		w.WriteHeader(http.StatusNoContent)
@@ -139,8 +139,8 @@ func (h *handler) rejectedRetry(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-func (h *handler) circuit(w http.ResponseWriter, r *http.Request) {
-	s, err := h.b.Integrations().Circuit(r.Context(), r.PathValue("id"))
+func (h *handler) circuit(w http.ResponseWriter, r *http.Request, m *bus.Integrations) {
+	s, err := m.Circuit(r.Context(), r.PathValue("id"))
 	if err != nil {
 		h.fail(w, r, err)
 		return
@@ -148,8 +148,7 @@ func (h *handler) circuit(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, s)
 }
 
-func (h *handler) circuitReset(w http.ResponseWriter, r *http.Request) {
-	m := h.b.Integrations()
+func (h *handler) circuitReset(w http.ResponseWriter, r *http.Request, m *bus.Integrations) {
 	id := r.PathValue("id")
 	if err := m.ResetCircuit(r.Context(), id); err != nil {
 		h.fail(w, r, err)
@@ -163,7 +162,7 @@ func (h *handler) circuitReset(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, s)
 }
 
-func (h *handler) replay(w http.ResponseWriter, r *http.Request) {
+func (h *handler) replay(w http.ResponseWriter, r *http.Request, m *bus.Integrations) {
 	data, ok := h.readBody(w, r)
 	if !ok {
 		return
@@ -186,7 +185,7 @@ func (h *handler) replay(w http.ResponseWriter, r *http.Request) {
 	if req.To != nil {
 		rr.To = *req.To
 	}
-	job, err := h.b.Integrations().Replay(r.Context(), r.PathValue("id"), rr)
+	job, err := m.Replay(r.Context(), r.PathValue("id"), rr)
 	if err != nil {
 		h.fail(w, r, err)
 		return

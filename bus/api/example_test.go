@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/sinkbus/sinkbus/bus"
+	"github.com/sinkbus/sinkbus/bus/access"
 	"github.com/sinkbus/sinkbus/bus/api"
 )
 
@@ -22,7 +23,7 @@ func Example() {
 	}
 	defer b.Close()
 
-	h, err := api.New(b, api.Options{BaseURL: "https://shop.example.com/api"})
+	h, err := api.New(b, api.Options{Caller: access.Anyone(access.Admin()), BaseURL: "https://shop.example.com/api"})
 	if err != nil {
 		log.Fatal(err)
 	}

@@ -71,8 +71,10 @@ func TestAPI_long_ids_are_not_echoed_whole(t *testing.T) {
 // stopping and starting it is not an update.
 func TestAPI_temporary_integrations_cannot_be_updated(t *testing.T) {
 	s := newServer(t, api.Options{})
+	// Stopped, so that it does not complete its (empty, past) range and
+	// change its own status while the test compares.
 	resp := s.do("POST", "/integrations", `{"id":"tmp","integration_type":"temporary","callback_url":"https://erp.example.com/h",
-		"starts_at":"2019-01-17T12:00:00Z","ends_at":"2019-02-21T23:59:00Z"}`)
+		"starts_at":"2019-01-17T12:00:00Z","ends_at":"2019-02-21T23:59:00Z","status":"stopped"}`)
 	require.Equal(t, http.StatusOK, resp.status, "%s", resp.body)
 	before := s.do("GET", "/integrations/tmp", "").object(t)
 
@@ -83,7 +85,7 @@ func TestAPI_temporary_integrations_cannot_be_updated(t *testing.T) {
 	assert.Contains(t, e.Message, "temporary")
 	assert.Equal(t, before, s.do("GET", "/integrations/tmp", "").object(t))
 
-	resp = s.do("PATCH", "/integrations/tmp", `{"status":"stopped"}`)
+	resp = s.do("PATCH", "/integrations/tmp", `{"status":"running"}`)
 	require.Equal(t, http.StatusOK, resp.status, "%s", resp.body)
-	assert.Equal(t, "stopped", resp.object(t)["status"])
+	assert.Equal(t, "running", resp.object(t)["status"])
 }

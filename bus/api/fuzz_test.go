@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/sinkbus/sinkbus/bus"
+	"github.com/sinkbus/sinkbus/bus/access"
 	"github.com/sinkbus/sinkbus/bus/api"
 	"github.com/sinkbus/sinkbus/bus/bustest"
 	"github.com/sinkbus/sinkbus/sinks"
@@ -48,7 +49,7 @@ func FuzzAPI_request_bodies(f *testing.F) {
 			Decode: func(json.RawMessage) (sinks.Config, error) { return bustest.NewSink(), nil }})
 		c.AllowPrivateNetworks = false
 	})
-	h, err := api.New(tb.Bus, api.Options{})
+	h, err := api.New(tb.Bus, api.Options{Caller: access.Anyone(access.Admin())})
 	if err != nil {
 		f.Fatal(err)
 	}

@@ -20,6 +20,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/sinkbus/sinkbus/bus"
+	"github.com/sinkbus/sinkbus/bus/access"
 	"github.com/sinkbus/sinkbus/bus/api"
 	"github.com/sinkbus/sinkbus/bus/bustest"
 	"github.com/sinkbus/sinkbus/sinks"
@@ -56,21 +57,25 @@ func registry() *sinks.Registry {
 // server is the API of a test bus mounted under /v2 on an httptest server.
 type server struct {
 	*httptest.Server
-	t  *testing.T
-	tb *bustest.Bus
+	t       testing.TB
+	tb      *bustest.Bus
+	handler http.Handler // the API, unmounted
 }
 
 // newServer starts a bus (bustest, fake clock) and its API. cfg adjusts
 // the bus configuration.
-func newServer(t *testing.T, opts api.Options, cfg ...func(*bus.Config)) *server {
+func newServer(t testing.TB, opts api.Options, cfg ...func(*bus.Config)) *server {
 	t.Helper()
 	cfg = append([]func(*bus.Config){func(c *bus.Config) { c.Sinks = registry() }}, cfg...)
 	tb := bustest.New(t, cfg...)
+	if opts.Caller == nil {
+		opts.Caller = access.Anyone(access.Admin())
+	}
 	h, err := api.New(tb.Bus, opts)
 	require.NoError(t, err)
 	mux := http.NewServeMux()
 	mux.Handle("/v2/", http.StripPrefix("/v2", h))
-	s := &server{Server: httptest.NewServer(mux), t: t, tb: tb}
+	s := &server{Server: httptest.NewServer(mux), t: t, tb: tb, handler: h}
 	t.Cleanup(s.Close)
 	return s
 }
@@ -173,7 +178,7 @@ type receiver struct {
 	notify chan struct{}
 }
 
-func newReceiver(t *testing.T, secret string) *receiver {
+func newReceiver(t testing.TB, secret string) *receiver {
 	rc := &receiver{secret: secret, notify: make(chan struct{}, 100)}
 	rc.status.Store(http.StatusNoContent)
 	rc.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -203,7 +208,7 @@ func newReceiver(t *testing.T, secret string) *receiver {
 }
 
 // wait waits for n more requests.
-func (rc *receiver) wait(t *testing.T, n int) {
+func (rc *receiver) wait(t testing.TB, n int) {
 	t.Helper()
 	for range n {
 		select {
@@ -233,7 +238,7 @@ func (rc *receiver) authorizations() []string {
 }
 
 // eventually polls cond every few milliseconds for up to 10 s of real time.
-func eventually(t *testing.T, cond func() bool, msg string) {
+func eventually(t testing.TB, cond func() bool, msg string) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for !cond() {

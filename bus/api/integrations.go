@@ -75,13 +75,13 @@ func (h *handler) baseURL(r *http.Request) string {
 	return scheme + "://" + r.Host + prefix
 }
 
-func (h *handler) list(w http.ResponseWriter, r *http.Request) {
+func (h *handler) list(w http.ResponseWriter, r *http.Request, m *bus.Integrations) {
 	f, err := h.responseFormat(r, "")
 	if err != nil {
 		h.fail(w, r, err)
 		return
 	}
-	list, err := h.b.Integrations().List(r.Context())
+	list, err := m.List(r.Context())
 	if err != nil {
 		h.fail(w, r, err)
 		return
@@ -109,12 +109,12 @@ func (h *handler) list(w http.ResponseWriter, r *http.Request) {
 
 // create accepts the three shapes; Elastic Path's and sinkbus's are answered
 // 201 Created, NewStore's 200 as its API does.
-func (h *handler) create(w http.ResponseWriter, r *http.Request) {
+func (h *handler) create(w http.ResponseWriter, r *http.Request, m *bus.Integrations) {
 	body, ok := h.readBody(w, r)
 	if !ok {
 		return
 	}
-	in, f, err := formats.Create(r.Context(), h.b.Integrations(), body)
+	in, f, err := formats.Create(r.Context(), m, body)
 	if err != nil {
 		h.fail(w, r, err)
 		return
@@ -126,8 +126,8 @@ func (h *handler) create(w http.ResponseWriter, r *http.Request) {
 	h.writeIntegration(w, r, status, f, in)
 }
 
-func (h *handler) get(w http.ResponseWriter, r *http.Request) {
-	in, err := h.b.Integrations().Get(r.Context(), r.PathValue("id"))
+func (h *handler) get(w http.ResponseWriter, r *http.Request, m *bus.Integrations) {
+	in, err := m.Get(r.Context(), r.PathValue("id"))
 	if err != nil {
 		h.fail(w, r, err)
 		return
@@ -139,12 +139,12 @@ func (h *handler) get(w http.ResponseWriter, r *http.Request) {
 // integration and saves it (formats.Patch). Configuration strings sent back
 // masked keep their stored values. "enabled" or "status" starts or stops
 // the integration.
-func (h *handler) update(w http.ResponseWriter, r *http.Request) {
+func (h *handler) update(w http.ResponseWriter, r *http.Request, m *bus.Integrations) {
 	body, ok := h.readBody(w, r)
 	if !ok {
 		return
 	}
-	in, f, err := formats.Patch(r.Context(), h.b.Integrations(), r.PathValue("id"), body)
+	in, f, err := formats.Patch(r.Context(), m, r.PathValue("id"), body)
 	if err != nil {
 		h.fail(w, r, err)
 		return
@@ -152,16 +152,16 @@ func (h *handler) update(w http.ResponseWriter, r *http.Request) {
 	h.writeIntegration(w, r, http.StatusOK, f, in)
 }
 
-func (h *handler) delete(w http.ResponseWriter, r *http.Request) {
-	if err := h.b.Integrations().Delete(r.Context(), r.PathValue("id")); err != nil {
+func (h *handler) delete(w http.ResponseWriter, r *http.Request, m *bus.Integrations) {
+	if err := m.Delete(r.Context(), r.PathValue("id")); err != nil {
 		h.fail(w, r, err)
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
 }
 
-func (h *handler) start(w http.ResponseWriter, r *http.Request) {
-	in, err := h.b.Integrations().Start(r.Context(), r.PathValue("id"))
+func (h *handler) start(w http.ResponseWriter, r *http.Request, m *bus.Integrations) {
+	in, err := m.Start(r.Context(), r.PathValue("id"))
 	if err != nil {
 		h.fail(w, r, err)
 		return
@@ -169,8 +169,8 @@ func (h *handler) start(w http.ResponseWriter, r *http.Request) {
 	h.writeIntegration(w, r, http.StatusOK, "", in)
 }
 
-func (h *handler) stop(w http.ResponseWriter, r *http.Request) {
-	in, err := h.b.Integrations().Stop(r.Context(), r.PathValue("id"))
+func (h *handler) stop(w http.ResponseWriter, r *http.Request, m *bus.Integrations) {
+	in, err := m.Stop(r.Context(), r.PathValue("id"))
 	if err != nil {
 		h.fail(w, r, err)
 		return

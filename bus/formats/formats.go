@@ -11,6 +11,10 @@
 //     tells whether it runs. Other sink types keep "configuration" and name
 //     their type in "sink_type".
 //
+// Each shape carries an integration's tenant (bus.Integration.Tenant) as
+// "tenant"; a tenant's view of the integrations (bus.Integrations.Tenant)
+// refuses a body naming another.
+//
 // The shape of a body is told by its content (Detect). The management API
 // (bus/api) speaks these shapes over HTTP; a Go program holding such a body
 // calls Create, Update, Patch or Decode itself, and Render to answer in a

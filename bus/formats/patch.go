@@ -11,7 +11,7 @@ import (
 )
 
 // immutable are the fields a patch may repeat but not change.
-var immutable = []string{"id", "integration_type", "kind", "starts_at", "ends_at"}
+var immutable = []string{"id", "tenant", "integration_type", "kind", "starts_at", "ends_at"}
 
 // readOnly are the fields a patch may carry (an object read back) but that
 // only the bus sets.

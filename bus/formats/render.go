@@ -11,7 +11,9 @@ import (
 // Render shows in in shape f as a JSON object. Mask in first (the bus's
 // Get and List do) for anything shown to a person. baseURL is where the
 // management API is mounted ("https://api.example.com/v2"), for Elastic
-// Path's links.self.
+// Path's links.self: baseURL, then /integrations/{id} for the application's
+// integrations, /tenants/{tenant}/integrations/{id} for a tenant's, which
+// the application and that tenant reach alike.
 func Render(f Format, in bus.Integration, baseURL string) (map[string]any, error) {
 	data, err := json.Marshal(in)
 	if err != nil {
@@ -24,7 +26,7 @@ func Render(f Format, in bus.Integration, baseURL string) (map[string]any, error
 	switch f {
 	case ElasticPath:
 		obj["type"] = "integration"
-		obj["links"] = object{"self": baseURL + "/integrations/" + url.PathEscape(in.ID)}
+		obj["links"] = object{"self": baseURL + selfPath(in)}
 		delete(obj, "created_at")
 		delete(obj, "updated_at")
 		obj["meta"] = object{"timestamps": object{
@@ -60,4 +62,14 @@ func Render(f Format, in bus.Integration, baseURL string) (map[string]any, error
 // millis formats a time as Elastic Path does: UTC with milliseconds.
 func millis(t time.Time) string {
 	return t.UTC().Format("2006-01-02T15:04:05.000Z")
+}
+
+// selfPath is where the management API (bus/api) serves in, below its
+// mount point.
+func selfPath(in bus.Integration) string {
+	p := "/integrations/" + url.PathEscape(in.ID)
+	if in.Tenant != "" {
+		p = "/tenants/" + url.PathEscape(in.Tenant) + p
+	}
+	return p
 }

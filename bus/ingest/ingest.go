@@ -11,10 +11,12 @@
 // is answered as a duplicate and not published again, also after a restart
 // (New reads the window's events back from the journal).
 //
-// When senders name their tenant (Options.TenantHeader), a uid is theirs
-// alone: the event id is the tenant, ':' and the uid ("acme:event_uid_1"),
-// so that two tenants' uids are neither taken for duplicates nor delivered
-// under one id.
+// With an access.Identify hook (Options.Caller, the one the management API
+// takes), each request's caller decides the event's tenant: a tenant
+// publishes its own events only, whatever the request says. A uid is then
+// its tenant's alone: the event id is the tenant, ':' and the uid
+// ("acme:event_uid_1"), so that two tenants' uids are neither taken for
+// duplicates nor delivered under one id.
 //
 // Answers follow the starter kit's consumer: 200 with
 // {"type":<event>,"response":{"success":true,"message":...}} on success;
@@ -34,11 +36,11 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"regexp"
 	"strings"
 	"time"
 
 	"github.com/sinkbus/sinkbus/bus"
+	"github.com/sinkbus/sinkbus/bus/access"
 	"github.com/sinkbus/sinkbus/field"
 	"github.com/sinkbus/sinkbus/filter"
 	"github.com/sinkbus/sinkbus/internal/clock"
@@ -56,23 +58,27 @@ const (
 
 // Options configures the ingestion handler.
 type Options struct {
-	// Authenticate checks every request before its body is decoded.
-	// Required: use AllowAll to accept unauthenticated requests knowingly.
+	// Authenticate checks every request before its body is decoded (a
+	// signature of the body, say). Required unless Caller is set: use
+	// AllowAll to accept unauthenticated requests knowingly. With both,
+	// a request must pass both.
 	Authenticate Authenticator
+	// Caller maps every request to its caller before its body is read
+	// (access.Identify, the hook the management API takes): a tenant's
+	// events are that tenant's, the administrator's are Tenant's; a refused
+	// request is answered 401 or 403. With Caller set, every event id is
+	// "<tenant>:<uid>" (a '.' of the tenant written %2E, as event ids have
+	// none; no tenant gives ":<uid>"), and uids are deduplicated per
+	// tenant. Nil means every event is Tenant's, its id the uid.
+	Caller access.Identify
 	// Events lists the accepted event names, as observes patterns
 	// ("be-observer.catalog_product_create", "be-observer.*"). Any other
 	// event is answered 400. Empty means every valid name.
 	Events []string
-	// Tenant is the tenant of every event published. Empty means none,
-	// unless TenantHeader names one.
+	// Tenant is the tenant of the events the application itself sends:
+	// every event without Caller, the administrator's with it. Empty means
+	// none.
 	Tenant string
-	// TenantHeader names a request header whose value is the event's tenant
-	// (letters, digits, and ._- after the first character; at most 64).
-	// Empty means the header is not read; an absent header means Tenant.
-	// When set, every event id is "<tenant>:<uid>" (a '.' of the tenant
-	// written %2E, as event ids have none; no tenant gives ":<uid>"), and
-	// uids are deduplicated per tenant.
-	TenantHeader string
 	// MaxBodyBytes bounds a request body; a larger one is answered 413.
 	// Zero means DefaultMaxBodyBytes.
 	MaxBodyBytes int64
@@ -109,8 +115,8 @@ func (o *Options) setDefaults() {
 // Validate reports every invalid option, by its Go field name.
 func (o Options) Validate() error {
 	var p field.Problems
-	if o.Authenticate == nil {
-		p.Add("Authenticate", "required (AllowAll accepts every request)")
+	if o.Authenticate == nil && o.Caller == nil {
+		p.Add("Authenticate", "required unless Caller is set (AllowAll accepts every request)")
 	}
 	if _, err := filter.Compile(o.Events, filter.Conditions{}); err != nil {
 		for _, e := range field.Errors(err) {
@@ -118,8 +124,8 @@ func (o Options) Validate() error {
 			p.Add("Events"+strings.TrimPrefix(fe.Field, "observes"), "%s", fe.Rule)
 		}
 	}
-	if o.Tenant != "" && !tenantPattern.MatchString(o.Tenant) {
-		p.Add("Tenant", "must be letters, digits and ._- (at most 64, starting with a letter or digit)")
+	if o.Tenant != "" {
+		p.Merge("Tenant", bus.ValidateTenant(o.Tenant))
 	}
 	if o.MaxBodyBytes < 0 {
 		p.Add("MaxBodyBytes", "must not be negative")
@@ -129,8 +135,6 @@ func (o Options) Validate() error {
 	}
 	return p.Err()
 }
-
-var tenantPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
 
 // Handler is the ingestion webhook. Create it with New; it is safe for
 // concurrent use.
@@ -167,8 +171,8 @@ func New(b *bus.Bus, opts Options) (*Handler, error) {
 
 // rememberRecent fills the dedupe memory with the ids of the events in the
 // journal that this handler could have published within the window: their
-// names pass Events, and their tenant is Tenant or, with TenantHeader, the
-// one their id names. Others cannot meet a uid of ours, and would only take
+// names pass Events, and their tenant is Tenant or, with Caller, the one
+// their id names. Others cannot meet a uid of ours, and would only take
 // room.
 func (h *Handler) rememberRecent() error {
 	since := h.opts.Clock.Now().Add(-h.opts.DedupeWindow)
@@ -177,8 +181,8 @@ func (h *Handler) rememberRecent() error {
 			return true
 		}
 		tenant := r.Metadata[sinks.MetaTenant]
-		if h.opts.TenantHeader == "" && tenant != h.opts.Tenant ||
-			h.opts.TenantHeader != "" && !strings.HasPrefix(r.UUID, tenantPrefix(tenant)) {
+		if h.opts.Caller == nil && tenant != h.opts.Tenant ||
+			h.opts.Caller != nil && !strings.HasPrefix(r.UUID, tenantPrefix(tenant)) {
 			return true
 		}
 		h.seen.remember(r.UUID, fingerprintOf(r.Metadata[sinks.MetaName], r.Payload), r.Time)
@@ -188,7 +192,7 @@ func (h *Handler) rememberRecent() error {
 
 // eventID is the id of the event a uid becomes under tenant.
 func (h *Handler) eventID(tenant, uid string) string {
-	if h.opts.TenantHeader == "" {
+	if h.opts.Caller == nil {
 		return uid
 	}
 	return tenantPrefix(tenant) + uid
@@ -224,6 +228,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		answer(w, http.StatusMethodNotAllowed, "", r.Method+" is not allowed; POST the event")
 		return
 	}
+	tenant, ok := h.tenant(w, r)
+	if !ok {
+		return
+	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, h.opts.MaxBodyBytes))
 	if err != nil {
 		var tooLarge *http.MaxBytesError
@@ -234,7 +242,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		answer(w, http.StatusBadRequest, "", "cannot read the request body")
 		return
 	}
-	if err := h.opts.Authenticate(r, body); err != nil {
+	if auth := h.opts.Authenticate; auth != nil && auth(r, body) != nil {
 		answer(w, http.StatusUnauthorized, "", "not authenticated")
 		return
 	}
@@ -247,10 +255,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		answer(w, http.StatusBadRequest, e.Name, "data.event: unknown event "+quote(e.Name))
 		return
 	}
-	if e.Tenant, err = h.tenant(r); err != nil {
-		answer(w, http.StatusBadRequest, e.Name, problemText(err))
-		return
-	}
+	e.Tenant = tenant
 	uid := e.ID
 	e.ID = h.eventID(e.Tenant, uid)
 	h.publish(w, r, e, uid)
@@ -305,18 +310,31 @@ func (h *Handler) published(w http.ResponseWriter, e bus.Event, uid string, err 
 	}
 }
 
-func (h *Handler) tenant(r *http.Request) (string, error) {
-	if h.opts.TenantHeader == "" {
-		return h.opts.Tenant, nil
+// tenant is the tenant of the events of r's caller: Tenant without a
+// Caller hook and for the administrator, the caller's own for a tenant.
+// It answers r when the hook refuses it (ok false).
+func (h *Handler) tenant(w http.ResponseWriter, r *http.Request) (tenant string, ok bool) {
+	if h.opts.Caller == nil {
+		return h.opts.Tenant, true
 	}
-	v := r.Header.Get(h.opts.TenantHeader)
+	c, err := h.opts.Caller(r)
+	if err == nil {
+		if err = c.Validate(); err != nil {
+			// The hook's mistake: refused, as nobody may publish.
+			h.opts.Logger.Error("The Caller hook gave an invalid caller; request refused", "error", err)
+		}
+	}
 	switch {
-	case v == "":
-		return h.opts.Tenant, nil
-	case !tenantPattern.MatchString(v):
-		return "", field.New(h.opts.TenantHeader, "must be letters, digits and ._- (at most 64, starting with a letter or digit)")
+	case errors.Is(err, access.ErrUnauthenticated):
+		answer(w, http.StatusUnauthorized, "", "not authenticated")
+		return "", false
+	case err != nil:
+		answer(w, http.StatusForbidden, "", "not allowed to publish")
+		return "", false
+	case c.IsAdmin():
+		return h.opts.Tenant, true
 	}
-	return v, nil
+	return c.Tenant(), true
 }
 
 // Decode reads an ingestion request body: uid becomes the event id, event

@@ -20,6 +20,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/sinkbus/sinkbus/bus"
+	"github.com/sinkbus/sinkbus/bus/access"
 	"github.com/sinkbus/sinkbus/bus/bustest"
 	"github.com/sinkbus/sinkbus/bus/ingest"
 )
@@ -54,7 +55,7 @@ func newFixture(t *testing.T, opts ingest.Options, cfg ...func(*bus.Config)) *fi
 	t.Helper()
 	tb := bustest.New(t, cfg...)
 	sink := tb.Record()
-	if opts.Authenticate == nil {
+	if opts.Authenticate == nil && opts.Caller == nil {
 		opts.Authenticate = ingest.Bearer(token)
 	}
 	if opts.Clock == nil {
@@ -88,6 +89,22 @@ func (f *fixture) post(body string, headers ...string) (int, ingest.Response) {
 	return resp.StatusCode, out
 }
 
+// callers is the Caller hook of the tenants' tests: token is the
+// application's (the administrator's), "tok-<tenant>" each tenant's.
+func callers(t *testing.T, tenants ...string) access.Identify {
+	t.Helper()
+	m := map[string]access.Caller{token: access.Admin()}
+	for _, name := range tenants {
+		m["tok-"+name] = access.Tenant(name)
+	}
+	identify, err := access.Bearer(m)
+	require.NoError(t, err)
+	return identify
+}
+
+// as is the Authorization header of tenant's token.
+func as(tenant string) []string { return []string{"Authorization", "Bearer tok-" + tenant} }
+
 // published is how many events the bus journal holds.
 func (f *fixture) published() uint64 { return f.tb.Events().Head() - f.head }
 
@@ -96,8 +113,8 @@ func event(uid, name, value string) string {
 }
 
 func TestIngest_publishes_the_starter_kit_example(t *testing.T) {
-	f := newFixture(t, ingest.Options{Events: []string{"be-observer.*"}, TenantHeader: "X-Tenant"})
-	status, resp := f.post(starterKitBody, "X-Tenant", "acme")
+	f := newFixture(t, ingest.Options{Events: []string{"be-observer.*"}, Caller: callers(t, "acme")})
+	status, resp := f.post(starterKitBody, as("acme")...)
 	require.Equal(t, http.StatusOK, status)
 	assert.Equal(t, ingest.Response{Type: "be-observer.catalog_product_create",
 		Response: ingest.Result{Success: true, Message: "Event published successfully"}}, resp)
@@ -277,14 +294,34 @@ func TestIngest_a_uid_refused_by_the_bus_can_be_sent_again(t *testing.T) {
 	assert.EqualValues(t, 1, f.published())
 }
 
-func TestIngest_the_tenant_header_is_checked(t *testing.T) {
-	f := newFixture(t, ingest.Options{TenantHeader: "X-Tenant", Tenant: "default"})
-	status, resp := f.post(event("u-1", "product.created", `1`), "X-Tenant", "../etc")
-	assert.Equal(t, http.StatusBadRequest, status)
-	assert.Contains(t, resp.Response.Message, "X-Tenant: ")
+// The tenant of an event is its caller's, whatever the request says; the
+// administrator's events are Options.Tenant's.
+func TestIngest_the_tenant_is_the_callers(t *testing.T) {
+	f := newFixture(t, ingest.Options{Caller: callers(t, "acme"), Tenant: "default"})
+	status, _ := f.post(event("u-1", "product.created", `1`), append(as("acme"), "X-Tenant", "globex")...)
+	require.Equal(t, http.StatusOK, status)
 	status, _ = f.post(event("u-2", "product.created", `1`))
 	require.Equal(t, http.StatusOK, status)
-	assert.Equal(t, "default", f.sink.WaitFor(t, 1)[0].Tenant)
+	got := f.sink.WaitFor(t, 2)
+	byID := map[string]string{got[0].ID: got[0].Tenant, got[1].ID: got[1].Tenant}
+	assert.Equal(t, map[string]string{"acme:u-1": "acme", "default:u-2": "default"}, byID)
+
+	status, resp := f.post(event("u-3", "product.created", `1`), "Authorization", "Bearer tok-globex")
+	assert.Equal(t, http.StatusUnauthorized, status)
+	assert.False(t, resp.Response.Success)
+	assert.EqualValues(t, 2, f.published())
+}
+
+// A hook that says nobody called, or names no valid tenant, publishes
+// nothing: 403.
+func TestIngest_a_caller_that_is_nobody_is_refused(t *testing.T) {
+	for _, c := range []access.Caller{{}, access.Tenant("a/b"), access.Tenant("")} {
+		f := newFixture(t, ingest.Options{Caller: access.Anyone(c)})
+		status, resp := f.post(event("u-1", "product.created", `1`))
+		assert.Equal(t, http.StatusForbidden, status, c.String())
+		assert.False(t, resp.Response.Success)
+		assert.Zero(t, f.published())
+	}
 }
 
 func TestIngest_only_POST_is_allowed(t *testing.T) {
@@ -311,16 +348,18 @@ func TestNew_validates_the_options(t *testing.T) {
 	for _, field := range []string{"Authenticate", "Events[0]", "MaxBodyBytes", "Tenant"} {
 		assert.Contains(t, err.Error(), field)
 	}
+	_, err = ingest.New(tb.Bus, ingest.Options{Caller: access.Anyone(access.Admin())})
+	require.NoError(t, err, "a Caller hook authenticates")
 	_, err = ingest.HMAC("", "s")
 	assert.Error(t, err)
 	_, err = ingest.StandardWebhooks()
 	assert.Error(t, err)
 }
 
-// With TenantHeader, a uid belongs to its tenant: the same uid from two
+// With a Caller hook, a uid belongs to its tenant: the same uid from two
 // tenants is two events with two ids, and a duplicate only within one.
 func TestIngest_uids_are_deduplicated_per_tenant(t *testing.T) {
-	f := newFixture(t, ingest.Options{TenantHeader: "X-Tenant", Tenant: "default"})
+	f := newFixture(t, ingest.Options{Caller: callers(t, "acme", "globex", "default", "acme.eu", "acme-eu"), Tenant: "default"})
 	body := event("u-1", "product.created", `{}`)
 	for _, tc := range []struct {
 		tenant    string
@@ -329,12 +368,16 @@ func TestIngest_uids_are_deduplicated_per_tenant(t *testing.T) {
 		{"acme", false},
 		{"globex", false},
 		{"acme", true},
-		{"", false}, // the default tenant
+		{"", false}, // the administrator: the default tenant
 		{"default", true},
 		{"acme.eu", false},
 		{"acme-eu", false},
 	} {
-		status, resp := f.post(body, "X-Tenant", tc.tenant)
+		var headers []string
+		if tc.tenant != "" {
+			headers = as(tc.tenant)
+		}
+		status, resp := f.post(body, headers...)
 		require.Equal(t, http.StatusOK, status, tc.tenant)
 		assert.Equal(t, tc.duplicate, resp.Response.Duplicate, tc.tenant)
 	}
@@ -348,7 +391,7 @@ func TestIngest_uids_are_deduplicated_per_tenant(t *testing.T) {
 		"acme%2Eeu:u-1": "acme.eu", "acme-eu:u-1": "acme-eu"}, got)
 
 	// The uid's own limits are reported on data.uid, with the prefix's part.
-	status, resp := f.post(event(strings.Repeat("u", 125), "product.created", `1`), "X-Tenant", "acme")
+	status, resp := f.post(event(strings.Repeat("u", 125), "product.created", `1`), as("acme")...)
 	assert.Equal(t, http.StatusBadRequest, status)
 	assert.Equal(t, "data.uid: longer than 128 bytes (in the event id <tenant>:<uid>)", resp.Response.Message)
 }
@@ -368,7 +411,10 @@ func TestIngest_dedupe_survives_a_restart(t *testing.T) {
 	}
 	handler := func(b *bus.Bus, opts ingest.Options) http.Handler {
 		t.Helper()
-		opts.Authenticate, opts.Clock, opts.Events = ingest.AllowAll(), clk, []string{"be-observer.*"}
+		opts.Clock, opts.Events = clk, []string{"be-observer.*"}
+		if opts.Caller == nil {
+			opts.Authenticate = ingest.AllowAll()
+		}
 		h, err := ingest.New(b, opts)
 		require.NoError(t, err)
 		return h
@@ -387,14 +433,14 @@ func TestIngest_dedupe_survives_a_restart(t *testing.T) {
 		return out.Response
 	}
 	single := ingest.Options{DedupeWindow: time.Hour, Tenant: "shop"}
-	multi := ingest.Options{DedupeWindow: time.Hour, TenantHeader: "X-Tenant"}
+	multi := ingest.Options{DedupeWindow: time.Hour, Caller: callers(t, "acme.eu", "globex")}
 
 	b := openBus()
 	h, hm := handler(b, single), handler(b, multi)
 	assert.False(t, post(h, "u-old").Duplicate)
 	clk.Advance(50 * time.Minute)
 	assert.False(t, post(h, "u-new").Duplicate)
-	assert.False(t, post(hm, "u-acme", "X-Tenant", "acme.eu").Duplicate)
+	assert.False(t, post(hm, "u-acme", as("acme.eu")...).Duplicate)
 	require.NoError(t, b.Publish(context.Background(),
 		bus.Event{ID: "u-other", Name: "be-observer.product_save", Tenant: "other"},
 		bus.Event{ID: "u-app", Name: "order.created", Tenant: "shop"}))
@@ -411,9 +457,9 @@ func TestIngest_dedupe_survives_a_restart(t *testing.T) {
 	assert.Equal(t, head+3, b.Events().Head())
 
 	hm = handler(b, multi)
-	assert.True(t, post(hm, "u-acme", "X-Tenant", "acme.eu").Duplicate)
-	assert.False(t, post(hm, "u-acme", "X-Tenant", "globex").Duplicate)
-	assert.True(t, post(hm, "u-acme", "X-Tenant", "globex").Duplicate)
+	assert.True(t, post(hm, "u-acme", as("acme.eu")...).Duplicate)
+	assert.False(t, post(hm, "u-acme", as("globex")...).Duplicate)
+	assert.True(t, post(hm, "u-acme", as("globex")...).Duplicate)
 }
 
 // DedupeSize bounds what New reads back too: the most recent are kept.

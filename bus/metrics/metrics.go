@@ -18,6 +18,11 @@
 //	sinkbus_journal_damage_total{action}                       damage the journal found in DataDir: action cut (a torn tail cut off at open) or skipped (a corrupt segment read up to the damage)
 //	sinkbus_journal_damage_bytes_total{action}                 the bytes of it
 //
+// The integration label is the integration's ref: "acme/erp-sync" for
+// tenant acme's, "erp-sync" for the application's own, so that two tenants'
+// integrations of the same id never share a series. The metrics are the
+// application's: serve them to its own monitoring, not to tenants.
+//
 // The counters and the histogram are fed by the bus (Metrics is a
 // bus.Observer: set it as bus.Config.Observer); the gauges are read from the
 // bus when Prometheus scrapes (Watch). Series of deleted integrations are
@@ -121,7 +126,7 @@ type Metrics struct {
 
 	mu    sync.Mutex
 	b     *bus.Bus
-	known sync.Map // integration id → struct{}: ids with counter series
+	known sync.Map // integration ref → struct{}: refs with counter series
 }
 
 var _ bus.Observer = (*Metrics)(nil)
@@ -307,8 +312,8 @@ func (s scrape) Collect(ch chan<- prometheus.Metric) {
 	}
 	exist := make(map[string]bool, len(list))
 	for _, in := range list {
-		exist[in.ID] = true
-		id, typ := in.ID, in.Type()
+		id, typ := in.Ref(), in.Type()
+		exist[id] = true
 		running := 0.0
 		if in.Status == bus.Running {
 			running = 1

@@ -27,9 +27,11 @@ func TestDrainRound_delivers_the_whole_durable_backlog(t *testing.T) {
 func TestFanoutRound_gives_each_integration_its_own_events(t *testing.T) {
 	for _, integrations := range []int{1, len(fanoutNames)} {
 		var cost bench.Cost
-		assert.Positive(t, fanoutRound(integrations, 1000, &cost))
+		assert.Positive(t, fanoutRound(integrations, 1000, byName, &cost))
 		assert.Equal(t, 1000, cost.Events)
 	}
+	var cost bench.Cost
+	assert.Positive(t, fanoutRound(len(fanoutNames), 1000, byTenant, &cost), "each tenant's integration gets its tenant's")
 }
 
 func TestShare_adds_up(t *testing.T) {

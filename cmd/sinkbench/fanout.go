@@ -20,7 +20,23 @@ func init() {
 		setup: setupFanout,
 		unit:  "ns cpu/event",
 	})
+	register(benchCase{
+		name: "tenants",
+		about: "CPU time per published event with 25 tenants' integrations each observing every name, the events spread evenly over the tenants, " +
+			"vs 25 integrations of the application each observing one of 25 names (fanout's many side): what keeping each tenant's events " +
+			"to its own integrations costs beside keeping names apart; same bus, sinks and rounds as fanout",
+		setup: setupTenants,
+		unit:  "ns cpu/event",
+	})
 }
+
+// fanoutMode is how fanoutRound's integrations split the events.
+type fanoutMode int
+
+const (
+	byName   fanoutMode = iota // each observes one name, or one observes all
+	byTenant                   // each is a tenant's, observing every name
+)
 
 // fanoutNames are 25 event names: five entities, five verbs.
 var fanoutNames = func() []string {
@@ -41,12 +57,12 @@ func setupFanout(quick bool) (ours, raw func() float64, cleanup func(), skip str
 	var manyCost, oneCost bench.Cost
 	var manyRates, oneRates []float64
 	ours = func() float64 {
-		rate := fanoutRound(len(fanoutNames), n, &manyCost)
+		rate := fanoutRound(len(fanoutNames), n, byName, &manyCost)
 		manyRates = append(manyRates, rate)
 		return float64(manyCost.CPU.Nanoseconds()) / float64(manyCost.Events)
 	}
 	raw = func() float64 {
-		rate := fanoutRound(1, n, &oneCost)
+		rate := fanoutRound(1, n, byName, &oneCost)
 		oneRates = append(oneRates, rate)
 		return float64(oneCost.CPU.Nanoseconds()) / float64(oneCost.Events)
 	}
@@ -60,22 +76,48 @@ func setupFanout(quick bool) (ours, raw func() float64, cleanup func(), skip str
 	return ours, raw, cleanup, ""
 }
 
-// fanoutRound publishes n events, spread over fanoutNames, into a fresh
-// bus with the given number of integrations (one per name, or one for
-// all), adds the round's CPU time to cost and returns the delivery rate.
-// Each event must reach exactly the integration observing its name.
-func fanoutRound(integrations, n int, cost *bench.Cost) float64 {
+func setupTenants(quick bool) (ours, raw func() float64, cleanup func(), skip string) {
+	n := 50_000
+	if quick {
+		n = 25_000
+	}
+	var tenantCost, nameCost bench.Cost
+	ours = func() float64 {
+		fanoutRound(len(fanoutNames), n, byTenant, &tenantCost)
+		return float64(tenantCost.CPU.Nanoseconds()) / float64(tenantCost.Events)
+	}
+	raw = func() float64 {
+		fanoutRound(len(fanoutNames), n, byName, &nameCost)
+		return float64(nameCost.CPU.Nanoseconds()) / float64(nameCost.Events)
+	}
+	cleanup = func() {
+		if tenantCost.Events > 0 && nameCost.Events > 0 {
+			fmt.Printf("case=tenants cost 25_tenants=%s 25_names=%s\n", &tenantCost, &nameCost)
+		}
+	}
+	return ours, raw, cleanup, ""
+}
+
+// fanoutRound publishes n events, spread over fanoutNames (and, by tenant,
+// over as many tenants), into a fresh bus with the given number of
+// integrations (one per name or per tenant, or one for all), adds the
+// round's CPU time to cost and returns the delivery rate. Each event must
+// reach exactly the integration observing its name, or its tenant's.
+func fanoutRound(integrations, n int, mode fanoutMode, cost *bench.Cost) float64 {
 	ctx := context.Background()
 	b, stop := bench.RunBus(bus.Config{Sinks: noopRegistry(), MemoryBytes: unboundedMemory})
 	defer stop()
 	counters := make([]*bench.Counter, integrations)
 	for i := range counters {
 		counters[i] = &bench.Counter{}
-		observes := []string{"*.*"}
-		if integrations > 1 {
+		observes, m := []string{"*.*"}, b.Integrations()
+		switch {
+		case mode == byTenant:
+			m = m.Tenant(fanoutTenant(i))
+		case integrations > 1:
 			observes = []string{fanoutNames[i]}
 		}
-		_, err := b.Integrations().Create(ctx, bus.Integration{
+		_, err := m.Create(ctx, bus.Integration{
 			ID: fmt.Sprintf("erp-%02d", i), Observes: observes, Concurrency: bench.Concurrency,
 			Sink: noopSink{counters[i]},
 		})
@@ -84,6 +126,10 @@ func fanoutRound(integrations, n int, cost *bench.Cost) float64 {
 	events := make([]bus.Event, len(fanoutNames))
 	for i, name := range fanoutNames {
 		events[i] = bus.Event{Name: name, Payload: bench.Payload1K}
+		if mode == byTenant {
+			// Each name's events are one tenant's: the same spread as by name.
+			events[i].Tenant = fanoutTenant(i)
+		}
 	}
 	round := func(n int) time.Duration {
 		done := make([]<-chan struct{}, integrations)
@@ -126,3 +172,6 @@ func share(n, integrations, i int) int {
 	}
 	return s
 }
+
+// fanoutTenant names the tenant of byTenant's integration i.
+func fanoutTenant(i int) string { return fmt.Sprintf("tenant-%02d", i) }

@@ -7,6 +7,7 @@
 //	POST /orders/{id}/fulfil      ship it                → order.fulfilled
 //	POST /orders/{id}/cancel      cancel it              → order.cancelled
 //	     /api/integrations...     the management API (bus/api)
+//	     /api/tenants/{tenant}/integrations...
 //	POST /ingest                  the ingestion webhook (bus/ingest), bearer token
 //	GET  /metrics                 Prometheus metrics (bus/metrics)
 //	POST /demo/webhook            a webhook receiver to point integrations at;
@@ -16,9 +17,17 @@
 // that each run starts afresh: the bus holds the last 64 MiB of events
 // (replay.DefaultMemoryBytes), and a restart loses the events not yet
 // delivered. -data-dir keeps the bus's state (not the orders) across
-// restarts:
+// restarts.
 //
-//	go run ./examples/server -ingest-token dev-token
+// The shop hosts tenants: -tenant-tokens gives each tenant a bearer token
+// with which it manages its own integrations on /api and publishes its own
+// events on /ingest, seeing nothing of the others'. -api-token is the
+// application's own (the administrator's) on /api, -ingest-token on
+// /ingest, where its events are -tenant's. One access.Identify hook per
+// handler maps a token to its caller:
+//
+//	go run ./examples/server -ingest-token dev-token -api-token admin-token \
+//	    -tenant-tokens acme=acme-token,globex=globex-token
 package main
 
 import (
@@ -37,6 +46,7 @@ import (
 	"time"
 
 	"github.com/sinkbus/sinkbus/bus"
+	"github.com/sinkbus/sinkbus/bus/access"
 	"github.com/sinkbus/sinkbus/bus/api"
 	"github.com/sinkbus/sinkbus/bus/ingest"
 	"github.com/sinkbus/sinkbus/bus/metrics"
@@ -49,6 +59,7 @@ type config struct {
 	addr         string
 	dataDir      string
 	tenant       string
+	tenantTokens map[string]string // tenant → its bearer token
 	ingestToken  string
 	ingestEvents string
 	apiToken     string
@@ -78,10 +89,21 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.StringVar(&c.tenant, "tenant", "demo-shop", "tenant of the order events")
 	fs.StringVar(&c.ingestToken, "ingest-token", os.Getenv("SINKBUS_INGEST_TOKEN"), "bearer token of /ingest (default $SINKBUS_INGEST_TOKEN; empty: /ingest refuses every request)")
 	fs.StringVar(&c.ingestEvents, "ingest-events", "be-observer.*", "comma-separated event patterns /ingest accepts")
-	fs.StringVar(&c.apiToken, "api-token", os.Getenv("SINKBUS_API_TOKEN"), "bearer token of /api (default $SINKBUS_API_TOKEN; empty: no authentication)")
+	fs.StringVar(&c.apiToken, "api-token", os.Getenv("SINKBUS_API_TOKEN"), "the administrator's bearer token of /api, reaching every tenant's integrations (default $SINKBUS_API_TOKEN; empty, without -tenant-tokens: no authentication)")
+	fs.Func("tenant-tokens", "comma-separated tenant=token pairs: each token manages its tenant's integrations on /api and publishes its tenant's events on /ingest (default $SINKBUS_TENANT_TOKENS)",
+		func(v string) (err error) {
+			c.tenantTokens, err = parseTenantTokens(v)
+			return err
+		})
 	fs.BoolVar(&c.allowPrivate, "allow-private-networks", true, "let integrations that ask for it deliver to loopback and private addresses (the demo receiver is on loopback)")
 	fs.StringVar(&c.demoSecret, "demo-secret", "SOME_SECRET_KEY", "secret /demo/webhook verifies signatures with (Elastic Path's example secret_key)")
 	fs.DurationVar(&c.readTimeout, "read-timeout", 30*time.Second, "longest a client may take to send a whole request, body included")
+	if v := os.Getenv("SINKBUS_TENANT_TOKENS"); v != "" {
+		var err error
+		if c.tenantTokens, err = parseTenantTokens(v); err != nil {
+			return c, fmt.Errorf("$SINKBUS_TENANT_TOKENS: %w", err)
+		}
+	}
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
@@ -89,7 +111,33 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 		fmt.Fprintln(stderr, "-read-timeout must be positive")
 		return c, errors.New("-read-timeout must be positive")
 	}
+	for tenant, token := range c.tenantTokens {
+		if token == c.apiToken || token == c.ingestToken {
+			err := fmt.Errorf("-tenant-tokens: %s's token is also -api-token or -ingest-token", tenant)
+			fmt.Fprintln(stderr, err)
+			return c, err
+		}
+	}
 	return c, nil
+}
+
+// parseTenantTokens reads "acme=acme-token,globex=globex-token".
+func parseTenantTokens(v string) (map[string]string, error) {
+	out := map[string]string{}
+	seen := map[string]bool{}
+	for _, pair := range strings.Split(v, ",") {
+		tenant, token, ok := strings.Cut(strings.TrimSpace(pair), "=")
+		switch {
+		case !ok || token == "":
+			return nil, fmt.Errorf("%q: want tenant=token", pair)
+		case bus.ValidateTenant(tenant) != nil:
+			return nil, fmt.Errorf("%q: not a tenant name (letters, digits, '.', '_', '-')", tenant)
+		case out[tenant] != "" || seen[token]:
+			return nil, fmt.Errorf("%q: a tenant or a token given twice", pair)
+		}
+		out[tenant], seen[token] = token, true
+	}
+	return out, nil
 }
 
 func main() {
@@ -123,15 +171,30 @@ func run(ctx context.Context, cfg config, logger *slog.Logger, ready func(addr s
 	defer b.Close()
 	m.Watch(b)
 
-	if cfg.ingestToken == "" {
-		logger.Warn("/ingest refuses every request: set -ingest-token")
+	// One caller per token: a tenant's token is that tenant on /api and on
+	// /ingest; the application has a token of its own on each.
+	apiCallers, ingestCallers := map[string]access.Caller{}, map[string]access.Caller{}
+	for tenant, token := range cfg.tenantTokens {
+		apiCallers[token], ingestCallers[token] = access.Tenant(tenant), access.Tenant(tenant)
+	}
+	if cfg.apiToken != "" {
+		apiCallers[cfg.apiToken] = access.Admin()
+	}
+	if cfg.ingestToken != "" {
+		ingestCallers[cfg.ingestToken] = access.Admin()
+	}
+	if len(ingestCallers) == 0 {
+		logger.Warn("/ingest refuses every request: set -ingest-token or -tenant-tokens")
+	}
+	ingestCaller, err := access.Bearer(ingestCallers) // no token: accepts nothing
+	if err != nil {
+		return err
 	}
 	ing, err := ingest.New(b, ingest.Options{
-		Authenticate: ingest.Bearer(cfg.ingestToken), // no token: accepts nothing
-		Events:       strings.Split(cfg.ingestEvents, ","),
-		Tenant:       cfg.tenant,
-		TenantHeader: "X-Tenant",
-		Logger:       logger,
+		Caller: ingestCaller,
+		Events: strings.Split(cfg.ingestEvents, ","),
+		Tenant: cfg.tenant,
+		Logger: logger,
 	})
 	if err != nil {
 		return err
@@ -141,14 +204,10 @@ func run(ctx context.Context, cfg config, logger *slog.Logger, ready func(addr s
 		return err
 	}
 
-	apiOpts := api.Options{Logger: logger}
-	if cfg.apiToken != "" {
-		bearer := ingest.Bearer(cfg.apiToken)
-		apiOpts.Authorize = func(r *http.Request) error {
-			if err := bearer(r, nil); err != nil {
-				return fmt.Errorf("%w: %w", api.ErrUnauthenticated, err)
-			}
-			return nil
+	apiOpts := api.Options{Caller: access.Anyone(access.Admin()), Logger: logger}
+	if len(apiCallers) > 0 {
+		if apiOpts.Caller, err = access.Bearer(apiCallers); err != nil {
+			return err
 		}
 	}
 	mgmt, err := api.New(b, apiOpts)
@@ -168,7 +227,7 @@ func run(ctx context.Context, cfg config, logger *slog.Logger, ready func(addr s
 	if err != nil {
 		return err
 	}
-	if cfg.apiToken == "" {
+	if len(apiCallers) == 0 {
 		warnOpenAPI(logger, ln.Addr())
 	}
 	srv := &http.Server{

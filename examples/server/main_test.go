@@ -100,9 +100,16 @@ func (s *started) call(method, path, body string, headers ...string) (int, strin
 	return resp.StatusCode, string(data)
 }
 
+// readmeArgs are the README's command line.
+var readmeArgs = []string{"-ingest-token", "dev-token", "-api-token", "admin-token",
+	"-tenant-tokens", "acme=acme-token,globex=globex-token"}
+
+// admin is the README's Authorization header on /api.
+var admin = []string{"Authorization", "Bearer admin-token"}
+
 // createShipping is the README's first request: Elastic Path's webhook
-// example, pointed at the demo receiver.
-func (s *started) createShipping() (int, string) {
+// example, pointed at the demo receiver. headers are name, value pairs.
+func (s *started) createShipping(headers ...string) (int, string) {
 	s.t.Helper()
 	return s.call("POST", "/api/integrations", `{
 	  "data": {
@@ -119,7 +126,7 @@ func (s *started) createShipping() (int, string) {
 	      "allow_private_networks": true
 	    }
 	  }
-	}`)
+	}`, headers...)
 }
 
 // The README's walk-through, against the real command: create a webhook
@@ -127,11 +134,11 @@ func (s *started) createShipping() (int, string) {
 // integration's log, ingest a third-party event, scrape the metrics, probe
 // the health.
 func TestServer_the_readme_walkthrough(t *testing.T) {
-	srv := start(t, "-ingest-token", "dev-token")
+	srv := start(t, readmeArgs...)
 	call := srv.call
 	base := srv.base
 
-	status, body := srv.createShipping()
+	status, body := srv.createShipping(admin...)
 	require.Equal(t, http.StatusCreated, status, body)
 	assert.Contains(t, body, `"self":"`+base+`/api/integrations/shipping-notification"`)
 	assert.Contains(t, body, `"secret_key":"****_KEY"`)
@@ -161,7 +168,7 @@ func TestServer_the_readme_walkthrough(t *testing.T) {
 	assert.Equal(t, "demo-shop", got.Received[0].Event.Tenant)
 	assert.Contains(t, string(got.Received[0].Event.Payload), ord.ID)
 
-	status, body = call("GET", "/api/integrations/shipping-notification/log", "")
+	status, body = call("GET", "/api/integrations/shipping-notification/log", "", admin...)
 	require.Equal(t, http.StatusOK, status, body)
 	assert.Contains(t, body, `"action":"integration_started"`)
 	assert.Contains(t, body, `"action":"integration_created"`)
@@ -295,4 +302,92 @@ func TestServer_read_timeout_cuts_a_request_that_never_ends(t *testing.T) {
 	if errors.As(err, &ne) && ne.Timeout() {
 		t.Fatal("the server kept the half-sent request open")
 	}
+}
+
+// The README's tenants walk-through: two tenants each create an erp-sync,
+// each sees its own only (another tenant's answers 404, however it is
+// spelt), each publishes its own events through /ingest, and each
+// integration receives its tenant's event alone; the administrator sees
+// both.
+func TestServer_tenants_see_only_their_own(t *testing.T) {
+	srv := start(t, readmeArgs...)
+	call := srv.call
+	as := func(token string) []string { return []string{"Authorization", "Bearer " + token} }
+	erpSync := `{"id":"erp-sync","integration_type":"webhook","observes":["be-observer.*"],
+	  "configuration":{"url":"` + srv.base + `/demo/webhook","secret_key":"SOME_SECRET_KEY","allow_private_networks":true}}`
+	for _, tenant := range []string{"acme", "globex"} {
+		status, body := call("POST", "/api/integrations", erpSync, as(tenant+"-token")...)
+		require.Equal(t, http.StatusCreated, status, body)
+		assert.Contains(t, body, `"tenant":"`+tenant+`"`)
+	}
+
+	ids := func(body string) []string {
+		var list struct {
+			Integrations []struct{ ID, Tenant string }
+		}
+		require.NoError(t, json.Unmarshal([]byte(body), &list), body)
+		var out []string
+		for _, in := range list.Integrations {
+			out = append(out, in.Tenant+"/"+in.ID)
+		}
+		return out
+	}
+	status, body := call("GET", "/api/integrations", "", as("acme-token")...)
+	require.Equal(t, http.StatusOK, status, body)
+	assert.Equal(t, []string{"acme/erp-sync"}, ids(body))
+	status, body = call("GET", "/api/integrations", "", as("admin-token")...)
+	require.Equal(t, http.StatusOK, status, body)
+	assert.Equal(t, []string{"acme/erp-sync", "globex/erp-sync"}, ids(body))
+	status, _ = call("GET", "/api/tenants/globex/integrations/erp-sync/log", "", as("admin-token")...)
+	assert.Equal(t, http.StatusOK, status)
+	for _, path := range []string{"/api/tenants/globex/integrations/erp-sync", "/api/integrations/globex%2Ferp-sync",
+		"/api/tenants/globex/integrations"} {
+		status, body = call("GET", path, "", as("acme-token")...)
+		assert.Equal(t, http.StatusNotFound, status, "%s: %s", path, body)
+	}
+	status, body = call("POST", "/api/integrations", `{"id":"spy","tenant":"globex","integration_type":"webhook",
+	  "configuration":{"url":"https://example.com"}}`, as("acme-token")...)
+	assert.Equal(t, http.StatusBadRequest, status, body)
+	assert.Contains(t, body, `"field":"tenant"`)
+	status, _ = call("GET", "/api/integrations", "")
+	assert.Equal(t, http.StatusUnauthorized, status)
+
+	for _, tenant := range []string{"acme", "globex"} {
+		status, body = call("POST", "/ingest", `{"data":{"uid":"product-1","event":"be-observer.catalog_product_create","value":{"sku":"`+tenant+`-SKU"}}}`,
+			append(as(tenant+"-token"), "X-Tenant", "globex")...)
+		require.Equal(t, http.StatusOK, status, body)
+	}
+	var got struct {
+		Received []received `json:"received"`
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for len(got.Received) < 2 {
+		require.True(t, time.Now().Before(deadline), "the demo receiver got %d", len(got.Received))
+		_, body = call("GET", "/demo/webhook", "")
+		require.NoError(t, json.Unmarshal([]byte(body), &got))
+		time.Sleep(5 * time.Millisecond)
+	}
+	tenants := map[string]string{}
+	for _, r := range got.Received {
+		tenants[r.Event.ID] = r.Event.Tenant
+		assert.Contains(t, string(r.Event.Payload), r.Event.Tenant+"-SKU", "the header named no tenant")
+	}
+	assert.Equal(t, map[string]string{"acme:product-1": "acme", "globex:product-1": "globex"}, tenants)
+	_, body = call("GET", "/metrics", "")
+	assert.Contains(t, body, `sinkbus_delivered_total{integration="acme/erp-sync",type="webhook"} 1`)
+	assert.Contains(t, body, `sinkbus_delivered_total{integration="globex/erp-sync",type="webhook"} 1`)
+	srv.stop()
+}
+
+func TestServer_tenant_tokens_are_checked(t *testing.T) {
+	for _, args := range [][]string{
+		{"-tenant-tokens", "acme"}, {"-tenant-tokens", "a/b=t"}, {"-tenant-tokens", "acme=t,globex=t"},
+		{"-tenant-tokens", "acme=t", "-api-token", "t"},
+	} {
+		_, err := parseFlags(args, io.Discard)
+		assert.Error(t, err, "%v", args)
+	}
+	cfg, err := parseFlags([]string{"-tenant-tokens", "acme=a-token, globex=g-token"}, io.Discard)
+	require.NoError(t, err)
+	assert.Equal(t, map[string]string{"acme": "a-token", "globex": "g-token"}, cfg.tenantTokens)
 }

@@ -464,7 +464,7 @@ func testCursors(t *testing.T, f Factory) {
 
 	a := replay.CursorKey{Topic: "orders", Group: "hook-1"}
 	b := replay.CursorKey{Topic: "orders", Group: "hook-2"}
-	c := replay.CursorKey{Topic: "carts", Group: "hook-1"}
+	c := replay.CursorKey{Topic: "carts", Group: "acme/hook-1"} // a tenant's integration: its ref
 	acked := []replay.Range{{From: 8, To: 10}, {From: 12, To: 13}}
 	require.NoError(t, s.SaveCursors(map[replay.CursorKey]replay.Cursor{a: {Next: 5}, b: {Next: 7}}))
 	require.NoError(t, s.SaveCursors(map[replay.CursorKey]replay.Cursor{a: {Next: 6, Acked: acked}, c: {Next: 1}}))
