@@ -103,22 +103,44 @@ func (b *Bus) Health(ctx context.Context) Health {
 			break
 		}
 		circuit := w.chain.Breaker().State().State
-		ih := IntegrationHealth{ID: w.in.Ref(), Type: w.in.Type(), Circuit: circuit, Lag: b.journal.Lag(Topic, w.in.Ref())}
-		switch {
-		case w.in.Status == Stopped:
-			ih.State = StateStopped
-		case !w.live && h.Running:
-			ih.State = StateFailed
-		case !w.live:
-			ih.State = StateStarting
-		case circuit != middleware.StateClosed:
-			ih.State = StatePaused
-		default:
-			ih.State = StateRunning
-		}
-		h.Integrations = append(h.Integrations, ih)
+		h.Integrations = append(h.Integrations, IntegrationHealth{ID: w.in.Ref(), Type: w.in.Type(),
+			State: stateOf(w.in, w.live, h.Running, circuit), Circuit: circuit, Lag: b.journal.Lag(Topic, w.in.Ref())})
 	}
 	return h
+}
+
+// stateOf is what in is doing: live when its delivery runs, running when
+// the bus's Run delivers, circuit its breaker's state.
+func stateOf(in Integration, live, running bool, circuit string) IntegrationState {
+	switch {
+	case in.Status == Stopped:
+		return StateStopped
+	case !live && running:
+		return StateFailed
+	case !live:
+		return StateStarting
+	case circuit != middleware.StateClosed:
+		return StatePaused
+	}
+	return StateRunning
+}
+
+// State returns what integration id is doing, as Health reports it:
+// running, paused by its open circuit, stopped, starting or failed.
+func (m *Integrations) State(ctx context.Context, id string) (IntegrationState, error) {
+	if err := ctx.Err(); err != nil {
+		return "", err
+	}
+	r, _, err := m.lookup(id)
+	if err != nil {
+		return "", err
+	}
+	b := m.b
+	b.mu.Lock()
+	in, chain, live := r.in, r.chain, r.live != nil
+	running := b.routing && !b.closed && isClosed(b.running)
+	b.mu.Unlock()
+	return stateOf(in, live, running, chain.Breaker().State().State), nil
 }
 
 // HealthHandler serves Health as JSON for Kubernetes-style probes: a path

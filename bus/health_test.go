@@ -71,6 +71,13 @@ func TestBus_Health_reports_each_integration_and_stays_ready_when_a_destination_
 	assert.Equal(t, bus.StateStopped, off.State)
 	assert.EqualValues(t, 2, off.Lag, "a stopped integration's backlog waits")
 	assert.Equal(t, []string{"down", "off", "ok"}, []string{got.Integrations[0].ID, got.Integrations[1].ID, got.Integrations[2].ID})
+	for _, ih := range got.Integrations {
+		st, err := tb.Integrations().State(ctx, ih.ID)
+		require.NoError(t, err)
+		assert.Equal(t, ih.State, st, "Integrations.State says what Health says of %s", ih.ID)
+	}
+	_, err := tb.Integrations().State(ctx, "nope")
+	assert.ErrorIs(t, err, bus.ErrNotFound)
 
 	code, got = probe(t, h, "/healthz/live")
 	assert.Equal(t, http.StatusOK, code)
@@ -99,6 +106,9 @@ func TestBus_Health_before_Run_after_a_failed_start_and_after_Close(t *testing.T
 	assert.True(t, got.Live)
 	assert.False(t, got.Running)
 	assert.Equal(t, bus.StateStarting, stateOf(got, "broken").State)
+	st, err := b.Integrations().State(ctx, "broken")
+	require.NoError(t, err)
+	assert.Equal(t, bus.StateStarting, st)
 	code, _ = probe(t, h, "/livez")
 	assert.Equal(t, http.StatusOK, code)
 
@@ -110,6 +120,9 @@ func TestBus_Health_before_Run_after_a_failed_start_and_after_Close(t *testing.T
 	got = b.Health(ctx)
 	assert.True(t, got.Ready, "one integration that cannot start does not make the bus unready")
 	assert.Equal(t, bus.StateFailed, stateOf(got, "broken").State)
+	st, err = b.Integrations().State(ctx, "broken")
+	require.NoError(t, err)
+	assert.Equal(t, bus.StateFailed, st)
 	lines := logs.lines("Cannot start integration")
 	require.Len(t, lines, 1)
 	assert.Equal(t, "ERROR", lines[0]["level"])

@@ -64,18 +64,38 @@ func badRequest(name, rule string, args ...any) error {
 // fail answers err. Internal errors are logged, never shown: the caller
 // gets the request id to quote.
 func (h *handler) fail(w http.ResponseWriter, r *http.Request, err error) {
-	status, code := statusOf(err)
+	status, body := Failure(err)
 	if status == http.StatusInternalServerError {
 		h.opts.Logger.Error("Management API request failed", "error", err,
 			"request_id", requestID(r), "method", r.Method, "path", r.URL.Path)
-		writeError(w, r, status, code, "internal error", nil)
-		return
+	}
+	body.RequestID = requestID(r)
+	writeJSON(w, status, body)
+}
+
+// Failure is the API's answer to err, returned by the bus or by this
+// package's functions: its status and body (without a request id). An
+// internal error (500) says "internal error" alone; the caller logs err.
+// Other handlers calling the same functions (bus/admin) answer alike
+// with it.
+func Failure(err error) (int, Error) {
+	var dest destinationError
+	switch {
+	case errors.Is(err, middleware.ErrCircuitOpen):
+		return http.StatusServiceUnavailable, Error{ErrorCode: "circuit_open",
+			Message: "the integration's circuit is open; retry after its cool-down or reset it"}
+	case errors.As(err, &dest):
+		return http.StatusBadGateway, Error{ErrorCode: "destination_failed", Message: dest.Error()}
+	}
+	status, code := statusOf(err)
+	if status == http.StatusInternalServerError {
+		return status, Error{ErrorCode: code, Message: "internal error"}
 	}
 	var problems []FieldProblem
 	if status == http.StatusBadRequest || code == "immutable_field" {
 		problems = fieldProblems(err)
 	}
-	writeError(w, r, status, code, message(err, problems), problems)
+	return status, Error{ErrorCode: code, Message: message(err, problems), Errors: problems}
 }
 
 // sentinels are the texts of the errors that only classify a failure; they

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"errors"
 	"net/http"
 	"time"
@@ -84,17 +85,28 @@ func (h *handler) log(w http.ResponseWriter, r *http.Request, m *bus.Integration
 }
 
 func (h *handler) rejectedList(w http.ResponseWriter, r *http.Request, m *bus.Integrations) {
-	list, err := m.Rejected(r.Context(), r.PathValue("id"))
+	out, err := Rejected(r.Context(), m, r.PathValue("id"))
 	if err != nil {
 		h.fail(w, r, err)
 		return
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// Rejected is GET /integrations/{id}/rejected_events within the view m:
+// integration id's rejected events, newest first, without payloads. Other
+// handlers showing the same list (bus/admin) call it.
+func Rejected(ctx context.Context, m *bus.Integrations, id string) (RejectedList, error) {
+	list, err := m.Rejected(ctx, id)
+	if err != nil {
+		return RejectedList{}, err
 	}
 	out := RejectedList{RejectedEvents: make([]RejectedSummary, len(list))}
 	for i, e := range list {
 		out.RejectedEvents[i] = RejectedSummary{CreatedAt: e.CreatedAt, ID: e.EventID, Name: e.Name, Reason: e.Reason,
 			StatusCode: e.StatusCode, Attempts: e.Attempts}
 	}
-	writeJSON(w, http.StatusOK, out)
+	return out, nil
 }
 
 // rejectedGet answers NewStore's tenant, name, published_at and payload,
@@ -120,24 +132,39 @@ func (h *handler) rejectedDelete(w http.ResponseWriter, r *http.Request, m *bus.
 // it (and it left the rejected store), 502 when it still fails, 503 while
 // the circuit is open.
 func (h *handler) rejectedRetry(w http.ResponseWriter, r *http.Request, m *bus.Integrations) {
-	err := m.RetryRejected(r.Context(), r.PathValue("id"), r.PathValue("event_id"))
-	switch {
-	case err == nil:
-		w.WriteHeader(http.StatusNoContent)
-	case errors.Is(err, middleware.ErrCircuitOpen):
-		writeError(w, r, http.StatusServiceUnavailable, "circuit_open",
-			"the integration's circuit is open; retry after its cool-down or reset it", nil)
-	case errors.Is(err, bus.ErrNotFound), errors.Is(err, middleware.ErrNotFound),
-		errors.Is(err, bus.ErrNotRunning), errors.Is(err, bus.ErrClosed), r.Context().Err() != nil:
+	if err := Retry(r.Context(), m, r.PathValue("id"), r.PathValue("event_id")); err != nil {
 		h.fail(w, r, err)
-	default:
-		// The sink's classified failure; its text names the destination
-		// without credentials.
-		class, _ := sinks.Classify(err)
-		writeError(w, r, http.StatusBadGateway, "destination_failed",
-			"the destination refused the event ("+class.String()+"): "+err.Error(), nil)
+		return
 	}
+	w.WriteHeader(http.StatusNoContent)
 }
+
+// Retry is POST /integrations/{id}/rejected_events/{event_id}/retry within
+// the view m: the rejected event delivered once more (bus.Integrations.RetryRejected).
+// Failure answers its error: 503 circuit_open while the circuit is open,
+// 502 destination_failed when the destination still refuses the event.
+func Retry(ctx context.Context, m *bus.Integrations, id, eventID string) error {
+	err := m.RetryRejected(ctx, id, eventID)
+	switch {
+	case err == nil, errors.Is(err, middleware.ErrCircuitOpen), errors.Is(err, bus.ErrNotFound),
+		errors.Is(err, middleware.ErrNotFound), errors.Is(err, bus.ErrNotRunning), errors.Is(err, bus.ErrClosed),
+		ctx.Err() != nil:
+		return err
+	}
+	// The sink's classified failure; its text names the destination
+	// without credentials.
+	return destinationError{err}
+}
+
+// destinationError is a manual retry the destination refused.
+type destinationError struct{ err error }
+
+func (e destinationError) Error() string {
+	class, _ := sinks.Classify(e.err)
+	return "the destination refused the event (" + class.String() + "): " + e.err.Error()
+}
+
+func (e destinationError) Unwrap() error { return e.err }
 
 func (h *handler) circuit(w http.ResponseWriter, r *http.Request, m *bus.Integrations) {
 	s, err := m.Circuit(r.Context(), r.PathValue("id"))
@@ -174,18 +201,7 @@ func (h *handler) replay(w http.ResponseWriter, r *http.Request, m *bus.Integrat
 			return
 		}
 	}
-	if req.From != nil && req.To != nil && !req.To.After(*req.From) {
-		h.fail(w, r, badRequest("to", "must be after from"))
-		return
-	}
-	rr := replay.Request{DryRun: req.DryRun}
-	if req.From != nil {
-		rr.From = *req.From
-	}
-	if req.To != nil {
-		rr.To = *req.To
-	}
-	job, err := m.Replay(r.Context(), r.PathValue("id"), rr)
+	resp, err := Replay(r.Context(), m, r.PathValue("id"), req)
 	if err != nil {
 		h.fail(w, r, err)
 		return
@@ -194,11 +210,32 @@ func (h *handler) replay(w http.ResponseWriter, r *http.Request, m *bus.Integrat
 	if req.DryRun {
 		status = http.StatusOK
 	}
+	writeJSON(w, status, resp)
+}
+
+// Replay is POST /integrations/{id}/replay within the view m: a dry run
+// counts the events of the range, a replay starts delivering them. Other
+// handlers offering replays (bus/admin) call it.
+func Replay(ctx context.Context, m *bus.Integrations, id string, req ReplayRequest) (ReplayResponse, error) {
+	if req.From != nil && req.To != nil && !req.To.After(*req.From) {
+		return ReplayResponse{}, badRequest("to", "must be after from")
+	}
+	rr := replay.Request{DryRun: req.DryRun}
+	if req.From != nil {
+		rr.From = *req.From
+	}
+	if req.To != nil {
+		rr.To = *req.To
+	}
+	job, err := m.Replay(ctx, id, rr)
+	if err != nil {
+		return ReplayResponse{}, err
+	}
 	resp := ReplayResponse{ReplayID: job.ID, Matched: job.Matched, DryRun: req.DryRun,
 		To: job.To.UTC(), Missing: job.Missing, Partial: job.Partial}
 	if !job.From.IsZero() {
 		from := job.From.UTC()
 		resp.From = &from
 	}
-	writeJSON(w, status, resp)
+	return resp, nil
 }

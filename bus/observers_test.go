@@ -1,0 +1,47 @@
+package bus_test
+
+import (
+	"testing"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/stretchr/testify/assert"
+
+	"github.com/sinkbus/sinkbus/bus"
+	"github.com/sinkbus/sinkbus/middleware"
+	"github.com/sinkbus/sinkbus/replay/segments"
+)
+
+// calls records every call an Observer gets.
+type calls struct{ got []string }
+
+func (c *calls) Attempted(typ string, a middleware.Attempt) {
+	c.got = append(c.got, "attempted "+a.EventID)
+}
+func (c *calls) Rejected(id, _ string, _ middleware.RejectedEvent) {
+	c.got = append(c.got, "rejected "+id)
+}
+func (c *calls) Skipped(id, _ string, _ *message.Message) { c.got = append(c.got, "skipped "+id) }
+func (c *calls) SkippedWhileOpen(id, _ string, _ *message.Message) {
+	c.got = append(c.got, "skipped-open "+id)
+}
+func (c *calls) LostToRetention(id, _ string, _ uint64)  { c.got = append(c.got, "lost "+id) }
+func (c *calls) Throttled(id, _ string, _ time.Duration) { c.got = append(c.got, "throttled "+id) }
+func (c *calls) JournalDamaged(d segments.Damage)        { c.got = append(c.got, "damaged") }
+
+// Observers tells each observer every call, in order, and leaves nil ones
+// out.
+func TestObservers_tells_each_observer_every_call(t *testing.T) {
+	a, b := &calls{}, &calls{}
+	o := bus.Observers(a, nil, b)
+	o.Attempted("webhook", middleware.Attempt{EventID: "e1"})
+	o.Rejected("erp", "webhook", middleware.RejectedEvent{})
+	o.Skipped("erp", "webhook", nil)
+	o.SkippedWhileOpen("erp", "webhook", nil)
+	o.LostToRetention("erp", "webhook", 3)
+	o.Throttled("erp", "webhook", time.Second)
+	o.JournalDamaged(segments.Damage{})
+	want := []string{"attempted e1", "rejected erp", "skipped erp", "skipped-open erp", "lost erp", "throttled erp", "damaged"}
+	assert.Equal(t, want, a.got)
+	assert.Equal(t, want, b.got)
+}
