@@ -28,11 +28,13 @@ import (
 	"crypto/subtle"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"strings"
 
 	"github.com/sinkbus/sinkbus/bus"
 	"github.com/sinkbus/sinkbus/field"
+	"github.com/sinkbus/sinkbus/internal/textcut"
 )
 
 // ErrUnauthenticated is what an Identify hook returns (wrapped or not) for
@@ -107,6 +109,25 @@ func (c Caller) Integrations(b *bus.Bus) *bus.Integrations {
 // ErrUnauthenticated is answered 401, any other 403. It must not read the
 // request's body.
 type Identify func(r *http.Request) (Caller, error)
+
+// Check asks the hook who sent r and checks its answer: the caller, or
+// the hook's error. A caller that is nobody or an invalid tenant is the
+// hook's mistake: Check logs it on logger at error level, with the
+// request's method and path and attrs, and refuses the request with an
+// error other than ErrUnauthenticated. Handlers answer an error that is
+// (or wraps) ErrUnauthenticated 401, any other 403.
+func (id Identify) Check(r *http.Request, logger *slog.Logger, attrs ...any) (Caller, error) {
+	c, err := id(r)
+	if err != nil {
+		return Caller{}, err
+	}
+	if err := c.Validate(); err != nil {
+		logger.Error("The Caller hook gave an invalid caller; request refused",
+			append([]any{"error", err, "method", r.Method, "path", textcut.Cut(r.URL.Path, 128)}, attrs...)...)
+		return Caller{}, err
+	}
+	return c, nil
+}
 
 // Anyone takes every request for c, without authentication: Anyone(Admin())
 // is a management API open to whoever reaches it (behind something that

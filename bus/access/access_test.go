@@ -2,8 +2,10 @@ package access_test
 
 import (
 	"context"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -79,5 +81,32 @@ func TestBearer_maps_each_token_to_its_caller(t *testing.T) {
 	} {
 		_, err := access.Bearer(bad)
 		assert.Error(t, err)
+	}
+}
+
+// Check gives the hook's caller, or its error; a caller that is nobody or
+// an invalid tenant is refused (not as unauthenticated) and logged with
+// the request.
+func TestIdentify_Check_refuses_and_logs_the_hooks_mistakes(t *testing.T) {
+	var logged strings.Builder
+	logger := slog.New(slog.NewTextHandler(&logged, nil))
+	req := httptest.NewRequest(http.MethodGet, "/integrations", nil)
+
+	c, err := access.Anyone(access.Tenant("acme")).Check(req, logger)
+	require.NoError(t, err)
+	assert.Equal(t, access.Tenant("acme"), c)
+	_, err = access.Identify(func(*http.Request) (access.Caller, error) {
+		return access.Caller{}, access.ErrUnauthenticated
+	}).Check(req, logger)
+	assert.ErrorIs(t, err, access.ErrUnauthenticated)
+	assert.Empty(t, logged.String())
+
+	for _, bad := range []access.Caller{{}, access.Tenant("no/slash")} {
+		logged.Reset()
+		_, err = access.Anyone(bad).Check(req, logger, "request_id", "r-1")
+		require.Error(t, err, bad.String())
+		assert.NotErrorIs(t, err, access.ErrUnauthenticated)
+		assert.Contains(t, logged.String(), "level=ERROR")
+		assert.Contains(t, logged.String(), "path=/integrations request_id=r-1")
 	}
 }

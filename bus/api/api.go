@@ -239,14 +239,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set(RequestIDHeader, id)
 	r = r.WithContext(context.WithValue(r.Context(), requestIDKey{}, id))
 
-	c, err := h.opts.Caller(r)
-	if err == nil {
-		if err = c.Validate(); err != nil {
-			// The hook's mistake: refused, as nobody may use the API.
-			h.opts.Logger.Error("The Caller hook gave an invalid caller; request refused", "error", err,
-				"request_id", id, "method", r.Method, "path", shortPath(r))
-		}
-	}
+	c, err := h.opts.Caller.Check(r, h.opts.Logger, "request_id", id)
 	if err != nil {
 		if errors.Is(err, access.ErrUnauthenticated) {
 			writeError(w, r, http.StatusUnauthorized, "unauthenticated", "authentication required", nil)

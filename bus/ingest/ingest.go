@@ -317,13 +317,7 @@ func (h *Handler) tenant(w http.ResponseWriter, r *http.Request) (tenant string,
 	if h.opts.Caller == nil {
 		return h.opts.Tenant, true
 	}
-	c, err := h.opts.Caller(r)
-	if err == nil {
-		if err = c.Validate(); err != nil {
-			// The hook's mistake: refused, as nobody may publish.
-			h.opts.Logger.Error("The Caller hook gave an invalid caller; request refused", "error", err)
-		}
-	}
+	c, err := h.opts.Caller.Check(r, h.opts.Logger)
 	switch {
 	case errors.Is(err, access.ErrUnauthenticated):
 		answer(w, http.StatusUnauthorized, "", "not authenticated")

@@ -8,6 +8,8 @@
 //	POST /orders/{id}/cancel      cancel it              → order.cancelled
 //	     /api/integrations...     the management API (bus/api)
 //	     /api/tenants/{tenant}/integrations...
+//	GET  /admin/                  the admin page (bus/admin), in a browser: the password is
+//	                              -api-token's or a tenant's token, any user name
 //	POST /ingest                  the ingestion webhook (bus/ingest), bearer token
 //	GET  /metrics                 Prometheus metrics (bus/metrics)
 //	POST /demo/webhook            a webhook receiver to point integrations at;
@@ -47,6 +49,7 @@ import (
 
 	"github.com/sinkbus/sinkbus/bus"
 	"github.com/sinkbus/sinkbus/bus/access"
+	"github.com/sinkbus/sinkbus/bus/admin"
 	"github.com/sinkbus/sinkbus/bus/api"
 	"github.com/sinkbus/sinkbus/bus/ingest"
 	"github.com/sinkbus/sinkbus/bus/metrics"
@@ -164,7 +167,9 @@ func run(ctx context.Context, cfg config, logger *slog.Logger, ready func(addr s
 	if err != nil {
 		return err
 	}
-	b, err := bus.New(bus.Config{DataDir: cfg.dataDir, Observer: m, Logger: logger, AllowPrivateNetworks: cfg.allowPrivate})
+	activity := admin.NewActivity() // the admin page's deliveries of the last hour
+	b, err := bus.New(bus.Config{DataDir: cfg.dataDir, Observer: bus.Observers(m, activity), Logger: logger,
+		AllowPrivateNetworks: cfg.allowPrivate})
 	if err != nil {
 		return err
 	}
@@ -214,7 +219,18 @@ func run(ctx context.Context, cfg config, logger *slog.Logger, ready func(addr s
 	if err != nil {
 		return err
 	}
+	// The admin page takes the same callers as /api, the token given as the
+	// password of a browser's basic authentication.
+	pageOpts := admin.Options{Caller: apiOpts.Caller, Activity: activity, Logger: logger}
+	if len(apiCallers) > 0 {
+		pageOpts.Caller = passwordAuth(apiOpts.Caller)
+	}
+	page, err := admin.New(b, pageOpts)
+	if err != nil {
+		return err
+	}
 	mux := http.NewServeMux()
+	mux.Handle("/admin/", challenge(pageOpts.Caller, http.StripPrefix("/admin", page)))
 	newOrders(b, cfg.tenant).routes(mux)
 	mux.Handle("/api/", http.StripPrefix("/api", mgmt))
 	mux.Handle("POST /ingest", ing)
@@ -288,4 +304,28 @@ func warnOpenAPI(logger *slog.Logger, addr net.Addr) {
 func isLoopback(a net.Addr) bool {
 	tcp, ok := a.(*net.TCPAddr)
 	return ok && tcp.IP.IsLoopback()
+}
+
+// passwordAuth identifies a browser by the password of its basic
+// authentication, taken for the bearer token of /api (whatever the user
+// name): a browser asks for it and sends it again with every request.
+func passwordAuth(bearer access.Identify) access.Identify {
+	return func(r *http.Request) (access.Caller, error) {
+		_, password, ok := r.BasicAuth()
+		if !ok {
+			return access.Caller{}, access.ErrUnauthenticated
+		}
+		return bearer(&http.Request{Header: http.Header{"Authorization": {"Bearer " + password}}})
+	}
+}
+
+// challenge asks the browser for a password when the request has none
+// that who knows; the page answers it 401.
+func challenge(who access.Identify, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if _, err := who(r); errors.Is(err, access.ErrUnauthenticated) {
+			w.Header().Set("WWW-Authenticate", `Basic realm="sinkbus admin", charset="UTF-8"`)
+		}
+		next.ServeHTTP(w, r)
+	})
 }

@@ -104,8 +104,8 @@ func (s *started) call(method, path, body string, headers ...string) (int, strin
 var readmeArgs = []string{"-ingest-token", "dev-token", "-api-token", "admin-token",
 	"-tenant-tokens", "acme=acme-token,globex=globex-token"}
 
-// admin is the README's Authorization header on /api.
-var admin = []string{"Authorization", "Bearer admin-token"}
+// adminAuth is the README's Authorization header on /api.
+var adminAuth = []string{"Authorization", "Bearer admin-token"}
 
 // createShipping is the README's first request: Elastic Path's webhook
 // example, pointed at the demo receiver. headers are name, value pairs.
@@ -138,7 +138,7 @@ func TestServer_the_readme_walkthrough(t *testing.T) {
 	call := srv.call
 	base := srv.base
 
-	status, body := srv.createShipping(admin...)
+	status, body := srv.createShipping(adminAuth...)
 	require.Equal(t, http.StatusCreated, status, body)
 	assert.Contains(t, body, `"self":"`+base+`/api/integrations/shipping-notification"`)
 	assert.Contains(t, body, `"secret_key":"****_KEY"`)
@@ -168,7 +168,7 @@ func TestServer_the_readme_walkthrough(t *testing.T) {
 	assert.Equal(t, "demo-shop", got.Received[0].Event.Tenant)
 	assert.Contains(t, string(got.Received[0].Event.Payload), ord.ID)
 
-	status, body = call("GET", "/api/integrations/shipping-notification/log", "", admin...)
+	status, body = call("GET", "/api/integrations/shipping-notification/log", "", adminAuth...)
 	require.Equal(t, http.StatusOK, status, body)
 	assert.Contains(t, body, `"action":"integration_started"`)
 	assert.Contains(t, body, `"action":"integration_created"`)

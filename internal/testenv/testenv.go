@@ -15,10 +15,16 @@ func Server(t testing.TB, name string) string {
 	if v := os.Getenv(name); v != "" {
 		return v
 	}
-	msg := name + " is not set: start the test servers with `eval \"$(scripts/test-servers.sh start)\"`"
+	missing(t, name+" is not set: start the test servers with `eval \"$(scripts/test-servers.sh start)\"`")
+	return ""
+}
+
+// missing skips the test saying msg, or fails it when
+// SINKBUS_REQUIRE_SERVERS=1.
+func missing(t testing.TB, msg string) {
+	t.Helper()
 	if os.Getenv("SINKBUS_REQUIRE_SERVERS") == "1" {
 		t.Fatal(msg + " (SINKBUS_REQUIRE_SERVERS=1)")
 	}
 	t.Skip(msg)
-	return ""
 }
