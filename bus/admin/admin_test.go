@@ -362,3 +362,81 @@ func TestAdmin_links_no_browser_driver(t *testing.T) {
 	require.NoError(t, err, "%s", out)
 	assert.NotContains(t, string(out), "chromedp")
 }
+
+// A temporary integration that delivered its range is completed; one
+// stopped by hand is stopped.
+func TestList_tells_completed_from_stopped(t *testing.T) {
+	f := newFixture(t, access.Anyone(access.Admin()))
+	start := f.tb.Clock.Now()
+	f.tb.Publish(bus.Event{Name: "order.created"})
+	f.tb.Clock.Advance(time.Hour)
+	f.tb.NewSinkIntegration(bus.Integration{ID: "done", Kind: bus.Temporary,
+		StartsAt: start.Add(-time.Minute), EndsAt: start.Add(time.Minute)})
+	f.tb.NewSinkIntegration(bus.Integration{ID: "halted", Kind: bus.Temporary,
+		StartsAt: start.Add(-time.Minute), EndsAt: start.Add(2 * time.Hour)}) // not over yet
+	require.Eventually(t, func() bool {
+		in, err := f.tb.Integrations().Get(ctx, "done")
+		return err == nil && in.Status == bus.Stopped
+	}, 10*time.Second, time.Millisecond)
+	_, err := f.tb.Integrations().Stop(ctx, "halted")
+	require.NoError(t, err)
+
+	_, body := f.get(t, "/")
+	page := text(body)
+	assert.Contains(t, page, "done bustest every event completed")
+	assert.Contains(t, page, "halted bustest every event stopped")
+}
+
+// An open circuit shows when it opened and when it probes next; the
+// page's reset closes it.
+func TestCircuit_shows_and_resets(t *testing.T) {
+	f := newFixture(t, access.Anyone(access.Admin()))
+	s := f.tb.NewSinkIntegration(bus.Integration{ID: "erp", Delivery: middleware.Settings{
+		Breaker: middleware.BreakerPolicy{WarnAfter: 1, OpenAfter: 1}}})
+	s.FailNext(100, 503)
+	f.tb.Publish(bus.Event{Name: "order.created"})
+	require.Eventually(t, func() bool {
+		st, err := f.tb.Integrations().Circuit(ctx, "erp")
+		return err == nil && st.State == middleware.StateOpen
+	}, 10*time.Second, time.Millisecond)
+
+	_, body := f.get(t, "/integrations/erp")
+	page := text(body)
+	assert.Contains(t, page, "Status paused")
+	assert.Regexp(t, `State open Consecutive failures \d+ Opened \S+ \S+ Next probe \S+ \S+ \(0 failed so far\)`, page)
+	assert.NotContains(t, body, `value="reset" disabled`)
+
+	rec := f.post(t, "/integrations/erp", url.Values{"do": {"reset"}})
+	assert.Equal(t, "erp?done=reset", rec.Header().Get("Location"))
+	// The waiting event's next attempt may open it again at once.
+	log, err := f.tb.Integrations().Log(ctx, "erp")
+	require.NoError(t, err)
+	actions := make([]string, len(log))
+	for i, e := range log {
+		actions[i] = e.Action
+	}
+	assert.Contains(t, actions, middleware.ActionCircuitReset)
+}
+
+// A dry run counts the range the form gives, its times in UTC with or
+// without seconds.
+func TestReplay_counts_the_range_of_the_form(t *testing.T) {
+	f := newFixture(t, access.Anyone(access.Admin()))
+	s := f.tb.NewSinkIntegration(bus.Integration{ID: "erp"})
+	t0 := f.tb.Clock.Now().UTC()
+	f.tb.Publish(bus.Event{Name: "order.created"})
+	f.tb.Clock.Advance(time.Hour)
+	f.tb.Publish(bus.Event{Name: "order.created"}, bus.Event{Name: "order.created"})
+	s.WaitFor(t, 3)
+
+	for form, want := range map[[2]string]string{
+		{t0.Add(time.Minute).Format("2006-01-02T15:04"), ""}:                                  "2 events would be delivered",
+		{"", t0.Add(time.Minute).Format("2006-01-02T15:04:05")}:                               "1 event would be delivered",
+		{t0.Add(-time.Minute).Format(time.RFC3339), t0.Add(time.Minute).Format(time.RFC3339)}: "1 event would be delivered",
+	} {
+		rec := f.post(t, "/integrations/erp", url.Values{"do": {"count"}, "from": {form[0]}, "to": {form[1]}})
+		require.Equal(t, http.StatusOK, rec.Code, rec.Body.String())
+		assert.Contains(t, text(rec.Body.String()), want, form)
+		assert.Contains(t, rec.Body.String(), `name="from" value="`+form[0]+`"`, "the replay button keeps the range")
+	}
+}

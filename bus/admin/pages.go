@@ -2,12 +2,15 @@ package admin
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"net/http"
 	"net/url"
 	"regexp"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -242,8 +245,8 @@ func (h *handler) detail(r *http.Request) (*detail, error) {
 	return d, nil
 }
 
-// replays reads the replays out of the log (newest first), by the job id
-// each replay entry's reason begins with.
+// replays reads the replays out of the log by the job id each replay
+// entry's reason begins with, newest first.
 func replays(log []middleware.LogEntry) []replayRow {
 	var out []replayRow
 	at := map[string]int{}
@@ -268,10 +271,17 @@ func replays(log []middleware.LogEntry) []replayRow {
 			out[j].State = strings.TrimPrefix(e.Action, "replay_")
 		}
 	}
-	for i, j := 0, len(out)-1; i < j; i, j = i+1, j-1 {
-		out[i], out[j] = out[j], out[i]
-	}
+	// Newest first: the bus numbers its replays in the order they start
+	// (from 1 again after a restart: the later of two alike comes first).
+	slices.Reverse(out)
+	slices.SortStableFunc(out, func(a, b replayRow) int { return cmp.Compare(replayNumber(b.ID), replayNumber(a.ID)) })
 	return out
+}
+
+// replayNumber is the number of a replay's id ("replay-12": 12).
+func replayNumber(id string) uint64 {
+	n, _ := strconv.ParseUint(strings.TrimPrefix(id, "replay-"), 10, 64)
+	return n
 }
 
 // act runs a form's action on the integration the request names, and
