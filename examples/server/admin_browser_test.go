@@ -17,6 +17,7 @@ import (
 
 	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/cdproto/network"
+	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -154,6 +155,43 @@ func (b *browser) shot(name string) {
 	require.NoError(b.t, os.WriteFile(filepath.Join(b.shots, name+".png"), png, 0o644))
 }
 
+// accessibilityProblems lists what the page in the tab breaks of a few
+// WCAG rules a script can check: text contrast (4.5:1, 3:1 for large
+// text) against the first opaque background behind it, a label for every
+// input, a name for every button and link, a language.
+const accessibilityProblems = `(() => {
+  const problems = [];
+  const rgb = s => (s.match(/[\d.]+/g) || []).map(Number);
+  const lum = c => { const v = c.slice(0, 3).map(x => { x /= 255; return x <= 0.03928 ? x / 12.92 : ((x + 0.055) / 1.055) ** 2.4; });
+    return 0.2126 * v[0] + 0.7152 * v[1] + 0.0722 * v[2]; };
+  const background = el => { for (; el; el = el.parentElement) { const c = rgb(getComputedStyle(el).backgroundColor);
+    if (c.length === 3 || c[3] === 1) return c; } return [255, 255, 255]; };
+  for (const el of document.body.querySelectorAll("*")) {
+    const own = [...el.childNodes].some(n => n.nodeType === 3 && n.textContent.trim());
+    if (!own || !el.getClientRects().length) continue;
+    const st = getComputedStyle(el);
+    const [a, b] = [lum(rgb(st.color)), lum(background(el))];
+    const ratio = (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
+    const size = parseFloat(st.fontSize), bold = Number(st.fontWeight) >= 700;
+    const need = size >= 24 || (bold && size >= 18.66) ? 3 : 4.5;
+    if (ratio < need && !el.closest("button:disabled")) problems.push("contrast " + ratio.toFixed(2) + " of " + el.tagName + ": " + el.textContent.trim().slice(0, 40));
+  }
+  for (const el of document.querySelectorAll("input:not([type=hidden]), select, textarea"))
+    if (!el.labels || !el.labels.length) problems.push("no label: " + el.outerHTML.slice(0, 60));
+  for (const el of document.querySelectorAll("button, a[href]"))
+    if (!(el.getAttribute("aria-label") || el.textContent).trim()) problems.push("no name: " + el.outerHTML.slice(0, 60));
+  if (!document.documentElement.lang) problems.push("no lang");
+  return problems;
+})()`
+
+// accessible checks the page in the tab against accessibilityProblems.
+func (b *browser) accessible(page string) {
+	b.t.Helper()
+	problems, err := chromedp.Run(b.ctx, chromedp.Evaluate[[]string](accessibilityProblems))
+	require.NoError(b.t, err)
+	assert.Empty(b.t, problems, "%s: accessibility", page)
+}
+
 // consoleErrors are the console errors so far.
 func (b *browser) consoleErrors() []string {
 	b.mu.Lock()
@@ -192,8 +230,8 @@ func newFlaky(t *testing.T) *flaky {
 // an event its receiver refuses appears under rejected events by itself;
 // once the receiver recovers, a retry delivers it and it leaves the list;
 // a dry run counts what a replay would deliver, the replay runs and the
-// page shows it complete. The page reads without JavaScript, fits a
-// phone's width, and writes no error to the console.
+// page shows it complete; a delete asks first. The page reads without
+// JavaScript, fits a phone's width, and writes no error to the console.
 func TestAdminPage_in_a_browser(t *testing.T) {
 	chromium := testenv.Chromium(t)
 	srv := start(t, readmeArgs...)
@@ -218,6 +256,7 @@ func TestAdminPage_in_a_browser(t *testing.T) {
 		assert.Contains(t, list, want)
 	}
 	b.shot("1-list")
+	b.accessible("the list")
 
 	// One integration: its configuration masked.
 	b.press(`a[href="integrations/erp-sync"]`, `document.querySelector("#summary")`)
@@ -253,6 +292,7 @@ func TestAdminPage_in_a_browser(t *testing.T) {
 	require.NoError(t, err)
 	assert.True(t, kept, "the page changed in place, without reloading")
 	b.shot("4-rejected")
+	b.accessible("an integration with a rejected event")
 
 	// The receiver recovers; a retry delivers the event, which leaves the
 	// list.
@@ -273,6 +313,7 @@ func TestAdminPage_in_a_browser(t *testing.T) {
 	b.press(`button[value="count"]`, `document.querySelector("#replay-count")`)
 	assert.Contains(t, b.text("#replay-count"), "1 event would be delivered")
 	b.shot("6-dry-run")
+	b.accessible("a dry run's count")
 
 	// The replay, and its progress.
 	b.press(`#replay-count button[value="replay"]`, `document.querySelector("#replays tr.highlight")`)
@@ -280,6 +321,31 @@ func TestAdminPage_in_a_browser(t *testing.T) {
 	b.waitText("#replays tr.highlight", "completed", 20*time.Second)
 	assert.EqualValues(t, 1, erp.replayed.Load())
 	b.shot("7-replayed")
+
+	// Delete asks first: dismissed, the event stays; accepted, it goes.
+	var accept atomic.Bool
+	asked := make(chan string, 2)
+	dialogs := chromedp.Events(b.ctx, page.JavascriptDialogOpening)
+	go func() {
+		for ev, err := range dialogs {
+			if err != nil {
+				return
+			}
+			asked <- ev.Message
+			_, _ = chromedp.Call(b.ctx, page.HandleJavaScriptDialog, page.HandleJavaScriptDialogParams{Accept: accept.Load()})
+		}
+	}()
+	erp.failing.Store(true)
+	status, body = srv.call("POST", "/orders", `{"customer":"bob@example.com","items":[{"sku":"DESK-2","quantity":1,"price":120}]}`)
+	require.Equal(t, http.StatusCreated, status, body)
+	b.waitText("#rejected", "Rejected events (1)", 20*time.Second)
+	b.press(`#rejected button[value="delete"]`, `true`)
+	assert.Contains(t, <-asked, "Delete rejected event")
+	assert.Contains(t, b.text("#rejected"), "Rejected events (1)", "dismissed: nothing deleted")
+	accept.Store(true)
+	b.press(`#rejected button[value="delete"]`, `location.search.includes("done=deleted")`)
+	<-asked
+	assert.Contains(t, b.text("#rejected"), "Rejected events (0)")
 
 	// The keyboard's first stop is the link past the header.
 	var focused string

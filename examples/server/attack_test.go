@@ -4,6 +4,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -239,6 +240,23 @@ func (tg *target) crossSite(t *testing.T) {
 	assert.Equal(t, http.StatusNotFound, status)
 	status, _ = tg.send(t, "GET", "/api/integrations", "", "Authorization", "Bearer wrong")
 	assert.Equal(t, http.StatusUnauthorized, status)
+
+	// The admin page's forms, forged by another site at a browser that
+	// holds the password: refused, nothing stopped.
+	status, body := tg.send(t, "POST", "/api/integrations", `{"id":"csrf-target","integration_type":"webhook",
+		"configuration":{"url":"https://partner.example/x"}}`)
+	require.Equal(t, http.StatusCreated, status, body)
+	basic := "Basic " + base64.StdEncoding.EncodeToString([]byte("ops:"+attackAPIToken))
+	for _, h := range [][]string{{"Sec-Fetch-Site", "cross-site"}, {"Origin", "https://attacker.example"}} {
+		status, _ = tg.send(t, "POST", "/admin/integrations/csrf-target", "do=stop", "Authorization", basic,
+			"Content-Type", "application/x-www-form-urlencoded", h[0], h[1])
+		assert.Equal(t, http.StatusForbidden, status, h[0])
+	}
+	status, body = tg.send(t, "GET", "/api/integrations/csrf-target", "")
+	assert.Equal(t, http.StatusOK, status)
+	assert.Contains(t, body, `"status":"running"`)
+	status, _ = tg.send(t, "DELETE", "/api/integrations/csrf-target", "")
+	assert.Equal(t, http.StatusNoContent, status)
 }
 
 func (tg *target) smallFaults(t *testing.T) {
