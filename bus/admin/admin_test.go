@@ -440,3 +440,18 @@ func TestReplay_counts_the_range_of_the_form(t *testing.T) {
 		assert.Contains(t, rec.Body.String(), `name="from" value="`+form[0]+`"`, "the replay button keeps the range")
 	}
 }
+
+// Options.Refresh sets the page's period; negative turns refreshing off.
+func TestOptions_Refresh(t *testing.T) {
+	tb := bustest.New(t)
+	for refresh, want := range map[time.Duration]string{time.Second: `data-refresh="1000"`, -1: `<body>`} {
+		page, err := admin.New(tb.Bus, admin.Options{Caller: access.Anyone(access.Admin()), Refresh: refresh})
+		require.NoError(t, err)
+		rec := httptest.NewRecorder()
+		page.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/", nil))
+		assert.Contains(t, rec.Body.String(), want, refresh)
+		assert.NotContains(t, rec.Body.String(), `data-refresh="5000"`, refresh)
+	}
+	_, err := admin.New(nil, admin.Options{Caller: access.Anyone(access.Admin())})
+	assert.Error(t, err)
+}

@@ -336,9 +336,13 @@ func TestAdminPage_in_a_browser(t *testing.T) {
 		}
 	}()
 	erp.failing.Store(true)
+	b.do("focus", chromedp.Focus(chromedp.CSS(`button[value="stop"]`)))
 	status, body = srv.call("POST", "/orders", `{"customer":"bob@example.com","items":[{"sku":"DESK-2","quantity":1,"price":120}]}`)
 	require.Equal(t, http.StatusCreated, status, body)
 	b.waitText("#rejected", "Rejected events (1)", 20*time.Second)
+	focused, err := chromedp.Run(b.ctx, chromedp.Evaluate[string](`document.activeElement.value || ""`))
+	require.NoError(t, err)
+	assert.Equal(t, "stop", focused, "a refresh keeps the keyboard focus where it was")
 	b.press(`#rejected button[value="delete"]`, `true`)
 	assert.Contains(t, <-asked, "Delete rejected event")
 	assert.Contains(t, b.text("#rejected"), "Rejected events (1)", "dismissed: nothing deleted")
@@ -348,7 +352,6 @@ func TestAdminPage_in_a_browser(t *testing.T) {
 	assert.Contains(t, b.text("#rejected"), "Rejected events (0)")
 
 	// The keyboard's first stop is the link past the header.
-	var focused string
 	b.do("tab", chromedp.Navigate(srv.base+"/admin/integrations/erp-sync"), chromedp.WaitVisible(chromedp.CSS("#summary")),
 		chromedp.KeyEvent("\t"))
 	focused, err = chromedp.Run(b.ctx, chromedp.Evaluate[string](`document.activeElement.textContent`))
