@@ -402,7 +402,7 @@ func TestCircuit_shows_and_resets(t *testing.T) {
 
 	_, body := f.get(t, "/integrations/erp")
 	page := text(body)
-	assert.Contains(t, page, "Status paused")
+	assert.Contains(t, page, "Status paused: circuit open")
 	assert.Regexp(t, `State open Consecutive failures \d+ Opened \S+ \S+ Next probe \S+ \S+ \(0 failed so far\)`, page)
 	assert.NotContains(t, body, `value="reset" disabled`)
 
