@@ -67,6 +67,12 @@ func (b *Bus) Integrations() *Integrations { return &Integrations{b: b, all: tru
 // StartsAt. The exception is an in-process handler registered again (Handle
 // after a restart) without StartsAt: it resumes from its cursor.
 func (m *Integrations) Create(ctx context.Context, in Integration) (Integration, error) {
+	in.Owner = "" // Reconcile's
+	return m.create(ctx, in)
+}
+
+// create is Create, keeping in.Owner.
+func (m *Integrations) create(ctx context.Context, in Integration) (Integration, error) {
 	if err := ctx.Err(); err != nil {
 		return Integration{}, err
 	}
@@ -77,6 +83,7 @@ func (m *Integrations) Create(ctx context.Context, in Integration) (Integration,
 		return Integration{}, err
 	}
 	in = in.clone()
+	in.Effective = Effective{}
 	if in.Kind == "" {
 		in.Kind = Permanent
 	}
@@ -214,7 +221,7 @@ func (b *Bus) create(r *runner) (Integration, error) {
 	if in.Status == Running {
 		b.log(key, middleware.ActionIntegrationStarted, "Started on creation.")
 	}
-	return in.Masked(), nil
+	return b.shown(in), nil
 }
 
 // pinCursor sets where a new integration starts reading, now, so that the
@@ -264,7 +271,7 @@ func (m *Integrations) Get(ctx context.Context, id string) (Integration, error) 
 	if err != nil {
 		return Integration{}, err
 	}
-	return r.in.Masked(), nil
+	return m.b.shown(r.in), nil
 }
 
 // List returns the view's integrations by ref (by id in a tenant's view),
@@ -281,7 +288,7 @@ func (m *Integrations) List(ctx context.Context) ([]Integration, error) {
 	var out []Integration
 	for _, r := range m.b.runners {
 		if r.ready && m.sees(r.in) {
-			out = append(out, r.in.Masked())
+			out = append(out, m.b.shown(r.in))
 		}
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Ref() < out[j].Ref() })
@@ -330,8 +337,18 @@ func (m *Integrations) UpdateFunc(ctx context.Context, id string, fn func(in *In
 	})
 }
 
-// update applies change to the integration id, holding its op.
+// update applies change to the integration id, holding its op; the owner
+// stays (only Reconcile changes it).
 func (m *Integrations) update(ctx context.Context, id string, change func(cur Integration) (Integration, error)) (Integration, error) {
+	return m.updateOwned(ctx, id, func(cur Integration) (Integration, error) {
+		in, err := change(cur)
+		in.Owner = cur.Owner
+		return in, err
+	})
+}
+
+// updateOwned is update, taking the owner change gives.
+func (m *Integrations) updateOwned(ctx context.Context, id string, change func(cur Integration) (Integration, error)) (Integration, error) {
 	if err := ctx.Err(); err != nil {
 		return Integration{}, err
 	}
@@ -417,7 +434,7 @@ func (b *Bus) updateLocked(r *runner, id string, change func(cur Integration) (I
 		// Only now that the update holds: a revert goes back to this circuit.
 		old.chain.Breaker().ResetFor("by an update of the integration")
 	}
-	return next.Masked(), nil
+	return b.shown(next), nil
 }
 
 // sameDestination reports whether an update kept the sink's configuration:
@@ -471,6 +488,7 @@ func (b *Bus) nextIntegration(cur, in Integration, rules *hostRules) (Integratio
 			"required: Update replaces every field; start from what Get returns, or use UpdateFunc"))
 	}
 	next := in.clone()
+	next.Effective = Effective{}
 	next.ID, next.Tenant, next.Kind, next.StartsAt, next.EndsAt = cur.ID, cur.Tenant, cur.Kind, cur.StartsAt, cur.EndsAt
 	next.Status, next.CreatedAt = cur.Status, cur.CreatedAt
 	// A configuration read back (masked) keeps the stored secret wherever
@@ -599,7 +617,7 @@ func (b *Bus) setStatusLocked(r *runner, id string, s Status, reason string) (In
 	}
 	// Running but not delivering: its start failed when Run started it.
 	if r.in.Status == s && (s == Stopped || r.live != nil || !b.routing) {
-		out := r.in.Masked()
+		out := b.shown(r.in)
 		b.mu.Unlock()
 		return out, nil
 	}
@@ -617,7 +635,7 @@ func (b *Bus) setStatusLocked(r *runner, id string, s Status, reason string) (In
 	r.in.Status = s
 	r.in.UpdatedAt = b.cfg.Clock.Now()
 	err = b.saveLocked()
-	out := r.in.Masked()
+	out := b.shown(r.in)
 	b.mu.Unlock()
 	if err != nil {
 		return Integration{}, errors.Join(err, stopErr)
