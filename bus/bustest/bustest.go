@@ -4,8 +4,10 @@
 //
 //	tb := bustest.New(t)
 //	got := tb.Record("order.*")
-//	tb.Publish(bus.Event{Name: "order.created", Payload: p})
+//	checkout(ctx, tb, order) // application code taking a bus.Publisher
+//	tb.MustPublish(bus.Event{Name: "order.created", Payload: p})
 //	got.WaitFor(t, 1)
+//	tb.WaitDelivered(ctx) // every integration has settled what was published
 package bustest
 
 import (
@@ -86,13 +88,17 @@ func New(t testing.TB, opts ...func(*bus.Config)) *Bus {
 	return &Bus{Bus: b, Clock: clk, t: t}
 }
 
-// Publish publishes events and fails the test on error.
-func (tb *Bus) Publish(events ...bus.Event) {
+// MustPublish publishes events and fails the test on error. The bus's own
+// Publish(ctx, events...) is Bus's too: Bus is a bus.Publisher, for
+// application code that takes one.
+func (tb *Bus) MustPublish(events ...bus.Event) {
 	tb.t.Helper()
-	if err := tb.Bus.Publish(context.Background(), events...); err != nil {
+	if err := tb.Publish(context.Background(), events...); err != nil {
 		tb.t.Fatalf("bustest: publish: %v", err)
 	}
 }
+
+var _ bus.Publisher = (*Bus)(nil)
 
 // Create creates an integration and fails the test on error.
 func (tb *Bus) Create(in bus.Integration) bus.Integration {
