@@ -116,6 +116,8 @@ func TestType_integration_publishes_each_observed_event(t *testing.T) {
 			PublishedAt: env.PublishedAt, Payload: json.RawMessage(`{"n":1}`), Metadata: map[string]string{"channel": "web"}}, env)
 		assert.Equal(t, "web", m.Metadata.Get("channel"))
 		assert.Equal(t, "order.fulfilled", m.Metadata.Get(sinks.MetaName))
+		assert.Equal(t, "acme", m.Metadata.Get(sinks.MetaTenant))
+		assert.NotEmpty(t, m.Metadata.Get(sinks.MetaPublishedAt))
 		assert.Empty(t, m.Metadata.Get(sinks.MetaAttempt))
 	}
 	select {
