@@ -45,6 +45,17 @@ type Integrations struct {
 	all    bool
 	tenant string
 	err    error // when set, every method fails with it
+	// by says in log entries who creates and updates: "via API" when
+	// empty, Reconcile's own otherwise.
+	by string
+}
+
+// how is what log entries say made a change.
+func (m *Integrations) how() string {
+	if m.by != "" {
+		return m.by
+	}
+	return "via API"
 }
 
 // Integrations returns the application's view of the integrations: every
@@ -99,7 +110,7 @@ func (m *Integrations) create(ctx context.Context, in Integration) (Integration,
 		return Integration{}, err
 	}
 	in = r.in
-	out, err := b.create(r)
+	out, err := b.create(r, m.how())
 	if err != nil {
 		b.mu.Lock()
 		r.gone = true
@@ -168,8 +179,9 @@ func (b *Bus) countLocked(tenant string) int {
 }
 
 // create builds, pins, starts and saves the reserved runner r; op is held.
-// On error it leaves nothing behind but the reservation.
-func (b *Bus) create(r *runner) (Integration, error) {
+// On error it leaves nothing behind but the reservation. how says in the
+// log what created it.
+func (b *Bus) create(r *runner, how string) (Integration, error) {
 	in := r.in
 	chain, err := b.newChain(in)
 	if err != nil {
@@ -179,7 +191,7 @@ func (b *Bus) create(r *runner) (Integration, error) {
 	r.chain = chain
 	b.mu.Unlock()
 	key := in.Ref()
-	resumed, created, err := b.pinCursor(in)
+	resumed, created, err := b.pinCursor(in, how)
 	if err != nil {
 		return Integration{}, err
 	}
@@ -230,8 +242,8 @@ func (b *Bus) create(r *runner) (Integration, error) {
 // without StartsAt keeps the cursor it has: resumed reports that. created
 // is the reason of the integration_created log entry: it says when the
 // journal no longer holds the events from StartsAt on.
-func (b *Bus) pinCursor(in Integration) (resumed bool, created string, err error) {
-	created = "Created via API."
+func (b *Bus) pinCursor(in Integration, how string) (resumed bool, created string, err error) {
+	created = "Created " + how + "."
 	if _, ok := in.Sink.(HandlerFunc); ok && in.StartsAt.IsZero() {
 		if _, ok := b.journal.Cursor(Topic, in.Ref()); ok {
 			return true, created, nil
@@ -358,11 +370,12 @@ func (m *Integrations) updateOwned(ctx context.Context, id string, change func(c
 		return Integration{}, err
 	}
 	rules := m.rules()
-	return b.change(ctx, r, key, func() (Integration, error) { return b.updateLocked(r, key, change, rules) })
+	how := m.how()
+	return b.change(ctx, r, key, func() (Integration, error) { return b.updateLocked(r, key, change, rules, how) })
 }
 
 // updateLocked is update once it holds r's op; rules are the view's.
-func (b *Bus) updateLocked(r *runner, id string, change func(cur Integration) (Integration, error), rules *hostRules) (Integration, error) {
+func (b *Bus) updateLocked(r *runner, id string, change func(cur Integration) (Integration, error), rules *hostRules, how string) (Integration, error) {
 	b.mu.Lock()
 	gone, cur := r.gone, r.in.clone()
 	b.mu.Unlock()
@@ -429,7 +442,7 @@ func (b *Bus) updateLocked(r *runner, id string, change func(cur Integration) (I
 		revert()
 		return Integration{}, err
 	}
-	b.log(id, "integration_updated", "Updated via API.")
+	b.log(id, "integration_updated", "Updated "+how+".")
 	if !sameBreaker && old.chain.Breaker().State().State != middleware.StateClosed {
 		// Only now that the update holds: a revert goes back to this circuit.
 		old.chain.Breaker().ResetFor("by an update of the integration")

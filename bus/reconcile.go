@@ -100,6 +100,9 @@ func (m *Integrations) Reconcile(ctx context.Context, owner string, declared []I
 	if err != nil {
 		return res, err
 	}
+	by := *m
+	by.by = fmt.Sprintf("by Reconcile (owner %q)", owner)
+	m = &by
 	var errs []error
 	// What is no longer declared goes first: it makes room within the
 	// limits for what is.
@@ -227,6 +230,9 @@ func (m *Integrations) reconcileOne(ctx context.Context, owner, name string, in 
 			if cur.Owner != owner && cur.Owner != "" {
 				return Integration{}, fmt.Errorf("%w: %s is %q's", ErrOwned, quoteID(name), cur.Owner)
 			}
+			if cur.Kind == Temporary && cur.Owner == owner && m.b.sameSettings(cur, in) {
+				return Integration{}, errUnchanged // which Update would refuse to compare
+			}
 			next, _, err := m.b.nextIntegration(cur, in, m.rules())
 			if err != nil {
 				return Integration{}, err
@@ -280,6 +286,10 @@ func (m *Integrations) deleteOwned(ctx context.Context, name, owner string) erro
 func (b *Bus) sameSettings(cur, next Integration) bool {
 	canon := func(in Integration) ([]byte, error) {
 		in.Status, in.CreatedAt, in.UpdatedAt, in.Effective = "", time.Time{}, time.Time{}, Effective{}
+		in.StartsAt, in.EndsAt = in.StartsAt.UTC(), in.EndsAt.UTC()
+		if in.Kind == "" {
+			in.Kind = Permanent
+		}
 		in.Concurrency = b.concurrency(in)
 		in.Delivery.SetDefaults()
 		return json.Marshal(in)

@@ -56,6 +56,8 @@ func TestReconcile_creates_then_changes_nothing_on_the_next_start(t *testing.T) 
 	assert.Equal(t, bus.Stopped, crm.Status, "created as declared")
 	logBefore, err := m.Log(ctx, "erp")
 	require.NoError(t, err)
+	require.NotEmpty(t, logBefore)
+	assert.Equal(t, `Created by Reconcile (owner "shop").`, logBefore[len(logBefore)-1].Reason)
 
 	res, err = m.Reconcile(ctx, "shop", declared(url))
 	require.NoError(t, err)
@@ -102,6 +104,29 @@ func TestReconcile_updates_what_changed_keeping_status_and_rejected_events(t *te
 	logs, err := m.Log(ctx, "erp")
 	require.NoError(t, err)
 	assert.Equal(t, "integration_updated", logs[0].Action)
+	assert.Equal(t, `Updated by Reconcile (owner "shop").`, logs[0].Reason)
+}
+
+// A temporary integration cannot be updated: declared as it is, it is
+// unchanged; declared otherwise, Reconcile says it cannot change.
+func TestReconcile_leaves_a_temporary_integration_declared_as_it_is(t *testing.T) {
+	url := okReceiver(t)
+	b := startBus(t, bus.Config{AllowPrivateNetworks: true})
+	m := b.Integrations()
+	now := time.Now().UTC().Truncate(time.Second)
+	backfill := []bus.Integration{{ID: "backfill", Kind: bus.Temporary, StartsAt: now.Add(-time.Hour), EndsAt: now.Add(-time.Minute),
+		Sink: webhook.Config{URL: url, AllowPrivateNetworks: true}}}
+	res, err := m.Reconcile(ctx, "shop", backfill)
+	require.NoError(t, err)
+	assert.Equal(t, []string{"backfill"}, res.Created)
+	backfill[0].StartsAt = backfill[0].StartsAt.In(time.FixedZone("CET", 3600)) // the same instant
+	res, err = m.Reconcile(ctx, "shop", backfill)
+	require.NoError(t, err)
+	assert.Equal(t, []string{"backfill"}, res.Unchanged)
+
+	backfill[0].Observes = []string{"order.*"}
+	_, err = m.Reconcile(ctx, "shop", backfill)
+	require.ErrorIs(t, err, bus.ErrImmutable)
 }
 
 func TestReconcile_removes_only_what_its_owner_no_longer_declares(t *testing.T) {

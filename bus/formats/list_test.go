@@ -95,3 +95,25 @@ func FuzzDecodeList(f *testing.F) {
 		}
 	})
 }
+
+// A body cannot claim an owner: what the management API creates is never
+// removed by a reconcile, whatever it says.
+func TestCreate_ignores_an_owner_in_the_body(t *testing.T) {
+	b, err := bus.New(bus.Config{})
+	require.NoError(t, err)
+	defer b.Close()
+	m := b.Integrations()
+	in, _, err := formats.Create(context.Background(), m, []byte(`{"id":"api","owner":"shop","integration_type":"webhook",
+		"configuration":{"url":"https://a.example.com"}}`))
+	require.NoError(t, err)
+	assert.Empty(t, in.Owner)
+	res, err := m.Reconcile(context.Background(), "shop", nil)
+	require.NoError(t, err)
+	assert.Empty(t, res.Removed)
+	_, _, err = formats.Update(context.Background(), m, "api", []byte(`{"owner":"shop","integration_type":"webhook",
+		"configuration":{"url":"https://b.example.com"}}`))
+	require.NoError(t, err)
+	got, err := m.Get(context.Background(), "api")
+	require.NoError(t, err)
+	assert.Empty(t, got.Owner)
+}
