@@ -201,6 +201,10 @@ func (m *Integrations) nameOf(in Integration) string {
 	return in.ID
 }
 
+// reconcileTries is how many times Reconcile tries an integration that
+// another changes meanwhile.
+const reconcileTries = 25
+
 // errUnchanged ends a compare-and-update that finds nothing to change.
 var errUnchanged = errors.New("sinkbus: unchanged")
 
@@ -210,13 +214,15 @@ func (m *Integrations) reconcileOne(ctx context.Context, owner, name string, in 
 	in.Owner = owner
 	// A creation or deletion of name in between (another process's, or
 	// this one's) makes the other step fail; each try sees what it left.
+	// A store that replicas share may take a moment to show this process
+	// what another created: the tries last about two seconds.
 	var err error
-	for try := 0; try < 5; try++ {
+	for try := 0; try < reconcileTries; try++ {
 		if try > 0 {
 			select {
 			case <-ctx.Done():
 				return nil, ctx.Err()
-			case <-time.After(time.Duration(try) * 10 * time.Millisecond):
+			case <-time.After(min(time.Duration(try)*10*time.Millisecond, 100*time.Millisecond)):
 			}
 		}
 		if _, _, err = m.lookup(name); errors.Is(err, ErrNotFound) {
