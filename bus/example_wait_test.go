@@ -2,11 +2,13 @@ package bus_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync/atomic"
 	"time"
 
 	"github.com/sinkbus/sinkbus/bus"
+	"github.com/sinkbus/sinkbus/sinks"
 )
 
 // A command that publishes and exits waits until what it published is
@@ -54,4 +56,35 @@ func ExamplePublisher() {
 	defer b.Close()
 	fmt.Println(placeOrder(context.Background(), b, "o-1"))
 	// Output: <nil>
+}
+
+// A test (or a command) waits for one integration to settle what was
+// published before it looks at what the integration did.
+func ExampleIntegrations_WaitDelivered() {
+	b, err := bus.New(bus.Config{})
+	if err != nil {
+		panic(err)
+	}
+	defer b.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	go func() { _ = b.Run(ctx) }()
+	err = b.Handle("audit", nil, func(_ context.Context, e bus.Event) error {
+		if e.Name == "order.refused" {
+			return sinks.Permanent(errors.New("no such order"))
+		}
+		return nil
+	})
+	if err != nil {
+		panic(err)
+	}
+	if err := b.Publish(ctx, bus.Event{Name: "order.created"}, bus.Event{Name: "order.refused"}); err != nil {
+		panic(err)
+	}
+	if err := b.Integrations().WaitDelivered(ctx, "audit"); err != nil {
+		panic(err)
+	}
+	rejected, _ := b.Integrations().Rejected(ctx, "audit")
+	fmt.Println(len(rejected), "rejected")
+	// Output: 1 rejected
 }
