@@ -17,17 +17,17 @@ import (
 // names it (by ref in the application's view), sorted.
 type Reconciled struct {
 	// Created were declared and did not exist.
-	Created []string
+	Created []string `json:"created"`
 	// Updated were declared by this owner with other settings before, and
 	// now have the declared ones.
-	Updated []string
+	Updated []string `json:"updated"`
 	// Adopted existed without an owner (created through Create or the
 	// management API) and are now the owner's, with the declared settings.
-	Adopted []string
+	Adopted []string `json:"adopted"`
 	// Removed were this owner's, and are no longer declared.
-	Removed []string
+	Removed []string `json:"removed"`
 	// Unchanged were declared, and had the declared settings.
-	Unchanged []string
+	Unchanged []string `json:"unchanged"`
 }
 
 // Changed reports whether Reconcile changed anything.

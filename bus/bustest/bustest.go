@@ -7,7 +7,7 @@
 //	checkout(ctx, tb, order) // application code taking a bus.Publisher
 //	tb.MustPublish(bus.Event{Name: "order.created", Payload: p})
 //	got.WaitFor(t, 1)
-//	tb.WaitDelivered(ctx) // every integration has settled what was published
+//	tb.MustWaitDelivered() // every integration has settled what was published
 package bustest
 
 import (
@@ -99,6 +99,19 @@ func (tb *Bus) MustPublish(events ...bus.Event) {
 }
 
 var _ bus.Publisher = (*Bus)(nil)
+
+// MustWaitDelivered waits until every running integration has settled
+// (delivered, rejected or skipped) what was published before the call, as
+// bus.Bus.WaitDelivered does, and fails the test after 10 s of real time.
+// A retry that waits on Clock settles only once the test advances it.
+func (tb *Bus) MustWaitDelivered() {
+	tb.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := tb.WaitDelivered(ctx); err != nil {
+		tb.t.Fatalf("bustest: what was published is not delivered after 10s: %v", err)
+	}
+}
 
 // Create creates an integration and fails the test on error.
 func (tb *Bus) Create(in bus.Integration) bus.Integration {

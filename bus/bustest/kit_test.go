@@ -59,3 +59,16 @@ func TestSink_Wait_returns_what_arrived_when_the_context_ends(t *testing.T) {
 	require.ErrorIs(t, err, context.DeadlineExceeded)
 	assert.Len(t, events, 1)
 }
+
+// MustWaitDelivered returns once what was published is settled, a
+// rejection included, and only then.
+func TestBus_MustWaitDelivered(t *testing.T) {
+	tb := bustest.New(t)
+	ok := tb.Record("order.*")
+	refusing := tb.Record("order.*")
+	refusing.FailNext(1, 400)
+	tb.MustPublish(bus.Event{ID: "e1", Name: "order.created"})
+	tb.MustWaitDelivered()
+	assert.Len(t, ok.Events(), 1)
+	assert.Equal(t, 1, refusing.Attempts())
+}

@@ -61,17 +61,14 @@ func TestHandleConfirmations_retries_and_rejects(t *testing.T) {
 	require.NoError(t, shop.PlaceOrder(context.Background(), "o-1", 42))
 	require.NoError(t, tb.Clock.BlockUntil(context.Background(), 1))
 	tb.Clock.Advance(time.Minute)
-	// Every integration settles what was published so far: no polling.
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	require.NoError(t, tb.WaitDelivered(ctx))
+	tb.MustWaitDelivered() // every integration settled what was published so far: no polling
 	mu.Lock()
 	assert.Equal(t, []string{"Your order o-1"}, sent)
 	mu.Unlock()
 
-	require.NoError(t, shop.PlaceOrder(ctx, "o-2", 10))
-	require.NoError(t, tb.WaitDelivered(ctx))
-	rejected, err := tb.Integrations().Rejected(ctx, "confirmations")
+	require.NoError(t, shop.PlaceOrder(context.Background(), "o-2", 10))
+	tb.MustWaitDelivered()
+	rejected, err := tb.Integrations().Rejected(context.Background(), "confirmations")
 	require.NoError(t, err)
 	require.Len(t, rejected, 1)
 	assert.Equal(t, "o-2-created", rejected[0].EventID)
