@@ -154,7 +154,7 @@ func TestBus_breaker_48h_outage_loses_nothing(t *testing.T) {
 	for i := range events {
 		events[i] = bus.Event{ID: fmt.Sprintf("o-%03d", i), Name: "order.created", Payload: json.RawMessage(`{}`)}
 	}
-	tb.Publish(events...)
+	tb.MustPublish(events...)
 
 	retryUntilOpen(t, tb, id, concurrency)
 	st, err := tb.Integrations().Circuit(ctx, id)

@@ -25,7 +25,7 @@ func TestIntegrations_update_keeps_the_circuit_of_the_same_destination(t *testin
 		Retry:   middleware.RetryPolicy{InitialInterval: time.Second, RandomizationFactor: -1},
 		Breaker: middleware.BreakerPolicy{WarnAfter: 2, OpenAfter: 3},
 	}})
-	tb.Publish(bus.Event{ID: "o-1", Name: "order.created"})
+	tb.MustPublish(bus.Event{ID: "o-1", Name: "order.created"})
 	retryUntilOpen(t, tb, id, 1)
 	require.True(t, parkedOpen(t, tb, id, 1), "the event waits behind the open circuit")
 	before, err := tb.Integrations().Circuit(ctx, id)
@@ -96,7 +96,7 @@ func TestIntegrations_update_keeps_a_handlers_circuit(t *testing.T) {
 			Breaker: middleware.BreakerPolicy{WarnAfter: 2, OpenAfter: 3},
 		}
 	}))
-	tb.Publish(bus.Event{ID: "o-1", Name: "order.created"})
+	tb.MustPublish(bus.Event{ID: "o-1", Name: "order.created"})
 	retryUntilOpen(t, tb, "mailer", 1)
 	require.True(t, parkedOpen(t, tb, "mailer", 1))
 	before, err := tb.Integrations().Circuit(ctx, "mailer")

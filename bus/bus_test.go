@@ -43,7 +43,7 @@ func TestBus_delivers_each_event_to_the_matching_integrations_only(t *testing.T)
 		Filter:   filter.Conditions{Payload: json.RawMessage(`{"total": {"$gte": 100}}`)},
 	})
 
-	tb.Publish(
+	tb.MustPublish(
 		bus.Event{Name: "order.created", Payload: json.RawMessage(`{"id":"o1","total":120}`)},
 		bus.Event{Name: "order.fulfilled", Payload: json.RawMessage(`{"id":"o1","total":50}`)},
 		bus.Event{Name: "cart.updated", Payload: json.RawMessage(`{"id":"c1"}`)},
@@ -65,7 +65,7 @@ func TestBus_delivers_each_event_to_the_matching_integrations_only(t *testing.T)
 func TestBus_event_carries_id_tenant_payload_and_metadata(t *testing.T) {
 	tb := bustest.New(t)
 	got := tb.Record("order.created")
-	tb.Publish(bus.Event{ID: "evt-1", Name: "order.created", Tenant: "acme",
+	tb.MustPublish(bus.Event{ID: "evt-1", Name: "order.created", Tenant: "acme",
 		Payload: json.RawMessage(`{"id":"o1"}`), Metadata: map[string]string{"source": "pos"}})
 	e := got.WaitFor(t, 1)[0]
 	assert.Equal(t, "evt-1", e.ID)
@@ -101,7 +101,7 @@ func TestBus_Publish_refuses_invalid_events_naming_the_field_and_publishes_none(
 	}
 	assert.NotContains(t, err.Error(), "events[0]")
 
-	tb.Publish(bus.Event{Name: "order.created"})
+	tb.MustPublish(bus.Event{Name: "order.created"})
 	assert.Equal(t, []string{"order.created"}, names(got.WaitFor(t, 1)))
 	waitLag(t, tb, "")
 	assert.Len(t, got.Events(), 1, "the invalid batch published nothing")
@@ -163,14 +163,14 @@ func TestIntegrations_stopped_integration_catches_up_on_start(t *testing.T) {
 	tb := bustest.New(t)
 	sink := bustest.NewSink()
 	in := tb.Create(bus.Integration{ID: "erp", Observes: []string{"order.*"}, Sink: sink})
-	tb.Publish(bus.Event{Name: "order.created"})
+	tb.MustPublish(bus.Event{Name: "order.created"})
 	sink.WaitFor(t, 1)
 
 	_, err := tb.Integrations().Stop(ctx, in.ID)
 	require.NoError(t, err)
 	tb.Clock.Advance(24 * time.Hour)
 	for i := range 5 {
-		tb.Publish(bus.Event{Name: "order.fulfilled", Payload: json.RawMessage(fmt.Sprint(i))})
+		tb.MustPublish(bus.Event{Name: "order.fulfilled", Payload: json.RawMessage(fmt.Sprint(i))})
 	}
 	lag, err := tb.Integrations().Lag(ctx, in.ID)
 	require.NoError(t, err)
@@ -203,7 +203,7 @@ func TestIntegrations_update_takes_effect_without_losing_events(t *testing.T) {
 		return nil
 	})
 	require.NoError(t, err)
-	tb.Publish(bus.Event{Name: "order.created"}, bus.Event{Name: "order.fulfilled"})
+	tb.MustPublish(bus.Event{Name: "order.created"}, bus.Event{Name: "order.fulfilled"})
 	assert.Equal(t, []string{"order.fulfilled"}, names(sink.WaitFor(t, 1)))
 	assert.Len(t, other.WaitFor(t, 2), 2)
 
@@ -244,7 +244,7 @@ func TestHandle_routes_events_to_go_functions_with_the_sink_failure_rules(t *tes
 		}
 		return nil
 	}))
-	tb.Publish(bus.Event{Name: "order.created"}, bus.Event{ID: "c-1", Name: "order.cancelled"}, bus.Event{Name: "cart.updated"})
+	tb.MustPublish(bus.Event{Name: "order.created"}, bus.Event{ID: "c-1", Name: "order.cancelled"}, bus.Event{Name: "cart.updated"})
 	<-done
 	<-done
 	waitLag(t, tb, "mailer")
@@ -264,7 +264,7 @@ func TestHandle_retryable_error_is_retried_after_backoff(t *testing.T) {
 	tb := bustest.New(t)
 	sink := tb.NewSinkIntegration(bus.Integration{Observes: []string{"order.created"}})
 	sink.FailNext(1, 503)
-	tb.Publish(bus.Event{Name: "order.created"})
+	tb.MustPublish(bus.Event{Name: "order.created"})
 	require.NoError(t, tb.Clock.BlockUntil(waitCtx(t), 1), "the retry waits on the clock")
 	tb.Clock.Advance(time.Minute)
 	sink.WaitFor(t, 1)
@@ -301,7 +301,7 @@ func TestIntegration_order_key_keeps_each_key_in_order_and_lets_others_pass(t *t
 			events = append(events, bus.Event{Name: "order.updated", Payload: json.RawMessage(fmt.Sprintf(`{"order_id":%q,"n":%d}`, k, n))})
 		}
 	}
-	tb.Publish(events...)
+	tb.MustPublish(events...)
 	for range 10 {
 		<-otherDone // every event of a and b arrives while slow is held
 	}
@@ -321,11 +321,11 @@ func TestIntegrations_Replay_delivers_the_range_again_marked_replayed(t *testing
 	tb := bustest.New(t)
 	sink := tb.NewSinkIntegration(bus.Integration{ID: "erp", Observes: []string{"order.*"}})
 	start := tb.Clock.Now()
-	tb.Publish(bus.Event{Name: "order.created", ID: "before"})
+	tb.MustPublish(bus.Event{Name: "order.created", ID: "before"})
 	tb.Clock.Advance(time.Hour)
-	tb.Publish(bus.Event{Name: "order.created", ID: "in-1"}, bus.Event{Name: "cart.updated", ID: "in-cart"}, bus.Event{Name: "order.fulfilled", ID: "in-2"})
+	tb.MustPublish(bus.Event{Name: "order.created", ID: "in-1"}, bus.Event{Name: "cart.updated", ID: "in-cart"}, bus.Event{Name: "order.fulfilled", ID: "in-2"})
 	tb.Clock.Advance(time.Hour)
-	tb.Publish(bus.Event{Name: "order.created", ID: "after"})
+	tb.MustPublish(bus.Event{Name: "order.created", ID: "after"})
 	sink.WaitFor(t, 4)
 
 	req := replay.Request{From: start.Add(30 * time.Minute), To: start.Add(90 * time.Minute)}
@@ -349,7 +349,7 @@ func TestIntegrations_Replay_delivers_the_range_again_marked_replayed(t *testing
 func TestIntegrations_Replay_without_an_end_covers_what_is_published_and_ends_on_a_still_clock(t *testing.T) {
 	tb := bustest.New(t) // its clock never moves by itself
 	sink := tb.NewSinkIntegration(bus.Integration{ID: "erp", Observes: []string{"order.*"}})
-	tb.Publish(bus.Event{Name: "order.created", ID: "a"}, bus.Event{Name: "order.created", ID: "b"})
+	tb.MustPublish(bus.Event{Name: "order.created", ID: "a"}, bus.Event{Name: "order.created", ID: "b"})
 	sink.WaitFor(t, 2)
 
 	assert.Equal(t, 2, replayAndWait(t, tb, "erp", replay.Request{}).Matched)
@@ -358,7 +358,7 @@ func TestIntegrations_Replay_without_an_end_covers_what_is_published_and_ends_on
 	sort.Strings(replayed)
 	assert.Equal(t, []string{"a", "b"}, replayed)
 
-	tb.Publish(bus.Event{Name: "order.created", ID: "later"})
+	tb.MustPublish(bus.Event{Name: "order.created", ID: "later"})
 	sink.WaitFor(t, 5)
 	waitLag(t, tb, "erp")
 	assert.Len(t, sink.Events(), 5, "what was published after the replay ended is delivered once, live")
@@ -367,11 +367,11 @@ func TestIntegrations_Replay_without_an_end_covers_what_is_published_and_ends_on
 func TestIntegrations_temporary_integration_delivers_its_range_and_stops_itself(t *testing.T) {
 	tb := bustest.New(t)
 	start := tb.Clock.Now()
-	tb.Publish(bus.Event{Name: "order.created", ID: "early"})
+	tb.MustPublish(bus.Event{Name: "order.created", ID: "early"})
 	tb.Clock.Advance(time.Hour)
-	tb.Publish(bus.Event{Name: "order.created", ID: "in-range"})
+	tb.MustPublish(bus.Event{Name: "order.created", ID: "in-range"})
 	tb.Clock.Advance(time.Hour)
-	tb.Publish(bus.Event{Name: "order.created", ID: "late"})
+	tb.MustPublish(bus.Event{Name: "order.created", ID: "late"})
 
 	sink := tb.NewSinkIntegration(bus.Integration{ID: "sap-1", Kind: bus.Temporary,
 		StartsAt: start.Add(30 * time.Minute), EndsAt: start.Add(90 * time.Minute)})

@@ -42,7 +42,7 @@ func TestBus_Close_with_attempts_in_flight_logs_no_error(t *testing.T) {
 			}, func(in *bus.Integration) { in.OrderKey = "tenant" })) // one at a time: the others wait behind it
 
 			for i := range 4 {
-				tb.Publish(bus.Event{ID: fmt.Sprint("e", i), Name: "order.created", Tenant: "acme"})
+				tb.MustPublish(bus.Event{ID: fmt.Sprint("e", i), Name: "order.created", Tenant: "acme"})
 			}
 			require.Eventually(t, func() bool { return failing.Attempts() >= 4 }, 10*time.Second, time.Millisecond)
 			select {

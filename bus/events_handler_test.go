@@ -42,7 +42,7 @@ func TestHandlerFunc_plain_error_is_retried_after_each_backoff_until_it_succeeds
 		delivered <- e
 		return nil
 	}))
-	tb.Publish(bus.Event{ID: "o-1", Name: "order.created"})
+	tb.MustPublish(bus.Event{ID: "o-1", Name: "order.created"})
 
 	for retry := 1; retry <= 2; retry++ {
 		require.NoError(t, tb.Clock.BlockUntil(waitCtx(t), 1), "retry %d waits on the clock", retry)
@@ -86,7 +86,7 @@ func TestHandlerFunc_RetryAfter_waits_at_least_that_long(t *testing.T) {
 		delivered <- struct{}{}
 		return nil
 	}))
-	tb.Publish(bus.Event{ID: "o-1", Name: "order.created"})
+	tb.MustPublish(bus.Event{ID: "o-1", Name: "order.created"})
 
 	require.NoError(t, tb.Clock.BlockUntil(waitCtx(t), 1))
 	wait, _ := tb.Clock.NextDue()
@@ -109,7 +109,7 @@ func TestHandlerFunc_permanent_error_is_rejected_at_once(t *testing.T) {
 		calls.Add(1)
 		return sinks.Permanent(errors.New("no template for this locale"))
 	}))
-	tb.Publish(bus.Event{ID: "o-1", Name: "order.created"})
+	tb.MustPublish(bus.Event{ID: "o-1", Name: "order.created"})
 	waitLag(t, tb, "mailer") // settled: rejected, without advancing the clock
 
 	assert.Equal(t, int32(1), calls.Load(), "one attempt")

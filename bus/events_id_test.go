@@ -34,7 +34,7 @@ func TestBus_Publish_refuses_a_dot_in_the_event_id_naming_the_field(t *testing.T
 	assert.Equal(t, []string{"events[1].id"}, fieldNames(fieldErrors(err)), "the batch is refused, naming the event")
 
 	// Ids of every other shape still go through: ULIDs, UUIDs, the starter kit's.
-	tb.Publish(bus.Event{ID: "01JDQ3ZK6T8Q9V4W5X6Y7Z8A9B", Name: "order.created"},
+	tb.MustPublish(bus.Event{ID: "01JDQ3ZK6T8Q9V4W5X6Y7Z8A9B", Name: "order.created"},
 		bus.Event{ID: "6f1c2a8e-3b4d-4e5f-8a9b-0c1d2e3f4a5b", Name: "order.created"},
 		bus.Event{ID: "event_uid_1", Name: "order.created"},
 		bus.Event{Name: "order.created"})

@@ -72,7 +72,7 @@ func TestReplay_marks_events_replayed_for_handlers_and_sinks_and_live_ones_not(t
 	sink := tb.NewSinkIntegration(bus.Integration{ID: "erp", Observes: []string{"order.*"}})
 
 	start := tb.Clock.Now()
-	tb.Publish(bus.Event{ID: "o-1", Name: "order.created"}, bus.Event{ID: "o-2", Name: "order.fulfilled"})
+	tb.MustPublish(bus.Event{ID: "o-1", Name: "order.created"}, bus.Event{ID: "o-2", Name: "order.fulfilled"})
 	tb.Clock.Advance(time.Hour)
 	h.wait(t, 2)
 	sink.WaitFor(t, 2)
@@ -80,7 +80,7 @@ func TestReplay_marks_events_replayed_for_handlers_and_sinks_and_live_ones_not(t
 	for _, id := range []string{"mailer", "erp"} {
 		replayAndWait(t, tb, id, replay.Request{From: start, To: start.Add(time.Minute)})
 	}
-	tb.Publish(bus.Event{ID: "o-3", Name: "order.created"}) // live again, after the replays
+	tb.MustPublish(bus.Event{ID: "o-3", Name: "order.created"}) // live again, after the replays
 	want := map[string][]bool{"o-1": {false, true}, "o-2": {false, true}, "o-3": {false}}
 	for name, got := range map[string][]bus.Event{"handler": h.wait(t, 3), "bustest sink": sink.WaitFor(t, 5)} {
 		assert.Equal(t, want, replayedByID(got), "%s: live deliveries first, then the replayed ones", name)
@@ -90,7 +90,7 @@ func TestReplay_marks_events_replayed_for_handlers_and_sinks_and_live_ones_not(t
 func TestReplay_publish_ignores_Replayed(t *testing.T) {
 	tb := bustest.New(t)
 	sink := tb.Record("order.*")
-	tb.Publish(bus.Event{ID: "o-1", Name: "order.created", Replayed: true})
+	tb.MustPublish(bus.Event{ID: "o-1", Name: "order.created", Replayed: true})
 	got := sink.WaitFor(t, 1)
 	assert.False(t, got[0].Replayed, "only the bus marks a delivery replayed")
 }
@@ -107,7 +107,7 @@ func TestRetryRejected_marks_the_event_replayed(t *testing.T) {
 		}
 		return h.handle(ctx, e)
 	}))
-	tb.Publish(bus.Event{ID: "o-1", Name: "order.created"})
+	tb.MustPublish(bus.Event{ID: "o-1", Name: "order.created"})
 	require.Eventually(t, func() bool {
 		rejected, err := tb.Integrations().Rejected(ctx, "mailer")
 		require.NoError(t, err)
@@ -190,7 +190,7 @@ func TestReplay_envelope_of_webhook_and_file_says_replayed(t *testing.T) {
 		Sink: file.Config{Dir: exports, OnFinalized: func(path string) { finished <- path }}})
 
 	start := tb.Clock.Now()
-	tb.Publish(bus.Event{ID: "o-1", Name: "order.created", Tenant: "acme", Payload: json.RawMessage(`{"total":250}`)})
+	tb.MustPublish(bus.Event{ID: "o-1", Name: "order.created", Tenant: "acme", Payload: json.RawMessage(`{"total":250}`)})
 	rcv.wait(t, 1)
 	waitLag(t, tb, "export")
 	for _, id := range []string{"erp", "export"} {

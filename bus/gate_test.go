@@ -50,7 +50,7 @@ func TestIntegrations_Replay_shares_concurrency_and_order_with_live_delivery(t *
 			for i := range events {
 				events[i].Name, events[i].Tenant = "order.created", "acme"
 			}
-			tb.Publish(events...)
+			tb.MustPublish(events...)
 			require.Eventually(t, func() bool { return inFlight.Load() == tc.want }, 10*time.Second, time.Millisecond)
 
 			job, err := tb.Integrations().Replay(ctx, "erp", replay.Request{})
@@ -87,12 +87,12 @@ func TestIntegrations_RetryRejected_keeps_the_concurrency(t *testing.T) {
 		}
 		return nil
 	}, func(in *bus.Integration) { in.Concurrency = 1 }))
-	tb.Publish(bus.Event{ID: "bad", Name: "order.created"})
+	tb.MustPublish(bus.Event{ID: "bad", Name: "order.created"})
 	require.Eventually(t, func() bool {
 		l, err := tb.Integrations().Rejected(ctx, "erp")
 		return err == nil && len(l) == 1
 	}, 10*time.Second, time.Millisecond)
-	tb.Publish(bus.Event{ID: "slow", Name: "order.created"})
+	tb.MustPublish(bus.Event{ID: "slow", Name: "order.created"})
 	require.Eventually(t, func() bool { return inFlight.Load() == 1 }, 10*time.Second, time.Millisecond)
 
 	retried := make(chan error, 1)
@@ -144,13 +144,13 @@ func TestIntegrations_RetryRejected_with_the_circuit_open_keeps_the_order_key(t 
 		in.OrderKey = "tenant"
 		in.Delivery.Breaker = middleware.BreakerPolicy{WarnAfter: 1, OpenAfter: 1}
 	}))
-	tb.Publish(bus.Event{ID: "acme-old", Tenant: "acme", Name: "order.created"},
+	tb.MustPublish(bus.Event{ID: "acme-old", Tenant: "acme", Name: "order.created"},
 		bus.Event{ID: "globex-old", Tenant: "globex", Name: "order.created"})
 	require.Eventually(t, func() bool {
 		l, err := tb.Integrations().Rejected(ctx, "erp")
 		return err == nil && len(l) == 2
 	}, 10*time.Second, time.Millisecond)
-	tb.Publish(bus.Event{ID: "acme-live", Tenant: "acme", Name: "order.created"})
+	tb.MustPublish(bus.Event{ID: "acme-live", Tenant: "acme", Name: "order.created"})
 	require.Eventually(t, func() bool { return inFlight.Load() == 1 }, 10*time.Second, time.Millisecond)
 
 	// A manual retry of globex fails and opens the circuit; nothing waits

@@ -51,7 +51,7 @@ func TestBus_Health_reports_each_integration_and_stays_ready_when_a_destination_
 		Breaker: middleware.BreakerPolicy{WarnAfter: 1, OpenAfter: 1}}})
 	tb.NewSinkIntegration(bus.Integration{ID: "off", Status: bus.Stopped})
 	down.FailNext(100, 503)
-	tb.Publish(bus.Event{Name: "order.created"}, bus.Event{Name: "order.created"})
+	tb.MustPublish(bus.Event{Name: "order.created"}, bus.Event{Name: "order.created"})
 	require.Eventually(t, func() bool {
 		st, err := tb.Integrations().Circuit(ctx, "down")
 		return err == nil && st.State == middleware.StateOpen

@@ -99,6 +99,16 @@ type Integration struct {
 	// them: Create and Update refuse a path that leaves the root. An update
 	// keeps a path it does not change either way.
 	UnconfinedPaths bool
+	// Owner is who declared the integration through Integrations.Reconcile
+	// (its owner argument); empty for one created otherwise (Create, the
+	// management API). Reconcile removes only what its owner declared
+	// before and no longer declares. Only Reconcile sets it: Create and
+	// Update ignore it.
+	Owner string
+	// Effective is what the integration runs with, defaults included. The
+	// bus sets it on every read (Get, List, and what Create and Update
+	// return); it is never saved, and Create and Update ignore it.
+	Effective Effective
 	// CreatedAt and UpdatedAt are set by the bus.
 	CreatedAt time.Time
 	UpdatedAt time.Time

@@ -45,6 +45,17 @@ type Integrations struct {
 	all    bool
 	tenant string
 	err    error // when set, every method fails with it
+	// by says in log entries who creates and updates: "via API" when
+	// empty, Reconcile's own otherwise.
+	by string
+}
+
+// how is what log entries say made a change.
+func (m *Integrations) how() string {
+	if m.by != "" {
+		return m.by
+	}
+	return "via API"
 }
 
 // Integrations returns the application's view of the integrations: every
@@ -67,6 +78,12 @@ func (b *Bus) Integrations() *Integrations { return &Integrations{b: b, all: tru
 // StartsAt. The exception is an in-process handler registered again (Handle
 // after a restart) without StartsAt: it resumes from its cursor.
 func (m *Integrations) Create(ctx context.Context, in Integration) (Integration, error) {
+	in.Owner = "" // Reconcile's
+	return m.create(ctx, in)
+}
+
+// create is Create, keeping in.Owner.
+func (m *Integrations) create(ctx context.Context, in Integration) (Integration, error) {
 	if err := ctx.Err(); err != nil {
 		return Integration{}, err
 	}
@@ -77,6 +94,7 @@ func (m *Integrations) Create(ctx context.Context, in Integration) (Integration,
 		return Integration{}, err
 	}
 	in = in.clone()
+	in.Effective = Effective{}
 	if in.Kind == "" {
 		in.Kind = Permanent
 	}
@@ -92,7 +110,7 @@ func (m *Integrations) Create(ctx context.Context, in Integration) (Integration,
 		return Integration{}, err
 	}
 	in = r.in
-	out, err := b.create(r)
+	out, err := b.create(r, m.how())
 	if err != nil {
 		b.mu.Lock()
 		r.gone = true
@@ -161,8 +179,9 @@ func (b *Bus) countLocked(tenant string) int {
 }
 
 // create builds, pins, starts and saves the reserved runner r; op is held.
-// On error it leaves nothing behind but the reservation.
-func (b *Bus) create(r *runner) (Integration, error) {
+// On error it leaves nothing behind but the reservation. how says in the
+// log what created it.
+func (b *Bus) create(r *runner, how string) (Integration, error) {
 	in := r.in
 	chain, err := b.newChain(in)
 	if err != nil {
@@ -172,7 +191,7 @@ func (b *Bus) create(r *runner) (Integration, error) {
 	r.chain = chain
 	b.mu.Unlock()
 	key := in.Ref()
-	resumed, created, err := b.pinCursor(in)
+	resumed, created, err := b.pinCursor(in, how)
 	if err != nil {
 		return Integration{}, err
 	}
@@ -214,7 +233,7 @@ func (b *Bus) create(r *runner) (Integration, error) {
 	if in.Status == Running {
 		b.log(key, middleware.ActionIntegrationStarted, "Started on creation.")
 	}
-	return in.Masked(), nil
+	return b.shown(in), nil
 }
 
 // pinCursor sets where a new integration starts reading, now, so that the
@@ -223,8 +242,8 @@ func (b *Bus) create(r *runner) (Integration, error) {
 // without StartsAt keeps the cursor it has: resumed reports that. created
 // is the reason of the integration_created log entry: it says when the
 // journal no longer holds the events from StartsAt on.
-func (b *Bus) pinCursor(in Integration) (resumed bool, created string, err error) {
-	created = "Created via API."
+func (b *Bus) pinCursor(in Integration, how string) (resumed bool, created string, err error) {
+	created = "Created " + how + "."
 	if _, ok := in.Sink.(HandlerFunc); ok && in.StartsAt.IsZero() {
 		if _, ok := b.journal.Cursor(Topic, in.Ref()); ok {
 			return true, created, nil
@@ -264,7 +283,7 @@ func (m *Integrations) Get(ctx context.Context, id string) (Integration, error) 
 	if err != nil {
 		return Integration{}, err
 	}
-	return r.in.Masked(), nil
+	return m.b.shown(r.in), nil
 }
 
 // List returns the view's integrations by ref (by id in a tenant's view),
@@ -281,7 +300,7 @@ func (m *Integrations) List(ctx context.Context) ([]Integration, error) {
 	var out []Integration
 	for _, r := range m.b.runners {
 		if r.ready && m.sees(r.in) {
-			out = append(out, r.in.Masked())
+			out = append(out, m.b.shown(r.in))
 		}
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Ref() < out[j].Ref() })
@@ -330,8 +349,18 @@ func (m *Integrations) UpdateFunc(ctx context.Context, id string, fn func(in *In
 	})
 }
 
-// update applies change to the integration id, holding its op.
+// update applies change to the integration id, holding its op; the owner
+// stays (only Reconcile changes it).
 func (m *Integrations) update(ctx context.Context, id string, change func(cur Integration) (Integration, error)) (Integration, error) {
+	return m.updateOwned(ctx, id, func(cur Integration) (Integration, error) {
+		in, err := change(cur)
+		in.Owner = cur.Owner
+		return in, err
+	})
+}
+
+// updateOwned is update, taking the owner change gives.
+func (m *Integrations) updateOwned(ctx context.Context, id string, change func(cur Integration) (Integration, error)) (Integration, error) {
 	if err := ctx.Err(); err != nil {
 		return Integration{}, err
 	}
@@ -341,11 +370,12 @@ func (m *Integrations) update(ctx context.Context, id string, change func(cur In
 		return Integration{}, err
 	}
 	rules := m.rules()
-	return b.change(ctx, r, key, func() (Integration, error) { return b.updateLocked(r, key, change, rules) })
+	how := m.how()
+	return b.change(ctx, r, key, func() (Integration, error) { return b.updateLocked(r, key, change, rules, how) })
 }
 
 // updateLocked is update once it holds r's op; rules are the view's.
-func (b *Bus) updateLocked(r *runner, id string, change func(cur Integration) (Integration, error), rules *hostRules) (Integration, error) {
+func (b *Bus) updateLocked(r *runner, id string, change func(cur Integration) (Integration, error), rules *hostRules, how string) (Integration, error) {
 	b.mu.Lock()
 	gone, cur := r.gone, r.in.clone()
 	b.mu.Unlock()
@@ -412,12 +442,12 @@ func (b *Bus) updateLocked(r *runner, id string, change func(cur Integration) (I
 		revert()
 		return Integration{}, err
 	}
-	b.log(id, "integration_updated", "Updated via API.")
+	b.log(id, "integration_updated", "Updated "+how+".")
 	if !sameBreaker && old.chain.Breaker().State().State != middleware.StateClosed {
 		// Only now that the update holds: a revert goes back to this circuit.
 		old.chain.Breaker().ResetFor("by an update of the integration")
 	}
-	return next.Masked(), nil
+	return b.shown(next), nil
 }
 
 // sameDestination reports whether an update kept the sink's configuration:
@@ -471,6 +501,7 @@ func (b *Bus) nextIntegration(cur, in Integration, rules *hostRules) (Integratio
 			"required: Update replaces every field; start from what Get returns, or use UpdateFunc"))
 	}
 	next := in.clone()
+	next.Effective = Effective{}
 	next.ID, next.Tenant, next.Kind, next.StartsAt, next.EndsAt = cur.ID, cur.Tenant, cur.Kind, cur.StartsAt, cur.EndsAt
 	next.Status, next.CreatedAt = cur.Status, cur.CreatedAt
 	// A configuration read back (masked) keeps the stored secret wherever
@@ -599,7 +630,7 @@ func (b *Bus) setStatusLocked(r *runner, id string, s Status, reason string) (In
 	}
 	// Running but not delivering: its start failed when Run started it.
 	if r.in.Status == s && (s == Stopped || r.live != nil || !b.routing) {
-		out := r.in.Masked()
+		out := b.shown(r.in)
 		b.mu.Unlock()
 		return out, nil
 	}
@@ -617,7 +648,7 @@ func (b *Bus) setStatusLocked(r *runner, id string, s Status, reason string) (In
 	r.in.Status = s
 	r.in.UpdatedAt = b.cfg.Clock.Now()
 	err = b.saveLocked()
-	out := r.in.Masked()
+	out := b.shown(r.in)
 	b.mu.Unlock()
 	if err != nil {
 		return Integration{}, errors.Join(err, stopErr)

@@ -20,7 +20,7 @@ func TestIntegrations_temporary_integration_ending_in_the_future_completes_on_th
 	start := tb.Clock.Now()
 	sink := tb.NewSinkIntegration(bus.Integration{ID: "sap-1", Kind: bus.Temporary, Concurrency: 1,
 		StartsAt: start, EndsAt: start.Add(time.Hour)})
-	tb.Publish(bus.Event{Name: "order.created", ID: "in-range"})
+	tb.MustPublish(bus.Event{Name: "order.created", ID: "in-range"})
 	assert.Equal(t, "in-range", sink.WaitFor(t, 1)[0].ID)
 	waitLag(t, tb, "sap-1")
 	in, err := tb.Integrations().Get(ctx, "sap-1")
@@ -31,7 +31,7 @@ func TestIntegrations_temporary_integration_ending_in_the_future_completes_on_th
 	require.NoError(t, tb.Clock.BlockUntil(waitCtx(t), 1))
 	tb.Clock.Advance(time.Hour + time.Second)
 	// Published past ends_at, while the integration may still be running.
-	tb.Publish(bus.Event{Name: "order.created", ID: "after"})
+	tb.MustPublish(bus.Event{Name: "order.created", ID: "after"})
 	require.Eventually(t, func() bool {
 		in, err := tb.Integrations().Get(ctx, "sap-1")
 		return err == nil && in.Status == bus.Stopped

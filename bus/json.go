@@ -36,6 +36,8 @@ type integrationJSON struct {
 	OrderKey         string             `json:"order_key,omitempty"`
 	RateLimit        *RateLimit         `json:"rate_limit,omitempty"`
 	Status           Status             `json:"status,omitempty"`
+	Owner            string             `json:"owner,omitempty"`
+	Effective        *Effective         `json:"effective,omitempty"` // written on reads, ignored when read
 	CreatedAt        *time.Time         `json:"created_at,omitempty"`
 	UpdatedAt        *time.Time         `json:"updated_at,omitempty"`
 }
@@ -83,7 +85,7 @@ func decodeIntegration(reg *sinks.Registry, body []byte) (in Integration, p fiel
 	decodeFields(top, &w, &p)
 	in = Integration{
 		ID: w.ID, Tenant: w.Tenant, Name: w.Name, Description: w.Description, Observes: w.Observes,
-		Kind: w.Kind, Concurrency: w.Concurrency, OrderKey: w.OrderKey, Status: w.Status,
+		Kind: w.Kind, Concurrency: w.Concurrency, OrderKey: w.OrderKey, Status: w.Status, Owner: w.Owner,
 	}
 	if w.Enabled != nil && !*w.Enabled {
 		in.Status = Stopped
@@ -230,7 +232,11 @@ func (in Integration) MarshalJSON() ([]byte, error) {
 	w := integrationJSON{
 		ID: in.ID, Tenant: in.Tenant, Name: in.Name, Description: in.Description,
 		IntegrationType: in.Type(), Observes: in.Observes,
-		Kind: in.Kind, Concurrency: in.Concurrency, OrderKey: in.OrderKey, Status: in.Status,
+		Kind: in.Kind, Concurrency: in.Concurrency, OrderKey: in.OrderKey, Status: in.Status, Owner: in.Owner,
+	}
+	if !in.Effective.isZero() {
+		e := in.Effective
+		w.Effective = &e
 	}
 	if w.Kind == "" {
 		w.Kind = Permanent

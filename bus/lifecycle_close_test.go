@@ -39,7 +39,7 @@ func TestIntegrations_Stop_of_a_slow_closing_sink_blocks_nobody_else(t *testing.
 		_, err = tb.Integrations().Start(ctx, "other")
 		assert.NoError(t, err)
 		assert.NoError(t, tb.Integrations().Delete(ctx, "new"))
-		tb.Publish(bus.Event{ID: "e1", Name: "order.created"})
+		tb.MustPublish(bus.Event{ID: "e1", Name: "order.created"})
 	})
 	assert.Equal(t, []string{"e1"}, eventIDs(other.WaitFor(t, 1)))
 	select {

@@ -79,7 +79,7 @@ func TestIntegration_concurrency_defaults_to_eight_and_is_honoured(t *testing.T)
 			for i := range events {
 				events[i] = bus.Event{Name: "order.created"}
 			}
-			tb.Publish(events...)
+			tb.MustPublish(events...)
 			p.waitReached(t)
 			settled(t, tb.Bus, "h")
 			p.mu.Lock()
@@ -176,7 +176,7 @@ func TestIntegration_a_failing_order_key_leaves_the_other_keys_alone(t *testing.
 			events = append(events, bus.Event{Name: "order.updated", Payload: json.RawMessage(fmt.Sprintf(`{"order_id":%q,"n":%d}`, k, n))})
 		}
 	}
-	tb.Publish(events...)
+	tb.MustPublish(events...)
 	require.Eventually(t, func() bool {
 		mu.Lock()
 		defer mu.Unlock()
@@ -208,11 +208,11 @@ func TestBus_Publish_returns_while_an_integration_is_stuck(t *testing.T) {
 		return ctx.Err()
 	}))
 	other := tb.Record("*")
-	tb.Publish(bus.Event{Name: "order.created"})
+	tb.MustPublish(bus.Event{Name: "order.created"})
 	<-arrived
 	within(t, "Publish", func() {
 		for range 100 {
-			tb.Publish(bus.Event{Name: "order.created"})
+			tb.MustPublish(bus.Event{Name: "order.created"})
 		}
 		_, err := tb.Integrations().List(ctx)
 		assert.NoError(t, err)

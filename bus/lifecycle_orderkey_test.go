@@ -71,7 +71,7 @@ func TestIntegrations_sink_order_key_orders_events_without_a_value_too(t *testin
 		want[tenant] = append(want[tenant], id)
 		events = append(events, bus.Event{ID: id, Name: "order.created", Tenant: tenant})
 	}
-	tb.Publish(events...)
+	tb.MustPublish(events...)
 	settled(t, tb.Bus, "fifo")
 
 	sink.mu.Lock()

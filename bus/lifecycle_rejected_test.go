@@ -18,7 +18,7 @@ func TestIntegrations_RetryRejected_that_fails_records_the_new_failure(t *testin
 	tb := bustest.New(t)
 	sink := tb.NewSinkIntegration(bus.Integration{ID: "erp"})
 	sink.FailNext(1, 400)
-	tb.Publish(bus.Event{ID: "e1", Name: "order.created"})
+	tb.MustPublish(bus.Event{ID: "e1", Name: "order.created"})
 	require.Eventually(t, func() bool {
 		l, err := tb.Integrations().Rejected(ctx, "erp")
 		return err == nil && len(l) == 1

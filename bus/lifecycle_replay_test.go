@@ -39,7 +39,7 @@ func TestIntegrations_Replay_aborted_closes_Done_and_says_so(t *testing.T) {
 				<-ctx.Done() // the receiver hangs on replayed events
 				return ctx.Err()
 			}, func(in *bus.Integration) { in.Concurrency = 1 }))
-			tb.Publish(bus.Event{ID: "a", Name: "order.created"}, bus.Event{ID: "b", Name: "order.created"})
+			tb.MustPublish(bus.Event{ID: "a", Name: "order.created"}, bus.Event{ID: "b", Name: "order.created"})
 			settled(t, tb.Bus, "erp")
 
 			job, err := tb.Integrations().Replay(ctx, "erp", replay.Request{})
@@ -68,7 +68,7 @@ func TestIntegrations_Replay_aborted_closes_Done_and_says_so(t *testing.T) {
 func TestIntegrations_Replay_that_finished_is_released(t *testing.T) {
 	tb := bustest.New(t)
 	sink := tb.NewSinkIntegration(bus.Integration{ID: "erp"})
-	tb.Publish(bus.Event{ID: "a", Name: "order.created"})
+	tb.MustPublish(bus.Event{ID: "a", Name: "order.created"})
 	sink.WaitFor(t, 1)
 	for i := range 5 {
 		replayAndWait(t, tb, "erp", replay.Request{})
@@ -116,10 +116,10 @@ func logActions(t *testing.T, b *bus.Bus, id string) []string {
 func TestIntegrations_Replay_log_counts_the_matching_events(t *testing.T) {
 	tb := bustest.New(t)
 	sink := tb.NewSinkIntegration(bus.Integration{ID: "erp", Observes: []string{"order.*"}})
-	tb.Publish(bus.Event{ID: "a", Name: "order.created"})
+	tb.MustPublish(bus.Event{ID: "a", Name: "order.created"})
 	sink.WaitFor(t, 1)
 	replayAndWait(t, tb, "erp", replay.Request{})
-	tb.Publish(bus.Event{ID: "b", Name: "order.created"}, bus.Event{ID: "c", Name: "cart.updated"})
+	tb.MustPublish(bus.Event{ID: "b", Name: "order.created"}, bus.Event{ID: "c", Name: "cart.updated"})
 	sink.WaitFor(t, 3)
 	replayAndWait(t, tb, "erp", replay.Request{})
 

@@ -132,7 +132,7 @@ func TestIntegrations_Update_whose_sink_cannot_start_keeps_the_old_one(t *testin
 	require.NoError(t, err)
 	assert.Equal(t, bus.Running, got.Status)
 	assert.Empty(t, got.Name, "the update is not kept")
-	tb.Publish(bus.Event{ID: "e1", Name: "order.created"})
+	tb.MustPublish(bus.Event{ID: "e1", Name: "order.created"})
 	waitLag(t, tb, "mq")
 	assert.Equal(t, []string{"e1"}, old.delivered(), "the old sink delivers")
 }

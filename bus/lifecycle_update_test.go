@@ -48,7 +48,7 @@ func TestIntegrations_Update_partial_is_refused_and_UpdateFunc_changes_only_what
 	want.Name, want.UpdatedAt = "Renamed", renamed.UpdatedAt
 	assert.Equal(t, want, renamed, "everything else as it was")
 
-	tb.Publish(
+	tb.MustPublish(
 		bus.Event{ID: "cart", Name: "cart.updated", Payload: json.RawMessage(`{"total":500}`)},
 		bus.Event{ID: "small", Name: "order.created", Payload: json.RawMessage(`{"total":5,"order_id":"o-1"}`)},
 		bus.Event{ID: "big", Name: "order.created", Payload: json.RawMessage(`{"total":500,"order_id":"o-2"}`)},
@@ -63,7 +63,7 @@ func TestIntegrations_Update_partial_is_refused_and_UpdateFunc_changes_only_what
 	got.Observes, got.Filter = []string{"cart.updated"}, filter.Conditions{}
 	_, err = tb.Integrations().Update(ctx, "erp", got)
 	require.NoError(t, err)
-	tb.Publish(bus.Event{ID: "cart-2", Name: "cart.updated"})
+	tb.MustPublish(bus.Event{ID: "cart-2", Name: "cart.updated"})
 	assert.Equal(t, []string{"big", "cart-2"}, eventIDs(sink.WaitFor(t, 2)))
 }
 

@@ -35,7 +35,7 @@ func TestBus_in_memory_a_stopped_integration_is_told_how_many_events_the_bound_r
 	var published []string
 	for i := range total {
 		published = append(published, fmt.Sprintf("e%03d", i))
-		tb.Publish(bus.Event{ID: published[i], Name: "order.created", Payload: pad1K})
+		tb.MustPublish(bus.Event{ID: published[i], Name: "order.created", Payload: pad1K})
 		live.WaitFor(t, i+1)
 	}
 	assert.Equal(t, published, eventIDs(live.Events()))
@@ -69,14 +69,14 @@ func TestBus_in_memory_delivered_events_make_room_for_a_backlog(t *testing.T) {
 	tb := bustest.New(t, func(c *bus.Config) { c.MemoryBytes = 64 << 10 })
 	live := tb.NewSinkIntegration(bus.Integration{ID: "live", Concurrency: 1})
 	for i := range 200 {
-		tb.Publish(bus.Event{ID: fmt.Sprintf("e%03d", i), Name: "order.created", Payload: pad1K})
+		tb.MustPublish(bus.Event{ID: fmt.Sprintf("e%03d", i), Name: "order.created", Payload: pad1K})
 		live.WaitFor(t, i+1)
 	}
 	_, err := tb.Integrations().Stop(ctx, "live")
 	require.NoError(t, err)
 	require.NoError(t, bus.JournalOf(tb.Bus).Flush())
 	for i := range 20 {
-		tb.Publish(bus.Event{ID: fmt.Sprintf("f%03d", i), Name: "order.created", Payload: pad1K})
+		tb.MustPublish(bus.Event{ID: fmt.Sprintf("f%03d", i), Name: "order.created", Payload: pad1K})
 	}
 	_, err = tb.Integrations().Start(ctx, "live")
 	require.NoError(t, err)
@@ -94,7 +94,7 @@ func TestIntegrations_Replay_in_memory_says_what_the_journal_no_longer_holds(t *
 	start := tb.Clock.Now()
 	const total = 200
 	for i := range total {
-		tb.Publish(bus.Event{ID: fmt.Sprintf("e%03d", i), Name: "order.created", Payload: pad1K})
+		tb.MustPublish(bus.Event{ID: fmt.Sprintf("e%03d", i), Name: "order.created", Payload: pad1K})
 		live.WaitFor(t, i+1)
 		tb.Clock.Advance(time.Second)
 	}
@@ -133,7 +133,7 @@ func TestIntegrations_Replay_in_memory_says_what_the_journal_no_longer_holds(t *
 		{Topic: bus.Topic, Group: "waits-for-the-first"}: {Next: first, Acked: []replay.Range{{From: first + 1, To: head}}},
 	}))
 	for i := range 10 {
-		tb.Publish(bus.Event{ID: fmt.Sprintf("f%03d", i), Name: "order.created", Payload: pad1K})
+		tb.MustPublish(bus.Event{ID: fmt.Sprintf("f%03d", i), Name: "order.created", Payload: pad1K})
 	}
 	dry, err = tb.Integrations().Replay(ctx, "live", replay.Request{DryRun: true})
 	require.NoError(t, err)
@@ -179,7 +179,7 @@ func TestBus_in_memory_a_handler_editing_the_payload_changes_nothing_else(t *tes
 		return nil
 	}))
 	published := tb.Clock.Now()
-	tb.Publish(bus.Event{ID: "e1", Name: "order.created", Payload: []byte(`{"total":10}`)})
+	tb.MustPublish(bus.Event{ID: "e1", Name: "order.created", Payload: []byte(`{"total":10}`)})
 	assert.Equal(t, `{"total":99}`, <-edited)
 	settled(t, tb.Bus, "editor")
 
@@ -196,7 +196,7 @@ func TestIntegrations_Create_with_starts_at_before_what_the_journal_holds_says_s
 	tb := bustest.New(t, func(c *bus.Config) { c.MemoryBytes = 32 << 10 })
 	start := tb.Clock.Now()
 	for i := range 100 {
-		tb.Publish(bus.Event{ID: fmt.Sprintf("e%03d", i), Name: "order.created", Payload: pad1K})
+		tb.MustPublish(bus.Event{ID: fmt.Sprintf("e%03d", i), Name: "order.created", Payload: pad1K})
 		tb.Clock.Advance(time.Second)
 	}
 	first, _ := bus.JournalOf(tb.Bus).Storage().Bounds(bus.Topic)

@@ -112,7 +112,7 @@ func TestIntegration_RateLimit_paces_events_and_reports_the_waits(t *testing.T) 
 	})
 	sink := tb.NewSinkIntegration(bus.Integration{ID: "erp", RateLimit: bus.RateLimit{PerSecond: 1, Burst: 2}})
 	for i := range 5 {
-		tb.Publish(bus.Event{ID: fmt.Sprintf("e%d", i), Name: "order.created"})
+		tb.MustPublish(bus.Event{ID: fmt.Sprintf("e%d", i), Name: "order.created"})
 	}
 
 	sink.WaitFor(t, 2)
@@ -139,7 +139,7 @@ func TestIntegration_RateLimit_paces_events_and_reports_the_waits(t *testing.T) 
 	// A minute later without waits, the next wait starts a new spell.
 	tb.Clock.Advance(2 * time.Minute)
 	for i := range 3 {
-		tb.Publish(bus.Event{ID: fmt.Sprintf("f%d", i), Name: "order.created"})
+		tb.MustPublish(bus.Event{ID: fmt.Sprintf("f%d", i), Name: "order.created"})
 	}
 	sink.WaitFor(t, 7)
 	require.NoError(t, tb.Clock.BlockUntil(waitCtx(t), 1))
@@ -168,9 +168,9 @@ func TestIntegration_RateLimit_holds_across_live_delivery_and_replays(t *testing
 		}
 		return nil
 	}, func(in *bus.Integration) { in.RateLimit = bus.RateLimit{PerSecond: 1} }))
-	tb.Publish(bus.Event{ID: "e1", Name: "order.created"})
+	tb.MustPublish(bus.Event{ID: "e1", Name: "order.created"})
 	require.Eventually(t, func() bool { return delivered.Load() == 1 }, 10*time.Second, time.Millisecond)
-	tb.Publish(bus.Event{ID: "e2", Name: "order.created"}) // waits a second
+	tb.MustPublish(bus.Event{ID: "e2", Name: "order.created"}) // waits a second
 	require.NoError(t, tb.Clock.BlockUntil(waitCtx(t), 1))
 	job, err := tb.Integrations().Replay(ctx, "erp", replay.Request{})
 	require.NoError(t, err)
@@ -188,7 +188,7 @@ func TestIntegration_RateLimit_holds_for_manual_retries_and_keeps_retry_after(t 
 	tb := bustest.New(t)
 	sink := tb.NewSinkIntegration(bus.Integration{ID: "erp", RateLimit: bus.RateLimit{PerSecond: 1}})
 	sink.FailNext(1, 400)
-	tb.Publish(bus.Event{ID: "bad", Name: "order.created"})
+	tb.MustPublish(bus.Event{ID: "bad", Name: "order.created"})
 	require.Eventually(t, func() bool {
 		rej, err := tb.Integrations().Rejected(ctx, "erp")
 		return err == nil && len(rej) == 1
@@ -208,7 +208,7 @@ func TestIntegration_RateLimit_holds_for_manual_retries_and_keeps_retry_after(t 
 
 	tb.Clock.Advance(time.Minute) // a full bucket
 	sink.FailNextWith(1, &sinks.StatusError{Destination: "erp", StatusCode: 429, RetryAfter: 30 * time.Second})
-	tb.Publish(bus.Event{ID: "busy", Name: "order.created"})
+	tb.MustPublish(bus.Event{ID: "busy", Name: "order.created"})
 	require.NoError(t, tb.Clock.BlockUntil(waitCtx(t), 1))
 	next, ok := tb.Clock.NextDue()
 	require.True(t, ok)

@@ -63,7 +63,7 @@ func TestBus_stored_excerpts_hold_no_secret(t *testing.T) {
 		Headers: map[string]string{"X-Api-Key": headerKey}, AllowPrivateNetworks: true,
 	}, Delivery: middleware.Settings{Retry: middleware.RetryPolicy{InitialInterval: 1, MaxInterval: 1}}})
 
-	tb.Publish(bus.Event{ID: "e1", Name: "order.created", Payload: json.RawMessage(`{}`)})
+	tb.MustPublish(bus.Event{ID: "e1", Name: "order.created", Payload: json.RawMessage(`{}`)})
 	var entries []middleware.LogEntry
 	require.Eventually(t, func() bool {
 		entries, _ = tb.Integrations().Log(ctx, "erp")

@@ -58,18 +58,18 @@ func TestIntegrations_stopped_past_retention_logs_the_loss_and_resumes_at_the_ol
 	// One at a time, so that the order of delivery is the journal's.
 	erp := tb.NewSinkIntegration(bus.Integration{ID: "erp", Observes: []string{"order.*"}, Concurrency: 1})
 	live := tb.NewSinkIntegration(bus.Integration{ID: "live", Observes: []string{"order.*"}})
-	tb.Publish(bus.Event{ID: "seen", Name: "order.created"}) // offset 1
+	tb.MustPublish(bus.Event{ID: "seen", Name: "order.created"}) // offset 1
 	erp.WaitFor(t, 1)
 	waitLag(t, tb, "erp")
 	_, err := tb.Integrations().Stop(ctx, "erp")
 	require.NoError(t, err)
 
 	for i := range 3 { // offsets 2-4
-		tb.Publish(bus.Event{ID: fmt.Sprint("lost-", i), Name: "order.created"})
+		tb.MustPublish(bus.Event{ID: fmt.Sprint("lost-", i), Name: "order.created"})
 	}
 	waitLag(t, tb, "live") // it has them before compaction can remove them
 	tb.Clock.Advance(2 * retention)
-	tb.Publish(bus.Event{ID: "kept-0", Name: "order.created"}, bus.Event{ID: "kept-1", Name: "order.fulfilled"}) // 5, 6
+	tb.MustPublish(bus.Event{ID: "kept-0", Name: "order.created"}, bus.Event{ID: "kept-1", Name: "order.fulfilled"}) // 5, 6
 	waitTrimmed(t, tb.Bus, 5)
 	lag, err := tb.Integrations().Lag(ctx, "erp")
 	require.NoError(t, err)
@@ -93,9 +93,9 @@ func TestIntegrations_stopped_past_retention_logs_the_loss_and_resumes_at_the_ol
 func TestIntegrations_events_past_retention_cannot_be_replayed_or_started_from(t *testing.T) {
 	tb := bustest.New(t, func(c *bus.Config) { c.Retention = retention })
 	start := tb.Clock.Now()
-	tb.Publish(bus.Event{ID: "old-0", Name: "order.created"}, bus.Event{ID: "old-1", Name: "order.created"})
+	tb.MustPublish(bus.Event{ID: "old-0", Name: "order.created"}, bus.Event{ID: "old-1", Name: "order.created"})
 	tb.Clock.Advance(2 * retention)
-	tb.Publish(bus.Event{ID: "new-0", Name: "order.created"}, bus.Event{ID: "new-1", Name: "order.created"})
+	tb.MustPublish(bus.Event{ID: "new-0", Name: "order.created"}, bus.Event{ID: "new-1", Name: "order.created"})
 	waitTrimmed(t, tb.Bus, 3)
 
 	// Asked for everything since before the old events, both get only what

@@ -55,7 +55,7 @@ func TestIntegrations_Stop_lets_the_attempt_under_way_finish(t *testing.T) {
 	_, err := tb.Bus.Integrations().Create(ctx, bus.Integration{ID: "erp", Observes: []string{"order.*"},
 		Concurrency: 1, Sink: webhook.Config{URL: srv.URL, AllowPrivateNetworks: true}})
 	require.NoError(t, err)
-	tb.Publish(bus.Event{ID: "e1", Name: "order.created"})
+	tb.MustPublish(bus.Event{ID: "e1", Name: "order.created"})
 	require.Equal(t, "e1", next())
 
 	stopped := make(chan error, 1)
@@ -75,7 +75,7 @@ func TestIntegrations_Stop_lets_the_attempt_under_way_finish(t *testing.T) {
 	// so it does not come again ahead of e2 (concurrency 1 keeps the order).
 	_, err = tb.Bus.Integrations().Start(ctx, "erp")
 	require.NoError(t, err)
-	tb.Publish(bus.Event{ID: "e2", Name: "order.created"})
+	tb.MustPublish(bus.Event{ID: "e2", Name: "order.created"})
 	assert.Equal(t, "e2", next())
 	// The receiver counts e2 just after it reports its arrival.
 	assert.Eventually(t, func() bool {

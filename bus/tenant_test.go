@@ -107,7 +107,7 @@ func publishMixed(t *testing.T, tb *bustest.Bus, n int) map[string][]string {
 		batch = append(batch, bus.Event{ID: id, Name: "order.created", Tenant: tenant,
 			Payload: json.RawMessage(`{"tenant":"acme","n":` + fmt.Sprint(i) + `}`)})
 		if len(batch) == cap(batch) || i == n-1 {
-			tb.Publish(batch...)
+			tb.MustPublish(batch...)
 			batch = batch[:0]
 		}
 	}
@@ -351,7 +351,7 @@ func TestIntegrations_Lag_in_a_tenants_view_counts_its_events_only(t *testing.T)
 	_, err := acme.Create(ctx, bus.Integration{ID: "erp-sync", Status: bus.Stopped, Sink: bustest.NewSink()})
 	require.NoError(t, err)
 	for i, tenant := range []string{"acme", "globex", "globex", "acme", "", "globex", "acme", "Acme"} {
-		tb.Publish(bus.Event{ID: fmt.Sprintf("e-%d", i), Name: "order.created", Tenant: tenant})
+		tb.MustPublish(bus.Event{ID: fmt.Sprintf("e-%d", i), Name: "order.created", Tenant: tenant})
 	}
 	lag, err := acme.Lag(ctx, "erp-sync")
 	require.NoError(t, err)
@@ -374,7 +374,7 @@ func TestTenants_losses_are_not_counted_in_a_tenants_log(t *testing.T) {
 	_, err := acme.Create(ctx, bus.Integration{ID: "erp-sync", Status: bus.Stopped, Sink: bustest.NewSink()})
 	require.NoError(t, err)
 	for i := range 300 {
-		tb.Publish(bus.Event{Name: "order.created", Tenant: []string{"acme", "globex", "globex"}[i%3],
+		tb.MustPublish(bus.Event{Name: "order.created", Tenant: []string{"acme", "globex", "globex"}[i%3],
 			Payload: json.RawMessage(`{"pad":"` + strings.Repeat("x", 200) + `"}`)})
 	}
 	_, err = acme.Start(ctx, "erp-sync")
@@ -409,7 +409,7 @@ func TestTenants_replay_does_not_count_missing_events_to_a_tenant(t *testing.T) 
 	_, err := acme.Create(ctx, bus.Integration{ID: "live", Sink: bustest.NewSink()})
 	require.NoError(t, err)
 	for i := range 100 {
-		tb.Publish(bus.Event{ID: fmt.Sprintf("e%03d", i), Name: "order.created", Tenant: []string{"acme", "globex"}[i%2], Payload: pad1K})
+		tb.MustPublish(bus.Event{ID: fmt.Sprintf("e%03d", i), Name: "order.created", Tenant: []string{"acme", "globex"}[i%2], Payload: pad1K})
 		app.WaitFor(t, i+1)
 	}
 	waitLag(t, tb, "")
@@ -421,7 +421,7 @@ func TestTenants_replay_does_not_count_missing_events_to_a_tenant(t *testing.T) 
 		{Topic: bus.Topic, Group: "waits-for-the-first"}: {Next: first, Acked: []replay.Range{{From: first + 1, To: head}}},
 	}))
 	for i := range 10 {
-		tb.Publish(bus.Event{ID: fmt.Sprintf("f%03d", i), Name: "order.created", Tenant: "acme", Payload: pad1K})
+		tb.MustPublish(bus.Event{ID: fmt.Sprintf("f%03d", i), Name: "order.created", Tenant: "acme", Payload: pad1K})
 	}
 	dry, err := tb.Integrations().Replay(ctx, "live", replay.Request{DryRun: true})
 	require.NoError(t, err)
@@ -641,7 +641,7 @@ func TestTenants_a_tenants_rate_limit_is_logged_in_its_own_log(t *testing.T) {
 	require.NoError(t, err)
 	_, err = all.Create(ctx, bus.Integration{ID: "erp-sync", Sink: bustest.NewSink()})
 	require.NoError(t, err)
-	tb.Publish(bus.Event{ID: "a-1", Name: "order.created", Tenant: "acme"}, bus.Event{ID: "a-2", Name: "order.created", Tenant: "acme"})
+	tb.MustPublish(bus.Event{ID: "a-1", Name: "order.created", Tenant: "acme"}, bus.Event{ID: "a-2", Name: "order.created", Tenant: "acme"})
 	sink.WaitFor(t, 1)
 	actions := func(ref string) []string {
 		entries, err := all.Log(ctx, ref)

@@ -207,7 +207,7 @@ func TestBus_TracerProvider_replay_links_to_the_published_trace(t *testing.T) {
 		handled.Add(1)
 		return nil
 	}))
-	tb.Publish(bus.Event{ID: "o-1", Name: "order.fulfilled"})
+	tb.MustPublish(bus.Event{ID: "o-1", Name: "order.fulfilled"})
 	live := tr.waitSpans(t, "send mailer", 1)[0]
 	assert.Equal(t, live.SpanContext, handlerSpan.Load(), "a handler's context carries its attempt's span")
 	replayAndWait(t, tb, "mailer", replay.Request{})

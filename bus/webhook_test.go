@@ -90,7 +90,7 @@ func TestBus_webhook_integration_from_elastic_path_json_delivers_signed_events(t
 	assert.Equal(t, "webhook", in.Type())
 	assert.Equal(t, "Order shipping notification", in.Name)
 
-	tb.Publish(bus.Event{ID: "evt-42", Name: "order.fulfilled", Tenant: "acme", Payload: json.RawMessage(`{"order_id":"o-1"}`)},
+	tb.MustPublish(bus.Event{ID: "evt-42", Name: "order.fulfilled", Tenant: "acme", Payload: json.RawMessage(`{"order_id":"o-1"}`)},
 		bus.Event{Name: "order.created"})
 	got := rcv.wait(t, 1)
 	assert.Equal(t, "evt-42", got[0].ID)
@@ -132,7 +132,7 @@ func TestIntegrations_update_keeps_secrets_sent_back_masked(t *testing.T) {
 	got.Observes = []string{"order.fulfilled"}
 	_, err = tb.Integrations().Update(ctx, "erp", got)
 	require.NoError(t, err)
-	tb.Publish(bus.Event{Name: "order.fulfilled"})
+	tb.MustPublish(bus.Event{Name: "order.fulfilled"})
 	got2 := rcv.wait(t, 1) // the receiver verifies the signature with the real secret
 	assert.Equal(t, "order.fulfilled", got2[0].Name)
 }

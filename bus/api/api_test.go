@@ -576,13 +576,13 @@ func TestAPI_circuit_state_reset_and_retry_while_open(t *testing.T) {
 
 	// One event refused for good (a 4XX does not count for the breaker)...
 	sink.FailNext(1, http.StatusBadRequest)
-	s.tb.Publish(bus.Event{ID: "e-0", Name: "order.created"})
+	s.tb.MustPublish(bus.Event{ID: "e-0", Name: "order.created"})
 	eventually(t, func() bool {
 		return s.do("GET", "/integrations/q/rejected_events/e-0", "").status == http.StatusOK
 	}, "e-0 rejected")
 	// ...then the destination goes down.
 	sink.FailNext(1, http.StatusServiceUnavailable)
-	s.tb.Publish(bus.Event{ID: "e-1", Name: "order.created"})
+	s.tb.MustPublish(bus.Event{ID: "e-1", Name: "order.created"})
 	var state map[string]any
 	eventually(t, func() bool {
 		state = s.do("GET", "/integrations/q/circuit", "").object(t)
@@ -615,7 +615,7 @@ func TestAPI_circuit_state_reset_and_retry_while_open(t *testing.T) {
 func TestAPI_replay_counts_and_delivers_again(t *testing.T) {
 	s := newServer(t, api.Options{})
 	sink := s.tb.NewSinkIntegration(bus.Integration{ID: "q", Observes: []string{"order.*"}})
-	s.tb.Publish(bus.Event{Name: "order.created"}, bus.Event{Name: "order.fulfilled"}, bus.Event{Name: "cart.updated"})
+	s.tb.MustPublish(bus.Event{Name: "order.created"}, bus.Event{Name: "order.fulfilled"}, bus.Event{Name: "cart.updated"})
 	sink.WaitFor(t, 2)
 	s.tb.Clock.Advance(time.Second)
 
@@ -658,7 +658,7 @@ func TestAPI_replay_says_when_the_journal_no_longer_holds_the_range(t *testing.T
 	start := s.tb.Clock.Now()
 	payload := []byte(`{"pad":"` + strings.Repeat("x", 1000) + `"}`)
 	for i := range 100 {
-		s.tb.Publish(bus.Event{Name: "order.created", Payload: payload})
+		s.tb.MustPublish(bus.Event{Name: "order.created", Payload: payload})
 		sink.WaitFor(t, i+1)
 		s.tb.Clock.Advance(time.Second)
 	}

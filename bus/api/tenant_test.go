@@ -60,7 +60,7 @@ func newTenantsServer(t testing.TB) *tenantsServer {
 	}
 	// A rejected event of globex's erp-sync.
 	s.globex.status.Store(http.StatusBadRequest)
-	s.tb.Publish(bus.Event{ID: globexRejected, Name: "order.created", Tenant: "globex",
+	s.tb.MustPublish(bus.Event{ID: globexRejected, Name: "order.created", Tenant: "globex",
 		Payload: json.RawMessage(`{"marker":"` + globexPayload + `"}`)})
 	s.globex.wait(t, 2) // erp-sync's and warehouse's attempts
 	for _, ref := range []string{"globex/erp-sync", "globex/warehouse"} {

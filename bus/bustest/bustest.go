@@ -4,8 +4,10 @@
 //
 //	tb := bustest.New(t)
 //	got := tb.Record("order.*")
-//	tb.Publish(bus.Event{Name: "order.created", Payload: p})
+//	checkout(ctx, tb, order) // application code taking a bus.Publisher
+//	tb.MustPublish(bus.Event{Name: "order.created", Payload: p})
 //	got.WaitFor(t, 1)
+//	tb.MustWaitDelivered() // every integration has settled what was published
 package bustest
 
 import (
@@ -86,11 +88,28 @@ func New(t testing.TB, opts ...func(*bus.Config)) *Bus {
 	return &Bus{Bus: b, Clock: clk, t: t}
 }
 
-// Publish publishes events and fails the test on error.
-func (tb *Bus) Publish(events ...bus.Event) {
+// MustPublish publishes events and fails the test on error. The bus's own
+// Publish(ctx, events...) is Bus's too: Bus is a bus.Publisher, for
+// application code that takes one.
+func (tb *Bus) MustPublish(events ...bus.Event) {
 	tb.t.Helper()
-	if err := tb.Bus.Publish(context.Background(), events...); err != nil {
+	if err := tb.Publish(context.Background(), events...); err != nil {
 		tb.t.Fatalf("bustest: publish: %v", err)
+	}
+}
+
+var _ bus.Publisher = (*Bus)(nil)
+
+// MustWaitDelivered waits until every running integration has settled
+// (delivered, rejected or skipped) what was published before the call, as
+// bus.Bus.WaitDelivered does, and fails the test after 10 s of real time.
+// A retry that waits on Clock settles only once the test advances it.
+func (tb *Bus) MustWaitDelivered() {
+	tb.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := tb.WaitDelivered(ctx); err != nil {
+		tb.t.Fatalf("bustest: what was published is not delivered after 10s: %v", err)
 	}
 }
 

@@ -16,7 +16,7 @@ import (
 
 // checkout is the application code under test: it publishes an event when
 // an order is placed.
-func checkout(ctx context.Context, b *bus.Bus, orderID string) error {
+func checkout(ctx context.Context, b bus.Publisher, orderID string) error {
 	payload, _ := json.Marshal(map[string]string{"order_id": orderID})
 	return b.Publish(ctx, bus.Event{Name: "order.created", Payload: payload})
 }
@@ -29,7 +29,7 @@ func testCheckout(t testing.TB) {
 
 	// What the checkout publishes reaches an integration observing orders.
 	orders := tb.Record("order.*")
-	if err := checkout(context.Background(), tb.Bus, "o-1"); err != nil {
+	if err := checkout(context.Background(), tb, "o-1"); err != nil {
 		t.Fatal(err)
 	}
 	if got := orders.WaitFor(t, 1); got[0].Name != "order.created" {
@@ -41,7 +41,7 @@ func testCheckout(t testing.TB) {
 	flaky := tb.NewSinkIntegration(bus.Integration{ID: "erp", Observes: []string{"order.*"},
 		Delivery: middleware.Settings{Retry: middleware.RetryPolicy{InitialInterval: time.Second}}})
 	flaky.FailNext(1, http.StatusServiceUnavailable)
-	if err := checkout(context.Background(), tb.Bus, "o-2"); err != nil {
+	if err := checkout(context.Background(), tb, "o-2"); err != nil {
 		t.Fatal(err)
 	}
 	if err := tb.Clock.BlockUntil(context.Background(), 1); err != nil { // the retry waits

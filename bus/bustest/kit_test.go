@@ -35,7 +35,7 @@ func TestSink_records_whether_a_delivery_is_replayed(t *testing.T) {
 func TestBus_NewSinkIntegration_sees_replays_marked(t *testing.T) {
 	tb := bustest.New(t)
 	got := tb.NewSinkIntegration(bus.Integration{ID: "erp", Observes: []string{"order.*"}})
-	tb.Publish(bus.Event{ID: "o-1", Name: "order.created"})
+	tb.MustPublish(bus.Event{ID: "o-1", Name: "order.created"})
 	got.WaitFor(t, 1)
 
 	job, err := tb.Integrations().Replay(context.Background(), "erp", replay.Request{})
@@ -48,7 +48,7 @@ func TestBus_NewSinkIntegration_sees_replays_marked(t *testing.T) {
 func TestSink_Wait_returns_what_arrived_when_the_context_ends(t *testing.T) {
 	tb := bustest.New(t)
 	got := tb.Record("order.*")
-	tb.Publish(bus.Event{Name: "order.created"})
+	tb.MustPublish(bus.Event{Name: "order.created"})
 	events, err := got.Wait(context.Background(), 1)
 	require.NoError(t, err)
 	require.Len(t, events, 1)
@@ -58,4 +58,17 @@ func TestSink_Wait_returns_what_arrived_when_the_context_ends(t *testing.T) {
 	events, err = got.Wait(ctx, 2)
 	require.ErrorIs(t, err, context.DeadlineExceeded)
 	assert.Len(t, events, 1)
+}
+
+// MustWaitDelivered returns once what was published is settled, a
+// rejection included, and only then.
+func TestBus_MustWaitDelivered(t *testing.T) {
+	tb := bustest.New(t)
+	ok := tb.Record("order.*")
+	refusing := tb.Record("order.*")
+	refusing.FailNext(1, 400)
+	tb.MustPublish(bus.Event{ID: "e1", Name: "order.created"})
+	tb.MustWaitDelivered()
+	assert.Len(t, ok.Events(), 1)
+	assert.Equal(t, 1, refusing.Attempts())
 }

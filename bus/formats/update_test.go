@@ -74,7 +74,7 @@ func TestUpdate_keeps_an_unchanged_sink_itself(t *testing.T) {
 	sink := tb.NewSinkIntegration(bus.Integration{ID: "rec", Observes: []string{"order.*"}})
 	_, _, err := formats.Update(ctx, tb.Integrations(), "rec", []byte(`{"integration_type":"bustest","observes":["**"]}`))
 	require.NoError(t, err)
-	tb.Publish(bus.Event{Name: "cart.updated"})
+	tb.MustPublish(bus.Event{Name: "cart.updated"})
 	assert.Equal(t, "cart.updated", sink.WaitFor(t, 1)[0].Name, "the same recording sink goes on")
 }
 

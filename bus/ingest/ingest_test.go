@@ -466,7 +466,7 @@ func TestIngest_dedupe_survives_a_restart(t *testing.T) {
 func TestIngest_dedupe_read_back_keeps_the_newest_within_the_size(t *testing.T) {
 	tb := bustest.New(t)
 	for _, uid := range []string{"u-1", "u-2", "u-3"} {
-		tb.Publish(bus.Event{ID: uid, Name: "product.created", Payload: json.RawMessage(`1`)})
+		tb.MustPublish(bus.Event{ID: uid, Name: "product.created", Payload: json.RawMessage(`1`)})
 		tb.Clock.Advance(time.Second)
 	}
 	h, err := ingest.New(tb.Bus, ingest.Options{Authenticate: ingest.AllowAll(), Clock: tb.Clock, DedupeSize: 2})

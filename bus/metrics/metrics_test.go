@@ -146,7 +146,7 @@ func TestMetrics_count_what_was_delivered_rejected_retried_and_skipped(t *testin
 		Delivery: middleware.Settings{Retry: middleware.RetryPolicy{InitialInterval: time.Millisecond, MaxInterval: time.Millisecond}}})
 	flaky.FailNext(2, http.StatusServiceUnavailable)
 
-	tb.Publish(
+	tb.MustPublish(
 		bus.Event{Name: "order.created"}, bus.Event{Name: "order.created"}, bus.Event{Name: "order.fulfilled"},
 		bus.Event{Name: "cart.updated"}, bus.Event{Name: "cart.updated"},
 	)
@@ -225,7 +225,7 @@ func TestMetrics_gauges_show_lag_of_a_stopped_integration_and_an_open_circuit(t 
 	broken := tb.NewSinkIntegration(bus.Integration{ID: "broken", Concurrency: 1, Delivery: middleware.Settings{
 		Breaker: middleware.BreakerPolicy{WarnAfter: 1, OpenAfter: 1}}})
 	broken.FailNext(1, http.StatusServiceUnavailable)
-	tb.Publish(bus.Event{Name: "order.created"}, bus.Event{Name: "order.created"})
+	tb.MustPublish(bus.Event{Name: "order.created"}, bus.Event{Name: "order.created"})
 
 	require.NoError(t, tb.Clock.BlockUntil(ctx, 1)) // the failed attempt's retry waits
 	assert.Equal(t, 2.0, value(t, reg, "shop_lag_events", lbl("paused", "bustest")))
@@ -262,7 +262,7 @@ func TestMetrics_count_events_skipped_while_the_circuit_is_open(t *testing.T) {
 		Retry:   middleware.RetryPolicy{InitialInterval: time.Millisecond, MaxInterval: time.Millisecond},
 		Breaker: middleware.BreakerPolicy{WarnAfter: 1, OpenAfter: 1, CoolDown: time.Hour, MaxCoolDown: time.Hour, SkipWhileOpen: true}}})
 	skipping.FailNext(1, http.StatusServiceUnavailable)
-	tb.Publish(bus.Event{Name: "order.created"}, bus.Event{Name: "order.created"}, bus.Event{Name: "order.created"})
+	tb.MustPublish(bus.Event{Name: "order.created"}, bus.Event{Name: "order.created"}, bus.Event{Name: "order.created"})
 	waitSettled(t, tb.Bus)
 
 	entries, err := tb.Integrations().Log(ctx, "skipping")
@@ -307,7 +307,7 @@ func TestMetrics_count_events_lost_to_the_in_memory_bound(t *testing.T) {
 	stopped := tb.NewSinkIntegration(bus.Integration{ID: "stopped", Status: bus.Stopped})
 	payload := []byte(`{"pad":"` + strings.Repeat("x", 1000) + `"}`)
 	for range 100 {
-		tb.Publish(bus.Event{Name: "order.created", Payload: payload})
+		tb.MustPublish(bus.Event{Name: "order.created", Payload: payload})
 	}
 	_, err = tb.Integrations().Start(ctx, "stopped")
 	require.NoError(t, err)
@@ -337,7 +337,7 @@ func TestMetrics_count_events_throttled_by_the_rate_limit(t *testing.T) {
 	tb := bustest.New(t, func(c *bus.Config) { c.Observer = m })
 	m.Watch(tb.Bus)
 	sink := tb.NewSinkIntegration(bus.Integration{ID: "erp", RateLimit: bus.RateLimit{PerSecond: 2}})
-	tb.Publish(bus.Event{Name: "order.created"}, bus.Event{Name: "order.created"}, bus.Event{Name: "order.created"})
+	tb.MustPublish(bus.Event{Name: "order.created"}, bus.Event{Name: "order.created"}, bus.Event{Name: "order.created"})
 	require.NoError(t, tb.Clock.BlockUntil(ctx, 2))
 	tb.Clock.Advance(time.Second)
 	sink.WaitFor(t, 3)

@@ -62,7 +62,7 @@ func TestAMQPType_refused_exchange_rejects_the_event_at_once(t *testing.T) {
 
 	tb := bustest.New(t)
 	tb.Create(bus.Integration{ID: "erp", Sink: AMQP.Config(Settings{URL: amqpURL, Exchange: exchange})})
-	tb.Publish(bus.Event{ID: "o-1", Name: "order.created"})
+	tb.MustPublish(bus.Event{ID: "o-1", Name: "order.created"})
 	require.Eventually(t, func() bool {
 		rejected, err := tb.Integrations().Rejected(context.Background(), "erp")
 		return err == nil && len(rejected) == 1

@@ -15,8 +15,9 @@ import (
 	"github.com/sinkbus/sinkbus/sinks"
 )
 
-// Shop publishes its orders' events.
-type Shop struct{ Bus *bus.Bus }
+// Shop publishes its orders' events through a bus.Publisher: a *bus.Bus
+// in the application, bustest's Bus in its tests.
+type Shop struct{ Bus bus.Publisher }
 
 // PlaceOrder publishes order.created.
 func (s Shop) PlaceOrder(ctx context.Context, id string, total float64) error {

@@ -19,7 +19,7 @@ import (
 func TestShop_PlaceOrder_publishes_order_created(t *testing.T) {
 	tb := bustest.New(t)
 	orders := tb.Record("order.*")
-	require.NoError(t, apptest.Shop{Bus: tb.Bus}.PlaceOrder(context.Background(), "o-1", 42))
+	require.NoError(t, apptest.Shop{Bus: tb}.PlaceOrder(context.Background(), "o-1", 42))
 
 	got := orders.WaitFor(t, 1)
 	assert.Equal(t, "order.created", got[0].Name)
@@ -32,7 +32,7 @@ func TestShop_event_reaches_a_destination_that_was_down(t *testing.T) {
 	tb := bustest.New(t)
 	erp := tb.NewSinkIntegration(bus.Integration{ID: "erp", Observes: []string{"order.*"}})
 	erp.FailNext(1, 503)
-	require.NoError(t, apptest.Shop{Bus: tb.Bus}.PlaceOrder(context.Background(), "o-1", 42))
+	require.NoError(t, apptest.Shop{Bus: tb}.PlaceOrder(context.Background(), "o-1", 42))
 
 	require.NoError(t, tb.Clock.BlockUntil(context.Background(), 1)) // the retry waits
 	tb.Clock.Advance(time.Minute)
@@ -57,16 +57,19 @@ func TestHandleConfirmations_retries_and_rejects(t *testing.T) {
 		}
 		return err
 	}))
-	shop := apptest.Shop{Bus: tb.Bus}
+	shop := apptest.Shop{Bus: tb}
 	require.NoError(t, shop.PlaceOrder(context.Background(), "o-1", 42))
 	require.NoError(t, tb.Clock.BlockUntil(context.Background(), 1))
 	tb.Clock.Advance(time.Minute)
-	require.Eventually(t, func() bool { mu.Lock(); defer mu.Unlock(); return len(sent) == 1 }, 10*time.Second, time.Millisecond)
+	tb.MustWaitDelivered() // every integration settled what was published so far: no polling
+	mu.Lock()
 	assert.Equal(t, []string{"Your order o-1"}, sent)
+	mu.Unlock()
 
 	require.NoError(t, shop.PlaceOrder(context.Background(), "o-2", 10))
-	require.Eventually(t, func() bool {
-		rejected, err := tb.Integrations().Rejected(context.Background(), "confirmations")
-		return err == nil && len(rejected) == 1 && rejected[0].EventID == "o-2-created"
-	}, 10*time.Second, time.Millisecond)
+	tb.MustWaitDelivered()
+	rejected, err := tb.Integrations().Rejected(context.Background(), "confirmations")
+	require.NoError(t, err)
+	require.Len(t, rejected, 1)
+	assert.Equal(t, "o-2-created", rejected[0].EventID)
 }

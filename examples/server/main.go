@@ -61,6 +61,7 @@ import (
 type config struct {
 	addr         string
 	dataDir      string
+	integrations string // a JSON file of the integrations the server owns
 	tenant       string
 	tenantTokens map[string]string // tenant → its bearer token
 	ingestToken  string
@@ -89,6 +90,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.SetOutput(stderr)
 	fs.StringVar(&c.addr, "addr", "127.0.0.1:8080", "listen address (loopback by default)")
 	fs.StringVar(&c.dataDir, "data-dir", "", "directory keeping the journal, integrations, logs and rejected events across restarts (default: in memory, like the orders)")
+	fs.StringVar(&c.integrations, "integrations", "", "JSON file of the integrations the server owns, in any of the API's shapes, reconciled at every start")
 	fs.StringVar(&c.tenant, "tenant", "demo-shop", "tenant of the order events")
 	fs.StringVar(&c.ingestToken, "ingest-token", os.Getenv("SINKBUS_INGEST_TOKEN"), "bearer token of /ingest (default $SINKBUS_INGEST_TOKEN; empty: /ingest refuses every request)")
 	fs.StringVar(&c.ingestEvents, "ingest-events", "be-observer.*", "comma-separated event patterns /ingest accepts")
@@ -175,6 +177,11 @@ func run(ctx context.Context, cfg config, logger *slog.Logger, ready func(addr s
 	}
 	defer b.Close()
 	m.Watch(b)
+	if cfg.integrations != "" {
+		if err := reconcile(ctx, b, cfg.integrations, logger); err != nil {
+			return err
+		}
+	}
 
 	// One caller per token: a tenant's token is that tenant on /api and on
 	// /ingest; the application has a token of its own on each.
@@ -280,6 +287,10 @@ func run(ctx context.Context, cfg config, logger *slog.Logger, ready func(addr s
 	shutdownCtx, done := context.WithTimeout(context.Background(), 10*time.Second)
 	defer done()
 	err = errors.Join(err, srv.Shutdown(shutdownCtx))
+	// What the orders published before is delivered before the bus closes.
+	if werr := b.WaitDelivered(shutdownCtx); werr != nil {
+		logger.Warn("closing before every event published was delivered", "error", werr)
+	}
 	cancel()
 	err = errors.Join(err, b.Close())
 	if errors.Is(err, http.ErrServerClosed) {

@@ -103,9 +103,9 @@ func TestType_integration_publishes_each_observed_event(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, `{"topic":"orders","token":"****1234"}`, string(mustJSON(t, in.Sink)), "read back masked")
 
-	tb.Publish(bus.Event{ID: "o-1", Name: "order.fulfilled", Tenant: "acme", Payload: []byte(`{"n":1}`),
+	tb.MustPublish(bus.Event{ID: "o-1", Name: "order.fulfilled", Tenant: "acme", Payload: []byte(`{"n":1}`),
 		Metadata: map[string]string{"channel": "web"}})
-	tb.Publish(bus.Event{ID: "c-1", Name: "cart.updated"}) // observed by neither
+	tb.MustPublish(bus.Event{ID: "c-1", Name: "cart.updated"}) // observed by neither
 
 	for range 2 {
 		m := receive(t, msgs)
@@ -116,6 +116,8 @@ func TestType_integration_publishes_each_observed_event(t *testing.T) {
 			PublishedAt: env.PublishedAt, Payload: json.RawMessage(`{"n":1}`), Metadata: map[string]string{"channel": "web"}}, env)
 		assert.Equal(t, "web", m.Metadata.Get("channel"))
 		assert.Equal(t, "order.fulfilled", m.Metadata.Get(sinks.MetaName))
+		assert.Equal(t, "acme", m.Metadata.Get(sinks.MetaTenant))
+		assert.NotEmpty(t, m.Metadata.Get(sinks.MetaPublishedAt))
 		assert.Empty(t, m.Metadata.Get(sinks.MetaAttempt))
 	}
 	select {
@@ -206,7 +208,7 @@ func TestType_failures_are_retryable_by_default(t *testing.T) {
 	typ := scriptedType(s, nil)
 	tb := busWith(t, typ.SinkType())
 	tb.Create(bus.Integration{ID: "erp", Sink: typ.Config(struct{}{})})
-	tb.Publish(bus.Event{ID: "e1", Name: "order.created"})
+	tb.MustPublish(bus.Event{ID: "e1", Name: "order.created"})
 	require.NoError(t, tb.Clock.BlockUntil(waitCtx(t), 1))
 	tb.Clock.Advance(time.Hour)
 	require.Eventually(t, func() bool { _, got := s.state(); return len(got) == 1 }, 10*time.Second, time.Millisecond)
@@ -242,7 +244,7 @@ func TestType_Classify_hook_rejects_what_it_knows_is_permanent(t *testing.T) {
 	})
 	tb := busWith(t, typ.SinkType())
 	tb.Create(bus.Integration{ID: "erp", Sink: typ.Config(struct{}{}), Concurrency: 1})
-	tb.Publish(bus.Event{ID: "big", Name: "order.created"}, bus.Event{ID: "ok", Name: "order.created"})
+	tb.MustPublish(bus.Event{ID: "big", Name: "order.created"}, bus.Event{ID: "ok", Name: "order.created"})
 	require.Eventually(t, func() bool { _, got := s.state(); return len(got) == 1 }, 10*time.Second, time.Millisecond)
 
 	rejected, err := tb.Integrations().Rejected(ctx, "erp")
@@ -268,7 +270,7 @@ func TestType_timeout_and_breaker_hold_for_a_publisher_that_hangs(t *testing.T) 
 		Timeout: 20 * time.Millisecond,
 		Breaker: middleware.BreakerPolicy{WarnAfter: 2, OpenAfter: 2},
 	}})
-	tb.Publish(bus.Event{ID: "e1", Name: "order.created"})
+	tb.MustPublish(bus.Event{ID: "e1", Name: "order.created"})
 	require.NoError(t, tb.Clock.BlockUntil(waitCtx(t), 1), "the hung attempt timed out; the retry waits")
 	close(release)
 	d, _ := tb.Clock.NextDue()
@@ -315,7 +317,7 @@ func TestType_message_carries_the_attempts_trace_context(t *testing.T) {
 	msgs, err := c.pubsub.Subscribe(ctx, "orders")
 	require.NoError(t, err)
 	tb.Create(bus.Integration{ID: "erp", Sink: c.typ.Config(channelSettings{Topic: "orders"})})
-	tb.Publish(bus.Event{ID: "o-1", Name: "order.fulfilled"})
+	tb.MustPublish(bus.Event{ID: "o-1", Name: "order.fulfilled"})
 
 	m := receive(t, msgs)
 	require.Eventually(t, func() bool { return len(exp.GetSpans()) == 2 }, 10*time.Second, time.Millisecond)

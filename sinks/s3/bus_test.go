@@ -154,7 +154,7 @@ func createNewStore(t *testing.T, tb *bustest.Bus, id string, params json.RawMes
 
 func publish(tb *bustest.Bus, tenant string, ids ...string) {
 	for _, id := range ids {
-		tb.Publish(bus.Event{ID: id, Name: "order.fulfilled", Tenant: tenant, Payload: json.RawMessage(`{"order_id":"` + id + `"}`)})
+		tb.MustPublish(bus.Event{ID: id, Name: "order.fulfilled", Tenant: tenant, Payload: json.RawMessage(`{"order_id":"` + id + `"}`)})
 	}
 }
 

@@ -106,8 +106,8 @@ func TestSQSIntegration_go_config_delivers_to_a_standard_queue(t *testing.T) {
 			Payload: json.RawMessage(fmt.Sprintf(`{"order_id":"o-%d"}`, i)), Metadata: map[string]string{"channel": "web"},
 		})
 	}
-	tb.Publish(events...)
-	tb.Publish(bus.Event{Name: "cart.updated", Payload: json.RawMessage(`{}`)}) // not observed
+	tb.MustPublish(events...)
+	tb.MustPublish(bus.Event{Name: "cart.updated", Payload: json.RawMessage(`{}`)}) // not observed
 	d.waitDelivered(t, len(events))
 
 	d.mu.Lock()
@@ -161,7 +161,7 @@ func TestSQSIntegration_elastic_path_json_with_endpoint_override(t *testing.T) {
 	assert.Equal(t, "****PSYQ", masked.AccessKeyID)
 	assert.Equal(t, "****pUSJ", masked.SecretAccessKey)
 
-	tb.Publish(
+	tb.MustPublish(
 		bus.Event{ID: "cart-1", Name: "cart.updated", Payload: json.RawMessage(`{"cart_id":"c-1"}`)},
 		bus.Event{ID: "order-1", Name: "order.created", Payload: json.RawMessage(`{}`)},
 	)
@@ -214,7 +214,7 @@ func TestSQSIntegration_fifo_keeps_publish_order_per_group_by_default(t *testing
 					ids[tt.group(j)] = append(ids[tt.group(j)], e.ID)
 					batch = append(batch, e)
 				}
-				tb.Publish(batch...)
+				tb.MustPublish(batch...)
 			}
 			d.waitDelivered(t, n)
 
@@ -235,8 +235,8 @@ func TestSQSIntegration_fifo_redelivered_event_is_stored_once(t *testing.T) {
 	tb.Create(bus.Integration{Sink: config(queue)})
 
 	e := bus.Event{ID: "evt-1", Name: "order.created", Tenant: "acme", Payload: json.RawMessage(`{}`)}
-	tb.Publish(e)
-	tb.Publish(e) // the application published it twice: the same event id
+	tb.MustPublish(e)
+	tb.MustPublish(e) // the application published it twice: the same event id
 	d.waitDelivered(t, 2)
 
 	got := drain(t, endpoint, queue)
@@ -251,7 +251,7 @@ func TestSQSIntegration_unknown_queue_is_rejected_with_the_aws_code(t *testing.T
 	// acknowledged, after its rejection was logged.
 	in := tb.Create(bus.Integration{Sink: config(endpoint + "/" + account + "/sinkbus-no-such-queue"), Concurrency: 1})
 
-	tb.Publish(
+	tb.MustPublish(
 		bus.Event{ID: "evt-1", Name: "order.created", Payload: json.RawMessage(`{}`)},
 		bus.Event{ID: "evt-2", Name: "order.created", Payload: json.RawMessage(`{}`)},
 	)
@@ -290,7 +290,7 @@ func TestSQSIntegration_server_down_is_retried_then_delivered(t *testing.T) {
 		Retry: middleware.RetryPolicy{InitialInterval: time.Minute, RandomizationFactor: -1},
 	}})
 
-	tb.Publish(bus.Event{ID: "evt-1", Name: "order.created", Payload: json.RawMessage(`{"n":1}`)})
+	tb.MustPublish(bus.Event{ID: "evt-1", Name: "order.created", Payload: json.RawMessage(`{"n":1}`)})
 	d.wait(t, "a failed attempt", func(a []middleware.Attempt, _ []middleware.RejectedEvent) bool { return len(a) == 1 })
 	require.NoError(t, tb.Clock.BlockUntil(context.Background(), 1)) // the retry waits
 	assert.Empty(t, drain(t, endpoint, queue))
@@ -341,7 +341,7 @@ func TestSQSIntegration_retryable_entry_failure_resends_only_that_event(t *testi
 		}
 		events = append(events, bus.Event{ID: fmt.Sprintf("evt-%02d", i), Name: "order.created", Payload: json.RawMessage(payload)})
 	}
-	tb.Publish(events...)
+	tb.MustPublish(events...)
 	d.waitDelivered(t, len(events)-1)
 	require.NoError(t, tb.Clock.BlockUntil(context.Background(), 1)) // the flaky event's retry waits
 	require.True(t, failed.Load())

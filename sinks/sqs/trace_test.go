@@ -87,7 +87,7 @@ func TestSQSIntegration_message_carries_the_attempts_trace_context(t *testing.T)
 	d := newDeliveries()
 	tb := bustest.New(t, func(c *bus.Config) { c.Observer = d; c.TracerProvider = tp })
 	tb.Create(bus.Integration{ID: "orders-to-sqs", Sink: config(queue)})
-	tb.Publish(bus.Event{ID: "o-1", Name: "order.fulfilled", Metadata: map[string]string{"channel": "web"}})
+	tb.MustPublish(bus.Event{ID: "o-1", Name: "order.fulfilled", Metadata: map[string]string{"channel": "web"}})
 	d.waitDelivered(t, 1)
 
 	got := drain(t, endpoint, queue)

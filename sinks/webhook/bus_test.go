@@ -71,7 +71,7 @@ func TestWebhookSink_in_the_bus_the_delivery_timeout_overrides_the_sinks(t *test
 		Delivery: middleware.Settings{Timeout: time.Minute},
 	})
 
-	tb.Publish(bus.Event{ID: "e-1", Name: "order.created", Payload: json.RawMessage(`{}`)})
+	tb.MustPublish(bus.Event{ID: "e-1", Name: "order.created", Payload: json.RawMessage(`{}`)})
 
 	at := obs.next(t)
 	require.NoError(t, at.Err)
@@ -87,7 +87,7 @@ func TestWebhookSink_in_the_bus_the_sinks_timeout_is_the_default(t *testing.T) {
 		Sink: webhook.Config{URL: srv.URL, Timeout: sinks.Duration(20 * time.Millisecond), AllowPrivateNetworks: true},
 	})
 
-	tb.Publish(bus.Event{ID: "e-1", Name: "order.created", Payload: json.RawMessage(`{}`)})
+	tb.MustPublish(bus.Event{ID: "e-1", Name: "order.created", Payload: json.RawMessage(`{}`)})
 
 	at := obs.next(t)
 	assert.Equal(t, sinks.ClassRetryable, at.Class)
@@ -120,7 +120,7 @@ func TestWebhookSink_in_the_bus_masked_url_sent_back_keeps_the_stored_one(t *tes
 	_, _, err = formats.Update(ctx, tb.Integrations(), "erp", body)
 	require.NoError(t, err)
 
-	tb.Publish(bus.Event{ID: "e-1", Name: "order.created", Payload: json.RawMessage(`{}`)})
+	tb.MustPublish(bus.Event{ID: "e-1", Name: "order.created", Payload: json.RawMessage(`{}`)})
 	require.NoError(t, obs.next(t).Err)
 	assert.Equal(t, "token="+token+"&tenant=acme", rc.next(t).RawQuery)
 
@@ -143,7 +143,7 @@ func TestWebhookSink_in_the_bus_replays_say_so(t *testing.T) {
 		ID: "erp", Observes: []string{"order.*"},
 		Sink: webhook.Config{URL: rc.URL, SecretKey: secret, AllowPrivateNetworks: true},
 	})
-	tb.Publish(bus.Event{ID: "e-1", Name: "order.created", Payload: json.RawMessage(`{}`)})
+	tb.MustPublish(bus.Event{ID: "e-1", Name: "order.created", Payload: json.RawMessage(`{}`)})
 	require.NoError(t, obs.next(t).Err)
 	live := rc.next(t)
 	assert.Empty(t, live.Header.Values("X-Sinkbus-Replayed"))
@@ -184,7 +184,7 @@ func TestWebhookSink_in_the_bus_retried_rejected_events_say_so(t *testing.T) {
 		ID: "erp", Observes: []string{"order.*"},
 		Sink: webhook.Config{URL: rc.URL, AllowPrivateNetworks: true},
 	})
-	tb.Publish(bus.Event{ID: "e-1", Name: "order.created", Payload: json.RawMessage(`{}`)})
+	tb.MustPublish(bus.Event{ID: "e-1", Name: "order.created", Payload: json.RawMessage(`{}`)})
 	assert.Equal(t, sinks.ClassPermanent, obs.next(t).Class)
 	assert.Empty(t, rc.next(t).Header.Values("X-Sinkbus-Replayed"))
 	require.Eventually(t, func() bool {
