@@ -92,7 +92,7 @@ func TestList_shows_state_lag_counts_and_last_error(t *testing.T) {
 	down := f.tb.NewSinkIntegration(bus.Integration{ID: "down", Name: "ERP", Delivery: rejectAtOnce})
 	f.tb.NewSinkIntegration(bus.Integration{ID: "off", Name: "Archive", Status: bus.Stopped})
 	down.FailNext(1, 422)
-	f.tb.Publish(bus.Event{Name: "order.created"}, bus.Event{Name: "order.created"})
+	f.tb.MustPublish(bus.Event{Name: "order.created"}, bus.Event{Name: "order.created"})
 	settled(t, f.tb.Integrations(), "ok")
 	settled(t, f.tb.Integrations(), "down")
 
@@ -274,7 +274,7 @@ func TestRejected_events_retry_and_delete(t *testing.T) {
 	f := newFixture(t, access.Anyone(access.Admin()))
 	s := f.tb.NewSinkIntegration(bus.Integration{ID: "erp", Delivery: rejectAtOnce})
 	s.FailNext(2, 422)
-	f.tb.Publish(bus.Event{ID: "ev-1", Name: "order.created"}, bus.Event{ID: "ev-2", Name: "order.cancelled"})
+	f.tb.MustPublish(bus.Event{ID: "ev-1", Name: "order.created"}, bus.Event{ID: "ev-2", Name: "order.cancelled"})
 	settled(t, f.tb.Integrations(), "erp")
 
 	_, body := f.get(t, "/integrations/erp")
@@ -307,7 +307,7 @@ func TestRejected_events_retry_and_delete(t *testing.T) {
 func TestReplay_dry_run_then_replay(t *testing.T) {
 	f := newFixture(t, access.Anyone(access.Admin()))
 	s := f.tb.NewSinkIntegration(bus.Integration{ID: "erp", Observes: []string{"order.*"}})
-	f.tb.Publish(bus.Event{Name: "order.created"}, bus.Event{Name: "order.created"}, bus.Event{Name: "customer.created"})
+	f.tb.MustPublish(bus.Event{Name: "order.created"}, bus.Event{Name: "order.created"}, bus.Event{Name: "customer.created"})
 	s.WaitFor(t, 2)
 
 	rec := f.post(t, "/integrations/erp", url.Values{"do": {"count"}, "from": {""}, "to": {""}})
@@ -368,7 +368,7 @@ func TestAdmin_links_no_browser_driver(t *testing.T) {
 func TestList_tells_completed_from_stopped(t *testing.T) {
 	f := newFixture(t, access.Anyone(access.Admin()))
 	start := f.tb.Clock.Now()
-	f.tb.Publish(bus.Event{Name: "order.created"})
+	f.tb.MustPublish(bus.Event{Name: "order.created"})
 	f.tb.Clock.Advance(time.Hour)
 	f.tb.NewSinkIntegration(bus.Integration{ID: "done", Kind: bus.Temporary,
 		StartsAt: start.Add(-time.Minute), EndsAt: start.Add(time.Minute)})
@@ -394,7 +394,7 @@ func TestCircuit_shows_and_resets(t *testing.T) {
 	s := f.tb.NewSinkIntegration(bus.Integration{ID: "erp", Delivery: middleware.Settings{
 		Breaker: middleware.BreakerPolicy{WarnAfter: 1, OpenAfter: 1}}})
 	s.FailNext(100, 503)
-	f.tb.Publish(bus.Event{Name: "order.created"})
+	f.tb.MustPublish(bus.Event{Name: "order.created"})
 	require.Eventually(t, func() bool {
 		st, err := f.tb.Integrations().Circuit(ctx, "erp")
 		return err == nil && st.State == middleware.StateOpen
@@ -424,9 +424,9 @@ func TestReplay_counts_the_range_of_the_form(t *testing.T) {
 	f := newFixture(t, access.Anyone(access.Admin()))
 	s := f.tb.NewSinkIntegration(bus.Integration{ID: "erp"})
 	t0 := f.tb.Clock.Now().UTC()
-	f.tb.Publish(bus.Event{Name: "order.created"})
+	f.tb.MustPublish(bus.Event{Name: "order.created"})
 	f.tb.Clock.Advance(time.Hour)
-	f.tb.Publish(bus.Event{Name: "order.created"}, bus.Event{Name: "order.created"})
+	f.tb.MustPublish(bus.Event{Name: "order.created"}, bus.Event{Name: "order.created"})
 	s.WaitFor(t, 3)
 
 	for form, want := range map[[2]string]string{
