@@ -124,13 +124,14 @@ func run(ctx context.Context, out io.Writer, amqpURL, exchange string) error {
 	go func() { _ = b.Run(ctx) }()
 	_, err = b.Integrations().Create(ctx, bus.Integration{
 		ID: "orders-to-rabbitmq", Observes: []string{"order.*"},
-		Sink: AMQP.Config(Settings{URL: amqpURL, Exchange: exchange}),
+		OrderKey: "payload.order_id", // one order's events arrive in the order published
+		Sink:     AMQP.Config(Settings{URL: amqpURL, Exchange: exchange}),
 	})
 	if err != nil {
 		return err
 	}
 	for _, id := range []string{"o-1", "o-2"} {
-		if err := b.Publish(ctx, bus.Event{ID: id, Name: "order.created", Payload: []byte(`{"total":42}`)}); err != nil {
+		if err := b.Publish(ctx, bus.Event{ID: id, Name: "order.created", Payload: []byte(`{"order_id":"7","total":42}`)}); err != nil {
 			return err
 		}
 	}

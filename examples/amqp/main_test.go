@@ -43,7 +43,7 @@ func TestAMQPExample_delivers_through_rabbitmq(t *testing.T) {
 	defer cancel()
 	var out bytes.Buffer
 	require.NoError(t, run(ctx, &out, amqpURL, testExchange(t, amqpURL)))
-	assert.Equal(t, "received o-1 order.created {\"total\":42}\nreceived o-2 order.created {\"total\":42}\n", out.String())
+	assert.Equal(t, "received o-1 order.created {\"order_id\":\"7\",\"total\":42}\nreceived o-2 order.created {\"order_id\":\"7\",\"total\":42}\n", out.String())
 }
 
 // An exchange the broker refuses (declared before with another type) is
