@@ -1,0 +1,83 @@
+package replay_test
+
+import (
+	"context"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/sinkbus/sinkbus/replay"
+)
+
+// Select decides before a record becomes a message: what it passes over is
+// never sent, is acknowledged all the same (the cursor moves past it,
+// around a delivery still in flight), and only what it skips reaches
+// OnSkip, whole. The same with a storage that shows records in place
+// (Memory) and one that does not.
+func TestConsumer_select_acknowledges_what_it_passes_over(t *testing.T) {
+	for name, st := range map[string]replay.Storage{
+		"viewer":     replay.NewMemory(),
+		"not viewer": &hookStorage{Storage: replay.NewMemory()},
+	} {
+		t.Run(name, func(t *testing.T) {
+			ctx := deadline(t)
+			j, err := replay.Open(replay.Config{Storage: st, CompactEvery: -1, CursorFlushEvery: time.Hour})
+			require.NoError(t, err)
+			defer j.Close()
+			// n % 3: 0 delivered, 1 skipped, 2 passed over.
+			for i := range 30 {
+				m := message.NewMessage(strconv.Itoa(i), []byte(`{"n":`+strconv.Itoa(i)+`}`))
+				m.Metadata.Set("n", strconv.Itoa(i))
+				require.NoError(t, j.Publish("t", m))
+			}
+			var mu sync.Mutex
+			var skipped []string
+			c := j.Consumer(replay.ConsumerConfig{
+				Group: "g", FromOldest: true, MaxInFlight: 4,
+				Select: func(v replay.RecordView) replay.Verdict {
+					n, err := strconv.Atoi(v.Meta("n"))
+					require.NoError(t, err)
+					assert.JSONEq(t, `{"n":`+v.Meta("n")+`}`, string(v.Data()))
+					return []replay.Verdict{replay.Deliver, replay.Skip, replay.Pass}[n%3]
+				},
+				OnSkip: func(rec *replay.Record) {
+					assert.Equal(t, rec.UUID, rec.Metadata["n"])
+					assert.JSONEq(t, `{"n":`+rec.UUID+`}`, string(rec.Payload))
+					mu.Lock()
+					skipped = append(skipped, rec.UUID)
+					mu.Unlock()
+				},
+			})
+			defer c.Close()
+			msgs, err := c.Subscribe(context.Background(), "t")
+			require.NoError(t, err)
+
+			first := receive(t, ctx, msgs) // held unacknowledged for now
+			assert.Equal(t, "0", first.UUID)
+			var got []string
+			for range 9 {
+				m := receive(t, ctx, msgs)
+				got = append(got, m.UUID)
+				m.Ack()
+			}
+			assert.ElementsMatch(t, []string{"3", "6", "9", "12", "15", "18", "21", "24", "27"}, got)
+			require.Eventually(t, func() bool {
+				cur, _ := j.Cursor("t", "g")
+				return cur.Next == 1 && len(cur.Acked) == 1 && cur.Acked[0] == replay.Range{From: 2, To: 31}
+			}, 5*time.Second, time.Millisecond, "everything but the message in flight is acknowledged, in one range")
+			first.Ack()
+			require.Eventually(t, func() bool {
+				cur, _ := j.Cursor("t", "g")
+				return cur.Next == 31 && len(cur.Acked) == 0
+			}, 5*time.Second, time.Millisecond)
+			mu.Lock()
+			defer mu.Unlock()
+			assert.Equal(t, []string{"1", "4", "7", "10", "13", "16", "19", "22", "25", "28"}, skipped, "in order, each once")
+		})
+	}
+}
