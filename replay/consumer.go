@@ -544,7 +544,11 @@ func (r *reader) take() (d *delivery, w waitFor, stop bool, skipped []Record) {
 		}
 		var w waitFor
 		if atHead && !r.watching {
-			w.appended = r.j.appended(r.topic)
+			if r.c.cfg.Select != nil {
+				w.appended = r.j.heads.watch(r)
+			} else {
+				w.appended = r.j.appended(r.topic)
+			}
 			// Re-check: an append may have landed between fill and here.
 			if _, n := r.j.st.Bounds(r.topic); n > r.pos {
 				continue
@@ -601,6 +605,10 @@ func (r *reader) wait(w waitFor) {
 	if w.watch {
 		r.mu.Lock()
 		r.watching = false
+		if r.c.cfg.Select != nil {
+			// Before another worker watches: it would get the same channel.
+			r.j.heads.unwatch(r)
+		}
 		r.mu.Unlock()
 	}
 }

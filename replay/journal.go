@@ -100,6 +100,7 @@ type Journal struct {
 
 	mu        sync.Mutex
 	notify    map[string]chan struct{} // closed and replaced on every append to the topic
+	heads     heads                    // readers with a Select waiting for appends
 	appending map[*appending]struct{}
 	// cursors are the groups' cursors as last saved or set; a group being
 	// read has its reader in live, which holds the newer one.
@@ -199,12 +200,22 @@ func (j *Journal) Append(topic string, recs ...*Record) error {
 	j.mu.Unlock()
 	// Woken readers look again, also after a failure: one may wait for
 	// this append to settle (see mayAppendBy).
-	j.wakeReaders(topic)
+	j.wake(topic)
+	if err != nil {
+		recs = nil // wake every head reader
+	}
+	j.heads.appended(topic, recs)
 	return err
 }
 
 // wakeReaders wakes the readers waiting for records of topic.
 func (j *Journal) wakeReaders(topic string) {
+	j.wake(topic)
+	j.heads.appended(topic, nil)
+}
+
+// wake wakes the readers without a Select waiting for records of topic.
+func (j *Journal) wake(topic string) {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	if ch, ok := j.notify[topic]; ok {
