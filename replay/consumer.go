@@ -88,8 +88,11 @@ type ConsumerConfig struct {
 	// Select, when set, decides which records become messages, before a
 	// storage that shows them in place (Viewer) copies them. A record it
 	// passes over is never sent: it is acknowledged as it is read, a run
-	// of them as one range. It is called by one worker at a time, maybe
-	// with the storage's lock held: it must not call the journal.
+	// of them as one range. It is called for one record at a time, by a
+	// worker or by an Append that finds the reader idle at the head (which
+	// then acknowledges what it passes over without waking the reader),
+	// maybe with the storage's or the reader's lock held: it must not call
+	// the journal.
 	Select func(RecordView) Verdict
 	// OnSkip is called, outside the reader's lock, with each record Select
 	// answered Skip for, once it is acknowledged.
