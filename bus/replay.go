@@ -93,15 +93,16 @@ func (m *Integrations) Replay(ctx context.Context, id string, req replay.Request
 	var lost atomic.Uint64
 	decorate := func(msg *message.Message) { msg.Metadata[sinks.MetaReplayed] = "true" }
 	consumer := b.journal.Consumer(replay.ConsumerConfig{
-		Select:      selection(in.Tenant, f),
-		OnSkip:      b.onSkip(in, decorate),
-		StartOffset: from,
-		Until:       req.To.Add(-1), // the range excludes To
-		UntilOffset: head,
-		MaxInFlight: b.concurrency(in),
-		OrderKey:    orderKey(in),
-		Decorate:    decorate,
-		OnEnd:       func() { ended.Store(true) },
+		Select:        selection(in.Tenant, f),
+		OnSkip:        b.onSkip(in, decorate),
+		SharedContext: true,
+		StartOffset:   from,
+		Until:         req.To.Add(-1), // the range excludes To
+		UntilOffset:   head,
+		MaxInFlight:   b.concurrency(in),
+		OrderKey:      orderKey(in),
+		Decorate:      decorate,
+		OnEnd:         func() { ended.Store(true) },
 		// Removed by the in-memory journal's bound before the replay got
 		// to them.
 		OnRetentionLoss: func(n uint64) { lost.Add(n) },

@@ -233,6 +233,7 @@ func (r *runner) start() error {
 	cc := replay.ConsumerConfig{
 		Select:          selection(in.Tenant, f),
 		OnSkip:          b.onSkip(in, nil),
+		SharedContext:   true, // the chain keeps nothing running past an answer
 		Group:           in.Ref(),
 		MaxInFlight:     b.concurrency(in),
 		OrderKey:        orderKey(in),

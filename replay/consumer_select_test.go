@@ -135,3 +135,23 @@ func TestConsumer_select_at_the_head_misses_nothing(t *testing.T) {
 	default:
 	}
 }
+
+// A message carries the delivery's own payload and metadata: what its
+// handler changes in them before a nack is not sent again.
+func TestConsumer_a_nacked_message_is_sent_again_as_stored(t *testing.T) {
+	ctx := deadline(t)
+	j := newJournal(t, nil)
+	publishN(t, j, "t", 0, 1, nil)
+	c := j.Consumer(replay.ConsumerConfig{Group: "g", FromOldest: true, NackDelay: time.Millisecond, SharedContext: true})
+	defer c.Close()
+	msgs, err := c.Subscribe(context.Background(), "t")
+	require.NoError(t, err)
+	m := receive(t, ctx, msgs)
+	m.Metadata.Set("n", "changed")
+	m.Payload[0] = 'X'
+	m.Nack()
+	m = receive(t, ctx, msgs)
+	assert.Equal(t, itoa(0), m.Metadata.Get("n"))
+	assert.Equal(t, `{}`, string(m.Payload))
+	m.Ack()
+}

@@ -180,7 +180,9 @@ func (j *Journal) Append(topic string, recs ...*Record) error {
 	if len(recs) == 0 {
 		return nil
 	}
-	a := &appending{topic: topic}
+	a := appendings.Get().(*appending)
+	defer appendings.Put(a)
+	a.topic = topic
 	a.nanos.Store(notAsked)
 	j.mu.Lock()
 	if j.closed {
@@ -239,6 +241,10 @@ func (j *Journal) CheckAppend(topic string) error {
 	}
 	return nil
 }
+
+// appendings recycles the appending of each Append: it is gone from
+// Journal.appending when Append returns.
+var appendings = sync.Pool{New: func() any { return new(appending) }}
 
 // appending is an Append under way, and the time the storage took for it.
 type appending struct {
