@@ -143,12 +143,11 @@ func decodeBody(body []byte) (replay.Record, error) {
 
 // cutKey is cutString for a metadata key, which it interns.
 func cutKey(b []byte) (string, []byte, bool) {
-	n, k := binary.Uvarint(b)
-	if k <= 0 || n > uint64(len(b)-k) {
+	key, rest, ok := cutBytes(b)
+	if !ok {
 		return "", nil, false
 	}
-	end := k + int(n)
-	return internKey(b[k:end]), b[end:], true
+	return internKey(key), rest, true
 }
 
 // knownKeys interns metadata keys. A journal's records carry few distinct
@@ -194,12 +193,18 @@ func internKey(b []byte) string {
 }
 
 func cutString(b []byte) (string, []byte, bool) {
+	s, rest, ok := cutBytes(b)
+	return string(s), rest, ok
+}
+
+// cutBytes cuts a length-prefixed string off b: the bytes, and what follows.
+func cutBytes(b []byte) ([]byte, []byte, bool) {
 	n, k := binary.Uvarint(b)
 	if k <= 0 || n > uint64(len(b)-k) {
-		return "", nil, false
+		return nil, nil, false
 	}
 	end := k + int(n)
-	return string(b[k:end]), b[end:], true
+	return b[k:end], b[end:], true
 }
 
 // frameScanner reads the frames of a file between two positions through a
