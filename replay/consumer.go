@@ -99,8 +99,9 @@ type ConsumerConfig struct {
 	// maybe with the storage's or the reader's lock held: it must not call
 	// the journal.
 	Select func(RecordView) Verdict
-	// OnSkip is called, outside the reader's lock, with each record Select
-	// answered Skip for, once it is acknowledged.
+	// OnSkip is called, outside any lock, with each record Select answered
+	// Skip for (a copy), once it is acknowledged: by a worker, or by the
+	// Append that passed it over.
 	OnSkip func(*Record)
 	// OnEnd is called once when Until or UntilOffset is reached.
 	OnEnd func()

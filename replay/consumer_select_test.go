@@ -86,17 +86,29 @@ func TestConsumer_select_acknowledges_what_it_passes_over(t *testing.T) {
 
 // At the head, the appends a reader's Select passes over entirely are
 // acknowledged by the appending goroutine without waking the reader; none
-// of those it keeps is missed, whatever the appends race with.
+// of those it keeps is missed, and each it skips reaches OnSkip once,
+// whatever the appends race with.
 func TestConsumer_select_at_the_head_misses_nothing(t *testing.T) {
 	ctx := deadline(t)
 	j := newJournal(t, nil)
+	var mu sync.Mutex
+	skipped := map[string]int{}
 	c := j.Consumer(replay.ConsumerConfig{
 		Group: "g", MaxInFlight: 8,
 		Select: func(v replay.RecordView) replay.Verdict {
-			if v.Meta("keep") == "yes" {
+			switch {
+			case v.Meta("keep") == "yes":
 				return replay.Deliver
+			case v.Meta("report") == "yes":
+				return replay.Skip
 			}
 			return replay.Pass
+		},
+		OnSkip: func(rec *replay.Record) {
+			assert.Equal(t, "yes", rec.Metadata["report"])
+			mu.Lock()
+			skipped[rec.UUID]++
+			mu.Unlock()
 		},
 	})
 	defer c.Close()
@@ -110,8 +122,11 @@ func TestConsumer_select_at_the_head_misses_nothing(t *testing.T) {
 			defer wg.Done()
 			for i := range each {
 				m := message.NewMessage(strconv.Itoa(p*each+i), []byte(`{}`))
-				if i%10 == 0 {
+				switch {
+				case i%10 == 0:
 					m.Metadata.Set("keep", "yes")
+				case i%3 == 0:
+					m.Metadata.Set("report", "yes")
 				}
 				assert.NoError(t, j.Publish("t", m))
 			}
@@ -133,6 +148,18 @@ func TestConsumer_select_at_the_head_misses_nothing(t *testing.T) {
 	case m := <-msgs:
 		t.Fatalf("unexpected message %s", m.UUID)
 	default:
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	want := 0
+	for i := range each {
+		if i%10 != 0 && i%3 == 0 {
+			want++
+		}
+	}
+	assert.Len(t, skipped, publishers*want, "every skipped record reported")
+	for id, n := range skipped {
+		assert.Equal(t, 1, n, "record %s reported once", id)
 	}
 }
 

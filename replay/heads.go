@@ -1,6 +1,10 @@
 package replay
 
-import "sync"
+import (
+	"bytes"
+	"maps"
+	"sync"
+)
 
 // heads are the readers with a Select that wait at the head of a topic,
 // each on a channel of its own. An append wakes only those whose Select
@@ -42,24 +46,40 @@ func (h *heads) unwatch(r *reader) {
 
 // appended wakes the readers waiting at the head of topic, but those that
 // pass recs over in place; with recs nil (records appended elsewhere), all.
+// The records those skip go to their OnSkip once every lock is released:
+// an OnSkip may append.
 func (h *heads) appended(topic string, recs []*Record) {
+	var reports []skipReport
 	h.mu.Lock()
-	defer h.mu.Unlock()
 	for r, ch := range h.waiting[topic] {
-		if recs != nil && r.passOver(recs) {
+		if recs != nil && r.passOver(recs, &reports) {
 			continue
 		}
 		close(ch)
 		delete(h.waiting[topic], r)
 	}
+	h.mu.Unlock()
+	for _, s := range reports {
+		rec := *s.rec // shares nothing with the appended record, as a read one
+		rec.Metadata = maps.Clone(rec.Metadata)
+		rec.Payload = bytes.Clone(rec.Payload)
+		s.onSkip(&rec)
+	}
+}
+
+// skipReport is a record passed over in place that OnSkip is to see.
+type skipReport struct {
+	onSkip func(*Record)
+	rec    *Record
 }
 
 // passOver acknowledges recs, just appended, for a reader idle at the head
-// whose Select passes over every one of them, and reports whether it did;
+// whose Select passes over every one of them, adds those to report to
+// reports, and tells whether it did;
 // if not (or if the reader is busy), the reader is to be woken and read
 // them itself. It never waits for the reader's lock: the reader takes
 // heads.mu with its own held.
-func (r *reader) passOver(recs []*Record) bool {
+func (r *reader) passOver(recs []*Record, reports *[]skipReport) bool {
 	cfg := &r.c.cfg
 	if cfg.Select == nil || !cfg.Until.IsZero() || cfg.UntilOffset != 0 || !r.mu.TryLock() {
 		return false
@@ -68,16 +88,19 @@ func (r *reader) passOver(recs []*Record) bool {
 	if !r.watching || r.reading || len(r.buf) > 0 || r.end != 0 || r.ctx.Err() != nil || r.pos != recs[0].Offset {
 		return false
 	}
+	reported := len(*reports)
 	for i, rec := range recs {
 		if rec.Offset != r.pos+uint64(i) {
+			*reports = (*reports)[:reported]
 			return false
 		}
 		switch cfg.Select(recordView{rec}) {
 		case Deliver:
+			*reports = (*reports)[:reported]
 			return false
 		case Skip:
 			if cfg.OnSkip != nil {
-				return false // reported by the reader, outside any lock
+				*reports = append(*reports, skipReport{cfg.OnSkip, rec})
 			}
 		}
 	}
