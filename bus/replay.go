@@ -92,9 +92,11 @@ func (m *Integrations) Replay(ctx context.Context, id string, req replay.Request
 	var ended atomic.Bool
 	var lost atomic.Uint64
 	decorate := func(msg *message.Message) { msg.Metadata[sinks.MetaReplayed] = "true" }
+	onSkip, countSkipped := b.onSkip(in, decorate)
 	consumer := b.journal.Consumer(replay.ConsumerConfig{
 		Select:        selection(in.Tenant, f),
-		OnSkip:        b.onSkip(in, decorate),
+		OnSkip:        onSkip,
+		CountSkipped:  countSkipped,
 		SharedContext: true,
 		StartOffset:   from,
 		Until:         req.To.Add(-1), // the range excludes To

@@ -232,7 +232,6 @@ func (r *runner) start() error {
 	}
 	cc := replay.ConsumerConfig{
 		Select:          selection(in.Tenant, f),
-		OnSkip:          b.onSkip(in, nil),
 		SharedContext:   true, // the chain keeps nothing running past an answer
 		Group:           in.Ref(),
 		MaxInFlight:     b.concurrency(in),
@@ -246,6 +245,7 @@ func (r *runner) start() error {
 		cc.Until = in.EndsAt
 		cc.OnEnd = func() { b.background(func() { b.completed(r, d) }) }
 	}
+	cc.OnSkip, cc.CountSkipped = b.onSkip(in, nil)
 	d.consumer = b.journal.Consumer(cc)
 	// Unique names: Watermill panics on a name it still has.
 	name := fmt.Sprintf("%s#%d", in.Ref(), b.handlers.Add(1))
@@ -276,15 +276,19 @@ func selection(tenant string, f *filter.Filter) func(replay.RecordView) replay.V
 	}
 }
 
-// onSkip is the OnSkip of in's consumers: it tells the Observer, with the
-// event as a message (decorated as the consumer decorates the ones it
-// sends). Without an Observer it is nil, and skipped events are not copied.
-func (b *Bus) onSkip(in Integration, decorate func(*message.Message)) func(*replay.Record) {
+// onSkip returns the OnSkip or the CountSkipped of in's consumers: they
+// tell the Observer, in bulk when it is a SkipCounter, else each event as
+// a message (decorated as the consumer decorates the ones it sends).
+// Without an Observer both are nil; only OnSkip copies skipped events.
+func (b *Bus) onSkip(in Integration, decorate func(*message.Message)) (func(*replay.Record), func(int)) {
 	obs := b.cfg.Observer
 	if obs == nil {
-		return nil
+		return nil, nil
 	}
 	id, typ := in.Ref(), in.Type()
+	if c, ok := obs.(SkipCounter); ok {
+		return nil, func(n int) { c.SkippedEvents(id, typ, n) }
+	}
 	return func(rec *replay.Record) {
 		msg := message.NewMessage(rec.UUID, rec.Payload)
 		msg.Metadata = rec.Metadata
@@ -295,7 +299,7 @@ func (b *Bus) onSkip(in Integration, decorate func(*message.Message)) func(*repl
 			decorate(msg)
 		}
 		obs.Skipped(id, typ, msg)
-	}
+	}, nil
 }
 
 // logPause tells the integration log that reading from the journal paused

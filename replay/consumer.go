@@ -103,6 +103,11 @@ type ConsumerConfig struct {
 	// Skip for (a copy), once it is acknowledged: by a worker, or by the
 	// Append that passed it over.
 	OnSkip func(*Record)
+	// CountSkipped, when set and OnSkip is not, is called outside any
+	// lock with how many records Select answered Skip for since its last
+	// call, once they are acknowledged: they are counted in bulk, never
+	// copied.
+	CountSkipped func(n int)
 	// OnEnd is called once when Until or UntilOffset is reached.
 	OnEnd func()
 	// OnRetentionLoss is called, with how many records were lost, when a
@@ -349,6 +354,7 @@ type reader struct {
 	verdicts []Verdict // Select's for buf, nil without one
 	bufBytes int64     // payloads and metadata of buf
 	skipped  []Record  // Skip verdicts acknowledged, for OnSkip
+	skips    int       // Skip verdicts acknowledged, for CountSkipped
 	// What readSelect reads into and reuses once fill has taken it all:
 	// only the reading worker touches them.
 	readRecs     []Record
@@ -448,11 +454,14 @@ func (r *reader) run(out chan<- *message.Message) {
 
 func (r *reader) work(out chan<- *message.Message) {
 	for {
-		d, w, stop, skipped := r.take()
+		d, w, stop, skipped, skips := r.take()
 		if r.c.cfg.OnSkip != nil {
 			for i := range skipped {
 				r.c.cfg.OnSkip(&skipped[i])
 			}
+		}
+		if skips > 0 {
+			r.c.cfg.CountSkipped(skips)
 		}
 		if stop {
 			return
@@ -531,24 +540,26 @@ func (w *waitFor) wakeAfter(d time.Duration) {
 }
 
 // take returns the next message to deliver, or what to wait for, or stop,
-// and the records skipped meanwhile that OnSkip is to see.
-func (r *reader) take() (d *delivery, w waitFor, stop bool, skipped []Record) {
+// and the records skipped meanwhile that OnSkip is to see, or how many for
+// CountSkipped.
+func (r *reader) take() (d *delivery, w waitFor, stop bool, skipped []Record, skips int) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	defer func() {
 		if len(r.skipped) > 0 {
 			skipped, r.skipped = r.skipped, nil
 		}
+		skips, r.skips = r.skips, 0
 	}()
 	for {
 		if r.ended || r.ctx.Err() != nil {
-			return nil, waitFor{}, true, nil
+			return nil, waitFor{}, true, nil, 0
 		}
 		atHead := r.fill()
 		if len(r.ready) == 0 && r.reachedEnd() {
 			r.ended = true
 			r.wakeLocked()
-			return nil, waitFor{}, true, nil
+			return nil, waitFor{}, true, nil, 0
 		}
 		if len(r.ready) > 0 {
 			d := r.ready[0]
@@ -558,7 +569,7 @@ func (r *reader) take() (d *delivery, w waitFor, stop bool, skipped []Record) {
 				// Work for the idle workers, or appends for one to watch.
 				r.wakeLocked()
 			}
-			return d, waitFor{}, false, nil
+			return d, waitFor{}, false, nil, 0
 		}
 		var w waitFor
 		if atHead && !r.watching {
@@ -593,7 +604,7 @@ func (r *reader) take() (d *delivery, w waitFor, stop bool, skipped []Record) {
 		}
 		w.changed = r.changed
 		w.retryIn, w.retry = r.nextWait()
-		return nil, w, false, nil
+		return nil, w, false, nil, 0
 	}
 }
 
@@ -865,8 +876,12 @@ func (r *reader) fill() (atHead bool) {
 				runFrom = rec.Offset
 			}
 			runTo = rec.Offset + 1
-			if verdict == Skip && r.c.cfg.OnSkip != nil {
+			switch {
+			case verdict != Skip:
+			case r.c.cfg.OnSkip != nil:
 				r.skipped = append(r.skipped, rec)
+			case r.c.cfg.CountSkipped != nil:
+				r.skips++
 			}
 			continue
 		}

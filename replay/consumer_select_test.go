@@ -4,6 +4,7 @@ import (
 	"context"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -181,4 +182,40 @@ func TestConsumer_a_nacked_message_is_sent_again_as_stored(t *testing.T) {
 	assert.Equal(t, itoa(0), m.Metadata.Get("n"))
 	assert.Equal(t, `{}`, string(m.Payload))
 	m.Ack()
+}
+
+// CountSkipped counts what Select skips, in bulk, whether the reader read
+// it or an append passed it over at the head.
+func TestConsumer_select_counts_skipped_records(t *testing.T) {
+	j := newJournal(t, nil)
+	publish := func(from, n int) {
+		for i := from; i < from+n; i++ {
+			m := message.NewMessage(strconv.Itoa(i), []byte(`{}`))
+			if i%3 == 0 {
+				m.Metadata.Set("report", "yes")
+			}
+			require.NoError(t, j.Publish("t", m))
+		}
+	}
+	publish(0, 60) // read by the reader
+	var counted atomic.Int64
+	c := j.Consumer(replay.ConsumerConfig{
+		Group: "g", FromOldest: true, MaxInFlight: 2,
+		Select: func(v replay.RecordView) replay.Verdict {
+			if v.Meta("report") == "yes" {
+				return replay.Skip
+			}
+			return replay.Pass
+		},
+		CountSkipped: func(n int) { counted.Add(int64(n)) },
+	})
+	defer c.Close()
+	_, err := c.Subscribe(context.Background(), "t")
+	require.NoError(t, err)
+	require.Eventually(t, func() bool { return counted.Load() == 20 }, 5*time.Second, time.Millisecond)
+	publish(60, 60) // passed over at the head
+	require.Eventually(t, func() bool {
+		cur, _ := j.Cursor("t", "g")
+		return counted.Load() == 40 && cur.Next == 121
+	}, 5*time.Second, time.Millisecond, "counted %d", counted.Load())
 }

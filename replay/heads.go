@@ -60,17 +60,23 @@ func (h *heads) appended(topic string, recs []*Record) {
 	}
 	h.mu.Unlock()
 	for _, s := range reports {
+		if s.rec == nil {
+			s.r.c.cfg.CountSkipped(s.n)
+			continue
+		}
 		rec := *s.rec // shares nothing with the appended record, as a read one
 		rec.Metadata = maps.Clone(rec.Metadata)
 		rec.Payload = bytes.Clone(rec.Payload)
-		s.onSkip(&rec)
+		s.r.c.cfg.OnSkip(&rec)
 	}
 }
 
-// skipReport is a record passed over in place that OnSkip is to see.
+// skipReport is a record passed over in place that OnSkip is to see, or,
+// without one, how many CountSkipped is to count.
 type skipReport struct {
-	onSkip func(*Record)
-	rec    *Record
+	r   *reader
+	rec *Record
+	n   int
 }
 
 // passOver acknowledges recs, just appended, for a reader idle at the head
@@ -88,7 +94,7 @@ func (r *reader) passOver(recs []*Record, reports *[]skipReport) bool {
 	if !r.watching || r.reading || len(r.buf) > 0 || r.end != 0 || r.ctx.Err() != nil || r.pos != recs[0].Offset {
 		return false
 	}
-	reported := len(*reports)
+	reported, skips := len(*reports), 0
 	for i, rec := range recs {
 		if rec.Offset != r.pos+uint64(i) {
 			*reports = (*reports)[:reported]
@@ -99,10 +105,16 @@ func (r *reader) passOver(recs []*Record, reports *[]skipReport) bool {
 			*reports = (*reports)[:reported]
 			return false
 		case Skip:
-			if cfg.OnSkip != nil {
-				*reports = append(*reports, skipReport{cfg.OnSkip, rec})
+			switch {
+			case cfg.OnSkip != nil:
+				*reports = append(*reports, skipReport{r: r, rec: rec})
+			case cfg.CountSkipped != nil:
+				skips++
 			}
 		}
+	}
+	if skips > 0 {
+		*reports = append(*reports, skipReport{r: r, n: skips})
 	}
 	from := r.pos
 	r.pos += uint64(len(recs))
