@@ -5,11 +5,12 @@
 //
 // Each event is first appended to a journal (replay.Journal), then delivered
 // by one Watermill router handler per running integration, reading from the
-// integration's own durable cursor, through the delivery chain:
+// integration's own durable cursor, through the filter and the delivery chain:
 //
 //	filter ▸ gate ▸ reject ▸ retry ▸ circuit breaker ▸ timeout ▸ recoverer ▸ sink
 //
-// The filter acknowledges the events the integration does not observe; the
+// The filter acknowledges the events the integration does not observe as
+// the integration's consumer reads them, before they become messages; the
 // gate holds the integration's concurrency and order key across live
 // delivery, replays and manual retries; package middleware documents the
 // rest of the chain.

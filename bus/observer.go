@@ -45,6 +45,15 @@ type Observer interface {
 	JournalDamaged(d segments.Damage)
 }
 
+// SkipCounter is an Observer that counts skipped events without looking at
+// them. The bus calls its SkippedEvents instead of Skipped, with how many
+// events an integration's filter skipped since the last call, and makes no
+// message of them: the cost of an event an integration does not observe
+// stays a fraction of a delivery's. bus/metrics is one.
+type SkipCounter interface {
+	SkippedEvents(integrationID, integrationType string, n int)
+}
+
 // NopObserver ignores everything. Embed it in an Observer that needs only
 // some of the methods: it keeps compiling when Observer gains one.
 type NopObserver struct{}

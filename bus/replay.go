@@ -91,14 +91,20 @@ func (m *Integrations) Replay(ctx context.Context, id string, req replay.Request
 	job.From, job.To, job.Missing, job.Partial = counted.From, counted.To, counted.Missing, counted.Partial
 	var ended atomic.Bool
 	var lost atomic.Uint64
+	decorate := func(msg *message.Message) { msg.Metadata[sinks.MetaReplayed] = "true" }
+	onSkip, countSkipped := b.onSkip(in, decorate)
 	consumer := b.journal.Consumer(replay.ConsumerConfig{
-		StartOffset: from,
-		Until:       req.To.Add(-1), // the range excludes To
-		UntilOffset: head,
-		MaxInFlight: b.concurrency(in),
-		OrderKey:    orderKey(in),
-		Decorate:    func(msg *message.Message) { msg.Metadata[sinks.MetaReplayed] = "true" },
-		OnEnd:       func() { ended.Store(true) },
+		Select:        selection(in.Tenant, f),
+		OnSkip:        onSkip,
+		CountSkipped:  countSkipped,
+		SharedContext: true,
+		StartOffset:   from,
+		Until:         req.To.Add(-1), // the range excludes To
+		UntilOffset:   head,
+		MaxInFlight:   b.concurrency(in),
+		OrderKey:      orderKey(in),
+		Decorate:      decorate,
+		OnEnd:         func() { ended.Store(true) },
 		// Removed by the in-memory journal's bound before the replay got
 		// to them.
 		OnRetentionLoss: func(n uint64) { lost.Add(n) },

@@ -155,7 +155,7 @@ func redactor(in Integration) *sinks.Redactor {
 }
 
 // openDelivery builds the sink and the handler chain.
-func (b *Bus) openDelivery(in Integration, f *filter.Filter, chain *middleware.Chain) (*delivery, error) {
+func (b *Bus) openDelivery(in Integration, chain *middleware.Chain) (*delivery, error) {
 	// Saved under other bus settings (AllowPrivateNetworks, DataDir), it
 	// may no longer be allowed here.
 	var p field.Problems
@@ -174,11 +174,6 @@ func (b *Bus) openDelivery(in Integration, f *filter.Filter, chain *middleware.C
 	if b.tracer != nil {
 		publish = b.traceAttempts(in, publish)
 	}
-	var onSkip func(*message.Message)
-	if obs := b.cfg.Observer; obs != nil {
-		id, typ := in.Ref(), in.Type()
-		onSkip = func(msg *message.Message) { obs.Skipped(id, typ, msg) }
-	}
 	gate := newGate(gateConfig{
 		concurrency: b.concurrency(in),
 		key:         orderKey(in),
@@ -186,7 +181,9 @@ func (b *Bus) openDelivery(in Integration, f *filter.Filter, chain *middleware.C
 		clock:       b.cfg.Clock,
 		throttle:    b.throttleReporter(in),
 	})
-	handle := tenantOnly(in.Tenant, filter.Middleware(f, onSkip)(gate.Middleware(chain.Middleware(publish))))
+	// The filter is the consumers' (selection): the events it does not
+	// pass never become messages.
+	handle := tenantOnly(in.Tenant, gate.Middleware(chain.Middleware(publish)))
 	return &delivery{sink: sink, publish: publish, gate: gate, handle: handle, replays: make(map[*replay.Consumer]struct{})}, nil
 }
 
@@ -229,11 +226,13 @@ func (r *runner) start() error {
 	in, f, chain, runCtx := r.in, r.filter, r.chain, b.runCtx
 	b.mu.Unlock()
 
-	d, err := b.openDelivery(in, f, chain)
+	d, err := b.openDelivery(in, chain)
 	if err != nil {
 		return err
 	}
 	cc := replay.ConsumerConfig{
+		Select:          selection(in.Tenant, f),
+		SharedContext:   true, // the chain keeps nothing running past an answer
 		Group:           in.Ref(),
 		MaxInFlight:     b.concurrency(in),
 		OrderKey:        orderKey(in),
@@ -246,6 +245,7 @@ func (r *runner) start() error {
 		cc.Until = in.EndsAt
 		cc.OnEnd = func() { b.background(func() { b.completed(r, d) }) }
 	}
+	cc.OnSkip, cc.CountSkipped = b.onSkip(in, nil)
 	d.consumer = b.journal.Consumer(cc)
 	// Unique names: Watermill panics on a name it still has.
 	name := fmt.Sprintf("%s#%d", in.Ref(), b.handlers.Add(1))
@@ -257,6 +257,49 @@ func (r *runner) start() error {
 	r.live = d
 	b.mu.Unlock()
 	return nil
+}
+
+// selection is the Select of an integration's consumers: another tenant's
+// events pass unseen, before the filter (they are no business of its
+// filter, its log or the Observer); those its filter does not match are
+// skipped. Both are acknowledged without becoming messages.
+func selection(tenant string, f *filter.Filter) func(replay.RecordView) replay.Verdict {
+	return func(v replay.RecordView) replay.Verdict {
+		if tenant != "" && !admits(tenant, v.Meta(sinks.MetaTenant)) {
+			return replay.Pass
+		}
+		name := v.Meta(sinks.MetaName)
+		if !f.MatchName(name) || f.NeedsPayload() && !f.Match(name, v.Data()) {
+			return replay.Skip
+		}
+		return replay.Deliver
+	}
+}
+
+// onSkip returns the OnSkip or the CountSkipped of in's consumers: they
+// tell the Observer, in bulk when it is a SkipCounter, else each event as
+// a message (decorated as the consumer decorates the ones it sends).
+// Without an Observer both are nil; only OnSkip copies skipped events.
+func (b *Bus) onSkip(in Integration, decorate func(*message.Message)) (func(*replay.Record), func(int)) {
+	obs := b.cfg.Observer
+	if obs == nil {
+		return nil, nil
+	}
+	id, typ := in.Ref(), in.Type()
+	if c, ok := obs.(SkipCounter); ok {
+		return nil, func(n int) { c.SkippedEvents(id, typ, n) }
+	}
+	return func(rec *replay.Record) {
+		msg := message.NewMessage(rec.UUID, rec.Payload)
+		msg.Metadata = rec.Metadata
+		if msg.Metadata == nil {
+			msg.Metadata = message.Metadata{}
+		}
+		if decorate != nil {
+			decorate(msg)
+		}
+		obs.Skipped(id, typ, msg)
+	}, nil
 }
 
 // logPause tells the integration log that reading from the journal paused

@@ -19,10 +19,11 @@ import (
 // (Integrations.Tenant) and the application's reach it. The bus enforces
 // it in three places, each on its own:
 //
-//   - every consumer's messages pass tenantOnly before the filter, so the
-//     integration's observes and conditions never see another tenant's
-//     event (live delivery, replays and their dry-run counts, temporary
-//     integrations);
+//   - every consumer's selection passes over another tenant's events
+//     before the filter, so the integration's observes and conditions
+//     never see them (live delivery, replays and their dry-run counts,
+//     temporary integrations), and tenantOnly checks again in front of
+//     the delivery chain;
 //   - the sink's own Publish is wrapped by a check of the same rule, so a
 //     path that forgot the first one still sends nothing it must not;
 //   - views find an integration by its ref and check its tenant again.

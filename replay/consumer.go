@@ -85,6 +85,29 @@ type ConsumerConfig struct {
 	StopGrace time.Duration
 	// Decorate, when set, is called on each message before it is sent.
 	Decorate func(*message.Message)
+	// SharedContext gives every message the subscription's context (which
+	// outlives it by StopGrace) instead of a context of its own cancelled
+	// once it is answered: for a handler that leaves nothing running on it
+	// past its answer. It saves allocations per message.
+	SharedContext bool
+	// Select, when set, decides which records become messages, before a
+	// storage that shows them in place (Viewer) copies them. A record it
+	// passes over is never sent: it is acknowledged as it is read, a run
+	// of them as one range. It is called for one record at a time, by a
+	// worker or by an Append that finds the reader idle at the head (which
+	// then acknowledges what it passes over without waking the reader),
+	// maybe with the storage's or the reader's lock held: it must not call
+	// the journal.
+	Select func(RecordView) Verdict
+	// OnSkip is called, outside any lock, with each record Select answered
+	// Skip for (a copy), once it is acknowledged: by a worker, or by the
+	// Append that passed it over.
+	OnSkip func(*Record)
+	// CountSkipped, when set and OnSkip is not, is called outside any
+	// lock with how many records Select answered Skip for since its last
+	// call, once they are acknowledged: they are counted in bulk, never
+	// copied.
+	CountSkipped func(n int)
 	// OnEnd is called once when Until or UntilOffset is reached.
 	OnEnd func()
 	// OnRetentionLoss is called, with how many records were lost, when a
@@ -115,6 +138,19 @@ func (c *ConsumerConfig) setDefaults() {
 		c.NackDelay = time.Second
 	}
 }
+
+// Verdict is what ConsumerConfig.Select decides for a record.
+type Verdict uint8
+
+const (
+	// Deliver sends the record.
+	Deliver Verdict = iota
+	// Skip acknowledges the record unsent and hands it to OnSkip.
+	Skip
+	// Pass acknowledges the record unsent and unreported: it is no
+	// business of the consumer's (another tenant's event).
+	Pass
+)
 
 // ErrConsumerClosed is returned by Subscribe on a closed Consumer.
 var ErrConsumerClosed = errors.New("sinkbus: journal consumer closed")
@@ -314,12 +350,20 @@ type reader struct {
 	committed uint64 // every offset below it is acknowledged
 	acked     ackSet // the offsets acknowledged above committed
 
-	buf      []Record // read ahead
-	bufBytes int64    // payloads and metadata of buf
-	ready    []*delivery
-	inflight int
-	busy     map[string][]*delivery // key -> waiting behind the one in flight
-	pending  int                    // deliveries in busy
+	buf      []Record  // read ahead
+	verdicts []Verdict // Select's for buf, nil without one
+	bufBytes int64     // payloads and metadata of buf
+	skipped  []Record  // Skip verdicts acknowledged, for OnSkip
+	skips    int       // Skip verdicts acknowledged, for CountSkipped
+	// What readSelect reads into and reuses once fill has taken it all:
+	// only the reading worker touches them.
+	readRecs     []Record
+	readVerdicts []Verdict
+	view         func(RecordView) // appends to them
+	ready        []*delivery
+	inflight     int
+	busy         map[string][]*delivery // key -> waiting behind the one in flight
+	pending      int                    // deliveries in busy
 	// Memory of the deliveries in busy: waitCost summed, and their
 	// payloads alone.
 	pendingBytes, pendingPayload int64
@@ -328,7 +372,12 @@ type reader struct {
 	avgRecord                    int64 // bytes per record of the last read: sizes the next
 	retries                      []*delivery
 	changed                      chan struct{} // closed to wake idle workers; nil when none waits
-	ended                        bool
+	// watching: an idle worker waits for appends. One is enough: it wakes
+	// the others when what it read is more than it takes. Each idle
+	// worker of each integration woken by every append costs the many
+	// integrations that pass most events over more than their work.
+	watching bool
+	ended    bool
 	// After a failed read, reading waits until readAgainAt (zero: no wait),
 	// backing off while the storage keeps failing.
 	readAgainAt time.Time
@@ -405,7 +454,15 @@ func (r *reader) run(out chan<- *message.Message) {
 
 func (r *reader) work(out chan<- *message.Message) {
 	for {
-		d, w, stop := r.take()
+		d, w, stop, skipped, skips := r.take()
+		if r.c.cfg.OnSkip != nil {
+			for i := range skipped {
+				r.c.cfg.OnSkip(&skipped[i])
+			}
+		}
+		if skips > 0 {
+			r.c.cfg.CountSkipped(skips)
+		}
 		if stop {
 			return
 		}
@@ -422,7 +479,9 @@ func (r *reader) work(out chan<- *message.Message) {
 		case gone:
 			acked = true
 		default:
-			acked = r.send(out, d)
+			if acked = r.send(out, d); !acked {
+				unsent(d)
+			}
 		}
 		r.mu.Lock()
 		if gone {
@@ -452,6 +511,13 @@ func (r *reader) load(d *delivery) (gone bool, err error) {
 	return false, nil
 }
 
+// unsent strips a delivery that was sent and not acknowledged: the message
+// had its payload and metadata, which its handler may have changed. It is
+// read again before it is sent again.
+func unsent(d *delivery) {
+	d.rec, d.size, d.stripped = Record{Offset: d.rec.Offset}, 0, true
+}
+
 // waitFor is what an idle worker waits on.
 type waitFor struct {
 	changed  <-chan struct{}
@@ -463,6 +529,7 @@ type waitFor struct {
 	// published), or a failed read may be tried again.
 	wakeIn time.Duration
 	wake   bool
+	watch  bool // the worker watches appends (reader.watching)
 }
 
 // wakeAfter makes the wait end after d at the latest.
@@ -472,33 +539,50 @@ func (w *waitFor) wakeAfter(d time.Duration) {
 	}
 }
 
-// take returns the next message to deliver, or what to wait for, or stop.
-func (r *reader) take() (*delivery, waitFor, bool) {
+// take returns the next message to deliver, or what to wait for, or stop,
+// and the records skipped meanwhile that OnSkip is to see, or how many for
+// CountSkipped.
+func (r *reader) take() (d *delivery, w waitFor, stop bool, skipped []Record, skips int) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	defer func() {
+		if len(r.skipped) > 0 {
+			skipped, r.skipped = r.skipped, nil
+		}
+		skips, r.skips = r.skips, 0
+	}()
 	for {
 		if r.ended || r.ctx.Err() != nil {
-			return nil, waitFor{}, true
+			return nil, waitFor{}, true, nil, 0
 		}
 		atHead := r.fill()
 		if len(r.ready) == 0 && r.reachedEnd() {
 			r.ended = true
 			r.wakeLocked()
-			return nil, waitFor{}, true
+			return nil, waitFor{}, true, nil, 0
 		}
 		if len(r.ready) > 0 {
 			d := r.ready[0]
 			r.ready = r.ready[1:]
 			r.inflight++
-			return d, waitFor{}, false
+			if len(r.ready) > 0 || !r.watching {
+				// Work for the idle workers, or appends for one to watch.
+				r.wakeLocked()
+			}
+			return d, waitFor{}, false, nil, 0
 		}
 		var w waitFor
-		if atHead {
-			w.appended = r.j.appended(r.topic)
+		if atHead && !r.watching {
+			if r.c.cfg.Select != nil {
+				w.appended = r.j.heads.watch(r)
+			} else {
+				w.appended = r.j.appended(r.topic)
+			}
 			// Re-check: an append may have landed between fill and here.
 			if _, n := r.j.st.Bounds(r.topic); n > r.pos {
 				continue
 			}
+			r.watching, w.watch = true, true
 			if u := r.c.cfg.Until; !u.IsZero() {
 				// checkEndAtHead ends the range once the clock is past
 				// Until. Already past, an append under way holds the end
@@ -520,7 +604,7 @@ func (r *reader) take() (*delivery, waitFor, bool) {
 		}
 		w.changed = r.changed
 		w.retryIn, w.retry = r.nextWait()
-		return nil, w, false
+		return nil, w, false, nil, 0
 	}
 }
 
@@ -547,6 +631,15 @@ func (r *reader) wait(w waitFor) {
 	case <-wakeC: // take looks again
 	case <-r.ctx.Done():
 	}
+	if w.watch {
+		r.mu.Lock()
+		r.watching = false
+		if r.c.cfg.Select != nil {
+			// Before another worker watches: it would get the same channel.
+			r.j.heads.unwatch(r)
+		}
+		r.mu.Unlock()
+	}
 }
 
 // timer starts a timer of d on the journal's clock when on is set, and
@@ -560,19 +653,26 @@ func (r *reader) timer(on bool, d time.Duration) (<-chan time.Time, func()) {
 }
 
 // send delivers one message and reports whether it was acknowledged.
+// The message takes the record's payload and metadata, which are the
+// delivery's own copy: what the handler changes in them is not sent again,
+// as a delivery that is not acknowledged is read again (unsent).
 func (r *reader) send(out chan<- *message.Message, d *delivery) bool {
 	msg := message.NewMessage(d.rec.UUID, d.rec.Payload)
-	for k, v := range d.rec.Metadata {
-		msg.Metadata[k] = v
+	if d.rec.Metadata != nil {
+		msg.Metadata = d.rec.Metadata
 	}
 	if r.c.cfg.Decorate != nil {
 		r.c.cfg.Decorate(msg)
 	}
-	// Each message gets its own context, cancelled once it is answered, as
-	// Watermill's Pub/Subs do.
-	ctx, cancel := context.WithCancel(r.msgCtx)
-	defer cancel()
-	msg.SetContext(ctx)
+	if r.c.cfg.SharedContext {
+		msg.SetContext(r.msgCtx)
+	} else {
+		// Each message gets its own context, cancelled once it is
+		// answered, as Watermill's Pub/Subs do.
+		ctx, cancel := context.WithCancel(r.msgCtx)
+		defer cancel()
+		msg.SetContext(ctx)
+	}
 	select {
 	case out <- msg:
 	case <-r.ctx.Done():
@@ -662,7 +762,7 @@ func (r *reader) readSize() int {
 
 // keep buffers the records read, as many as the payload bound has room
 // for (at least one); the others are dropped and read again later.
-func (r *reader) keep(recs []Record) {
+func (r *reader) keep(recs []Record, verdicts []Verdict) {
 	room := r.c.cfg.MaxWaitingPayloadBytes - r.waitingPayload()
 	var kept, total int64
 	k := len(recs)
@@ -679,12 +779,22 @@ func (r *reader) keep(recs []Record) {
 	r.avgRecord = max(total/int64(len(recs)), 1)
 	clear(recs[k:]) // let the payloads go
 	r.buf = recs[:k]
+	if verdicts != nil {
+		r.verdicts = verdicts[:k]
+	}
 	r.bufBytes += kept
 }
 
 // fill reads the next records and queues those whose key is free. It
 // reports whether it stopped for lack of records.
 func (r *reader) fill() (atHead bool) {
+	// A run of skipped offsets, acknowledged as one range when it ends.
+	var runFrom, runTo uint64
+	defer func() {
+		if runTo > runFrom {
+			r.markDone(runFrom, runTo)
+		}
+	}()
 	for len(r.ready) < r.c.cfg.MaxInFlight && r.canRead() {
 		if len(r.buf) == 0 {
 			if !r.readAgainAt.IsZero() && r.j.cfg.Clock.Now().Before(r.readAgainAt) {
@@ -697,7 +807,7 @@ func (r *reader) fill() (atHead bool) {
 			if r.pos = r.acked.skip(r.pos); r.end != 0 && r.pos >= r.end {
 				continue
 			}
-			recs, gap, err := r.read(r.pos, r.readSize())
+			recs, verdicts, gap, err := r.read(r.pos, r.readSize())
 			if gap != 0 {
 				// A gap the storage cannot read (records lost to a power cut
 				// or damage): step over it, or we would spin.
@@ -720,11 +830,16 @@ func (r *reader) fill() (atHead bool) {
 				r.checkEndAtHead()
 				return r.end == 0
 			}
-			r.keep(recs)
+			r.keep(recs, verdicts)
 		}
 		rec := r.buf[0]
 		r.buf[0] = Record{}
 		r.buf = r.buf[1:]
+		verdict := Deliver
+		if len(r.verdicts) > 0 {
+			verdict = r.verdicts[0]
+			r.verdicts = r.verdicts[1:]
+		}
 		size := recordBytes(&rec)
 		r.bufBytes -= size
 		if rec.Offset > r.pos {
@@ -753,6 +868,23 @@ func (r *reader) fill() (atHead bool) {
 			return false
 		}
 		r.pos = rec.Offset + 1
+		if verdict != Deliver {
+			if rec.Offset != runTo {
+				if runTo > runFrom {
+					r.markDone(runFrom, runTo)
+				}
+				runFrom = rec.Offset
+			}
+			runTo = rec.Offset + 1
+			switch {
+			case verdict != Skip:
+			case r.c.cfg.OnSkip != nil:
+				r.skipped = append(r.skipped, rec)
+			case r.c.cfg.CountSkipped != nil:
+				r.skips++
+			}
+			continue
+		}
 		d := &delivery{rec: rec, size: size}
 		if r.c.cfg.OrderKey != nil {
 			d.key = r.c.cfg.OrderKey(r.message(rec))
@@ -768,36 +900,80 @@ func (r *reader) fill() (atHead bool) {
 // storage has no record for although it has later ones. r.mu is held, and
 // held again when read returns; r.pos is not moved meanwhile (only the
 // reading worker moves it).
-func (r *reader) read(pos uint64, n int) (recs []Record, gap uint64, err error) {
+func (r *reader) read(pos uint64, n int) (recs []Record, verdicts []Verdict, gap uint64, err error) {
 	r.reading = true
 	r.mu.Unlock()
 	defer func() {
 		r.mu.Lock()
 		r.reading = false
 		// The workers that found this read under way wait for what it
-		// brings. At the head it brings nothing: this worker waits for the
+		// brings: take wakes them when it brings more than this worker
+		// takes. At the head it brings nothing: this worker waits for the
 		// next append, and wakes them once it has read it.
-		if len(recs) > 0 || gap != 0 || err != nil {
+		if gap != 0 || err != nil {
 			r.wakeLocked()
 		}
 	}()
-	recs, err = r.j.st.Read(r.topic, pos, n)
+	recs, verdicts, err = r.readSelect(pos, n)
 	if err != nil || len(recs) > 0 {
-		return recs, 0, err
+		return recs, verdicts, 0, err
 	}
 	if _, next := r.j.st.Bounds(r.topic); next > pos {
 		// Read again: a record may have been appended since.
-		if recs, err = r.j.st.Read(r.topic, pos, n); err == nil && len(recs) == 0 {
-			return nil, next, nil
+		if recs, verdicts, err = r.readSelect(pos, n); err == nil && len(recs) == 0 {
+			return nil, nil, next, nil
 		}
 	}
-	return recs, 0, err
+	return recs, verdicts, 0, err
+}
+
+// readSelect reads up to n records from pos with Select's verdicts (nil
+// without a Select). A record passed over keeps only its offset and time.
+func (r *reader) readSelect(pos uint64, n int) ([]Record, []Verdict, error) {
+	sel := r.c.cfg.Select
+	if sel == nil {
+		recs, err := r.j.st.Read(r.topic, pos, n)
+		return recs, nil, err
+	}
+	if v, ok := r.j.st.(Viewer); ok {
+		// fill has taken what the last read brought: reuse its arrays.
+		r.readRecs, r.readVerdicts = r.readRecs[:0], r.readVerdicts[:0]
+		if r.view == nil {
+			r.view = r.viewOne
+		}
+		err := v.View(r.topic, pos, n, r.view)
+		return r.readRecs, r.readVerdicts, err
+	}
+	recs, err := r.j.st.Read(r.topic, pos, n)
+	var verdicts []Verdict
+	if len(recs) > 0 {
+		verdicts = make([]Verdict, len(recs))
+	}
+	for i := range recs {
+		verdicts[i] = sel(recordView{&recs[i]})
+		if verdicts[i] != Deliver && (verdicts[i] == Pass || r.c.cfg.OnSkip == nil) {
+			recs[i] = Record{Offset: recs[i].Offset, Time: recs[i].Time}
+		}
+	}
+	return recs, verdicts, err
+}
+
+// viewOne takes a record a Viewer shows: all of it when it is to be sent
+// or reported, its offset and time when it is passed over.
+func (r *reader) viewOne(rv RecordView) {
+	verdict := r.c.cfg.Select(rv)
+	if verdict == Deliver || verdict == Skip && r.c.cfg.OnSkip != nil {
+		r.readRecs = append(r.readRecs, rv.Record())
+	} else {
+		r.readRecs = append(r.readRecs, Record{Offset: rv.Offset(), Time: rv.Time()})
+	}
+	r.readVerdicts = append(r.readVerdicts, verdict)
 }
 
 // dropBuf forgets what was read ahead.
 func (r *reader) dropBuf() {
 	clear(r.buf)
-	r.buf, r.bufBytes = nil, 0
+	r.buf, r.verdicts, r.bufBytes = nil, nil, 0
 }
 
 // Bounds of the wait between reads of a storage that keeps failing.

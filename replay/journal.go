@@ -100,6 +100,7 @@ type Journal struct {
 
 	mu        sync.Mutex
 	notify    map[string]chan struct{} // closed and replaced on every append to the topic
+	heads     heads                    // readers with a Select waiting for appends
 	appending map[*appending]struct{}
 	// cursors are the groups' cursors as last saved or set; a group being
 	// read has its reader in live, which holds the newer one.
@@ -179,7 +180,9 @@ func (j *Journal) Append(topic string, recs ...*Record) error {
 	if len(recs) == 0 {
 		return nil
 	}
-	a := &appending{topic: topic}
+	a := appendings.Get().(*appending)
+	defer appendings.Put(a)
+	a.topic = topic
 	a.nanos.Store(notAsked)
 	j.mu.Lock()
 	if j.closed {
@@ -199,12 +202,22 @@ func (j *Journal) Append(topic string, recs ...*Record) error {
 	j.mu.Unlock()
 	// Woken readers look again, also after a failure: one may wait for
 	// this append to settle (see mayAppendBy).
-	j.wakeReaders(topic)
+	j.wake(topic)
+	if err != nil {
+		recs = nil // wake every head reader
+	}
+	j.heads.appended(topic, recs)
 	return err
 }
 
 // wakeReaders wakes the readers waiting for records of topic.
 func (j *Journal) wakeReaders(topic string) {
+	j.wake(topic)
+	j.heads.appended(topic, nil)
+}
+
+// wake wakes the readers without a Select waiting for records of topic.
+func (j *Journal) wake(topic string) {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	if ch, ok := j.notify[topic]; ok {
@@ -228,6 +241,10 @@ func (j *Journal) CheckAppend(topic string) error {
 	}
 	return nil
 }
+
+// appendings recycles the appending of each Append: it is gone from
+// Journal.appending when Append returns.
+var appendings = sync.Pool{New: func() any { return new(appending) }}
 
 // appending is an Append under way, and the time the storage took for it.
 type appending struct {

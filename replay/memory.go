@@ -236,6 +236,38 @@ func (m *Memory) Read(topic string, from uint64, max int) ([]Record, error) {
 	return out, nil
 }
 
+// View implements Viewer.
+func (m *Memory) View(topic string, from uint64, max int, fn func(RecordView)) error {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	t := m.topics[topic]
+	if t == nil || max <= 0 {
+		return nil
+	}
+	i := t.index(from)
+	for j := i; j < min(i+max, len(t.recs)); j++ {
+		fn(memView{&t.recs[j]})
+	}
+	return nil
+}
+
+// memView shows a held record in place.
+type memView struct{ r *memRecord }
+
+func (v memView) Offset() uint64  { return v.r.Offset }
+func (v memView) Time() time.Time { return v.r.Time }
+func (v memView) Data() []byte    { return v.r.payload }
+func (v memView) Record() Record  { return v.r.record() }
+
+func (v memView) Meta(key string) string {
+	for i := 0; i+1 < len(v.r.meta); i += 2 {
+		if v.r.meta[i] == key {
+			return v.r.meta[i+1]
+		}
+	}
+	return ""
+}
+
 // Bounds implements Storage. Offsets between first and next may be missing:
 // records removed to keep the bound.
 func (m *Memory) Bounds(topic string) (first, next uint64) {

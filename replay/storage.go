@@ -89,3 +89,39 @@ type AppendChecker interface {
 	// It must be quick and must not append.
 	CheckAppend(topic string) error
 }
+
+// Viewer is implemented by a Storage that can show its records in place,
+// so that a consumer's Select decides before anything is copied: each of
+// many integrations reading every event copies only those it observes.
+// For a storage that is not a Viewer, the consumer reads whole records and
+// selects among them.
+type Viewer interface {
+	// View calls fn with the records Read(topic, from, max) would return,
+	// in order, without copying them. fn must not keep the view, change
+	// what it returns, nor call the storage; the storage may hold a lock
+	// meanwhile.
+	View(topic string, from uint64, max int, fn func(RecordView)) error
+}
+
+// RecordView is a stored record as Viewer.View shows it: valid only during
+// the call.
+type RecordView interface {
+	Offset() uint64
+	Time() time.Time
+	// Meta returns a metadata value ("" when absent).
+	Meta(key string) string
+	// Data returns the payload, which must not be changed or kept.
+	Data() []byte
+	// Record returns a copy that shares nothing with the storage.
+	Record() Record
+}
+
+// recordView shows a Record that was read already. A struct of one
+// pointer: it goes into a RecordView without an allocation.
+type recordView struct{ r *Record }
+
+func (v recordView) Offset() uint64         { return v.r.Offset }
+func (v recordView) Time() time.Time        { return v.r.Time }
+func (v recordView) Meta(key string) string { return v.r.Metadata[key] }
+func (v recordView) Data() []byte           { return v.r.Payload }
+func (v recordView) Record() Record         { return *v.r }

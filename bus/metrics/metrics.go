@@ -130,6 +130,7 @@ type Metrics struct {
 }
 
 var _ bus.Observer = (*Metrics)(nil)
+var _ bus.SkipCounter = (*Metrics)(nil)
 
 // New creates the metrics and registers them on cfg.Registerer.
 func New(cfg Config) (*Metrics, error) {
@@ -219,6 +220,13 @@ func (m *Metrics) Rejected(integrationID, typ string, _ middleware.RejectedEvent
 func (m *Metrics) Skipped(integrationID, typ string, _ *message.Message) {
 	m.seen(integrationID)
 	m.skipped.WithLabelValues(integrationID, typ).Inc()
+}
+
+// SkippedEvents implements bus.SkipCounter: the bus counts skipped events
+// without making messages of them.
+func (m *Metrics) SkippedEvents(integrationID, typ string, n int) {
+	m.seen(integrationID)
+	m.skipped.WithLabelValues(integrationID, typ).Add(float64(n))
 }
 
 // SkippedWhileOpen implements bus.Observer.

@@ -6,6 +6,7 @@ import (
 	"hash/crc32"
 	"io"
 	"os"
+	"sync/atomic"
 	"time"
 
 	"github.com/sinkbus/sinkbus/replay"
@@ -126,7 +127,7 @@ func decodeBody(body []byte) (replay.Record, error) {
 	rec.Metadata = make(map[string]string, n)
 	for range n {
 		var key, val string
-		if key, rest, ok = cutString(rest); !ok {
+		if key, rest, ok = cutKey(rest); !ok {
 			return replay.Record{}, errCorrupt
 		}
 		if val, rest, ok = cutString(rest); !ok {
@@ -140,13 +141,70 @@ func decodeBody(body []byte) (replay.Record, error) {
 	return rec, nil
 }
 
-func cutString(b []byte) (string, []byte, bool) {
-	n, k := binary.Uvarint(b)
-	if k <= 0 || n > uint64(len(b)-k) {
+// cutKey is cutString for a metadata key, which it interns.
+func cutKey(b []byte) (string, []byte, bool) {
+	key, rest, ok := cutBytes(b)
+	if !ok {
 		return "", nil, false
 	}
+	return internKey(key), rest, true
+}
+
+// knownKeys interns metadata keys. A journal's records carry few distinct
+// keys (the bus's own and the application's), and a string for each key
+// of each record read was a third of a record's allocations. The map is
+// replaced, never changed, so a lookup is one atomic load; it stops
+// growing at maxKnownKeys.
+var knownKeys atomic.Pointer[map[string]string]
+
+const (
+	maxKnownKeys   = 256
+	maxKnownKeyLen = 64
+)
+
+func internKey(b []byte) string {
+	if m := knownKeys.Load(); m != nil {
+		if s, ok := (*m)[string(b)]; ok {
+			return s
+		}
+	}
+	s := string(b)
+	if len(b) > maxKnownKeyLen {
+		return s
+	}
+	for {
+		old := knownKeys.Load()
+		var m map[string]string
+		if old == nil {
+			m = map[string]string{s: s}
+		} else if len(*old) >= maxKnownKeys {
+			return s
+		} else {
+			m = make(map[string]string, len(*old)+1)
+			for k, v := range *old {
+				m[k] = v
+			}
+			m[s] = s
+		}
+		if knownKeys.CompareAndSwap(old, &m) {
+			return s
+		}
+	}
+}
+
+func cutString(b []byte) (string, []byte, bool) {
+	s, rest, ok := cutBytes(b)
+	return string(s), rest, ok
+}
+
+// cutBytes cuts a length-prefixed string off b: the bytes, and what follows.
+func cutBytes(b []byte) ([]byte, []byte, bool) {
+	n, k := binary.Uvarint(b)
+	if k <= 0 || n > uint64(len(b)-k) {
+		return nil, nil, false
+	}
 	end := k + int(n)
-	return string(b[k:end]), b[end:], true
+	return b[k:end], b[end:], true
 }
 
 // frameScanner reads the frames of a file between two positions through a

@@ -36,6 +36,7 @@ import (
 
 	"github.com/sinkbus/sinkbus/bus"
 	"github.com/sinkbus/sinkbus/cmd/sinkbench/internal/bench"
+	"github.com/sinkbus/sinkbus/replay/segments"
 )
 
 // A side is one engine delivering to its endpoint of the receiver.
@@ -70,6 +71,9 @@ func sides(dataDir string) []*side {
 		{name: "sinkbus-datadir", signed: true,
 			about: "the same with the durable journal in a DataDir (default Sync: group commit, Publish returns after the fsync)",
 			start: sinkbusSide(bus.Config{DataDir: dataDir})},
+		{name: "sinkbus-datadir-interval", signed: true,
+			about: "the same with Sync: interval (Publish returns once written, an fsync every 200 ms): what the durable side costs without an fsync per group",
+			start: sinkbusSide(bus.Config{DataDir: dataDir + "-interval", Sync: segments.SyncInterval})},
 		{name: "benthos-stock",
 			about: "Benthos producer func → http_client output, max_in_flight 8, on its stock transport (net/http's DefaultTransport: 2 idle connections per host)",
 			start: benthosSide(false, false)},
