@@ -12,15 +12,31 @@ import (
 // Observers returns an Observer that tells each of list, in order, what it
 // is told: Config.Observer takes one, and an application may want the
 // metrics (bus/metrics) and the admin page's counts (bus/admin) both. Nil
-// entries are left out.
+// entries are left out. When every one of list is a SkipCounter, so is the
+// result: skipped events stay counts, never messages.
 func Observers(list ...Observer) Observer {
 	var out observers
+	counting := true
 	for _, o := range list {
 		if o != nil {
 			out = append(out, o)
+			_, ok := o.(SkipCounter)
+			counting = counting && ok
 		}
 	}
+	if counting {
+		return countingObservers{out}
+	}
 	return out
+}
+
+// countingObservers is observers whose members all count skipped events.
+type countingObservers struct{ observers }
+
+func (os countingObservers) SkippedEvents(id, typ string, n int) {
+	for _, o := range os.observers {
+		o.(SkipCounter).SkippedEvents(id, typ, n)
+	}
 }
 
 type observers []Observer

@@ -45,3 +45,25 @@ func TestObservers_tells_each_observer_every_call(t *testing.T) {
 	assert.Equal(t, want, a.got)
 	assert.Equal(t, want, b.got)
 }
+
+// counter is an Observer that counts skipped events in bulk.
+type counter struct {
+	bus.NopObserver
+	skipped map[string]int
+}
+
+func (c *counter) SkippedEvents(id, _ string, n int) { c.skipped[id] += n }
+
+// Observers is a SkipCounter only when all its members are: one that
+// wants messages still gets them.
+func TestObservers_count_skips_in_bulk_only_when_every_member_does(t *testing.T) {
+	a, b := &counter{skipped: map[string]int{}}, &counter{skipped: map[string]int{}}
+	both, ok := bus.Observers(a, nil, b).(bus.SkipCounter)
+	if assert.True(t, ok, "two SkipCounters make a SkipCounter") {
+		both.SkippedEvents("erp", "webhook", 5)
+		assert.Equal(t, 5, a.skipped["erp"])
+		assert.Equal(t, 5, b.skipped["erp"])
+	}
+	_, ok = bus.Observers(a, &calls{}).(bus.SkipCounter)
+	assert.False(t, ok, "a member that wants each skipped event keeps the whole in messages")
+}

@@ -45,6 +45,12 @@ type Counts struct {
 // NewActivity returns an empty Activity.
 func NewActivity() *Activity { return &Activity{now: time.Now, refs: map[string]*minutes{}} }
 
+var _ bus.SkipCounter = (*Activity)(nil)
+
+// SkippedEvents implements bus.SkipCounter. The page counts no skipped
+// events; being a SkipCounter spares the bus a message per skipped event.
+func (a *Activity) SkippedEvents(string, string, int) {}
+
 // Attempted implements bus.Observer.
 func (a *Activity) Attempted(_ string, at middleware.Attempt) {
 	m := a.now().Unix() / 60
