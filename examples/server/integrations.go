@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 
 	"github.com/sinkbus/sinkbus/bus"
 	"github.com/sinkbus/sinkbus/bus/formats"
@@ -23,7 +24,11 @@ func reconcile(ctx context.Context, b *bus.Bus, path string, logger *slog.Logger
 	if err != nil {
 		return err
 	}
-	declared, err := formats.DecodeList(b.Integrations(), data)
+	decode := formats.DecodeList
+	if ext := filepath.Ext(path); ext == ".yaml" || ext == ".yml" {
+		decode = formats.DecodeListYAML
+	}
+	declared, err := decode(b.Integrations(), data)
 	if err != nil {
 		return fmt.Errorf("%s: %w", path, err)
 	}

@@ -71,3 +71,20 @@ func TestServer_the_readme_integrations_file(t *testing.T) {
 	require.Equal(t, http.StatusOK, status, body)
 	assert.Contains(t, body, `"url":"http://127.0.0.1:8080/demo/webhook"`)
 }
+
+// A .yaml file is read as YAML, and declares what its JSON twin declares:
+// reconciling one after the other changes nothing.
+func TestServer_integrations_file_in_yaml(t *testing.T) {
+	dir, files := t.TempDir(), t.TempDir()
+	jsonFile, yamlFile := filepath.Join(files, "integrations.json"), filepath.Join(files, "integrations.yaml")
+	require.NoError(t, os.WriteFile(jsonFile, []byte(`[{"id":"erp","integration_type":"webhook","observes":["order.*"],
+		"configuration":{"url":"https://erp.example.com/hooks"}}]`), 0o600))
+	require.NoError(t, os.WriteFile(yamlFile, []byte("- id: erp\n  integration_type: webhook\n  observes: [order.*]\n  configuration:\n    url: https://erp.example.com/hooks\n"), 0o600))
+
+	srv := start(t, "-data-dir", dir, "-integrations", yamlFile)
+	assert.Contains(t, srv.logs.String(), `created=[erp]`)
+	srv.stop()
+	srv = start(t, "-data-dir", dir, "-integrations", jsonFile)
+	assert.Contains(t, srv.logs.String(), `created=[] updated=[] adopted=[] removed=[] unchanged=1`)
+	srv.stop()
+}

@@ -61,7 +61,7 @@ import (
 type config struct {
 	addr         string
 	dataDir      string
-	integrations string // a JSON file of the integrations the server owns
+	integrations string // a JSON or YAML file of the integrations the server owns
 	tenant       string
 	tenantTokens map[string]string // tenant → its bearer token
 	ingestToken  string
@@ -90,7 +90,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.SetOutput(stderr)
 	fs.StringVar(&c.addr, "addr", "127.0.0.1:8080", "listen address (loopback by default)")
 	fs.StringVar(&c.dataDir, "data-dir", "", "directory keeping the journal, integrations, logs and rejected events across restarts (default: in memory, like the orders)")
-	fs.StringVar(&c.integrations, "integrations", "", "JSON file of the integrations the server owns, in any of the API's shapes, reconciled at every start")
+	fs.StringVar(&c.integrations, "integrations", "", "JSON (or .yaml) file of the integrations the server owns, in any of the API's shapes, reconciled at every start")
 	fs.StringVar(&c.tenant, "tenant", "demo-shop", "tenant of the order events")
 	fs.StringVar(&c.ingestToken, "ingest-token", os.Getenv("SINKBUS_INGEST_TOKEN"), "bearer token of /ingest (default $SINKBUS_INGEST_TOKEN; empty: /ingest refuses every request)")
 	fs.StringVar(&c.ingestEvents, "ingest-events", "be-observer.*", "comma-separated event patterns /ingest accepts")
