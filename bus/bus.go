@@ -105,6 +105,10 @@ type Config struct {
 	// restart the new process takes over once the old one has closed. Zero
 	// means New fails at once with ErrDataDirLocked.
 	DataDirLockWait time.Duration
+	// Postgres keeps everything in PostgreSQL instead, shared by the
+	// replicas of the application (see Postgres); not with DataDir or
+	// Storage.
+	Postgres *Postgres
 	// Storage overrides the journal storage (tests, custom engines). Nil
 	// means a segments.Storage in DataDir, or replay.NewMemory() without one.
 	Storage replay.Storage
@@ -293,6 +297,15 @@ func (c Config) Validate() error {
 	if c.DataDirLockWait < 0 {
 		p.Add("DataDirLockWait", "must not be negative")
 	}
+	if c.Postgres != nil {
+		if c.DataDir != "" {
+			p.Add("DataDir", "must be empty with Postgres")
+		}
+		if c.Storage != nil {
+			p.Add("Storage", "must be nil with Postgres")
+		}
+		c.Postgres.problems(&p)
+	}
 	return p.Err()
 }
 
@@ -310,6 +323,12 @@ type Bus struct {
 	rejected middleware.RejectedStore
 	store    integrationStore
 	closers  []func() error
+
+	// What deliveries write through: logs and rejected as above, fenced
+	// by the integration's lease on PostgreSQL.
+	deliveryLogs     middleware.LogStore
+	deliveryRejected middleware.RejectedStore
+	pg               *pgBackend // nil without Config.Postgres
 
 	mu       sync.Mutex // see runner for the locking rules
 	runners  map[string]*runner
@@ -351,8 +370,15 @@ func New(cfg Config) (*Bus, error) {
 }
 
 func (b *Bus) open() error {
+	if b.cfg.Postgres != nil {
+		if err := b.openPostgres(); err != nil {
+			return err
+		}
+	}
 	st := b.cfg.Storage
-	if b.cfg.DataDir == "" {
+	switch {
+	case b.pg != nil:
+	case b.cfg.DataDir == "":
 		b.logs = middleware.NewMemoryLog(b.cfg.LogSize)
 		b.rejected = middleware.NewMemoryRejected(b.cfg.RejectedSize)
 		b.store = memoryStore{}
@@ -360,7 +386,7 @@ func (b *Bus) open() error {
 			b.memory = replay.NewMemoryWith(replay.MemoryConfig{MaxBytes: b.cfg.MemoryBytes})
 			st = b.memory
 		}
-	} else {
+	default:
 		if err := os.MkdirAll(b.cfg.DataDir, 0o700); err != nil {
 			return err
 		}
@@ -399,6 +425,9 @@ func (b *Bus) open() error {
 			st = seg
 		}
 	}
+	if b.deliveryLogs == nil {
+		b.deliveryLogs, b.deliveryRejected = b.logs, b.rejected
+	}
 	if m, ok := st.(*replay.Memory); ok {
 		b.memory = m
 	}
@@ -420,8 +449,16 @@ func (b *Bus) open() error {
 
 func (b *Bus) closeStores() error {
 	var errs []error
+	if b.pg != nil {
+		errs = append(errs, b.pg.close())
+	}
 	if b.journal != nil {
 		errs = append(errs, b.journal.Close())
+	} else if b.pg != nil && b.pg.journal != nil {
+		errs = append(errs, b.pg.journal.Close())
+	}
+	if b.pg != nil {
+		b.pg.closePool()
 	}
 	for _, c := range []any{b.logs, b.rejected} {
 		if c, ok := c.(interface{ Close() error }); ok {
@@ -536,6 +573,9 @@ func (b *Bus) Run(ctx context.Context) error {
 	b.mu.Unlock()
 	for _, r := range starting {
 		b.startSaved(r)
+	}
+	if b.pg != nil {
+		b.pg.run(ctx)
 	}
 	close(b.running)
 	return <-errc

@@ -200,7 +200,7 @@ func (b *Bus) create(r *runner) (Integration, error) {
 	}
 	b.mu.Lock()
 	r.ready = true
-	err = b.saveLocked()
+	err = b.saveLocked(r)
 	if err != nil {
 		r.ready = false
 	}
@@ -406,7 +406,7 @@ func (b *Bus) updateLocked(r *runner, id string, change func(cur Integration) (I
 		}
 	}
 	b.mu.Lock()
-	err = b.saveLocked()
+	err = b.saveLocked(r)
 	b.mu.Unlock()
 	if err != nil {
 		revert()
@@ -544,7 +544,7 @@ func (b *Bus) deleteLocked(r *runner, id string) error {
 	// none of what is removed can be a new integration's.
 	b.mu.Lock()
 	r.gone, r.ready = true, false
-	err := b.saveLocked()
+	err := b.saveLocked(r)
 	b.mu.Unlock()
 	err = errors.Join(err, b.journal.DeleteCursor(Topic, id), b.logs.Drop(id), b.rejected.Drop(id))
 	b.mu.Lock()
@@ -616,7 +616,7 @@ func (b *Bus) setStatusLocked(r *runner, id string, s Status, reason string) (In
 	changed := r.in.Status != s
 	r.in.Status = s
 	r.in.UpdatedAt = b.cfg.Clock.Now()
-	err = b.saveLocked()
+	err = b.saveLocked(r)
 	out := r.in.Masked()
 	b.mu.Unlock()
 	if err != nil {
@@ -685,7 +685,7 @@ func (b *Bus) completed(r *runner, d *delivery) {
 	b.mu.Lock()
 	r.in.Status = Stopped
 	r.in.UpdatedAt = b.cfg.Clock.Now()
-	err := b.saveLocked()
+	err := b.saveLocked(r)
 	b.mu.Unlock()
 	if err != nil {
 		b.logErr("Cannot save integrations", err, id)
@@ -764,6 +764,9 @@ func (m *Integrations) RetryRejected(ctx context.Context, id, eventID string) er
 	d, chain := r.live, r.chain
 	b.mu.Unlock()
 	if d == nil {
+		if b.forwarding(r) { // another replica delivers it
+			return b.pg.forwardRetry(ctx, integrationRef, eventID)
+		}
 		return fmt.Errorf("%w: %s", ErrNotRunning, quoteID(id))
 	}
 	msg := ev.Message()

@@ -99,8 +99,8 @@ func (b *Bus) newChain(in Integration) (*middleware.Chain, error) {
 		IntegrationID:  key,
 		Settings:       in.Delivery,
 		DefaultTimeout: attemptTimeout(in.Sink),
-		Log:            b.logs,
-		Rejected:       b.rejected,
+		Log:            b.deliveryLogs,
+		Rejected:       b.deliveryRejected,
 		Clock:          b.cfg.Clock,
 		Logger:         b.wlog, // the chain names the integration in its lines
 		OnWarning:      b.cfg.OnCircuitWarning,
@@ -222,7 +222,7 @@ func (d *delivery) routerHandler() message.NoPublishHandlerFunc {
 func (r *runner) start() error {
 	b := r.b
 	b.mu.Lock()
-	if r.live != nil || r.gone || !b.routing || b.closed {
+	if r.live != nil || r.gone || !b.routing || b.closed || (b.pg != nil && !b.pg.holds(r.in.Ref())) {
 		b.mu.Unlock()
 		return nil
 	}

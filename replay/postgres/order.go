@@ -16,6 +16,7 @@ import (
 type orderer struct {
 	mu      sync.Mutex
 	waiting map[string][]*txWait
+	asked   map[string]bool // topics others committed records to (requestOrder)
 	kick    chan struct{}
 	closing chan struct{}
 	done    chan struct{}
@@ -122,6 +123,7 @@ func (s *Storage) orderLoop() {
 			s.orderWaiting()
 			return
 		}
+		s.orderAsked()
 		if !s.orderWaiting() {
 			wait = 0
 			continue
