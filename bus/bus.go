@@ -480,7 +480,21 @@ func (b *Bus) journalDamaged(d segments.Damage) {
 // Publish validates events and appends them to the journal, all or none.
 // It returns once they are durable (as Config.Sync promises) and never
 // waits for an integration. Errors name the field: `events[1].name: required`.
-func (b *Bus) Publish(ctx context.Context, events ...Event) (err error) {
+func (b *Bus) Publish(ctx context.Context, events ...Event) error {
+	return b.publish(ctx, events, func(_ context.Context, recs []*replay.Record) error {
+		if err := b.journal.Append(Topic, recs...); err != nil {
+			if errors.Is(err, replay.ErrClosed) {
+				return ErrClosed
+			}
+			return err
+		}
+		return nil
+	})
+}
+
+// publish validates events, traces the call and journals the records
+// through write.
+func (b *Bus) publish(ctx context.Context, events []Event, write func(context.Context, []*replay.Record) error) (err error) {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -492,6 +506,15 @@ func (b *Bus) Publish(ctx context.Context, events ...Event) (err error) {
 		ctx, span = b.startPublish(ctx, events)
 		defer func() { endSpan(span, err) }()
 	}
+	recs, err := b.records(ctx, events)
+	if err != nil {
+		return err
+	}
+	return write(ctx, recs)
+}
+
+// records validates events and makes their journal records.
+func (b *Bus) records(ctx context.Context, events []Event) ([]*replay.Record, error) {
 	now := b.cfg.Clock.Now()
 	var p field.Problems
 	recs := make([]*replay.Record, len(events))
@@ -511,18 +534,12 @@ func (b *Bus) Publish(ctx context.Context, events ...Event) (err error) {
 		recs[i] = e.record()
 	}
 	if err := p.Err(); err != nil {
-		return fmt.Errorf("%w: %w", ErrInvalidEvent, err)
+		return nil, fmt.Errorf("%w: %w", ErrInvalidEvent, err)
 	}
 	if b.tracer != nil {
 		journalTrace(ctx, recs)
 	}
-	if err := b.journal.Append(Topic, recs...); err != nil {
-		if errors.Is(err, replay.ErrClosed) {
-			return ErrClosed
-		}
-		return err
-	}
-	return nil
+	return recs, nil
 }
 
 // Run delivers events until ctx is done or Close is called. Integrations
