@@ -12,8 +12,10 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
+	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -92,6 +94,29 @@ type pgBackend struct {
 
 	mu   sync.Mutex
 	held map[string]int64 // ref -> fencing token of the leases held
+
+	// sure is until when (nanoseconds since base, monotonic) every lease
+	// held is surely not another's: half a lease after the last renewal
+	// was sent. No attempt starts past it.
+	sure atomic.Int64
+	base time.Time
+}
+
+// ErrLeaseLost is what an attempt of a replica that can no longer be sure
+// it holds the integration's lease fails with: it makes no attempt.
+var ErrLeaseLost = errors.New("sinkbus: this replica may no longer hold the integration's lease")
+
+// fenceAttempts refuses to start an attempt past the time this replica is
+// sure of its leases: a replica paused (SIGSTOP, a long GC, a VM frozen)
+// or cut off from the database starts nothing once it resumes, before its
+// loop has even noticed.
+func (p *pgBackend) fenceAttempts(ref string, publish message.HandlerFunc) message.HandlerFunc {
+	return func(msg *message.Message) ([]*message.Message, error) {
+		if time.Since(p.base).Nanoseconds() > p.sure.Load() || !p.holds(ref) {
+			return nil, ErrLeaseLost
+		}
+		return publish(msg)
+	}
 }
 
 // openPostgres opens the journal and the stores in the database.
@@ -110,7 +135,7 @@ func (b *Bus) openPostgres() error {
 		pc.Replica = fmt.Sprintf("%s-%d-%s", host, os.Getpid(), hex.EncodeToString(r[:]))
 	}
 	p := &pgBackend{b: b, cfg: pc, pool: pc.Pool, replica: pc.Replica, kick: make(chan struct{}, 1),
-		held: make(map[string]int64)}
+		held: make(map[string]int64), base: time.Now()}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if p.pool == nil {
@@ -216,9 +241,7 @@ func (p *pgBackend) run(ctx context.Context) {
 		defer tick.Stop()
 		lastRenew := time.Now()
 		for {
-			if p.step(ctx, &lastRenew) {
-				lastRenew = time.Now()
-			}
+			p.step(ctx, &lastRenew)
 			select {
 			case <-ctx.Done():
 				return
@@ -260,12 +283,11 @@ func (p *pgBackend) listen(ctx context.Context) {
 	_ = l.Listen(ctx)
 }
 
-// step runs one round; it reports whether the leases were renewed (or
-// there were none to renew).
-func (p *pgBackend) step(ctx context.Context, lastRenew *time.Time) (renewed bool) {
+// step runs one round; lastRenew is when the last renewal that succeeded
+// was sent.
+func (p *pgBackend) step(ctx context.Context, lastRenew *time.Time) {
 	b := p.b
 	ttl := p.cfg.LeaseTTL
-	began := time.Now()
 	cctx, cancel := context.WithTimeout(ctx, ttl/5)
 	defer cancel()
 
@@ -274,12 +296,13 @@ func (p *pgBackend) step(ctx context.Context, lastRenew *time.Time) (renewed boo
 		err = p.sync(cctx)
 	}
 	var held map[string]int64
+	sent := time.Now()
 	if err == nil {
 		held, err = p.journal.RenewLeases(cctx, p.replica, p.heldRefs(), ttl)
 	}
 	if err != nil {
 		if ctx.Err() != nil {
-			return false
+			return
 		}
 		b.cfg.Logger.Error("Cannot reach PostgreSQL to renew the leases", "error", err)
 		// Deliveries stop before the lease could be taken over: at half
@@ -287,7 +310,7 @@ func (p *pgBackend) step(ctx context.Context, lastRenew *time.Time) (renewed boo
 		if time.Since(*lastRenew) > ttl/2 {
 			p.dropAll("the database cannot be reached to renew the lease")
 		}
-		return false
+		return
 	}
 	p.mu.Lock()
 	var lost []string
@@ -296,15 +319,17 @@ func (p *pgBackend) step(ctx context.Context, lastRenew *time.Time) (renewed boo
 			lost = append(lost, ref)
 		}
 	}
-	p.held = held
+	p.held = held // before sure moves: no attempt of a lost one starts
 	p.mu.Unlock()
+	*lastRenew = sent
+	p.sure.Store(sent.Add(ttl / 2).Sub(p.base).Nanoseconds())
 	for _, ref := range lost {
 		p.stopRef(ref, "its lease expired; another replica may deliver it")
 	}
-	if time.Since(began) > ttl/2 {
+	if time.Since(sent) > ttl/2 {
 		// Renewed too late to be sure no other replica took over meanwhile:
 		// the next step knows.
-		return false
+		return
 	}
 
 	want := p.assign(members)
@@ -336,7 +361,6 @@ func (p *pgBackend) step(ctx context.Context, lastRenew *time.Time) (renewed boo
 		p.ensureStarted(ref)
 	}
 	p.serve(cctx)
-	return true
 }
 
 func (p *pgBackend) heldRefs() []string {
@@ -368,13 +392,21 @@ func (p *pgBackend) assign(members []string) map[string]bool {
 		return want
 	}
 	sort.Strings(refs)
-	room := (len(refs) + len(members) - 1) / len(members)
+	// Every member has room for n/m integrations, the first n%m (in name
+	// order) for one more.
+	room := make(map[string]int, len(members))
+	for i, m := range members {
+		room[m] = len(refs) / len(members)
+		if i < len(refs)%len(members) {
+			room[m]++
+		}
+	}
 	load := make(map[string]int, len(members))
 	for _, ref := range refs {
 		ranked := append([]string(nil), members...)
 		sort.Slice(ranked, func(i, j int) bool { return rendezvous(ranked[i], ref) > rendezvous(ranked[j], ref) })
 		for _, m := range ranked {
-			if load[m] < room {
+			if load[m] < room[m] {
 				load[m]++
 				if m == p.replica {
 					want[ref] = true

@@ -171,6 +171,9 @@ func (b *Bus) openDelivery(in Integration, f *filter.Filter, chain *middleware.C
 	publish := b.guardSink(in, func(msg *message.Message) ([]*message.Message, error) {
 		return nil, red.Error(sink.Publish(msg.Metadata.Get(sinks.MetaName), msg))
 	})
+	if b.pg != nil {
+		publish = b.pg.fenceAttempts(in.Ref(), publish)
+	}
 	if b.tracer != nil {
 		publish = b.traceAttempts(in, publish)
 	}
