@@ -88,9 +88,10 @@ type pgBackend struct {
 	state   *pgstate.Store
 	replica string
 
-	kick   chan struct{} // a change to apply, now
-	cancel context.CancelFunc
-	done   chan struct{} // closed when the loop ended
+	kick        chan struct{} // a change to apply, now
+	unreachable bool          // the last step could not reach the database (the loop's own)
+	cancel      context.CancelFunc
+	done        chan struct{} // closed when the loop ended
 
 	mu   sync.Mutex
 	held map[string]int64 // ref -> fencing token of the leases held
@@ -305,6 +306,7 @@ func (p *pgBackend) step(ctx context.Context, lastRenew *time.Time) {
 			return
 		}
 		b.cfg.Logger.Error("Cannot reach PostgreSQL to renew the leases", "error", err)
+		p.unreachable = true
 		// Deliveries stop before the lease could be taken over: at half
 		// of it, so that attempts under way have the other half to end.
 		if time.Since(*lastRenew) > ttl/2 {
@@ -321,6 +323,10 @@ func (p *pgBackend) step(ctx context.Context, lastRenew *time.Time) {
 	}
 	p.held = held // before sure moves: no attempt of a lost one starts
 	p.mu.Unlock()
+	if p.unreachable {
+		p.unreachable = false
+		b.cfg.Logger.Info("PostgreSQL reachable again; delivery resumes under renewed leases")
+	}
 	*lastRenew = sent
 	p.sure.Store(sent.Add(ttl / 2).Sub(p.base).Nanoseconds())
 	for _, ref := range lost {
