@@ -866,8 +866,11 @@ func (m *Integrations) Lag(ctx context.Context, id string) (uint64, error) {
 	if err := ctx.Err(); err != nil {
 		return 0, err
 	}
-	_, key, err := m.lookup(id)
+	r, key, err := m.lookup(id)
 	if err != nil {
+		return 0, err
+	}
+	if err := m.b.freshCursor(r); err != nil {
 		return 0, err
 	}
 	if !m.all {

@@ -177,6 +177,21 @@ func (p *pgBackend) token(ref string) int64 {
 
 func (p *pgBackend) holds(ref string) bool { return p.token(ref) != 0 }
 
+// freshCursor reads r's cursor from the database when another replica
+// may be moving it, so that every replica answers the same.
+func (b *Bus) freshCursor(r *runner) error {
+	if b.pg == nil {
+		return nil
+	}
+	b.mu.Lock()
+	live, ref := r.live != nil, r.in.Ref()
+	b.mu.Unlock()
+	if live {
+		return nil
+	}
+	return b.journal.ReloadCursor(Topic, ref)
+}
+
 // pgIntegrations is the integration store in the database: one row per
 // integration, a change written alone.
 type pgIntegrations struct{ p *pgBackend }
@@ -351,7 +366,7 @@ func (p *pgBackend) step(ctx context.Context, lastRenew *time.Time) {
 		}
 		token, err := p.journal.AcquireLease(cctx, ref, p.replica, ttl)
 		if err != nil {
-			if !errors.Is(err, postgres.ErrLeaseHeld) {
+			if !errors.Is(err, postgres.ErrLeaseHeld) && ctx.Err() == nil {
 				b.logErr("Cannot take the lease of an integration", err, ref)
 			}
 			continue
@@ -380,9 +395,9 @@ func (p *pgBackend) heldRefs() []string {
 }
 
 // assign returns the running integrations this replica is to deliver:
-// balanced across the members (at most one more than another), each
-// integration to the member of highest rendezvous hash that has room, so
-// that a member joining or leaving moves few integrations.
+// balanced across the members (at most one more than another), by
+// rendezvous hashing with bounded load, so that a member joining or
+// leaving moves few integrations.
 func (p *pgBackend) assign(members []string) map[string]bool {
 	b := p.b
 	b.mu.Lock()
@@ -407,18 +422,30 @@ func (p *pgBackend) assign(members []string) map[string]bool {
 			room[m]++
 		}
 	}
-	load := make(map[string]int, len(members))
+	// The pairs of highest hash first: an integration goes to the first
+	// member with room in that order, so a member joining takes mostly
+	// what now hashes highest to it.
+	type pair struct {
+		ref, member string
+		score       uint64
+	}
+	pairs := make([]pair, 0, len(refs)*len(members))
 	for _, ref := range refs {
-		ranked := append([]string(nil), members...)
-		sort.Slice(ranked, func(i, j int) bool { return rendezvous(ranked[i], ref) > rendezvous(ranked[j], ref) })
-		for _, m := range ranked {
-			if load[m] < room[m] {
-				load[m]++
-				if m == p.replica {
-					want[ref] = true
-				}
-				break
-			}
+		for _, m := range members {
+			pairs = append(pairs, pair{ref, m, rendezvous(m, ref)})
+		}
+	}
+	sort.Slice(pairs, func(i, j int) bool { return pairs[i].score > pairs[j].score })
+	load := make(map[string]int, len(members))
+	placed := make(map[string]bool, len(refs))
+	for _, pr := range pairs {
+		if placed[pr.ref] || load[pr.member] >= room[pr.member] {
+			continue
+		}
+		placed[pr.ref] = true
+		load[pr.member]++
+		if pr.member == p.replica {
+			want[pr.ref] = true
 		}
 	}
 	return want
@@ -638,4 +665,43 @@ func (p *pgBackend) closePool() {
 	if p.ownPool {
 		p.pool.Close()
 	}
+}
+
+// SharedDedupe is the ingestion webhook's dedupe window kept where every
+// replica sees it (bus/ingest uses it on a bus with Config.Postgres): a uid
+// reserved by one replica is a duplicate on every other.
+type SharedDedupe interface {
+	// Reserve reserves uid for the event fingerprinted event, unless a
+	// reservation within window holds it: then it returns that one.
+	Reserve(ctx context.Context, uid string, event []byte, window time.Duration) (owner bool, prior Reservation, err error)
+	// Settle records the outcome of publishing a uid reserved: kept for the
+	// window when published, forgotten otherwise (the sender's retry
+	// publishes it).
+	Settle(ctx context.Context, uid string, published bool, window time.Duration) error
+}
+
+// Reservation is a uid reserved before.
+type Reservation struct {
+	Event     []byte // the fingerprint it was reserved with
+	Published bool   // false: being published by another request
+}
+
+// SharedDedupe returns the dedupe window in the database, nil without
+// Config.Postgres.
+func (b *Bus) SharedDedupe() SharedDedupe {
+	if b.pg == nil {
+		return nil
+	}
+	return pgDedupe{b.pg.state}
+}
+
+type pgDedupe struct{ s *pgstate.Store }
+
+func (d pgDedupe) Reserve(ctx context.Context, uid string, event []byte, window time.Duration) (bool, Reservation, error) {
+	owner, prior, err := d.s.Reserve(ctx, uid, event, window)
+	return owner, Reservation{Event: prior.Event, Published: prior.Published}, err
+}
+
+func (d pgDedupe) Settle(ctx context.Context, uid string, published bool, window time.Duration) error {
+	return d.s.Settle(ctx, uid, published, window)
 }

@@ -147,7 +147,9 @@ func (p *pgBackend) forwardReplay(ctx context.Context, ref string, req replay.Re
 func (p *pgBackend) serve(ctx context.Context) {
 	reqs, err := p.state.Take(ctx, p.replica, p.heldRefs())
 	if err != nil {
-		p.b.cfg.Logger.Error("Cannot read the requests of other replicas", "error", err)
+		if ctx.Err() == nil {
+			p.b.cfg.Logger.Error("Cannot read the requests of other replicas", "error", err)
+		}
 		return
 	}
 	for _, r := range reqs {

@@ -64,6 +64,13 @@ CREATE TABLE {{schema}}.requests (
 	created_at timestamptz NOT NULL DEFAULT now()
 );
 CREATE INDEX ON {{schema}}.requests (ref) WHERE taken_by IS NULL;
+CREATE TABLE {{schema}}.ingest_seen (
+	uid       text        PRIMARY KEY,
+	event     bytea       NOT NULL,
+	at        timestamptz NOT NULL DEFAULT clock_timestamp(),
+	published boolean     NOT NULL DEFAULT false
+);
+CREATE INDEX ON {{schema}}.ingest_seen (at);
 `}}
 
 // Store is the bus's state in one schema. Safe for concurrent use.
@@ -404,5 +411,61 @@ func (s *Store) Await(ctx context.Context, id int64, column string, every time.D
 // Forget removes request id.
 func (s *Store) Forget(ctx context.Context, id int64) error {
 	_, err := s.pool.Exec(ctx, "DELETE FROM "+s.schema+".requests WHERE id = $1", id)
+	return err
+}
+
+// The ingestion webhook's dedupe window, shared by the replicas: a uid is
+// a row, reserved by the replica publishing it, kept for the window once
+// published, removed when its publishing failed.
+
+// Seen is what Reserve found of a uid reserved before.
+type Seen struct {
+	Event     []byte // the fingerprint it was reserved with
+	Published bool   // false: being published
+}
+
+// pendingFor is how long a reservation whose replica never settled it
+// (it died while publishing) holds the uid.
+const pendingFor = time.Minute
+
+// Reserve reserves uid for the event fingerprinted event, unless a
+// reservation within window holds it: then it returns that one.
+func (s *Store) Reserve(ctx context.Context, uid string, event []byte, window time.Duration) (owner bool, prior Seen, err error) {
+	_, err = s.pool.Exec(ctx, "DELETE FROM "+s.schema+`.ingest_seen WHERE uid = $1
+		AND (at < clock_timestamp() - $2 * interval '1 microsecond'
+			OR NOT published AND at < clock_timestamp() - $3 * interval '1 microsecond')`,
+		uid, window.Microseconds(), pendingFor.Microseconds())
+	if err != nil {
+		return false, prior, err
+	}
+	ct, err := s.pool.Exec(ctx, "INSERT INTO "+s.schema+".ingest_seen (uid, event) VALUES ($1, $2) ON CONFLICT (uid) DO NOTHING",
+		uid, event)
+	if err != nil {
+		return false, prior, err
+	}
+	if ct.RowsAffected() == 1 {
+		return true, prior, nil
+	}
+	err = s.pool.QueryRow(ctx, "SELECT event, published FROM "+s.schema+".ingest_seen WHERE uid = $1", uid).
+		Scan(&prior.Event, &prior.Published)
+	if errors.Is(err, pgx.ErrNoRows) { // settled as failed meanwhile: try again
+		return s.Reserve(ctx, uid, event, window)
+	}
+	return false, prior, err
+}
+
+// Settle records the outcome of publishing uid: kept for the window when
+// published, removed otherwise. It also removes what the window forgot.
+func (s *Store) Settle(ctx context.Context, uid string, published bool, window time.Duration) error {
+	if !published {
+		_, err := s.pool.Exec(ctx, "DELETE FROM "+s.schema+".ingest_seen WHERE uid = $1", uid)
+		return err
+	}
+	_, err := s.pool.Exec(ctx, "UPDATE "+s.schema+".ingest_seen SET published = true, at = clock_timestamp() WHERE uid = $1", uid)
+	if err != nil {
+		return err
+	}
+	_, err = s.pool.Exec(ctx, "DELETE FROM "+s.schema+".ingest_seen WHERE at < clock_timestamp() - $1 * interval '1 microsecond'",
+		window.Microseconds())
 	return err
 }
