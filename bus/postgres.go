@@ -49,11 +49,13 @@ type Postgres struct {
 	// Schema holds the tables; the bus creates and migrates it (safe when
 	// replicas start at once). Empty means "sinkbus".
 	Schema string
-	// LeaseTTL is how long a replica's lease of an integration lasts
-	// without renewal: a replica that died is replaced within it. It is
-	// renewed every fifth of it; a replica that cannot renew stops
-	// delivering at half of it, before another may take over. Zero means
-	// 15 s; at least 1 s.
+	// LeaseTTL bounds how long a replica that died keeps its integrations:
+	// the others take them over within it. Leases are renewed every fifth
+	// of it and expire at four fifths; a replica that cannot renew starts
+	// no attempt past two fifths and stops its integrations then, so that
+	// attempts under way end (within StopGrace: keep it under two fifths
+	// of LeaseTTL) before another may take over. Zero means 15 s; at least
+	// 1 s.
 	LeaseTTL time.Duration
 	// Replica names this replica in the lease rows; empty means
 	// host-pid-random. Two live replicas must not share a name.
@@ -97,7 +99,7 @@ type pgBackend struct {
 	held map[string]int64 // ref -> fencing token of the leases held
 
 	// sure is until when (nanoseconds since base, monotonic) every lease
-	// held is surely not another's: half a lease after the last renewal
+	// held is surely not another's: two fifths of a lease after the last renewal
 	// was sent. No attempt starts past it.
 	sure atomic.Int64
 	base time.Time
@@ -307,14 +309,17 @@ func (p *pgBackend) step(ctx context.Context, lastRenew *time.Time) {
 	cctx, cancel := context.WithTimeout(ctx, ttl/5)
 	defer cancel()
 
-	members, err := p.journal.Heartbeat(cctx, p.replica, ttl)
+	// Rows expire at four fifths of the lease: with a round every fifth,
+	// the others take over within LeaseTTL of the last renewal.
+	rows := ttl * 4 / 5
+	members, err := p.journal.Heartbeat(cctx, p.replica, rows)
 	if err == nil {
 		err = p.sync(cctx)
 	}
 	var held map[string]int64
 	sent := time.Now()
 	if err == nil {
-		held, err = p.journal.RenewLeases(cctx, p.replica, p.heldRefs(), ttl)
+		held, err = p.journal.RenewLeases(cctx, p.replica, p.heldRefs(), rows)
 	}
 	if err != nil {
 		if ctx.Err() != nil {
@@ -322,9 +327,10 @@ func (p *pgBackend) step(ctx context.Context, lastRenew *time.Time) {
 		}
 		b.cfg.Logger.Error("Cannot reach PostgreSQL to renew the leases", "error", err)
 		p.unreachable = true
-		// Deliveries stop before the lease could be taken over: at half
-		// of it, so that attempts under way have the other half to end.
-		if time.Since(*lastRenew) > ttl/2 {
+		// Deliveries stop before the lease could be taken over: at two
+		// fifths, so that attempts under way end before the rows expire
+		// at four.
+		if time.Since(*lastRenew) > ttl*2/5 {
 			p.dropAll("the database cannot be reached to renew the lease")
 		}
 		return
@@ -343,11 +349,11 @@ func (p *pgBackend) step(ctx context.Context, lastRenew *time.Time) {
 		b.cfg.Logger.Info("PostgreSQL reachable again; delivery resumes under renewed leases")
 	}
 	*lastRenew = sent
-	p.sure.Store(sent.Add(ttl / 2).Sub(p.base).Nanoseconds())
+	p.sure.Store(sent.Add(ttl * 2 / 5).Sub(p.base).Nanoseconds())
 	for _, ref := range lost {
 		p.stopRef(ref, "its lease expired; another replica may deliver it")
 	}
-	if time.Since(sent) > ttl/2 {
+	if time.Since(sent) > ttl*2/5 {
 		// Renewed too late to be sure no other replica took over meanwhile:
 		// the next step knows.
 		return
@@ -364,7 +370,7 @@ func (p *pgBackend) step(ctx context.Context, lastRenew *time.Time) {
 			p.ensureStarted(ref)
 			continue
 		}
-		token, err := p.journal.AcquireLease(cctx, ref, p.replica, ttl)
+		token, err := p.journal.AcquireLease(cctx, ref, p.replica, rows)
 		if err != nil {
 			if !errors.Is(err, postgres.ErrLeaseHeld) && ctx.Err() == nil {
 				b.logErr("Cannot take the lease of an integration", err, ref)

@@ -291,8 +291,17 @@ func TestReplicas_three_processes_one_killed_mid_stream(t *testing.T) {
 	c := startReplica(t, schema, "c", 2*per, 3*per)
 	require.Eventually(t, func() bool { return b.lastAcked() >= per+per/2 }, 60*time.Second, time.Millisecond)
 	require.NoError(t, b.cmd.Process.Signal(syscall.SIGKILL))
+	killed := time.Now()
 	<-b.ended
 	acked := b.lastAcked()
+	// b's integrations are taken over within the lease of its last
+	// renewal, which came before the kill.
+	require.Eventually(t, func() bool {
+		o := leaseOwners(t, pgtest.Pool(t), schema)
+		return o["b"] == 0 && o["a"]+o["c"] == len(ids)
+	}, 10*replicaLease, 5*time.Millisecond)
+	takeover := time.Since(killed)
+	assert.LessOrEqual(t, takeover, replicaLease+250*time.Millisecond, "takeover within the lease")
 	b2 := startReplica(t, schema, "b2", acked+1, 2*per)
 	for _, p := range []*replicaProc{a, c, b2} {
 		select {
@@ -369,7 +378,8 @@ func TestReplicas_three_processes_one_killed_mid_stream(t *testing.T) {
 		assert.LessOrEqual(t, len(holders[id]), 12, "%s changed hands %v", id, holders[id])
 		total += dups[id]
 	}
-	t.Logf("%d events, %d deliveries, %d duplicates; hands: %v", len(want), len(all), total, holders)
+	t.Logf("%d events, %d deliveries, %d duplicates, takeover in %s; hands: %v", len(want), len(all), total,
+		takeover.Round(time.Millisecond), holders)
 	assert.LessOrEqual(t, total, len(want)*len(ids)/10, "duplicates stay a small part")
 }
 
