@@ -22,7 +22,8 @@
 //
 // A zero Config runs everything in memory, which is what tests want; a
 // DataDir makes the journal, the integrations, their logs and rejected events
-// survive restarts and crashes.
+// survive restarts and crashes; Config.Postgres keeps them in PostgreSQL,
+// shared by the application's replicas, which split the delivery.
 //
 // The bus imports no concrete sink: a program knows the sink types whose
 // packages it imports (sinks/webhook, ...; sinks/all for every built-in

@@ -207,3 +207,13 @@ func TestPostgres_replicas_share_integrations_and_split_the_work(t *testing.T) {
 			10*time.Second, 10*time.Millisecond, "integration i%d", i)
 	}
 }
+
+func TestConfig_Postgres_problems_name_their_fields(t *testing.T) {
+	err := bus.Config{DataDir: "x", Storage: replay.NewMemory(), Postgres: &bus.Postgres{LeaseTTL: time.Millisecond}}.Validate()
+	require.ErrorContains(t, err, "DataDir: must be empty with Postgres")
+	require.ErrorContains(t, err, "Storage: must be nil with Postgres")
+	require.ErrorContains(t, err, "Postgres.URL: required without Postgres.Pool")
+	require.ErrorContains(t, err, "Postgres.LeaseTTL: must be at least 1s")
+	err = bus.Config{Postgres: &bus.Postgres{URL: "postgres://%zz"}}.Validate()
+	require.ErrorContains(t, err, "Postgres.URL: is not a PostgreSQL connection string")
+}

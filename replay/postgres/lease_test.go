@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -93,4 +94,39 @@ func TestStorage_heartbeat_and_leave(t *testing.T) {
 	m, err = s.Heartbeat(ctx, "b", time.Minute)
 	require.NoError(t, err)
 	assert.Equal(t, []string{"b"}, m)
+}
+
+// A journal opened before another process moved a group's cursor reads
+// the cursor as saved now when it takes the group over.
+func TestJournal_ReloadCursor_reads_what_another_process_saved(t *testing.T) {
+	schema := pgtest.Schema(t)
+	j1, err := replay.Open(replay.Config{Storage: open(t, postgres.Config{Schema: schema}), CompactEvery: -1})
+	require.NoError(t, err)
+	defer j1.Close()
+	j2, err := replay.Open(replay.Config{Storage: open(t, postgres.Config{Schema: schema}), CompactEvery: -1})
+	require.NoError(t, err)
+	defer j2.Close()
+
+	for _, id := range []string{"a", "b", "c"} {
+		require.NoError(t, j1.Publish("t", message.NewMessage(id, nil)))
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	msgs, err := j1.Consumer(replay.ConsumerConfig{Group: "g", FromOldest: true}).Subscribe(ctx, "t")
+	require.NoError(t, err)
+	for range 2 {
+		receiveAck(t, msgs)
+	}
+	require.Eventually(t, func() bool { c, _ := j1.Cursor("t", "g"); return c.Next == 3 }, 5*time.Second, time.Millisecond)
+	require.NoError(t, j1.Flush())
+	cancel()
+
+	_, ok := j2.Cursor("t", "g")
+	assert.False(t, ok, "j2 read the cursors before g had one")
+	require.NoError(t, j2.ReloadCursor("t", "g"))
+	c, ok := j2.Cursor("t", "g")
+	require.True(t, ok)
+	assert.Equal(t, uint64(3), c.Next, "j2 starts where j1 left off")
+	msgs2, err := j2.Consumer(replay.ConsumerConfig{Group: "g"}).Subscribe(context.Background(), "t")
+	require.NoError(t, err)
+	assert.Equal(t, "c", receiveAck(t, msgs2))
 }
