@@ -90,6 +90,8 @@ type pgBackend struct {
 	state   *pgstate.Store
 	replica string
 
+	ctx         context.Context // ended by close
+	endCtx      context.CancelFunc
 	kick        chan struct{} // a change to apply, now
 	unreachable bool          // the last step could not reach the database (the loop's own)
 	cancel      context.CancelFunc
@@ -139,6 +141,7 @@ func (b *Bus) openPostgres() error {
 	}
 	p := &pgBackend{b: b, cfg: pc, pool: pc.Pool, replica: pc.Replica, kick: make(chan struct{}, 1),
 		held: make(map[string]int64), base: time.Now()}
+	p.ctx, p.endCtx = context.WithCancel(context.Background())
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if p.pool == nil {
@@ -646,6 +649,7 @@ func sameRecord(a, b Integration) bool {
 // have stopped (their cursors saved): the other replicas take them over at
 // once.
 func (p *pgBackend) close() error {
+	p.endCtx()
 	if p.journal == nil || p.state == nil || p.b.journal == nil {
 		return nil // New failed
 	}

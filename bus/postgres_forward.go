@@ -131,7 +131,9 @@ func (p *pgBackend) forwardReplay(ctx context.Context, ref string, req replay.Re
 	job.From, job.To, job.Missing, job.Partial = a.From, a.To, a.Missing, a.Partial
 	go func() {
 		var o outcome
-		err := p.state.Await(context.Background(), id, "ended", 200*time.Millisecond, &o)
+		// Until the replica running it says it ended, or is gone, or this
+		// bus closes.
+		err := p.state.AwaitEnd(p.ctx, id, 200*time.Millisecond, &o)
 		if err == nil {
 			err = o.err()
 		} else {

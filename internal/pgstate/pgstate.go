@@ -408,6 +408,38 @@ func (s *Store) Await(ctx context.Context, id int64, column string, every time.D
 	}
 }
 
+// AwaitEnd polls request id until its work ended, and decodes how into v.
+// It returns ErrTakerGone when the replica that took it stops being a
+// member (journal_members) before saying so: that work ended with it.
+func (s *Store) AwaitEnd(ctx context.Context, id int64, every time.Duration, v any) error {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		var doc []byte
+		var alive bool
+		err := s.pool.QueryRow(ctx, "SELECT r.ended, EXISTS (SELECT 1 FROM "+s.schema+".journal_members m "+
+			"WHERE m.id = r.taken_by AND m.expires_at > clock_timestamp()) FROM "+s.schema+".requests r WHERE r.id = $1", id).
+			Scan(&doc, &alive)
+		switch {
+		case err != nil:
+			return err
+		case doc != nil:
+			return json.Unmarshal(doc, v)
+		case !alive:
+			return ErrTakerGone
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
+}
+
+// ErrTakerGone is returned by AwaitEnd when the replica doing the work is
+// gone.
+var ErrTakerGone = errors.New("sinkbus: the replica doing it is gone")
+
 // Forget removes request id.
 func (s *Store) Forget(ctx context.Context, id int64) error {
 	_, err := s.pool.Exec(ctx, "DELETE FROM "+s.schema+".requests WHERE id = $1", id)

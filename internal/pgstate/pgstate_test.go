@@ -109,3 +109,40 @@ func TestStore_delivery_writes_are_fenced(t *testing.T) {
 	require.NoError(t, s.Log(unfenced).Append("i", middleware.LogEntry{Action: "management"}),
 		"what the management API logs is not fenced")
 }
+
+// A request is taken by the replica that holds the integration, answered,
+// and ended; the asker stops waiting for the end when that replica is gone.
+func TestStore_requests_between_replicas(t *testing.T) {
+	ctx := context.Background()
+	s, j := open(t)
+	_, err := j.Heartbeat(ctx, "owner", time.Minute)
+	require.NoError(t, err)
+	id, err := s.Ask(ctx, "i", "replay", map[string]int{"n": 1})
+	require.NoError(t, err)
+	none, err := s.Take(ctx, "owner", []string{"other"})
+	require.NoError(t, err)
+	assert.Empty(t, none, "only the integrations it holds")
+	reqs, err := s.Take(ctx, "owner", []string{"i"})
+	require.NoError(t, err)
+	require.Len(t, reqs, 1)
+	assert.JSONEq(t, `{"n":1}`, string(reqs[0].Body))
+	again, err := s.Take(ctx, "owner", []string{"i"})
+	require.NoError(t, err)
+	assert.Empty(t, again, "taken once")
+
+	require.NoError(t, s.Answer(ctx, id, "yes"))
+	var answer string
+	require.NoError(t, s.Await(ctx, id, "answer", time.Millisecond, &answer))
+	assert.Equal(t, "yes", answer)
+	require.NoError(t, s.End(ctx, id, "done"))
+	var end string
+	require.NoError(t, s.AwaitEnd(ctx, id, time.Millisecond, &end))
+	assert.Equal(t, "done", end)
+
+	id, err = s.Ask(ctx, "i", "replay", nil)
+	require.NoError(t, err)
+	_, err = s.Take(ctx, "owner", []string{"i"})
+	require.NoError(t, err)
+	require.NoError(t, j.Leave(ctx, "owner"))
+	assert.ErrorIs(t, s.AwaitEnd(ctx, id, time.Millisecond, &end), pgstate.ErrTakerGone)
+}
