@@ -173,6 +173,21 @@ func TestPostgres_replicas_share_integrations_and_split_the_work(t *testing.T) {
 	_, err = lagging.Integrations().Start(ctx, "i2")
 	require.NoError(t, err)
 
+	require.Eventually(t, func() bool {
+		o := leaseOwners(t, pool, schema)
+		return o["a"] == 5 && o["b"] == 5
+	}, 10*time.Second, 10*time.Millisecond, "split again once i2 runs again")
+	holder, notHolder := a, b
+	if leaseHolder(t, pool, schema, "i3") == "b" {
+		holder, notHolder = b, a
+	}
+	state, err := holder.Integrations().State(ctx, "i3")
+	require.NoError(t, err)
+	assert.Equal(t, bus.StateRunning, state)
+	state, err = notHolder.Integrations().State(ctx, "i3")
+	require.NoError(t, err)
+	assert.Equal(t, bus.StateElsewhere, state)
+
 	// A replay asked of the replica that does not deliver i1 runs on the
 	// one that does.
 	other := a
