@@ -831,6 +831,9 @@ func (m *Integrations) Circuit(ctx context.Context, id string) (middleware.Break
 	if err != nil {
 		return middleware.BreakerState{}, err
 	}
+	if st, ok := m.b.forwardCircuit(ctx, m, id, false); ok {
+		return st, nil
+	}
 	return chain.Breaker().State(), nil
 }
 
@@ -844,6 +847,7 @@ func (m *Integrations) ResetCircuit(ctx context.Context, id string) error {
 		return err
 	}
 	chain.Breaker().Reset()
+	m.b.forwardCircuit(ctx, m, id, true)
 	return nil
 }
 

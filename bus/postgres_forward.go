@@ -13,8 +13,9 @@ import (
 
 // Kinds of requests forwarded to the replica delivering an integration.
 const (
-	requestRetry  = "retry_rejected"
-	requestReplay = "replay"
+	requestRetry   = "retry_rejected"
+	requestReplay  = "replay"
+	requestCircuit = "circuit" // body: true to reset it
 )
 
 // outcome is an error as it travels between replicas: its text, and which
@@ -145,6 +146,28 @@ func (p *pgBackend) forwardReplay(ctx context.Context, ref string, req replay.Re
 	return job, nil
 }
 
+// forwardCircuit reads (or resets) the circuit of integration id on the
+// replica delivering it, whose breaker is the one that counts; ok is false
+// when this replica delivers it, or none answers within a second (the
+// caller then answers with its own breaker).
+func (b *Bus) forwardCircuit(ctx context.Context, m *Integrations, id string, reset bool) (st middleware.BreakerState, ok bool) {
+	r, key, err := m.lookup(id)
+	if err != nil || !b.forwarding(r) {
+		return st, false
+	}
+	wctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	rid, err := b.pg.state.Ask(wctx, key, requestCircuit, reset)
+	if err != nil {
+		return st, false
+	}
+	defer func() { _ = b.pg.state.Forget(context.WithoutCancel(ctx), rid) }()
+	if err := b.pg.state.Await(wctx, rid, "answer", 10*time.Millisecond, &st); err != nil {
+		return st, false
+	}
+	return st, true
+}
+
 // serve does what other replicas asked of the integrations delivered here.
 func (p *pgBackend) serve(ctx context.Context) {
 	reqs, err := p.state.Take(ctx, p.replica, p.heldRefs())
@@ -190,6 +213,21 @@ func (p *pgBackend) do(id int64, ref, kind string, body json.RawMessage) {
 				}
 			}()
 		}
+	case requestCircuit:
+		var reset bool
+		_ = json.Unmarshal(body, &reset)
+		var err error
+		if reset {
+			err = m.ResetCircuit(ctx, ref)
+		}
+		st, cerr := m.Circuit(ctx, ref)
+		if err == nil {
+			err = cerr
+		}
+		if err != nil {
+			b.logErr("Cannot answer for the circuit asked through another replica", err, ref)
+		}
+		answer = st
 	default:
 		answer = outcome{Err: "unknown request " + kind}
 	}

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -17,6 +18,7 @@ import (
 
 	"github.com/sinkbus/sinkbus/bus"
 	"github.com/sinkbus/sinkbus/internal/pgtest"
+	"github.com/sinkbus/sinkbus/middleware"
 	"github.com/sinkbus/sinkbus/replay"
 	"github.com/sinkbus/sinkbus/sinks"
 	"github.com/sinkbus/sinkbus/sinks/webhook"
@@ -231,4 +233,43 @@ func TestConfig_Postgres_problems_name_their_fields(t *testing.T) {
 	require.ErrorContains(t, err, "Postgres.LeaseTTL: must be at least 1s")
 	err = bus.Config{Postgres: &bus.Postgres{URL: "postgres://%zz"}}.Validate()
 	require.ErrorContains(t, err, "Postgres.URL: is not a PostgreSQL connection string")
+}
+
+// The circuit that counts is the one of the replica delivering: both
+// replicas show it, and a reset through either closes it.
+func TestPostgres_circuit_is_the_delivering_replicas(t *testing.T) {
+	pool, schema := pgtest.Pool(t), pgtest.Schema(t)
+	cfgA, cfgB := pgConfig(pool, schema), pgConfig(pool, schema)
+	cfgA.Postgres.Replica, cfgB.Postgres.Replica = "a", "b"
+	a, b := startBus(t, cfgA), startBus(t, cfgB)
+	var up atomic.Bool
+	down := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		if !up.Load() {
+			w.WriteHeader(http.StatusServiceUnavailable)
+		}
+	}))
+	t.Cleanup(down.Close)
+	in := bus.Integration{ID: "down", Sink: webhook.Config{URL: down.URL, AllowPrivateNetworks: true}}
+	in.Delivery.Retry = middleware.RetryPolicy{InitialInterval: time.Millisecond, MaxInterval: time.Millisecond}
+	in.Delivery.Breaker = middleware.BreakerPolicy{WarnAfter: 1, OpenAfter: 2, CoolDown: time.Hour, MaxCoolDown: time.Hour}
+	_, err := a.Integrations().Create(ctx, in)
+	require.NoError(t, err)
+	require.NoError(t, a.Publish(ctx, bus.Event{Name: "order.created"}))
+	for _, r := range []*bus.Bus{a, b} {
+		require.Eventually(t, func() bool {
+			st, err := r.Integrations().Circuit(ctx, "down")
+			return err == nil && st.State == middleware.StateOpen
+		}, 10*time.Second, 10*time.Millisecond, "both replicas show the open circuit")
+	}
+	notHolder := a
+	if leaseHolder(t, pool, schema, "down") == "a" {
+		notHolder = b
+	}
+	up.Store(true) // the destination is back: the reset's delivery succeeds
+	require.NoError(t, notHolder.Integrations().ResetCircuit(ctx, "down"))
+	for _, r := range []*bus.Bus{a, b} {
+		st, err := r.Integrations().Circuit(ctx, "down")
+		require.NoError(t, err)
+		assert.NotEqual(t, middleware.StateOpen, st.State, "reset where it is delivered")
+	}
 }
