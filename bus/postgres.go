@@ -197,6 +197,22 @@ func (b *Bus) freshCursor(r *runner) error {
 	return b.journal.ReloadCursor(Topic, ref)
 }
 
+// freshRef is freshCursor by ref, for the journal view, which answers no
+// error: a cursor that cannot be read is the one read last.
+func (b *Bus) freshRef(ref string) {
+	if b.pg == nil {
+		return
+	}
+	b.mu.Lock()
+	r := b.runners[ref]
+	b.mu.Unlock()
+	if r == nil {
+		_ = b.journal.ReloadCursor(Topic, ref)
+		return
+	}
+	_ = b.freshCursor(r)
+}
+
 // pgIntegrations is the integration store in the database: one row per
 // integration, a change written alone.
 type pgIntegrations struct{ p *pgBackend }

@@ -159,12 +159,22 @@ func TestPostgres_replicas_share_integrations_and_split_the_work(t *testing.T) {
 			return err == nil && lag == 0
 		}, 5*time.Second, 10*time.Millisecond)
 	}
+	ca, _ := a.Events().Cursor("i1")
+	cb, _ := b.Events().Cursor("i1")
+	assert.Equal(t, ca, cb, "the journal view answers the same on both")
+	assert.Equal(t, a.Events().Head(), ca)
 	lagging := a
 	if leaseHolder(t, pool, schema, "i2") == "a" {
 		lagging = b
 	}
 	_, err := lagging.Integrations().Stop(ctx, "i2")
 	require.NoError(t, err)
+	for _, r := range []*bus.Bus{a, b} {
+		require.Eventually(t, func() bool {
+			state, err := r.Integrations().State(ctx, "i2")
+			return err == nil && state == bus.StateStopped
+		}, 5*time.Second, 10*time.Millisecond, "stopped on both, the one delivering included")
+	}
 	require.NoError(t, a.Publish(ctx, bus.Event{ID: "while-stopped", Name: "order.created"}))
 	for _, r := range []*bus.Bus{a, b} {
 		require.Eventually(t, func() bool {
@@ -183,10 +193,11 @@ func TestPostgres_replicas_share_integrations_and_split_the_work(t *testing.T) {
 	if leaseHolder(t, pool, schema, "i3") == "b" {
 		holder, notHolder = b, a
 	}
-	state, err := holder.Integrations().State(ctx, "i3")
-	require.NoError(t, err)
-	assert.Equal(t, bus.StateRunning, state)
-	state, err = notHolder.Integrations().State(ctx, "i3")
+	require.Eventually(t, func() bool {
+		state, err := holder.Integrations().State(ctx, "i3")
+		return err == nil && state == bus.StateRunning
+	}, 5*time.Second, 10*time.Millisecond, "running where it is delivered")
+	state, err := notHolder.Integrations().State(ctx, "i3")
 	require.NoError(t, err)
 	assert.Equal(t, bus.StateElsewhere, state)
 
