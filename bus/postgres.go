@@ -100,6 +100,10 @@ type pgBackend struct {
 	mu   sync.Mutex
 	held map[string]int64 // ref -> fencing token of the leases held
 
+	// saves counts this replica's writes of integrations: a sync that read
+	// the rows before one of them must not undo it.
+	saves atomic.Uint64
+
 	// sure is until when (nanoseconds since base, monotonic) every lease
 	// held is surely not another's: two fifths of a lease after the last renewal
 	// was sent. No attempt starts past it.
@@ -245,6 +249,9 @@ func decodeRows(reg *sinks.Registry, rows []pgstate.Integration) ([]Integration,
 func (s pgIntegrations) save(_ []Integration, ref string, in *Integration) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
+	// Before and after: a sync whose read overlaps the write sees either.
+	s.p.saves.Add(1)
+	defer s.p.saves.Add(1)
 	if in == nil {
 		return s.p.state.Delete(ctx, ref)
 	}
@@ -550,17 +557,20 @@ func (p *pgBackend) dropAll(why string) {
 // other replicas created, changed or deleted.
 func (p *pgBackend) sync(ctx context.Context) error {
 	b := p.b
+	gen := p.saves.Load()
 	rows, err := p.state.LoadIntegrations(ctx)
 	if err != nil {
 		return err
 	}
-	list, unreadable := decodeRows(b.cfg.Sinks, rows)
-	for _, err := range unreadable {
-		b.cfg.Logger.Warn("A saved integration cannot be read; skipped", "error", err)
-	}
+	stale := func() bool { return p.saves.Load() != gen } // the next round syncs
+	list, _ := decodeRows(b.cfg.Sinks, rows)              // what cannot be read here is left as it is
 	saved := make(map[string]Integration, len(list))
 	for _, in := range list {
 		saved[in.Ref()] = in
+	}
+	exists := make(map[string]bool, len(rows))
+	for _, row := range rows {
+		exists[row.Ref] = true
 	}
 	b.mu.Lock()
 	if b.closed {
@@ -569,19 +579,19 @@ func (p *pgBackend) sync(ctx context.Context) error {
 	}
 	var gone []*runner
 	for ref, r := range b.runners {
-		if _, ok := saved[ref]; !ok && r.persisted() {
+		if !exists[ref] && r.persisted() {
 			gone = append(gone, r)
 		}
 	}
 	b.mu.Unlock()
 	for _, r := range gone {
-		p.forget(r)
+		p.forget(r, stale)
 	}
 	for ref, in := range saved {
 		if r := p.runner(ref); r == nil {
 			p.add(in)
 		} else {
-			p.apply(r, in)
+			p.apply(r, in, stale)
 		}
 	}
 	return nil
@@ -604,14 +614,14 @@ func (p *pgBackend) add(in Integration) {
 }
 
 // apply brings r to in, as another replica changed it.
-func (p *pgBackend) apply(r *runner, in Integration) {
+func (p *pgBackend) apply(r *runner, in Integration, stale func() bool) {
 	b := p.b
 	if err := r.op.lockContext(context.Background()); err != nil {
 		return
 	}
 	defer r.op.Unlock()
 	b.mu.Lock()
-	same := !r.persisted() || sameRecord(r.in, in)
+	same := !r.persisted() || stale() || sameRecord(r.in, in)
 	b.mu.Unlock()
 	if same {
 		return
@@ -636,10 +646,13 @@ func (p *pgBackend) apply(r *runner, in Integration) {
 }
 
 // forget removes an integration another replica deleted.
-func (p *pgBackend) forget(r *runner) {
+func (p *pgBackend) forget(r *runner, stale func() bool) {
 	b := p.b
 	r.op.Lock()
 	defer r.op.Unlock()
+	if stale() {
+		return
+	}
 	if err := r.stop(); err != nil {
 		b.logErr("Stopping integration deleted by another replica", err, r.in.Ref())
 	}
