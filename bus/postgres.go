@@ -22,8 +22,10 @@ import (
 	"github.com/jackc/pgxlisten"
 
 	"github.com/sinkbus/sinkbus/field"
+	"github.com/sinkbus/sinkbus/filter"
 	"github.com/sinkbus/sinkbus/internal/logging"
 	"github.com/sinkbus/sinkbus/internal/pgstate"
+	"github.com/sinkbus/sinkbus/middleware"
 	"github.com/sinkbus/sinkbus/replay"
 	"github.com/sinkbus/sinkbus/replay/postgres"
 	"github.com/sinkbus/sinkbus/sinks"
@@ -185,6 +187,18 @@ func (p *pgBackend) token(ref string) int64 {
 }
 
 func (p *pgBackend) holds(ref string) bool { return p.token(ref) != 0 }
+
+// checkSink builds and closes the sink of an integration this replica
+// does not deliver (another does, or will once it takes the lease), so
+// that Create, Update and Start refuse a sink that cannot start, as on one
+// process.
+func (p *pgBackend) checkSink(in Integration, f *filter.Filter, chain *middleware.Chain) error {
+	d, err := p.b.openDelivery(in, f, chain)
+	if err != nil {
+		return err
+	}
+	return d.sink.Close()
+}
 
 // freshCursor reads r's cursor from the database when another replica
 // may be moving it, so that every replica answers the same.

@@ -225,12 +225,15 @@ func (d *delivery) routerHandler() message.NoPublishHandlerFunc {
 func (r *runner) start() error {
 	b := r.b
 	b.mu.Lock()
-	if r.live != nil || r.gone || !b.routing || b.closed || (b.pg != nil && !b.pg.holds(r.in.Ref())) {
+	if r.live != nil || r.gone || !b.routing || b.closed {
 		b.mu.Unlock()
 		return nil
 	}
 	in, f, chain, runCtx := r.in, r.filter, r.chain, b.runCtx
 	b.mu.Unlock()
+	if b.pg != nil && !b.pg.holds(in.Ref()) {
+		return b.pg.checkSink(in, f, chain)
+	}
 
 	d, err := b.openDelivery(in, f, chain)
 	if err != nil {
