@@ -11,6 +11,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -193,6 +194,27 @@ func startReplica(t *testing.T, schema, name string, from, to int) *replicaProc 
 		t.Fatalf("replica %s not ready", name)
 	}
 	return p
+}
+
+// stopped reports whether every thread of process pid is stopped (state T
+// in /proc).
+func stopped(pid int) bool {
+	tasks, err := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/stat", pid))
+	if err != nil || len(tasks) == 0 {
+		return false
+	}
+	for _, task := range tasks {
+		b, err := os.ReadFile(task)
+		if err != nil {
+			return false
+		}
+		// The state follows the command name, which is in parentheses.
+		i := bytes.LastIndexByte(b, ')')
+		if i < 0 || i+2 >= len(b) || b[i+2] != 'T' {
+			return false
+		}
+	}
+	return true
 }
 
 func tail(s string, n int) string {
@@ -427,6 +449,9 @@ func TestReplicas_a_paused_replica_is_fenced(t *testing.T) {
 		"both deliver")
 
 	require.NoError(t, a.cmd.Process.Signal(syscall.SIGSTOP))
+	// kill(2) returns before every thread has stopped: the pause begins
+	// once all of them show as stopped.
+	require.Eventually(t, func() bool { return stopped(a.cmd.Process.Pid) }, 5*time.Second, 100*time.Microsecond)
 	paused := time.Now()
 	time.Sleep(replicaLease + 2*replicaLease/5) // past the lease, and b's next round
 	require.Eventually(t, func() bool { return leaseOwners(t, pgtest.Pool(t), schema)["b"] == len(ids) },
