@@ -23,7 +23,8 @@
 //
 // A zero Config runs everything in memory, which is what tests want; a
 // DataDir makes the journal, the integrations, their logs and rejected events
-// survive restarts and crashes.
+// survive restarts and crashes; Config.Postgres keeps them in PostgreSQL,
+// shared by the application's replicas, which split the delivery.
 //
 // The bus imports no concrete sink: a program knows the sink types whose
 // packages it imports (sinks/webhook, ...; sinks/all for every built-in
@@ -106,6 +107,10 @@ type Config struct {
 	// restart the new process takes over once the old one has closed. Zero
 	// means New fails at once with ErrDataDirLocked.
 	DataDirLockWait time.Duration
+	// Postgres keeps everything in PostgreSQL instead, shared by the
+	// replicas of the application (see Postgres); not with DataDir or
+	// Storage.
+	Postgres *Postgres
 	// Storage overrides the journal storage (tests, custom engines). Nil
 	// means a segments.Storage in DataDir, or replay.NewMemory() without one.
 	Storage replay.Storage
@@ -294,6 +299,15 @@ func (c Config) Validate() error {
 	if c.DataDirLockWait < 0 {
 		p.Add("DataDirLockWait", "must not be negative")
 	}
+	if c.Postgres != nil {
+		if c.DataDir != "" {
+			p.Add("DataDir", "must be empty with Postgres")
+		}
+		if c.Storage != nil {
+			p.Add("Storage", "must be nil with Postgres")
+		}
+		c.Postgres.problems(&p)
+	}
 	return p.Err()
 }
 
@@ -311,6 +325,12 @@ type Bus struct {
 	rejected middleware.RejectedStore
 	store    integrationStore
 	closers  []func() error
+
+	// What deliveries write through: logs and rejected as above, fenced
+	// by the integration's lease on PostgreSQL.
+	deliveryLogs     middleware.LogStore
+	deliveryRejected middleware.RejectedStore
+	pg               *pgBackend // nil without Config.Postgres
 
 	mu       sync.Mutex // see runner for the locking rules
 	runners  map[string]*runner
@@ -352,8 +372,15 @@ func New(cfg Config) (*Bus, error) {
 }
 
 func (b *Bus) open() error {
+	if b.cfg.Postgres != nil {
+		if err := b.openPostgres(); err != nil {
+			return err
+		}
+	}
 	st := b.cfg.Storage
-	if b.cfg.DataDir == "" {
+	switch {
+	case b.pg != nil:
+	case b.cfg.DataDir == "":
 		b.logs = middleware.NewMemoryLog(b.cfg.LogSize)
 		b.rejected = middleware.NewMemoryRejected(b.cfg.RejectedSize)
 		b.store = memoryStore{}
@@ -361,7 +388,7 @@ func (b *Bus) open() error {
 			b.memory = replay.NewMemoryWith(replay.MemoryConfig{MaxBytes: b.cfg.MemoryBytes})
 			st = b.memory
 		}
-	} else {
+	default:
 		if err := os.MkdirAll(b.cfg.DataDir, 0o700); err != nil {
 			return err
 		}
@@ -400,6 +427,9 @@ func (b *Bus) open() error {
 			st = seg
 		}
 	}
+	if b.deliveryLogs == nil {
+		b.deliveryLogs, b.deliveryRejected = b.logs, b.rejected
+	}
 	if m, ok := st.(*replay.Memory); ok {
 		b.memory = m
 	}
@@ -421,8 +451,16 @@ func (b *Bus) open() error {
 
 func (b *Bus) closeStores() error {
 	var errs []error
+	if b.pg != nil {
+		errs = append(errs, b.pg.close())
+	}
 	if b.journal != nil {
 		errs = append(errs, b.journal.Close())
+	} else if b.pg != nil && b.pg.journal != nil {
+		errs = append(errs, b.pg.journal.Close())
+	}
+	if b.pg != nil {
+		b.pg.closePool()
 	}
 	for _, c := range []any{b.logs, b.rejected} {
 		if c, ok := c.(interface{ Close() error }); ok {
@@ -444,7 +482,21 @@ func (b *Bus) journalDamaged(d segments.Damage) {
 // Publish validates events and appends them to the journal, all or none.
 // It returns once they are durable (as Config.Sync promises) and never
 // waits for an integration. Errors name the field: `events[1].name: required`.
-func (b *Bus) Publish(ctx context.Context, events ...Event) (err error) {
+func (b *Bus) Publish(ctx context.Context, events ...Event) error {
+	return b.publish(ctx, events, func(_ context.Context, recs []*replay.Record) error {
+		if err := b.journal.Append(Topic, recs...); err != nil {
+			if errors.Is(err, replay.ErrClosed) {
+				return ErrClosed
+			}
+			return err
+		}
+		return nil
+	})
+}
+
+// publish validates events, traces the call and journals the records
+// through write.
+func (b *Bus) publish(ctx context.Context, events []Event, write func(context.Context, []*replay.Record) error) (err error) {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -456,6 +508,15 @@ func (b *Bus) Publish(ctx context.Context, events ...Event) (err error) {
 		ctx, span = b.startPublish(ctx, events)
 		defer func() { endSpan(span, err) }()
 	}
+	recs, err := b.records(ctx, events)
+	if err != nil {
+		return err
+	}
+	return write(ctx, recs)
+}
+
+// records validates events and makes their journal records.
+func (b *Bus) records(ctx context.Context, events []Event) ([]*replay.Record, error) {
 	now := b.cfg.Clock.Now()
 	var p field.Problems
 	recs := make([]*replay.Record, len(events))
@@ -475,18 +536,12 @@ func (b *Bus) Publish(ctx context.Context, events ...Event) (err error) {
 		recs[i] = e.record()
 	}
 	if err := p.Err(); err != nil {
-		return fmt.Errorf("%w: %w", ErrInvalidEvent, err)
+		return nil, fmt.Errorf("%w: %w", ErrInvalidEvent, err)
 	}
 	if b.tracer != nil {
 		journalTrace(ctx, recs)
 	}
-	if err := b.journal.Append(Topic, recs...); err != nil {
-		if errors.Is(err, replay.ErrClosed) {
-			return ErrClosed
-		}
-		return err
-	}
-	return nil
+	return recs, nil
 }
 
 // Run delivers events until ctx is done or Close is called. Integrations
@@ -537,6 +592,9 @@ func (b *Bus) Run(ctx context.Context) error {
 	b.mu.Unlock()
 	for _, r := range starting {
 		b.startSaved(r)
+	}
+	if b.pg != nil {
+		b.pg.run(ctx)
 	}
 	close(b.running)
 	return <-errc

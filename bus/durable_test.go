@@ -17,11 +17,14 @@ import (
 )
 
 func TestBus_DataDir_keeps_integrations_logs_and_cursors_across_restarts(t *testing.T) {
-	dir := t.TempDir()
+	eachStore(t, testKeepsAcrossRestarts)
+}
+
+func testKeepsAcrossRestarts(t *testing.T, store func() bus.Config) {
 	rcv := newReceiver(t)
 	cfg := webhook.Config{URL: rcv.URL, SecretKey: secret, AllowPrivateNetworks: true}
 
-	b1 := startBus(t, bus.Config{DataDir: dir, AllowPrivateNetworks: true})
+	b1 := startBus(t, store())
 	_, err := b1.Integrations().Create(ctx, bus.Integration{ID: "erp", Observes: []string{"order.*"}, Sink: cfg})
 	require.NoError(t, err)
 	require.NoError(t, b1.Publish(ctx, bus.Event{ID: "e1", Name: "order.created"}))
@@ -31,7 +34,7 @@ func TestBus_DataDir_keeps_integrations_logs_and_cursors_across_restarts(t *test
 	require.NoError(t, b1.Publish(ctx, bus.Event{ID: "e2", Name: "order.created"}, bus.Event{ID: "e3", Name: "order.fulfilled"}))
 	require.NoError(t, b1.Close())
 
-	b2 := startBus(t, bus.Config{DataDir: dir, AllowPrivateNetworks: true})
+	b2 := startBus(t, store())
 	in, err := b2.Integrations().Get(ctx, "erp")
 	require.NoError(t, err)
 	assert.Equal(t, bus.Stopped, in.Status)
@@ -53,7 +56,10 @@ func TestBus_DataDir_keeps_integrations_logs_and_cursors_across_restarts(t *test
 }
 
 func TestBus_rejected_events_survive_restart_and_can_be_retried(t *testing.T) {
-	dir := t.TempDir()
+	eachStore(t, testRejectedSurviveRestart)
+}
+
+func testRejectedSurviveRestart(t *testing.T, store func() bus.Config) {
 	status := make(chan int, 10)
 	status <- http.StatusBadRequest
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -67,7 +73,7 @@ func TestBus_rejected_events_survive_restart_and_can_be_retried(t *testing.T) {
 	}))
 	t.Cleanup(srv.Close)
 
-	b1 := startBus(t, bus.Config{DataDir: dir, AllowPrivateNetworks: true})
+	b1 := startBus(t, store())
 	_, err := b1.Integrations().Create(ctx, bus.Integration{ID: "erp",
 		Sink: webhook.Config{URL: srv.URL, AllowPrivateNetworks: true}})
 	require.NoError(t, err)
@@ -78,7 +84,7 @@ func TestBus_rejected_events_survive_restart_and_can_be_retried(t *testing.T) {
 	}, 10*time.Second, time.Millisecond)
 	require.NoError(t, b1.Close())
 
-	b2 := startBus(t, bus.Config{DataDir: dir, AllowPrivateNetworks: true})
+	b2 := startBus(t, store())
 	rejected, err := b2.Integrations().Rejected(ctx, "erp")
 	require.NoError(t, err)
 	require.Len(t, rejected, 1)

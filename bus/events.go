@@ -12,10 +12,13 @@ import (
 // holds every tenant's events. Where an integration reads is
 // the bus's business (Start catches up, Replay delivers again, Delete
 // forgets), so the view cannot move a cursor.
-type Events struct{ j *replay.Journal }
+type Events struct {
+	j *replay.Journal
+	b *Bus
+}
 
 // Events returns the read-only view of the bus's journal.
-func (b *Bus) Events() *Events { return &Events{j: b.journal} }
+func (b *Bus) Events() *Events { return &Events{j: b.journal, b: b} }
 
 // Head returns the offset the next published event will get. Offsets are
 // dense, from 1, one per event.
@@ -29,13 +32,17 @@ func (e *Events) Bounds() (first, next uint64) { return e.j.Storage().Bounds(Top
 // (Integration.Ref) has not acknowledged; ok is false when it has no cursor
 // (it never existed, or was deleted).
 func (e *Events) Cursor(id string) (offset uint64, ok bool) {
+	e.b.freshRef(id)
 	c, ok := e.j.Cursor(Topic, id)
 	return c.Next, ok
 }
 
 // Lag returns how many events the integration of ref id has not settled
 // yet, every tenant's counted: zero when it has no cursor.
-func (e *Events) Lag(id string) uint64 { return e.j.Lag(Topic, id) }
+func (e *Events) Lag(id string) uint64 {
+	e.b.freshRef(id)
+	return e.j.Lag(Topic, id)
+}
 
 // Scan calls fn for each event appended in [from, to), in order, until fn
 // returns false or ctx ends; a zero from or to leaves that end open. A

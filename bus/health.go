@@ -26,6 +26,9 @@ const (
 	// StateFailed: to run, but its sink could not start when Run started
 	// it (the bus's log says why); Start tries again.
 	StateFailed IntegrationState = "failed"
+	// StateElsewhere: to run, delivered by another replica (Config.Postgres:
+	// this one does not hold its lease).
+	StateElsewhere IntegrationState = "elsewhere"
 )
 
 // Health is the state of a bus for liveness and readiness probes.
@@ -104,17 +107,19 @@ func (b *Bus) Health(ctx context.Context) Health {
 		}
 		circuit := w.chain.Breaker().State().State
 		h.Integrations = append(h.Integrations, IntegrationHealth{ID: w.in.Ref(), Type: w.in.Type(),
-			State: stateOf(w.in, w.live, h.Running, circuit), Circuit: circuit, Lag: b.journal.Lag(Topic, w.in.Ref())})
+			State: b.stateOf(w.in, w.live, h.Running, circuit), Circuit: circuit, Lag: b.journal.Lag(Topic, w.in.Ref())})
 	}
 	return h
 }
 
 // stateOf is what in is doing: live when its delivery runs, running when
 // the bus's Run delivers, circuit its breaker's state.
-func stateOf(in Integration, live, running bool, circuit string) IntegrationState {
+func (b *Bus) stateOf(in Integration, live, running bool, circuit string) IntegrationState {
 	switch {
 	case in.Status == Stopped:
 		return StateStopped
+	case !live && b.pg != nil && !b.pg.holds(in.Ref()):
+		return StateElsewhere
 	case !live && running:
 		return StateFailed
 	case !live:
@@ -126,7 +131,8 @@ func stateOf(in Integration, live, running bool, circuit string) IntegrationStat
 }
 
 // State returns what integration id is doing, as Health reports it:
-// running, paused by its open circuit, stopped, starting or failed.
+// running, paused by its open circuit, stopped, starting, failed, or (on
+// PostgreSQL) delivered by another replica.
 func (m *Integrations) State(ctx context.Context, id string) (IntegrationState, error) {
 	if err := ctx.Err(); err != nil {
 		return "", err
@@ -140,7 +146,7 @@ func (m *Integrations) State(ctx context.Context, id string) (IntegrationState, 
 	in, chain, live := r.in, r.chain, r.live != nil
 	running := b.routing && !b.closed && isClosed(b.running)
 	b.mu.Unlock()
-	return stateOf(in, live, running, chain.Breaker().State().State), nil
+	return b.stateOf(in, live, running, chain.Breaker().State().State), nil
 }
 
 // HealthHandler serves Health as JSON for Kubernetes-style probes: a path

@@ -219,7 +219,7 @@ func (b *Bus) create(r *runner, how string) (Integration, error) {
 	}
 	b.mu.Lock()
 	r.ready = true
-	err = b.saveLocked()
+	err = b.saveLocked(r)
 	if err != nil {
 		r.ready = false
 	}
@@ -436,7 +436,7 @@ func (b *Bus) updateLocked(r *runner, id string, change func(cur Integration) (I
 		}
 	}
 	b.mu.Lock()
-	err = b.saveLocked()
+	err = b.saveLocked(r)
 	b.mu.Unlock()
 	if err != nil {
 		revert()
@@ -575,7 +575,7 @@ func (b *Bus) deleteLocked(r *runner, id string) error {
 	// none of what is removed can be a new integration's.
 	b.mu.Lock()
 	r.gone, r.ready = true, false
-	err := b.saveLocked()
+	err := b.saveLocked(r)
 	b.mu.Unlock()
 	err = errors.Join(err, b.journal.DeleteCursor(Topic, id), b.logs.Drop(id), b.rejected.Drop(id))
 	b.mu.Lock()
@@ -647,7 +647,7 @@ func (b *Bus) setStatusLocked(r *runner, id string, s Status, reason string) (In
 	changed := r.in.Status != s
 	r.in.Status = s
 	r.in.UpdatedAt = b.cfg.Clock.Now()
-	err = b.saveLocked()
+	err = b.saveLocked(r)
 	out := b.shown(r.in)
 	b.mu.Unlock()
 	if err != nil {
@@ -716,7 +716,7 @@ func (b *Bus) completed(r *runner, d *delivery) {
 	b.mu.Lock()
 	r.in.Status = Stopped
 	r.in.UpdatedAt = b.cfg.Clock.Now()
-	err := b.saveLocked()
+	err := b.saveLocked(r)
 	b.mu.Unlock()
 	if err != nil {
 		b.logErr("Cannot save integrations", err, id)
@@ -795,6 +795,9 @@ func (m *Integrations) RetryRejected(ctx context.Context, id, eventID string) er
 	d, chain := r.live, r.chain
 	b.mu.Unlock()
 	if d == nil {
+		if b.forwarding(r) { // another replica delivers it
+			return b.pg.forwardRetry(ctx, integrationRef, eventID)
+		}
 		return fmt.Errorf("%w: %s", ErrNotRunning, quoteID(id))
 	}
 	msg := ev.Message()
@@ -859,6 +862,9 @@ func (m *Integrations) Circuit(ctx context.Context, id string) (middleware.Break
 	if err != nil {
 		return middleware.BreakerState{}, err
 	}
+	if st, ok := m.b.forwardCircuit(ctx, m, id, false); ok {
+		return st, nil
+	}
 	return chain.Breaker().State(), nil
 }
 
@@ -872,6 +878,7 @@ func (m *Integrations) ResetCircuit(ctx context.Context, id string) error {
 		return err
 	}
 	chain.Breaker().Reset()
+	m.b.forwardCircuit(ctx, m, id, true)
 	return nil
 }
 
@@ -894,8 +901,11 @@ func (m *Integrations) Lag(ctx context.Context, id string) (uint64, error) {
 	if err := ctx.Err(); err != nil {
 		return 0, err
 	}
-	_, key, err := m.lookup(id)
+	r, key, err := m.lookup(id)
 	if err != nil {
+		return 0, err
+	}
+	if err := m.b.freshCursor(r); err != nil {
 		return 0, err
 	}
 	if !m.all {

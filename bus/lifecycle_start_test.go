@@ -11,6 +11,7 @@ import (
 	"github.com/sinkbus/sinkbus/bus"
 	"github.com/sinkbus/sinkbus/bus/bustest"
 	"github.com/sinkbus/sinkbus/bus/formats"
+	"github.com/sinkbus/sinkbus/internal/pgtest"
 	"github.com/sinkbus/sinkbus/middleware"
 	"github.com/sinkbus/sinkbus/replay"
 	"github.com/sinkbus/sinkbus/sinks"
@@ -23,7 +24,14 @@ var errUnreachable = errors.New("cannot reach the broker")
 // A creation whose sink cannot start leaves nothing: no record, cursor or
 // log, so that the same request can be sent again.
 func TestIntegrations_Create_whose_sink_cannot_start_leaves_nothing(t *testing.T) {
-	tb := lifecycleBus(t)
+	t.Run("memory", func(t *testing.T) { testCreateSinkCannotStart(t, lifecycleBus(t)) })
+	t.Run("Postgres", func(t *testing.T) { // the replica creating it does not deliver it yet: it checks the sink
+		pool, schema := pgtest.Pool(t), pgtest.Schema(t)
+		testCreateSinkCannotStart(t, lifecycleBus(t, func(c *bus.Config) { c.Postgres = pgConfig(pool, schema).Postgres }))
+	})
+}
+
+func testCreateSinkCannotStart(t *testing.T, tb *bustest.Bus) {
 	for range 2 {
 		_, err := tb.Integrations().Create(ctx, bus.Integration{ID: "mq", Sink: &testSink{newErr: errUnreachable}})
 		require.ErrorIs(t, err, errUnreachable, "not ErrExists the second time")

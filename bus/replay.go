@@ -62,6 +62,14 @@ func (m *Integrations) Replay(ctx context.Context, id string, req replay.Request
 		return tenantsJob(tenant, job), err
 	}
 
+	if b.forwarding(r) { // another replica delivers it
+		b.mu.Lock()
+		tenant := r.in.Tenant
+		b.mu.Unlock()
+		job, err := b.pg.forwardReplay(ctx, key, req)
+		return tenantsJob(tenant, job), err
+	}
+
 	// Holding op, no stop or update comes between the count and the start.
 	if err := r.op.lockContext(ctx); err != nil {
 		return replay.Job{}, fmt.Errorf("sinkbus: integration %q: waiting for another change to end: %w", id, err)

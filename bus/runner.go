@@ -99,8 +99,8 @@ func (b *Bus) newChain(in Integration) (*middleware.Chain, error) {
 		IntegrationID:  key,
 		Settings:       in.Delivery,
 		DefaultTimeout: attemptTimeout(in.Sink),
-		Log:            b.logs,
-		Rejected:       b.rejected,
+		Log:            b.deliveryLogs,
+		Rejected:       b.deliveryRejected,
 		Clock:          b.cfg.Clock,
 		Logger:         b.wlog, // the chain names the integration in its lines
 		OnWarning:      b.cfg.OnCircuitWarning,
@@ -171,6 +171,9 @@ func (b *Bus) openDelivery(in Integration, chain *middleware.Chain) (*delivery, 
 	publish := b.guardSink(in, func(msg *message.Message) ([]*message.Message, error) {
 		return nil, red.Error(sink.Publish(msg.Metadata.Get(sinks.MetaName), msg))
 	})
+	if b.pg != nil {
+		publish = b.pg.fenceAttempts(in.Ref(), publish)
+	}
 	if b.tracer != nil {
 		publish = b.traceAttempts(in, publish)
 	}
@@ -225,6 +228,9 @@ func (r *runner) start() error {
 	}
 	in, f, chain, runCtx := r.in, r.filter, r.chain, b.runCtx
 	b.mu.Unlock()
+	if b.pg != nil && !b.pg.holds(in.Ref()) {
+		return b.pg.checkSink(in, chain)
+	}
 
 	d, err := b.openDelivery(in, chain)
 	if err != nil {

@@ -8,6 +8,7 @@ import (
 	"sort"
 	"time"
 
+	"github.com/sinkbus/sinkbus/filter"
 	"github.com/sinkbus/sinkbus/internal/atomicfile"
 	"github.com/sinkbus/sinkbus/middleware"
 	"github.com/sinkbus/sinkbus/sinks"
@@ -18,7 +19,11 @@ type integrationStore interface {
 	// load returns the saved integrations that can be read; unreadable
 	// says why the others cannot (see fileStore.load).
 	load(reg *sinks.Registry) (list []Integration, unreadable []error, err error)
-	save(list []Integration) error
+	// save stores list, every integration the bus persists, after a
+	// change of the one of ref ref: in is what it is now, nil when it is
+	// no longer persisted. A store of one process writes the whole list; a
+	// store that replicas share writes the change alone.
+	save(list []Integration, ref string, in *Integration) error
 	// keepAside keeps what was saved, whole, beside the store, before a
 	// save replaces it without the integrations the bus could not take.
 	keepAside() (string, error)
@@ -27,7 +32,7 @@ type integrationStore interface {
 type memoryStore struct{}
 
 func (memoryStore) load(*sinks.Registry) ([]Integration, []error, error) { return nil, nil, nil }
-func (memoryStore) save([]Integration) error                             { return nil }
+func (memoryStore) save([]Integration, string, *Integration) error       { return nil }
 func (memoryStore) keepAside() (string, error)                           { return "", nil }
 
 // fileStore writes every integration, secrets included, to one JSON file
@@ -74,7 +79,7 @@ func (s fileStore) keepAside() (string, error) {
 	return aside, atomicfile.WriteFile(aside, data, 0o600, true)
 }
 
-func (s fileStore) save(list []Integration) error {
+func (s fileStore) save(list []Integration, _ string, _ *Integration) error {
 	data, err := json.MarshalIndent(list, "", "  ")
 	if err != nil {
 		return err
@@ -84,17 +89,39 @@ func (s fileStore) save(list []Integration) error {
 
 // saveLocked persists every integration that can be persisted (in-process
 // handlers cannot: the application registers them again at start-up), but
-// not one being created. b.mu is held.
-func (b *Bus) saveLocked() error {
+// not one being created, after a change of changed. b.mu is held.
+func (b *Bus) saveLocked(changed *runner) error {
 	list := make([]Integration, 0, len(b.runners))
 	for _, r := range b.runners {
-		if _, ok := r.in.Sink.(HandlerFunc); ok || !r.ready {
-			continue
+		if r.persisted() {
+			list = append(list, r.in)
 		}
-		list = append(list, r.in)
 	}
 	sort.Slice(list, func(i, j int) bool { return list[i].Ref() < list[j].Ref() })
-	return b.store.save(list)
+	var cur *Integration
+	if changed.persisted() {
+		in := changed.in
+		cur = &in
+	}
+	return b.store.save(list, changed.in.Ref(), cur)
+}
+
+// persisted reports whether r is saved: created, not gone, not an
+// in-process handler. b.mu is held.
+func (r *runner) persisted() bool {
+	_, handler := r.in.Sink.(HandlerFunc)
+	return !handler && r.ready && !r.gone
+}
+
+// compileSaved validates a saved integration and builds its filter and
+// chain.
+func (b *Bus) compileSaved(in Integration) (*filter.Filter, *middleware.Chain, error) {
+	f, err := in.validate(b.cfg.Sinks, maxTime(b.cfg.Clock.Now(), in.StartsAt), nil)
+	if err != nil {
+		return nil, nil, err
+	}
+	chain, err := b.newChain(in)
+	return f, chain, err
 }
 
 // loadIntegrations registers the saved integrations. One the bus cannot
@@ -107,11 +134,7 @@ func (b *Bus) loadIntegrations() error {
 	}
 	for _, in := range list {
 		key := in.Ref()
-		f, err := in.validate(b.cfg.Sinks, maxTime(b.cfg.Clock.Now(), in.StartsAt), nil)
-		var chain *middleware.Chain
-		if err == nil {
-			chain, err = b.newChain(in)
-		}
+		f, chain, err := b.compileSaved(in)
 		if err == nil && b.runners[key] != nil {
 			// Two records of one ref: which one's cursor, log and rejected
 			// events the others are cannot be told.

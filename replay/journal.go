@@ -372,6 +372,35 @@ func (j *Journal) SetCursor(topic, group string, offset uint64) error {
 	return nil
 }
 
+// ReloadCursor reads a group's cursor from a storage that other processes
+// share (a CursorLoader), so that a consumer started next begins where the
+// process that read the group before left it. A group read here now, or a
+// storage of this process alone, is left as it is.
+func (j *Journal) ReloadCursor(topic, group string) error {
+	l, ok := j.st.(CursorLoader)
+	if !ok {
+		return nil
+	}
+	k := CursorKey{topic, group}
+	j.flushMu.Lock()
+	defer j.flushMu.Unlock()
+	c, found, err := l.LoadCursor(k)
+	if err != nil {
+		return err
+	}
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.live[k] != nil {
+		return nil
+	}
+	if found {
+		j.cursors[k] = c
+	} else {
+		delete(j.cursors, k)
+	}
+	return nil
+}
+
 // Scan calls fn for each record of topic appended in [from, to), in order,
 // until fn returns false. It reads in batches: memory stays bounded.
 func (j *Journal) Scan(ctx context.Context, topic string, from, to time.Time, fn func(Record) bool) error {
@@ -434,7 +463,9 @@ func (j *Journal) Flush() error {
 		r.mu.Unlock()
 	}
 	if err := j.st.SaveCursors(snapshot); err != nil {
-		j.dirty.Store(true)
+		if !errors.Is(err, ErrFenced) { // a fenced cursor is not tried again
+			j.dirty.Store(true)
+		}
 		return err
 	}
 	return nil

@@ -1,6 +1,7 @@
 package replay
 
 import (
+	"errors"
 	"time"
 )
 
@@ -125,3 +126,16 @@ func (v recordView) Time() time.Time        { return v.r.Time }
 func (v recordView) Meta(key string) string { return v.r.Metadata[key] }
 func (v recordView) Data() []byte           { return v.r.Payload }
 func (v recordView) Record() Record         { return *v.r }
+
+// ErrFenced is matched by the error of SaveCursors when the storage refused
+// some cursors because this process no longer holds their group's lease
+// (another process delivers the group now); the others were saved. A
+// refused cursor is not retried until it changes.
+var ErrFenced = errors.New("sinkbus: cursor not saved: the group's lease is lost")
+
+// CursorLoader is a Storage that several processes share, where a group's
+// cursor may have moved since Cursors read it: LoadCursor reads it as saved
+// now. Journal.ReloadCursor uses it before a group is read here again.
+type CursorLoader interface {
+	LoadCursor(key CursorKey) (c Cursor, ok bool, err error)
+}

@@ -89,7 +89,10 @@ type Options struct {
 	// none; the journal's retention bounds what it finds.
 	DedupeWindow time.Duration
 	// DedupeSize bounds how many uids are remembered: beyond it the oldest
-	// are forgotten. Zero means DefaultDedupeSize.
+	// are forgotten. Zero means DefaultDedupeSize. On a bus with
+	// Config.Postgres the uids are kept in the database instead, for the
+	// whole window and shared by the replicas (bus.SharedDedupe), and the
+	// size does not apply.
 	DedupeSize int
 	// Clock times the dedupe window. Nil means the wall clock.
 	Clock bus.Clock
@@ -142,7 +145,8 @@ type Handler struct {
 	b      *bus.Bus
 	opts   Options
 	events *filter.Filter
-	seen   *dedupe // nil when deduplication is off
+	seen   *dedupe          // nil when deduplication is off
+	shared bus.SharedDedupe // instead of seen on a bus the replicas share
 }
 
 // New returns the ingestion handler publishing into b. With deduplication
@@ -160,7 +164,9 @@ func New(b *bus.Bus, opts Options) (*Handler, error) {
 		return nil, err
 	}
 	h := &Handler{b: b, opts: opts, events: events}
-	if opts.DedupeWindow > 0 {
+	if opts.DedupeWindow > 0 && b.SharedDedupe() != nil {
+		h.shared = b.SharedDedupe()
+	} else if opts.DedupeWindow > 0 {
 		h.seen = newDedupe(opts.DedupeWindow, opts.DedupeSize, opts.Clock)
 		if err := h.rememberRecent(); err != nil {
 			return nil, fmt.Errorf("sinkbus: ingest: reading the recent events back: %w", err)
@@ -265,6 +271,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // request with the same id as one being published waits for its outcome.
 func (h *Handler) publish(w http.ResponseWriter, r *http.Request, e bus.Event, uid string) {
 	fp := fingerprintOf(e.Name, e.Payload)
+	if h.shared != nil {
+		h.publishShared(w, r, e, uid, fp)
+		return
+	}
 	for h.seen != nil {
 		entry, owner := h.seen.reserve(e.ID, fp)
 		if owner {
@@ -279,20 +289,58 @@ func (h *Handler) publish(w http.ResponseWriter, r *http.Request, e bus.Event, u
 			answer(w, http.StatusServiceUnavailable, e.Name, "cancelled while the same uid was being published")
 			return
 		}
-		switch {
-		case entry.published && entry.event != fp:
-			// Called a duplicate, it would be lost without a word.
-			answer(w, http.StatusConflict, e.Name, "data.uid: already published within the dedupe window"+
-				" with another event or value; send this event under a uid of its own")
-			return
-		case entry.published:
-			writeJSON(w, http.StatusOK, Response{Type: e.Name, Response: Result{
-				Success: true, Duplicate: true, Message: "Event already published (duplicate uid)"}})
+		if entry.published {
+			answerSeen(w, e.Name, entry.event == fp)
 			return
 		}
 		// The other attempt failed: this one tries.
 	}
 	h.published(w, e, uid, h.b.Publish(r.Context(), e))
+}
+
+// answerSeen answers a uid published within the window: a duplicate when
+// it was the same event, else a conflict (called a duplicate, the event
+// would be lost without a word).
+func answerSeen(w http.ResponseWriter, name string, same bool) {
+	if !same {
+		answer(w, http.StatusConflict, name, "data.uid: already published within the dedupe window"+
+			" with another event or value; send this event under a uid of its own")
+		return
+	}
+	writeJSON(w, http.StatusOK, Response{Type: name, Response: Result{
+		Success: true, Duplicate: true, Message: "Event already published (duplicate uid)"}})
+}
+
+// publishShared is publish with the dedupe window in the database: a
+// request with the same uid as one being published, on any replica, polls
+// for its outcome.
+func (h *Handler) publishShared(w http.ResponseWriter, r *http.Request, e bus.Event, uid string, fp fingerprint) {
+	for {
+		owner, prior, err := h.shared.Reserve(r.Context(), e.ID, fp[:], h.opts.DedupeWindow)
+		if err != nil {
+			h.opts.Logger.Error("Cannot reach the dedupe window", "error", err, logging.EventID, e.ID)
+			answer(w, http.StatusServiceUnavailable, e.Name, "the event could not be published; send it again")
+			return
+		}
+		if owner {
+			err := h.b.Publish(r.Context(), e)
+			if serr := h.shared.Settle(context.WithoutCancel(r.Context()), e.ID, err == nil, h.opts.DedupeWindow); serr != nil {
+				h.opts.Logger.Error("Cannot record a published uid", "error", serr, logging.EventID, e.ID)
+			}
+			h.published(w, e, uid, err)
+			return
+		}
+		if prior.Published {
+			answerSeen(w, e.Name, bytes.Equal(prior.Event, fp[:]))
+			return
+		}
+		select { // being published elsewhere
+		case <-time.After(20 * time.Millisecond):
+		case <-r.Context().Done():
+			answer(w, http.StatusServiceUnavailable, e.Name, "cancelled while the same uid was being published")
+			return
+		}
+	}
 }
 
 // published answers the outcome of Publish of e, made of uid.

@@ -2,9 +2,11 @@ package postgres
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/sinkbus/sinkbus/field"
@@ -83,6 +85,8 @@ func (s *Storage) Cursors() (map[replay.CursorKey]replay.Cursor, error) {
 func (s *Storage) SaveCursors(cursors map[replay.CursorKey]replay.Cursor) error {
 	s.savedMu.Lock()
 	defer s.savedMu.Unlock()
+	fence := s.fence.Load()
+	var fenced []replay.CursorKey
 	b := &pgx.Batch{}
 	for k, c := range cursors {
 		if !textSafe(k.Topic) || !textSafe(k.Group) {
@@ -100,7 +104,16 @@ func (s *Storage) SaveCursors(cursors map[replay.CursorKey]replay.Cursor) error 
 				Valid: true,
 			}
 		}
-		b.Queue(s.q.saveCursor, k.Topic, k.Group, int64(c.Next), acked)
+		if fence == nil {
+			b.Queue(s.q.saveCursor, k.Topic, k.Group, int64(c.Next), acked)
+			continue
+		}
+		b.Queue(s.q.fencedSave, k.Topic, k.Group, int64(c.Next), acked, (*fence)(k.Group)).Exec(func(ct pgconn.CommandTag) error {
+			if ct.RowsAffected() == 0 {
+				fenced = append(fenced, k)
+			}
+			return nil
+		})
 	}
 	if b.Len() == 0 {
 		return nil
@@ -114,9 +127,43 @@ func (s *Storage) SaveCursors(cursors map[replay.CursorKey]replay.Cursor) error 
 		return fmt.Errorf("sinkbus: postgres journal save cursors: %w", err)
 	}
 	for k, c := range cursors {
+		// A fenced cursor counts as saved too: it is not tried again
+		// until it changes, or LoadCursor reads what the holder saved.
 		s.saved[k] = c.Clone()
 	}
+	if len(fenced) > 0 {
+		return fmt.Errorf("%w: %v", replay.ErrFenced, fenced)
+	}
 	return nil
+}
+
+// LoadCursor implements replay.CursorLoader: group's cursor as saved now,
+// by whichever process.
+func (s *Storage) LoadCursor(key replay.CursorKey) (c replay.Cursor, ok bool, err error) {
+	err = s.call(func(ctx context.Context) error {
+		var next int64
+		var acked pgtype.Multirange[pgtype.Range[pgtype.Int8]]
+		err := s.pool.QueryRow(ctx, s.q.loadCursor, key.Topic, key.Group).Scan(&next, &acked)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		c, ok = cursorFromRow(next, acked), true
+		return nil
+	})
+	if err != nil {
+		return replay.Cursor{}, false, fmt.Errorf("sinkbus: postgres journal load cursor: %w", err)
+	}
+	s.savedMu.Lock()
+	if ok {
+		s.saved[key] = c.Clone()
+	} else {
+		delete(s.saved, key)
+	}
+	s.savedMu.Unlock()
+	return c, ok, nil
 }
 
 // DeleteCursor implements replay.Storage.

@@ -46,6 +46,8 @@ func (h listenHandler) HandleNotification(_ context.Context, n *pgconn.Notificat
 	id, topic, one := strings.Cut(n.Payload, "\n")
 	switch {
 	case id == h.s.id: // this process woke its readers itself
+	case id == orderRequest && one: // an application's transaction committed records
+		h.s.requestOrder(topic)
 	case one:
 		h.s.wakeReaders(topic)
 	default:

@@ -16,6 +16,7 @@ import (
 type orderer struct {
 	mu      sync.Mutex
 	waiting map[string][]*txWait
+	asked   map[string]bool // topics others committed records to (requestOrder)
 	kick    chan struct{}
 	closing chan struct{}
 	done    chan struct{}
@@ -112,16 +113,20 @@ func (s *Storage) orderLoop() {
 	<-retry.C
 	wait := time.Duration(0)
 	seen := make(map[string]uint64)
+	// What a process that died left unordered (an application's
+	// transaction committed as it died) is ordered at once.
+	s.poll(seen, false)
 	for {
 		select {
 		case <-s.ord.kick:
 		case <-retry.C:
 		case <-poll.C:
-			s.poll(seen)
+			s.poll(seen, true)
 		case <-s.ord.closing:
 			s.orderWaiting()
 			return
 		}
+		s.orderAsked()
 		if !s.orderWaiting() {
 			wait = 0
 			continue
@@ -233,8 +238,8 @@ func (s *Storage) queueOrder(b *pgx.Batch, topics, xids []string) *orderResult {
 // poll looks at every topic: it orders what waits below the horizon (a
 // writer that could not, or that died, left it) and wakes the readers of
 // a topic whose head moved since the last look, in case a notification
-// was missed. It also makes tomorrow's partitions ahead of time.
-func (s *Storage) poll(seen map[string]uint64) {
+// was missed. With ahead, it also makes tomorrow's partitions ahead of time.
+func (s *Storage) poll(seen map[string]uint64, ahead bool) {
 	type state struct {
 		topic     string
 		next      int64
@@ -273,6 +278,9 @@ func (s *Storage) poll(seen map[string]uint64) {
 			s.wakeReaders(st.topic) // at the first look too: harmless
 			seen[st.topic] = uint64(st.next)
 		}
+	}
+	if !ahead {
+		return
 	}
 	if err := s.call(func(ctx context.Context) error { return s.ensureDay(ctx, time.Now().Add(24*time.Hour)) }); err != nil {
 		s.log.Error("Cannot create tomorrow's journal partitions", err, nil)

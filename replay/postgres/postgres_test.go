@@ -213,7 +213,7 @@ func TestOpen_migrates_once_when_processes_start_together(t *testing.T) {
 	var version int
 	require.NoError(t, pgtest.Pool(t).QueryRow(context.Background(),
 		`SELECT version FROM `+pgx.Identifier{schema}.Sanitize()+`.schema_migrations WHERE component = 'journal'`).Scan(&version))
-	assert.Equal(t, 1, version)
+	assert.Equal(t, 2, version)
 
 	st := open(t, postgres.Config{Schema: schema})
 	rec := &replay.Record{UUID: "a"}

@@ -68,7 +68,24 @@ CREATE TABLE {{schema}}.journal_cursors (
 	saved_at timestamptz    NOT NULL DEFAULT now(),
 	PRIMARY KEY (topic, grp)
 );
+`}, {Version: 2, SQL: `
+CREATE SEQUENCE {{schema}}.journal_lease_tokens;
+CREATE TABLE {{schema}}.journal_leases (
+	grp        text        PRIMARY KEY,
+	owner      text        NOT NULL,
+	token      bigint      NOT NULL,
+	expires_at timestamptz NOT NULL
+);
+CREATE TABLE {{schema}}.journal_members (
+	id         text        PRIMARY KEY,
+	expires_at timestamptz NOT NULL
+);
 `}}
+
+// Migration 2: journal_leases holds, per consumer group that is delivered
+// under a lease (lease.go), who delivers it, until when, and its fencing
+// token: a number from journal_lease_tokens, new at every acquisition, so
+// that a holder that lost the lease and took it back is not the one it was.
 
 // queries holds the journal's SQL with the schema filled in.
 type queries struct {
@@ -77,6 +94,9 @@ type queries struct {
 	read, bounds, seek, topics, lockTopics, trim string
 	partitions, dropCheck                        string
 	cursors, saveCursor, deleteCursor            string
+	loadCursor, fencedSave                       string
+	acquire, renew, release, holders             string
+	heartbeat, members, leave                    string
 }
 
 func newQueries(quotedSchema string) queries {
@@ -230,5 +250,33 @@ func newQueries(quotedSchema string) queries {
 	q.saveCursor = s(`INSERT INTO {{schema}}.journal_cursors (topic, grp, next, acked) VALUES ($1, $2, $3, $4)
 		ON CONFLICT (topic, grp) DO UPDATE SET next = excluded.next, acked = excluded.acked, saved_at = now()`)
 	q.deleteCursor = s(`DELETE FROM {{schema}}.journal_cursors WHERE topic = $1 AND grp = $2`)
+	q.loadCursor = s(`SELECT next, acked FROM {{schema}}.journal_cursors WHERE topic = $1 AND grp = $2`)
+	// A group under a lease is saved only by its holder ($5, the token),
+	// before the lease expires; FOR SHARE makes a takeover (which updates
+	// the lease row) wait for the save, so the new holder reads it.
+	q.fencedSave = s(`INSERT INTO {{schema}}.journal_cursors (topic, grp, next, acked)
+		SELECT $1, $2, $3, $4
+		WHERE NOT EXISTS (SELECT 1 FROM {{schema}}.journal_leases WHERE grp = $2)
+			OR EXISTS (SELECT 1 FROM {{schema}}.journal_leases
+				WHERE grp = $2 AND token = $5 AND expires_at > clock_timestamp() FOR SHARE)
+		ON CONFLICT (topic, grp) DO UPDATE SET next = excluded.next, acked = excluded.acked, saved_at = now()`)
+	// A lease is taken when it is free or expired; the holder renewing it
+	// keeps its token.
+	q.acquire = s(`INSERT INTO {{schema}}.journal_leases AS l (grp, owner, token, expires_at)
+		VALUES ($1, $2, nextval('{{schema}}.journal_lease_tokens'), clock_timestamp() + $3 * interval '1 microsecond')
+		ON CONFLICT (grp) DO UPDATE SET owner = excluded.owner, token = excluded.token, expires_at = excluded.expires_at
+		WHERE l.expires_at <= clock_timestamp()
+		RETURNING token`)
+	q.renew = s(`UPDATE {{schema}}.journal_leases SET expires_at = clock_timestamp() + $3 * interval '1 microsecond'
+		WHERE owner = $1 AND grp = ANY($2::text[]) AND expires_at > clock_timestamp()
+		RETURNING grp, token`)
+	q.release = s(`DELETE FROM {{schema}}.journal_leases WHERE grp = $1 AND token = $2`)
+	q.heartbeat = s(`INSERT INTO {{schema}}.journal_members (id, expires_at)
+		VALUES ($1, clock_timestamp() + $2 * interval '1 microsecond')
+		ON CONFLICT (id) DO UPDATE SET expires_at = excluded.expires_at`)
+	q.members = s(`SELECT id FROM {{schema}}.journal_members WHERE expires_at > clock_timestamp() ORDER BY id`)
+	q.leave = s(`WITH gone AS (DELETE FROM {{schema}}.journal_members WHERE id = $1)
+		DELETE FROM {{schema}}.journal_leases WHERE owner = $1`)
+	q.holders = s(`SELECT grp, owner, token, expires_at > clock_timestamp() FROM {{schema}}.journal_leases`)
 	return q
 }

@@ -1,0 +1,132 @@
+package postgres_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/sinkbus/sinkbus/internal/pgtest"
+	"github.com/sinkbus/sinkbus/replay"
+	"github.com/sinkbus/sinkbus/replay/postgres"
+)
+
+// A process whose lease expired and was taken over saves no cursor: the
+// new holder's stays, whatever the old one still holds in memory. The old
+// one is told (replay.ErrFenced) once, and the other cursors it saves in
+// the same call are saved.
+func TestStorage_cursor_saves_are_fenced_by_the_lease(t *testing.T) {
+	ctx := context.Background()
+	schema := pgtest.Schema(t)
+	a := open(t, postgres.Config{Schema: schema})
+	b := open(t, postgres.Config{Schema: schema})
+	tokens := map[*postgres.Storage]int64{}
+	a.SetFence(func(string) int64 { return tokens[a] })
+	b.SetFence(func(string) int64 { return tokens[b] })
+	k := replay.CursorKey{Topic: "t", Group: "g"}
+	other := replay.CursorKey{Topic: "t", Group: "free"}
+
+	ta, err := a.AcquireLease(ctx, "g", "a", 200*time.Millisecond)
+	require.NoError(t, err)
+	tokens[a] = ta
+	require.NoError(t, a.SaveCursors(map[replay.CursorKey]replay.Cursor{k: {Next: 10}}))
+	_, err = b.AcquireLease(ctx, "g", "b", time.Minute)
+	require.ErrorIs(t, err, postgres.ErrLeaseHeld, "a holds it")
+
+	time.Sleep(250 * time.Millisecond) // a is paused past its lease
+	require.ErrorIs(t, a.SaveCursors(map[replay.CursorKey]replay.Cursor{k: {Next: 11}}), replay.ErrFenced,
+		"an expired lease writes nothing, even before another takes it")
+	tb, err := b.AcquireLease(ctx, "g", "b", time.Minute)
+	require.NoError(t, err)
+	assert.Greater(t, tb, ta, "every acquisition has a new token")
+	tokens[b] = tb
+	c, ok, err := b.LoadCursor(k)
+	require.NoError(t, err)
+	require.True(t, ok)
+	assert.Equal(t, uint64(10), c.Next, "the new holder starts from the last cursor a saved under its lease")
+	require.NoError(t, b.SaveCursors(map[replay.CursorKey]replay.Cursor{k: {Next: 20}}))
+
+	err = a.SaveCursors(map[replay.CursorKey]replay.Cursor{k: {Next: 12}, other: {Next: 5}})
+	require.ErrorIs(t, err, replay.ErrFenced)
+	c, _, err = b.LoadCursor(k)
+	require.NoError(t, err)
+	assert.Equal(t, uint64(20), c.Next, "a moved nothing back")
+	c, ok, err = b.LoadCursor(other)
+	require.NoError(t, err)
+	assert.True(t, ok && c.Next == 5, "a group without a lease is saved as before")
+
+	held, err := a.RenewLeases(ctx, "a", []string{"g"}, time.Minute)
+	require.NoError(t, err)
+	assert.Empty(t, held, "a cannot renew a lease it lost")
+	held, err = b.RenewLeases(ctx, "b", []string{"g"}, time.Minute)
+	require.NoError(t, err)
+	assert.Equal(t, map[string]int64{"g": tb}, held)
+	require.NoError(t, b.ReleaseLease(ctx, "g", tb))
+	ta2, err := a.AcquireLease(ctx, "g", "a", time.Minute)
+	require.NoError(t, err, "a released lease is free at once")
+	assert.Greater(t, ta2, tb)
+}
+
+// Members are alive until their heartbeat expires; one that leaves gives
+// up its leases at once.
+func TestStorage_heartbeat_and_leave(t *testing.T) {
+	ctx := context.Background()
+	s := open(t, postgres.Config{})
+	m, err := s.Heartbeat(ctx, "b", time.Minute)
+	require.NoError(t, err)
+	assert.Equal(t, []string{"b"}, m)
+	_, err = s.Heartbeat(ctx, "old", time.Millisecond)
+	require.NoError(t, err)
+	time.Sleep(5 * time.Millisecond)
+	m, err = s.Heartbeat(ctx, "a", time.Minute)
+	require.NoError(t, err)
+	assert.Equal(t, []string{"a", "b"}, m, "old's heartbeat expired")
+
+	_, err = s.AcquireLease(ctx, "g", "a", time.Minute)
+	require.NoError(t, err)
+	require.NoError(t, s.Leave(ctx, "a"))
+	h, err := s.LeaseHolders(ctx)
+	require.NoError(t, err)
+	assert.Empty(t, h)
+	m, err = s.Heartbeat(ctx, "b", time.Minute)
+	require.NoError(t, err)
+	assert.Equal(t, []string{"b"}, m)
+}
+
+// A journal opened before another process moved a group's cursor reads
+// the cursor as saved now when it takes the group over.
+func TestJournal_ReloadCursor_reads_what_another_process_saved(t *testing.T) {
+	schema := pgtest.Schema(t)
+	j1, err := replay.Open(replay.Config{Storage: open(t, postgres.Config{Schema: schema}), CompactEvery: -1})
+	require.NoError(t, err)
+	defer j1.Close()
+	j2, err := replay.Open(replay.Config{Storage: open(t, postgres.Config{Schema: schema}), CompactEvery: -1})
+	require.NoError(t, err)
+	defer j2.Close()
+
+	for _, id := range []string{"a", "b", "c"} {
+		require.NoError(t, j1.Publish("t", message.NewMessage(id, nil)))
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	msgs, err := j1.Consumer(replay.ConsumerConfig{Group: "g", FromOldest: true}).Subscribe(ctx, "t")
+	require.NoError(t, err)
+	for range 2 {
+		receiveAck(t, msgs)
+	}
+	require.Eventually(t, func() bool { c, _ := j1.Cursor("t", "g"); return c.Next == 3 }, 5*time.Second, time.Millisecond)
+	require.NoError(t, j1.Flush())
+	cancel()
+
+	_, ok := j2.Cursor("t", "g")
+	assert.False(t, ok, "j2 read the cursors before g had one")
+	require.NoError(t, j2.ReloadCursor("t", "g"))
+	c, ok := j2.Cursor("t", "g")
+	require.True(t, ok)
+	assert.Equal(t, uint64(3), c.Next, "j2 starts where j1 left off")
+	msgs2, err := j2.Consumer(replay.ConsumerConfig{Group: "g"}).Subscribe(context.Background(), "t")
+	require.NoError(t, err)
+	assert.Equal(t, "c", receiveAck(t, msgs2))
+}
