@@ -101,6 +101,8 @@ type pgBackend struct {
 	mu   sync.Mutex
 	held map[string]int64 // ref -> fencing token of the leases held
 
+	syncMu sync.Mutex // one sync at a time
+
 	// saves counts this replica's writes of integrations: a sync that read
 	// the rows before one of them must not undo it.
 	saves atomic.Uint64
@@ -566,9 +568,23 @@ func (p *pgBackend) dropAll(why string) {
 	p.mu.Unlock()
 }
 
+// exclusive runs fn while no other replica runs an exclusive fn of the
+// same name, on this replica's integrations brought to what the database
+// holds first: what one replica did before is seen by the next.
+func (p *pgBackend) exclusive(ctx context.Context, name string, fn func() error) error {
+	return p.state.Exclusive(ctx, name, func() error {
+		if err := p.sync(ctx); err != nil {
+			return err
+		}
+		return fn()
+	})
+}
+
 // sync makes this replica's integrations those the database holds: what
 // other replicas created, changed or deleted.
 func (p *pgBackend) sync(ctx context.Context) error {
+	p.syncMu.Lock() // the loop's rounds and exclusive's may overlap
+	defer p.syncMu.Unlock()
 	b := p.b
 	gen := p.saves.Load()
 	rows, err := p.state.LoadIntegrations(ctx)

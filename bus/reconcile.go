@@ -103,6 +103,21 @@ func (m *Integrations) Reconcile(ctx context.Context, owner string, declared []I
 	by := *m
 	by.by = fmt.Sprintf("by Reconcile (owner %q)", owner)
 	m = &by
+	if pg := m.b.pg; pg != nil {
+		// Replicas reconcile one at a time, each on what the one before
+		// saved: without it both would create what neither saw yet.
+		err = pg.exclusive(ctx, "reconcile", func() (err error) {
+			res, err = m.reconcile(ctx, owner, names, declared)
+			return err
+		})
+		return res, err
+	}
+	return m.reconcile(ctx, owner, names, declared)
+}
+
+// reconcile is Reconcile once declared is checked.
+func (m *Integrations) reconcile(ctx context.Context, owner string, names map[string]bool, declared []Integration) (Reconciled, error) {
+	var res Reconciled
 	var errs []error
 	// What is no longer declared goes first: it makes room within the
 	// limits for what is.

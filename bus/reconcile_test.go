@@ -286,11 +286,19 @@ func TestReconcileChild(t *testing.T) {
 	if dir == "" {
 		t.Skip("child process of TestReconcile_two_processes_starting_at_once")
 	}
-	b, err := bus.New(bus.Config{DataDir: dir, DataDirLockWait: time.Minute, AllowPrivateNetworks: true})
+	reconcileAndExit(bus.Config{DataDir: dir, DataDirLockWait: time.Minute, AllowPrivateNetworks: true}, time.Time{})
+}
+
+// reconcileAndExit is a child process's work: it opens a bus on cfg,
+// reconciles the declaration (at the instant at, unless zero), prints what
+// it did as JSON and closes the bus, or exits 2 saying what failed.
+func reconcileAndExit(cfg bus.Config, at time.Time) {
+	b, err := bus.New(cfg)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "open:", err)
 		os.Exit(2)
 	}
+	time.Sleep(time.Until(at))
 	res, err := b.Integrations().Reconcile(context.Background(), "shop", declared("http://127.0.0.1:1"))
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "reconcile:", err)
@@ -304,17 +312,11 @@ func TestReconcileChild(t *testing.T) {
 	}
 }
 
-// Two replicas start at once on one DataDir, as in an overlapping deploy:
-// one waits for the other's lock, and the declaration is applied once.
-func TestReconcile_two_processes_starting_at_once(t *testing.T) {
-	if testing.Short() {
-		t.Skip("re-executes the test binary")
-	}
-	dir := t.TempDir()
-	children := []*crashChild{
-		startChild(t, "TestReconcileChild", reconcileChildEnv+"="+dir),
-		startChild(t, "TestReconcileChild", reconcileChildEnv+"="+dir),
-	}
+// reconcileInTwoChildren runs test in two child processes with env, and
+// returns what each reconciled, the one that created first.
+func reconcileInTwoChildren(t *testing.T, test, env string) []bus.Reconciled {
+	t.Helper()
+	children := []*crashChild{startChild(t, test, env), startChild(t, test, env)}
 	var results []bus.Reconciled
 	for _, c := range children {
 		var res bus.Reconciled
@@ -328,6 +330,17 @@ func TestReconcile_two_processes_starting_at_once(t *testing.T) {
 	if len(results[0].Created) == 0 {
 		results[0], results[1] = results[1], results[0]
 	}
+	return results
+}
+
+// Two replicas start at once on one DataDir, as in an overlapping deploy:
+// one waits for the other's lock, and the declaration is applied once.
+func TestReconcile_two_processes_starting_at_once(t *testing.T) {
+	if testing.Short() {
+		t.Skip("re-executes the test binary")
+	}
+	dir := t.TempDir()
+	results := reconcileInTwoChildren(t, "TestReconcileChild", reconcileChildEnv+"="+dir)
 	assert.Equal(t, bus.Reconciled{Created: []string{"crm", "erp"}}, results[0])
 	assert.Equal(t, bus.Reconciled{Unchanged: []string{"crm", "erp"}}, results[1])
 

@@ -193,6 +193,19 @@ func (s *Store) Delete(ctx context.Context, ref string) error {
 	})
 }
 
+// Exclusive runs fn while no other replica runs an Exclusive fn of the
+// same name on this schema. The lock is a transaction-scoped advisory lock:
+// unlike a session lock it holds through PgBouncer's transaction pooling,
+// and it ends with the transaction whatever becomes of the process.
+func (s *Store) Exclusive(ctx context.Context, name string, fn func() error) error {
+	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", s.schema+"."+name); err != nil {
+			return fmt.Errorf("sinkbus: postgres lock %s: %w", name, err)
+		}
+		return fn()
+	})
+}
+
 // Notify tells the other replicas that integration ref needs their
 // attention (a replay or a retry asked here); msg is the payload's rest.
 func (s *Store) Notify(ctx context.Context, msg string) error {
