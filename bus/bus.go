@@ -108,9 +108,9 @@ type Config struct {
 	// means New fails at once with ErrDataDirLocked.
 	DataDirLockWait time.Duration
 	// Postgres keeps everything in PostgreSQL instead, shared by the
-	// replicas of the application (see Postgres); not with DataDir or
-	// Storage.
-	Postgres *Postgres
+	// replicas of the application: a *Postgres (see Postgres); not with
+	// DataDir or Storage.
+	Postgres Shared
 	// Storage overrides the journal storage (tests, custom engines). Nil
 	// means a segments.Storage in DataDir, or replay.NewMemory() without one.
 	Storage replay.Storage
@@ -330,7 +330,7 @@ type Bus struct {
 	// by the integration's lease on PostgreSQL.
 	deliveryLogs     middleware.LogStore
 	deliveryRejected middleware.RejectedStore
-	pg               *pgBackend // nil without Config.Postgres
+	pg               replicas // nil without Config.Postgres
 
 	mu       sync.Mutex // see runner for the locking rules
 	runners  map[string]*runner
@@ -373,9 +373,11 @@ func New(cfg Config) (*Bus, error) {
 
 func (b *Bus) open() error {
 	if b.cfg.Postgres != nil {
-		if err := b.openPostgres(); err != nil {
+		pg, err := b.cfg.Postgres.open(b)
+		if err != nil {
 			return err
 		}
+		b.pg = pg
 	}
 	st := b.cfg.Storage
 	switch {
@@ -456,8 +458,8 @@ func (b *Bus) closeStores() error {
 	}
 	if b.journal != nil {
 		errs = append(errs, b.journal.Close())
-	} else if b.pg != nil && b.pg.journal != nil {
-		errs = append(errs, b.pg.journal.Close())
+	} else if b.pg != nil {
+		errs = append(errs, b.pg.closeJournal())
 	}
 	if b.pg != nil {
 		b.pg.closePool()

@@ -3,6 +3,7 @@ package bus_test
 import (
 	"context"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -94,4 +95,30 @@ func TestBus_explicit_registry_knows_handlers_and_its_own_types_only(t *testing.
 	_, err := tb.Integrations().Create(context.Background(), bus.Integration{Sink: webhook.Config{URL: "https://example.com/hook"}})
 	require.ErrorIs(t, err, bus.ErrInvalid)
 	assert.Contains(t, err.Error(), `integration_type: unknown type "webhook" (known: handler)`)
+}
+
+// A program that never names a *bus.Postgres links none of the PostgreSQL
+// code: the bus reaches it only through bus.Shared.
+func TestWebhookOnlyProgram_links_no_database_driver(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds examples/webhook")
+	}
+	gobin, err := exec.LookPath("go")
+	if err != nil {
+		t.Skip("the go command is not on PATH")
+	}
+	bin := filepath.Join(t.TempDir(), "webhook")
+	out, err := exec.Command(gobin, "build", "-o", bin, "github.com/sinkbus/sinkbus/examples/webhook").CombinedOutput()
+	require.NoError(t, err, "%s", out)
+	out, err = exec.Command(gobin, "tool", "nm", bin).CombinedOutput()
+	require.NoError(t, err, "%s", out)
+	for _, sym := range []string{"pgxpool.(*Pool).Acquire", "pgconn.(*PgConn).Exec", "sinkbus/bus.(*pgBackend).run", "sinkbus/replay/postgres.Open"} {
+		assert.NotContains(t, string(out), sym)
+	}
+	// What makes the check able to fail: the outbox example links them.
+	out, err = exec.Command(gobin, "build", "-o", bin, "github.com/sinkbus/sinkbus/examples/outbox").CombinedOutput()
+	require.NoError(t, err, "%s", out)
+	out, err = exec.Command(gobin, "tool", "nm", bin).CombinedOutput()
+	require.NoError(t, err, "%s", out)
+	assert.Contains(t, string(out), "sinkbus/bus.(*pgBackend).run")
 }

@@ -35,10 +35,11 @@ func (b *Bus) PublishSQLTx(ctx context.Context, tx *sql.Tx, events ...Event) err
 }
 
 func (b *Bus) publishTx(ctx context.Context, exec postgres.Execer, events []Event) error {
-	if b.pg == nil {
+	pg, ok := b.pg.(*pgBackend)
+	if !ok {
 		return ErrNoOutbox
 	}
 	return b.publish(ctx, events, func(ctx context.Context, recs []*replay.Record) error {
-		return b.pg.journal.AppendTx(ctx, exec, Topic, recs, b.cfg.Clock.Now())
+		return pg.journal.AppendTx(ctx, exec, Topic, recs, b.cfg.Clock.Now())
 	})
 }

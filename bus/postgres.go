@@ -131,9 +131,9 @@ func (p *pgBackend) fenceAttempts(ref string, publish message.HandlerFunc) messa
 	}
 }
 
-// openPostgres opens the journal and the stores in the database.
-func (b *Bus) openPostgres() error {
-	pc := *b.cfg.Postgres
+// open opens the journal and the stores in the database for b.
+func (c *Postgres) open(b *Bus) (replicas, error) {
+	pc := *c
 	if pc.Schema == "" {
 		pc.Schema = postgres.DefaultSchema
 	}
@@ -154,19 +154,19 @@ func (b *Bus) openPostgres() error {
 	if p.pool == nil {
 		pool, err := pgxpool.New(ctx, pc.URL)
 		if err != nil {
-			return fmt.Errorf("sinkbus: postgres: %w", err)
+			return nil, fmt.Errorf("sinkbus: postgres: %w", err)
 		}
 		p.pool, p.ownPool = pool, true
 	}
-	b.pg = p
+	b.pg = p // closed by Close if what follows fails
 	st, err := postgres.Open(ctx, postgres.Config{Pool: p.pool, Schema: pc.Schema, Logger: b.wlog})
 	if err != nil {
-		return err
+		return nil, err
 	}
 	p.journal = st
 	state, err := pgstate.Open(ctx, p.pool, pc.Schema, b.cfg.LogSize, b.cfg.RejectedSize)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	p.state = state
 	st.SetFence(p.token)
@@ -176,7 +176,7 @@ func (b *Bus) openPostgres() error {
 	b.deliveryRejected = state.Rejected(p.token)
 	b.store = pgIntegrations{p}
 	b.cfg.Storage = st
-	return nil
+	return p, nil
 }
 
 // token is this replica's fencing token for integration ref: 0 when it
@@ -203,10 +203,8 @@ func (p *pgBackend) checkSink(in Integration, chain *middleware.Chain) error {
 
 // freshCursor reads r's cursor from the database when another replica
 // may be moving it, so that every replica answers the same.
-func (b *Bus) freshCursor(r *runner) error {
-	if b.pg == nil {
-		return nil
-	}
+func (p *pgBackend) freshCursor(r *runner) error {
+	b := p.b
 	b.mu.Lock()
 	live, ref := r.live != nil, r.in.Ref()
 	b.mu.Unlock()
@@ -218,10 +216,8 @@ func (b *Bus) freshCursor(r *runner) error {
 
 // freshRef is freshCursor by ref, for the journal view, which answers no
 // error: a cursor that cannot be read is the one read last.
-func (b *Bus) freshRef(ref string) {
-	if b.pg == nil {
-		return
-	}
+func (p *pgBackend) freshRef(ref string) {
+	b := p.b
 	b.mu.Lock()
 	r := b.runners[ref]
 	b.mu.Unlock()
@@ -229,7 +225,7 @@ func (b *Bus) freshRef(ref string) {
 		_ = b.journal.ReloadCursor(Topic, ref)
 		return
 	}
-	_ = b.freshCursor(r)
+	_ = p.freshCursor(r)
 }
 
 // pgIntegrations is the integration store in the database: one row per
@@ -754,13 +750,13 @@ type Reservation struct {
 	Published bool   // false: being published by another request
 }
 
-// SharedDedupe returns the dedupe window in the database, nil without
-// Config.Postgres.
-func (b *Bus) SharedDedupe() SharedDedupe {
-	if b.pg == nil {
+func (p *pgBackend) dedupe() SharedDedupe { return pgDedupe{p.state} }
+
+func (p *pgBackend) closeJournal() error {
+	if p.journal == nil {
 		return nil
 	}
-	return pgDedupe{b.pg.state}
+	return p.journal.Close()
 }
 
 type pgDedupe struct{ s *pgstate.Store }

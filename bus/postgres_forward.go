@@ -76,10 +76,8 @@ type retryBody struct {
 
 // forwarding says whether a request about r, which does not deliver here,
 // goes to the replica that does: it is to run, on a shared database.
-func (b *Bus) forwarding(r *runner) bool {
-	if b.pg == nil {
-		return false
-	}
+func (p *pgBackend) forwarding(r *runner) bool {
+	b := p.b
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return r.in.Status == Running && !r.gone && r.live == nil && !b.closed
@@ -150,19 +148,19 @@ func (p *pgBackend) forwardReplay(ctx context.Context, ref string, req replay.Re
 // replica delivering it, whose breaker is the one that counts; ok is false
 // when this replica delivers it, or none answers within a second (the
 // caller then answers with its own breaker).
-func (b *Bus) forwardCircuit(ctx context.Context, m *Integrations, id string, reset bool) (st middleware.BreakerState, ok bool) {
+func (p *pgBackend) forwardCircuit(ctx context.Context, m *Integrations, id string, reset bool) (st middleware.BreakerState, ok bool) {
 	r, key, err := m.lookup(id)
-	if err != nil || !b.forwarding(r) {
+	if err != nil || !p.forwarding(r) {
 		return st, false
 	}
 	wctx, cancel := context.WithTimeout(ctx, time.Second)
 	defer cancel()
-	rid, err := b.pg.state.Ask(wctx, key, requestCircuit, reset)
+	rid, err := p.state.Ask(wctx, key, requestCircuit, reset)
 	if err != nil {
 		return st, false
 	}
-	defer func() { _ = b.pg.state.Forget(context.WithoutCancel(ctx), rid) }()
-	if err := b.pg.state.Await(wctx, rid, "answer", 10*time.Millisecond, &st); err != nil {
+	defer func() { _ = p.state.Forget(context.WithoutCancel(ctx), rid) }()
+	if err := p.state.Await(wctx, rid, "answer", 10*time.Millisecond, &st); err != nil {
 		return st, false
 	}
 	return st, true

@@ -123,7 +123,7 @@ func leaseOwners(t *testing.T, pool *pgxpool.Pool, schema string) map[string]int
 func TestPostgres_replicas_share_integrations_and_split_the_work(t *testing.T) {
 	pool, schema := pgtest.Pool(t), pgtest.Schema(t)
 	cfgA, cfgB := pgConfig(pool, schema), pgConfig(pool, schema)
-	cfgA.Postgres.Replica, cfgB.Postgres.Replica = "a", "b"
+	cfgA.Postgres.(*bus.Postgres).Replica, cfgB.Postgres.(*bus.Postgres).Replica = "a", "b"
 	a := startBus(t, cfgA)
 	b := startBus(t, cfgB)
 	h := newHookReceiver(t)
@@ -251,7 +251,7 @@ func TestConfig_Postgres_problems_name_their_fields(t *testing.T) {
 func TestPostgres_circuit_is_the_delivering_replicas(t *testing.T) {
 	pool, schema := pgtest.Pool(t), pgtest.Schema(t)
 	cfgA, cfgB := pgConfig(pool, schema), pgConfig(pool, schema)
-	cfgA.Postgres.Replica, cfgB.Postgres.Replica = "a", "b"
+	cfgA.Postgres.(*bus.Postgres).Replica, cfgB.Postgres.(*bus.Postgres).Replica = "a", "b"
 	a, b := startBus(t, cfgA), startBus(t, cfgB)
 	var up atomic.Bool
 	down := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
