@@ -191,11 +191,19 @@ func (b *Bus) create(r *runner, how string) (Integration, error) {
 	r.chain = chain
 	b.mu.Unlock()
 	key := in.Ref()
+	release := func() {}
+	if _, handler := in.Sink.(HandlerFunc); !handler {
+		if release, err = b.store.claim(in); err != nil {
+			return Integration{}, err
+		}
+	}
 	resumed, created, err := b.pinCursor(in, how)
 	if err != nil {
+		release()
 		return Integration{}, err
 	}
 	undo := func() {
+		release()
 		if resumed {
 			return // the handler's own history
 		}

@@ -273,6 +273,33 @@ func (s pgIntegrations) save(_ []Integration, ref string, in *Integration) error
 	return s.p.state.Put(ctx, pgstate.Integration{Ref: ref, Doc: doc})
 }
 
+// claim writes in, stopped, under its ref unless a row holds it: the
+// replica that claims a ref creates it, the other answers ErrExists and
+// touches neither its cursor nor its log. Stopped until the creation is
+// saved, so that no replica delivers what may yet fail.
+func (s pgIntegrations) claim(in Integration) (func(), error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	in.Status = Stopped
+	doc, err := json.Marshal(in)
+	if err != nil {
+		return nil, err
+	}
+	ref := in.Ref()
+	ok, err := s.p.state.Claim(ctx, pgstate.Integration{Ref: ref, Doc: doc})
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return nil, fmt.Errorf("%w: %s", ErrExists, quoteID(ref))
+	}
+	return func() {
+		if err := s.save(nil, ref, nil); err != nil {
+			s.p.b.logErr("Cannot remove what a failed creation claimed", err, ref)
+		}
+	}, nil
+}
+
 // keepAside has nothing to do: the rows that cannot be read stay as they
 // are (only a change of their integration replaces them).
 func (pgIntegrations) keepAside() (string, error) { return "", nil }

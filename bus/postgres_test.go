@@ -284,3 +284,40 @@ func TestPostgres_circuit_is_the_delivering_replicas(t *testing.T) {
 		assert.NotEqual(t, middleware.StateOpen, st.State, "reset where it is delivered")
 	}
 }
+
+// Two replicas creating one id at the same instant: one succeeds, the other
+// answers ErrExists, and what is saved is the winner's.
+func TestPostgres_concurrent_creates_of_one_id_one_wins(t *testing.T) {
+	pool, schema := pgtest.Pool(t), pgtest.Schema(t)
+	cfgA, cfgB := pgConfig(pool, schema), pgConfig(pool, schema)
+	cfgA.Postgres.(*bus.Postgres).Replica, cfgB.Postgres.(*bus.Postgres).Replica = "a", "b"
+	replicas := []*bus.Bus{startBus(t, cfgA), startBus(t, cfgB)}
+	for round := range 20 {
+		id := fmt.Sprintf("erp-%d", round)
+		errs := make([]error, 2)
+		var wg sync.WaitGroup
+		for i, b := range replicas {
+			wg.Go(func() {
+				_, errs[i] = b.Integrations().Create(ctx, bus.Integration{ID: id, Name: fmt.Sprintf("by %d", i),
+					Sink: webhook.Config{URL: "http://127.0.0.1:1/" + id, AllowPrivateNetworks: true}})
+			})
+		}
+		wg.Wait()
+		won := -1
+		for i, err := range errs {
+			if err == nil {
+				require.Equal(t, -1, won, "round %d: both replicas created %s", round, id)
+				won = i
+				continue
+			}
+			require.ErrorIs(t, err, bus.ErrExists, "round %d", round)
+		}
+		require.NotEqual(t, -1, won, "round %d: neither created %s", round, id)
+		for _, b := range replicas {
+			require.Eventually(t, func() bool {
+				in, err := b.Integrations().Get(ctx, id)
+				return err == nil && in.Name == fmt.Sprintf("by %d", won)
+			}, 2*time.Second, 10*time.Millisecond, "round %d: every replica shows the winner's", round)
+		}
+	}
+}

@@ -27,13 +27,22 @@ type integrationStore interface {
 	// keepAside keeps what was saved, whole, beside the store, before a
 	// save replaces it without the integrations the bus could not take.
 	keepAside() (string, error)
+	// claim takes in's ref for a creation, before anything of it is
+	// written, and fails with ErrExists when the ref is taken where this
+	// bus cannot see it yet (another replica); release gives it back when
+	// the creation fails. A store of one process has nothing to claim.
+	claim(in Integration) (release func(), err error)
 }
+
+// noClaim is claim for a store of one process: the bus's own lock decides.
+func noClaim(Integration) (func(), error) { return func() {}, nil }
 
 type memoryStore struct{}
 
 func (memoryStore) load(*sinks.Registry) ([]Integration, []error, error) { return nil, nil, nil }
 func (memoryStore) save([]Integration, string, *Integration) error       { return nil }
 func (memoryStore) keepAside() (string, error)                           { return "", nil }
+func (memoryStore) claim(in Integration) (func(), error)                 { return noClaim(in) }
 
 // fileStore writes every integration, secrets included, to one JSON file
 // readable by the owner only, replaced atomically on each change.
@@ -78,6 +87,8 @@ func (s fileStore) keepAside() (string, error) {
 	aside := fmt.Sprintf("%s.%d.unreadable", s.path, time.Now().UnixNano())
 	return aside, atomicfile.WriteFile(aside, data, 0o600, true)
 }
+
+func (fileStore) claim(in Integration) (func(), error) { return noClaim(in) }
 
 func (s fileStore) save(list []Integration, _ string, _ *Integration) error {
 	data, err := json.MarshalIndent(list, "", "  ")

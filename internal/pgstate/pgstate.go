@@ -182,6 +182,17 @@ func (s *Store) Put(ctx context.Context, in Integration) error {
 	})
 }
 
+// Claim writes integration in.Ref if no row holds that ref yet, and
+// reports whether it did: of replicas creating one id at once, one claims
+// it.
+func (s *Store) Claim(ctx context.Context, in Integration) (bool, error) {
+	ct, err := s.pool.Exec(ctx, "INSERT INTO "+s.schema+".integrations (ref, doc) VALUES ($1, $2) ON CONFLICT (ref) DO NOTHING", in.Ref, in.Doc)
+	if err != nil {
+		return false, fmt.Errorf("sinkbus: postgres integrations: %w", err)
+	}
+	return ct.RowsAffected() == 1, nil
+}
+
 // Delete removes the integration ref and tells the other replicas.
 func (s *Store) Delete(ctx context.Context, ref string) error {
 	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
