@@ -8,7 +8,9 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"maps"
 	"os"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -457,11 +459,7 @@ func (p *pgBackend) step(ctx context.Context, lastRenew *time.Time) {
 func (p *pgBackend) heldRefs() []string {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	out := make([]string, 0, len(p.held))
-	for ref := range p.held {
-		out = append(out, ref)
-	}
-	return out
+	return slices.Collect(maps.Keys(p.held))
 }
 
 // assign returns the running integrations this replica is to deliver:

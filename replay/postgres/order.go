@@ -2,6 +2,8 @@ package postgres
 
 import (
 	"context"
+	"maps"
+	"slices"
 	"sort"
 	"strconv"
 	"sync"
@@ -64,11 +66,7 @@ func (o *orderer) xids(topic string) []string {
 func (o *orderer) topics() []string {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	out := make([]string, 0, len(o.waiting))
-	for t := range o.waiting {
-		out = append(out, t)
-	}
-	return out
+	return slices.Collect(maps.Keys(o.waiting))
 }
 
 // resolve hands the placed transactions' calls their places and reports
