@@ -694,6 +694,13 @@ wait:
 	return errors.Join(errs...)
 }
 
+// closing reports whether Close was called.
+func (b *Bus) closing() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.closed
+}
+
 // background runs fn in a goroutine that Close waits for, unless Close has
 // begun: then it runs untracked.
 func (b *Bus) background(fn func()) {

@@ -171,7 +171,7 @@ func (c *Postgres) open(b *Bus) (replicas, error) {
 		return nil, err
 	}
 	p.state = state
-	st.SetFence(p.token)
+	st.SetFence(p.fence)
 	b.logs = state.Log(func(string) int64 { return -1 })
 	b.rejected = state.Rejected(func(string) int64 { return -1 })
 	b.deliveryLogs = state.Log(p.token)
@@ -190,6 +190,13 @@ func (p *pgBackend) token(ref string) int64 {
 }
 
 func (p *pgBackend) holds(ref string) bool { return p.token(ref) != 0 }
+
+// fence is the lease a journal group's cursor is saved under: the
+// integration's, for its own group and for its replays'.
+func (p *pgBackend) fence(group string) (string, int64) {
+	ref, _, _ := strings.Cut(group, replayGroupSep)
+	return ref, p.token(ref)
+}
 
 // checkSink builds and closes the sink of an integration this replica
 // does not deliver (another does, or will once it takes the lease), so
@@ -272,7 +279,10 @@ func (s pgIntegrations) save(_ []Integration, ref string, in *Integration) error
 	if err != nil {
 		return err
 	}
-	return s.p.state.Put(ctx, pgstate.Integration{Ref: ref, Doc: doc})
+	// A change aborts the integration's replays, as on one process, even
+	// when no replica runs them now.
+	aborted := fmt.Errorf("%w: the integration changed before every event of the range was settled", replay.ErrAborted)
+	return s.p.state.Put(ctx, pgstate.Integration{Ref: ref, Doc: doc}, outcomeOf(aborted))
 }
 
 // claim writes in, stopped, under its ref unless a row holds it: the
@@ -453,6 +463,7 @@ func (p *pgBackend) step(ctx context.Context, lastRenew *time.Time) {
 		}
 		p.ensureStarted(ref)
 	}
+	p.resumeReplays(cctx)
 	p.serve(cctx)
 }
 
@@ -549,11 +560,12 @@ func (p *pgBackend) stopRef(ref, why string) {
 	r.op.Lock()
 	defer r.op.Unlock()
 	b.mu.Lock()
-	live := r.live != nil
+	d := r.live
 	b.mu.Unlock()
-	if !live {
+	if d == nil {
 		return
 	}
+	d.handover.Store(true) // its replays go on where it goes
 	b.cfg.Logger.Info("Integration no longer delivered by this replica", logging.IntegrationID, ref, "reason", why)
 	if err := r.stop(); err != nil {
 		b.logErr("Stopping integration", err, ref)
@@ -564,6 +576,13 @@ func (p *pgBackend) stopRef(ref, why string) {
 // saved before another replica reads it.
 func (p *pgBackend) release(ctx context.Context, ref, why string) {
 	p.stopRef(ref, why)
+	// Saved under the lease still held: the next holder starts where this
+	// one stopped, its replays too.
+	if p.holds(ref) {
+		if err := p.b.journal.Flush(); err != nil && !errors.Is(err, replay.ErrFenced) {
+			p.b.logErr("Cannot save the cursors before giving up a lease", err, ref)
+		}
+	}
 	p.mu.Lock()
 	token := p.held[ref]
 	delete(p.held, ref)

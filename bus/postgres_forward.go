@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/sinkbus/sinkbus/internal/logging"
+	"github.com/sinkbus/sinkbus/internal/pgstate"
 	"github.com/sinkbus/sinkbus/middleware"
 	"github.com/sinkbus/sinkbus/replay"
 )
@@ -62,6 +64,7 @@ func (o outcome) err() error {
 // replayAnswer is a forwarded replay's job.
 type replayAnswer struct {
 	outcome
+	Row     int64     `json:"row,omitempty"` // its row in replays
 	ID      string    `json:"id,omitempty"`
 	Matched int       `json:"matched,omitempty"`
 	From    time.Time `json:"from,omitzero"`
@@ -126,22 +129,145 @@ func (p *pgBackend) forwardReplay(ctx context.Context, ref string, req replay.Re
 		_ = p.state.Forget(context.WithoutCancel(ctx), id)
 		return replay.Job{}, err
 	}
+	_ = p.state.Forget(context.WithoutCancel(ctx), id)
 	job, end := replay.NewJob(a.ID, a.Matched)
 	job.From, job.To, job.Missing, job.Partial = a.From, a.To, a.Missing, a.Partial
-	go func() {
-		var o outcome
-		// Until the replica running it says it ended, or is gone, or this
-		// bus closes.
-		err := p.state.AwaitEnd(p.ctx, id, 200*time.Millisecond, &o)
-		if err == nil {
-			err = o.err()
-		} else {
-			err = fmt.Errorf("%w: %w", replay.ErrAborted, err)
-		}
-		_ = p.state.Forget(context.Background(), id)
-		end(err)
-	}()
+	go func() { end(p.awaitReplay(a.Row)) }()
 	return job, nil
+}
+
+const replayGroupSep = "~replay-"
+
+// replayGroup is the journal group whose cursor is the progress of the
+// replay of row: a ref holds no "~", so the integration's lease is the
+// part before it (fence).
+func (p *pgBackend) replayGroup(ref string, row int64) string {
+	return fmt.Sprintf("%s%s%d", ref, replayGroupSep, row)
+}
+
+// beginReplay writes a replay of ref that runs here, and returns its row.
+func (p *pgBackend) beginReplay(ctx context.Context, ref string, spec replaySpec) (int64, error) {
+	return p.state.BeginReplay(ctx, ref, spec)
+}
+
+// endReplay says how the replay of row ended (nil: completed), under the
+// integration's lease, and removes its progress; false when it had ended,
+// or another replica holds the integration (which goes on with a replay
+// that completed here).
+func (p *pgBackend) endReplay(ref string, row int64, err error) bool {
+	ctx, cancel := context.WithTimeout(context.Background(), p.cfg.LeaseTTL/5)
+	defer cancel()
+	state := pgstate.ReplayCompleted
+	if err != nil {
+		state = pgstate.ReplayAborted
+	}
+	ended, werr := p.state.EndReplay(ctx, ref, p.token(ref), row, state, outcomeOf(err))
+	if werr != nil {
+		p.b.logErr("Cannot say that a replay ended", werr, ref)
+		return false
+	}
+	// An aborted replay is over whoever holds the integration (a change
+	// aborted it already, or this replica does now): its progress goes,
+	// lest the journal save it again.
+	if ended || err != nil {
+		if derr := p.b.journal.DeleteCursor(Topic, p.replayGroup(ref, row)); derr != nil {
+			p.b.logErr("Cannot remove the progress of a replay that ended", derr, ref)
+		}
+	}
+	return ended
+}
+
+// awaitReplay waits until the replay of row ends, wherever it runs, or
+// this bus closes, and returns how it ended.
+func (p *pgBackend) awaitReplay(row int64) error {
+	state, doc, err := p.state.AwaitReplay(p.ctx, row, 200*time.Millisecond)
+	switch {
+	case errors.Is(err, pgstate.ErrNoReplay):
+		return fmt.Errorf("%w: %w", replay.ErrAborted, err)
+	case err != nil && p.ctx.Err() != nil:
+		return fmt.Errorf("%w: replay-%d: this replica closed; the replica delivering the integration goes on with it", replay.ErrAborted, row)
+	case err != nil:
+		return fmt.Errorf("%w: %w", replay.ErrAborted, err)
+	case state == pgstate.ReplayCompleted:
+		return nil
+	}
+	var o outcome
+	if err := json.Unmarshal(doc, &o); err != nil || o.Err == "" {
+		return fmt.Errorf("%w: replay-%d", replay.ErrAborted, row)
+	}
+	return o.err()
+}
+
+// resumeReplays resumes, on the integrations delivered here, the replays
+// that no replica runs: left by the replica that delivered one before (it
+// closed, died or lost the lease), from their saved progress.
+func (p *pgBackend) resumeReplays(ctx context.Context) {
+	b := p.b
+	rows, err := p.state.RunningReplays(ctx, p.heldRefs())
+	if err != nil {
+		if ctx.Err() == nil {
+			b.cfg.Logger.Error("Cannot read the replays of the integrations delivered here", "error", err)
+		}
+		return
+	}
+	byRef := make(map[string][]pgstate.Replay)
+	for _, row := range rows {
+		if r := p.runner(row.Ref); r != nil && !r.runsReplay(row.ID) {
+			byRef[row.Ref] = append(byRef[row.Ref], row)
+		}
+	}
+	for ref := range byRef {
+		p.resumeRef(ctx, ref)
+	}
+}
+
+// resumeRef resumes the replays of ref that run nowhere.
+func (p *pgBackend) resumeRef(ctx context.Context, ref string) {
+	b := p.b
+	r := p.runner(ref)
+	if r == nil || r.op.lockContext(ctx) != nil {
+		return
+	}
+	defer r.op.Unlock()
+	b.mu.Lock()
+	d, f, in := r.live, r.filter, r.in
+	b.mu.Unlock()
+	if d == nil || !p.holds(ref) {
+		return
+	}
+	// Read again under op: a replay that ended here since is no longer
+	// running (its row is settled before the delivery forgets it).
+	rows, err := p.state.RunningReplays(ctx, []string{ref})
+	if err != nil {
+		return
+	}
+	for _, row := range rows {
+		if d.runs(row.ID) {
+			continue
+		}
+		jobID := fmt.Sprintf("replay-%d", row.ID)
+		var spec replaySpec
+		if err := json.Unmarshal(row.Job, &spec); err != nil {
+			p.endReplay(ref, row.ID, fmt.Errorf("%w: %s cannot be read: %w", replay.ErrAborted, jobID, err))
+			continue
+		}
+		group := p.replayGroup(ref, row.ID)
+		if err := b.journal.ReloadCursor(Topic, group); err != nil {
+			b.logErr("Cannot read the progress of a replay to resume (the next round tries again)", err, ref)
+			continue
+		}
+		at := spec.Start
+		if c, ok := b.journal.Cursor(Topic, group); ok {
+			at = max(c.Next, at)
+		}
+		if _, err := b.runReplay(d, f, in, in.ID, jobID, row.ID, spec); err != nil {
+			b.logErr("Cannot resume a replay (the next round tries again)", err, ref)
+			continue
+		}
+		b.log(ref, ActionReplayResumed, fmt.Sprintf("%s: resumed by this replica from offset %d; the range ends before offset %d.",
+			jobID, at, spec.Until))
+		b.cfg.Logger.Info("Replay resumed", logging.IntegrationID, ref, "replay", jobID, "offset", at, "replica", p.replica)
+	}
 }
 
 // forwardCircuit reads (or resets) the circuit of integration id on the
@@ -198,19 +324,18 @@ func (p *pgBackend) do(id int64, ref, kind string, body json.RawMessage) {
 		var req replay.Request
 		err := json.Unmarshal(body, &req)
 		var job replay.Job
+		var row int64
+		var r *runner
+		var key string
 		if err == nil {
-			job, err = m.Replay(ctx, ref, req)
+			r, key, err = m.lookup(ref)
 		}
-		answer = replayAnswer{outcome: outcomeOf(err), ID: job.ID, Matched: job.Matched, From: job.From, To: job.To,
+		if err == nil { // here, never forwarded again (req is as the asker made it)
+			job, row, err = m.replayHere(ctx, r, ref, key, req)
+		}
+		// The asker follows the replay's row: it may end on another replica.
+		answer = replayAnswer{outcome: outcomeOf(err), Row: row, ID: job.ID, Matched: job.Matched, From: job.From, To: job.To,
 			Missing: job.Missing, Partial: job.Partial}
-		if err == nil && job.Done != nil {
-			defer func() {
-				<-job.Done
-				if err := p.state.End(context.Background(), id, outcomeOf(job.Err())); err != nil {
-					b.logErr("Cannot tell the end of a replay asked through another replica", err, ref)
-				}
-			}()
-		}
 	case requestCircuit:
 		var reset bool
 		_ = json.Unmarshal(body, &reset)

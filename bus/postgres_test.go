@@ -115,17 +115,21 @@ func leaseOwners(t *testing.T, pool *pgxpool.Pool, schema string) map[string]int
 	return out
 }
 
+// twoReplicas runs replicas "a" and "b" on a schema of their own.
+func twoReplicas(t *testing.T) (pool *pgxpool.Pool, schema string, a, b *bus.Bus) {
+	pool, schema = pgtest.Pool(t), pgtest.Schema(t)
+	cfgA, cfgB := pgConfig(pool, schema), pgConfig(pool, schema)
+	cfgA.Postgres.(*bus.Postgres).Replica, cfgB.Postgres.(*bus.Postgres).Replica = "a", "b"
+	return pool, schema, startBus(t, cfgA), startBus(t, cfgB)
+}
+
 // Two replicas on one schema: an integration created through one exists on
 // the other; ten integrations are split about evenly, each event reaches
 // each integration, and a stop asked of either replica stops delivery on
 // the one delivering within a second. When a replica closes, the other
 // takes its integrations over.
 func TestPostgres_replicas_share_integrations_and_split_the_work(t *testing.T) {
-	pool, schema := pgtest.Pool(t), pgtest.Schema(t)
-	cfgA, cfgB := pgConfig(pool, schema), pgConfig(pool, schema)
-	cfgA.Postgres.(*bus.Postgres).Replica, cfgB.Postgres.(*bus.Postgres).Replica = "a", "b"
-	a := startBus(t, cfgA)
-	b := startBus(t, cfgB)
+	pool, schema, a, b := twoReplicas(t)
 	h := newHookReceiver(t)
 	for i := range 10 {
 		_, err := a.Integrations().Create(ctx, bus.Integration{ID: fmt.Sprintf("i%d", i),

@@ -23,8 +23,17 @@ const (
 	ActionReplayCompleted = "replay_completed"
 	// ActionReplayAborted: the integration stopped (or changed, or the bus
 	// closed) before the replay's range was settled. The events not settled
-	// are not delivered again; ask for a new replay.
+	// are not delivered again; ask for a new replay. On PostgreSQL a replica
+	// closing or losing the integration's lease hands the replay over
+	// instead.
 	ActionReplayAborted = "replay_aborted"
+	// ActionReplayHandedOver: on PostgreSQL, the replica running a replay
+	// stopped delivering the integration (it closed, or gave up or lost
+	// the lease); the replica that takes the integration over resumes it.
+	ActionReplayHandedOver = "replay_handed_over"
+	// ActionReplayResumed: on PostgreSQL, a replica that took the
+	// integration over resumes a replay where the last one stopped.
+	ActionReplayResumed = "replay_resumed"
 )
 
 // Replay delivers again the events published in the request's range that
@@ -38,9 +47,25 @@ const (
 // changed or was deleted, or the bus closed. Job.Err then says which
 // (replay.ErrAborted), as the integration log does (ActionReplayCompleted or
 // ActionReplayAborted, with the job id).
+//
+// On PostgreSQL (Config.Postgres) a replay is the integration's, not the
+// replica's: asked of any replica, it runs on the one delivering the
+// integration, and when that one closes, dies or loses the lease, the
+// replica that takes the integration over resumes it where it stopped
+// (ActionReplayHandedOver, ActionReplayResumed): what the first delivered
+// after its last saved progress is delivered again. Done is then closed
+// when the replay ends wherever it runs, or, on the replica that handed it
+// over, when that replica closes.
 func (m *Integrations) Replay(ctx context.Context, id string, req replay.Request) (replay.Job, error) {
+	job, _, err := m.replay(ctx, id, req)
+	return job, err
+}
+
+// replay is Replay, which also returns the replay's row on PostgreSQL when
+// it runs here (0 otherwise).
+func (m *Integrations) replay(ctx context.Context, id string, req replay.Request) (replay.Job, int64, error) {
 	if err := ctx.Err(); err != nil {
-		return replay.Job{}, err
+		return replay.Job{}, 0, err
 	}
 	b := m.b
 	// A replay covers what is already published: it ends at the latest now.
@@ -48,18 +73,18 @@ func (m *Integrations) Replay(ctx context.Context, id string, req replay.Request
 		req.To = now.Add(1)
 	}
 	if !req.From.IsZero() && !req.To.After(req.From) {
-		return replay.Job{}, fmt.Errorf("%w: to: must be after from", ErrInvalid)
+		return replay.Job{}, 0, fmt.Errorf("%w: to: must be after from", ErrInvalid)
 	}
 	r, key, err := m.lookup(id)
 	if err != nil {
-		return replay.Job{}, err
+		return replay.Job{}, 0, err
 	}
 	if req.DryRun {
 		b.mu.Lock()
 		f, tenant := r.filter, r.in.Tenant
 		b.mu.Unlock()
 		job, _, _, err := b.countReplay(ctx, tenant, f, req)
-		return tenantsJob(tenant, job), err
+		return tenantsJob(tenant, job), 0, err
 	}
 
 	if b.forwarding(r) { // another replica delivers it
@@ -67,48 +92,110 @@ func (m *Integrations) Replay(ctx context.Context, id string, req replay.Request
 		tenant := r.in.Tenant
 		b.mu.Unlock()
 		job, err := b.pg.forwardReplay(ctx, key, req)
-		return tenantsJob(tenant, job), err
+		return tenantsJob(tenant, job), 0, err
 	}
+	return m.replayHere(ctx, r, id, key, req)
+}
 
+// replaySpec is what a replay covers, fixed when it is asked: its range,
+// what the journal holds of it, and where it starts and ends there. On
+// PostgreSQL it is the job of the replay's row, which a replica taking the
+// integration over resumes.
+type replaySpec struct {
+	Matched int       `json:"matched"`
+	From    time.Time `json:"from,omitzero"`
+	To      time.Time `json:"to"`
+	Missing int       `json:"missing,omitempty"`
+	Partial bool      `json:"partial,omitempty"`
+	Start   uint64    `json:"start"` // the first offset of the range
+	Until   uint64    `json:"until"` // the journal's head when asked: the range ends before it
+}
+
+// replayHere starts a replay of r, which this replica delivers; row is its
+// row on PostgreSQL (0 otherwise).
+func (m *Integrations) replayHere(ctx context.Context, r *runner, id, key string, req replay.Request) (replay.Job, int64, error) {
+	b := m.b
 	// Holding op, no stop or update comes between the count and the start.
 	if err := r.op.lockContext(ctx); err != nil {
-		return replay.Job{}, fmt.Errorf("sinkbus: integration %q: waiting for another change to end: %w", id, err)
+		return replay.Job{}, 0, fmt.Errorf("sinkbus: integration %q: waiting for another change to end: %w", id, err)
 	}
 	defer r.op.Unlock()
 	b.mu.Lock()
-	d, f, in, runCtx := r.live, r.filter, r.in, b.runCtx
+	d, f, in := r.live, r.filter, r.in
 	running := d != nil && !r.gone && !b.closed
 	b.mu.Unlock()
 	if !running {
-		return replay.Job{}, fmt.Errorf("%w: %s", ErrNotRunning, quoteID(id))
+		return replay.Job{}, 0, fmt.Errorf("%w: %s", ErrNotRunning, quoteID(id))
 	}
 	// The count finds where the range starts too: the consumer gets the
 	// offset, so that once its handler is added it cannot fail to subscribe
 	// (Watermill keeps a handler whose subscription failed, and every later
 	// start fails on it).
-	job, from, head, err := b.countReplay(ctx, in.Tenant, f, req)
+	counted, from, head, err := b.countReplay(ctx, in.Tenant, f, req)
 	if err != nil {
-		return replay.Job{}, err
+		return replay.Job{}, 0, err
 	}
-	b.mu.Lock()
-	b.replays++
-	jobID := fmt.Sprintf("replay-%d", b.replays)
-	b.mu.Unlock()
-	counted := job
-	job, end := replay.NewJob(jobID, counted.Matched)
-	job.From, job.To, job.Missing, job.Partial = counted.From, counted.To, counted.Missing, counted.Partial
+	spec := replaySpec{Matched: counted.Matched, From: counted.From, To: counted.To, Missing: counted.Missing,
+		Partial: counted.Partial, Start: from, Until: head}
+	var row int64
+	var jobID string
+	if b.pg != nil {
+		// The replay is the integration's: a row, whose id names it on
+		// every replica.
+		if row, err = b.pg.beginReplay(ctx, key, spec); err != nil {
+			return replay.Job{}, 0, err
+		}
+		jobID = fmt.Sprintf("replay-%d", row)
+	} else {
+		b.mu.Lock()
+		b.replays++
+		jobID = fmt.Sprintf("replay-%d", b.replays)
+		b.mu.Unlock()
+	}
+	job, err := b.runReplay(d, f, in, id, jobID, row, spec)
+	if err != nil {
+		if row != 0 {
+			b.pg.endReplay(key, row, fmt.Errorf("%w: %s did not start: %w", replay.ErrAborted, jobID, err))
+		}
+		return replay.Job{}, 0, err
+	}
+	noun := "matching events"
+	if job.Matched == 1 {
+		noun = "matching event"
+	}
+	b.log(key, ActionReplayStarted, fmt.Sprintf("%s: %d %s published from %s to %s.%s",
+		job.ID, job.Matched, noun, fmtTime(job.From), fmtTime(job.To), b.coverageNote(req, job, in.Tenant)))
+	b.cfg.Logger.Info("Replay started", logging.IntegrationID, key, "replay", job.ID, "matched", job.Matched,
+		"from", fmtTime(job.From), "to", fmtTime(job.To), "missing", job.Missing, "partial", job.Partial)
+	return tenantsJob(in.Tenant, job), row, nil
+}
+
+// runReplay runs the replay spec of in through d; in's op is held. A replay
+// with a row (on PostgreSQL) keeps its progress as the cursor of a group of
+// its own, fenced by the integration's lease, and one that stops because
+// this replica hands the integration over (its lease is lost or given up,
+// or the bus closes) goes on where the integration goes next.
+func (b *Bus) runReplay(d *delivery, f *filter.Filter, in Integration, id, jobID string, row int64, spec replaySpec) (replay.Job, error) {
+	key := in.Ref()
+	job, end := replay.NewJob(jobID, spec.Matched)
+	job.From, job.To, job.Missing, job.Partial = spec.From, spec.To, spec.Missing, spec.Partial
+	var group string
+	if row != 0 {
+		group = b.pg.replayGroup(key, row)
+	}
 	var ended atomic.Bool
 	var lost atomic.Uint64
 	decorate := func(msg *message.Message) { msg.Metadata[sinks.MetaReplayed] = "true" }
 	onSkip, countSkipped := b.onSkip(in, decorate)
 	consumer := b.journal.Consumer(replay.ConsumerConfig{
+		Group:         group,
 		Select:        selection(in.Tenant, f),
 		OnSkip:        onSkip,
 		CountSkipped:  countSkipped,
 		SharedContext: true,
-		StartOffset:   from,
-		Until:         req.To.Add(-1), // the range excludes To
-		UntilOffset:   head,
+		StartOffset:   spec.Start,
+		Until:         spec.To.Add(-1), // the range excludes To
+		UntilOffset:   spec.Until,
 		MaxInFlight:   b.concurrency(in),
 		OrderKey:      orderKey(in),
 		Decorate:      decorate,
@@ -122,28 +209,26 @@ func (m *Integrations) Replay(ctx context.Context, id string, req replay.Request
 		d.mu.Unlock()
 		return replay.Job{}, fmt.Errorf("%w: %s", ErrNotRunning, quoteID(id))
 	}
-	d.replays[consumer] = struct{}{}
+	d.replays[consumer] = row
 	d.mu.Unlock()
+	b.mu.Lock()
+	runCtx := b.runCtx
+	b.mu.Unlock()
 	h := b.router.AddConsumerHandler(fmt.Sprintf("%s~%s", key, job.ID), Topic, consumer, d.routerHandler())
 	if err := b.router.RunHandlers(runCtx); err != nil {
 		d.forget(consumer)
 		_ = consumer.Close()
 		return replay.Job{}, err
 	}
-	noun := "matching events"
-	if job.Matched == 1 {
-		noun = "matching event"
-	}
-	b.log(key, ActionReplayStarted, fmt.Sprintf("%s: %d %s published from %s to %s.%s",
-		job.ID, job.Matched, noun, fmtTime(job.From), fmtTime(job.To), b.coverageNote(req, job, in.Tenant)))
-	b.cfg.Logger.Info("Replay started", logging.IntegrationID, key, "replay", job.ID, "matched", job.Matched,
-		"from", fmtTime(job.From), "to", fmtTime(job.To), "missing", job.Missing, "partial", job.Partial)
 	stopped := h.Stopped()
 	b.background(func() {
 		<-stopped // the consumer's channel closed: the range ended, or the replay was stopped
-		d.forget(consumer)
 		_ = consumer.Close()
-		if ended.Load() {
+		// Forgotten once its row is settled: until then no round resumes it
+		// (resumeReplays).
+		defer d.forget(consumer)
+		switch {
+		case ended.Load():
 			msg := job.ID + ": every event of the range was settled."
 			switch n := lost.Load(); {
 			case n > 0 && in.Tenant != "":
@@ -153,14 +238,27 @@ func (m *Integrations) Replay(ctx context.Context, id string, req replay.Request
 			case n > 0:
 				msg = fmt.Sprintf("%s: every event of the range still held was settled; %d were removed from the journal before the replay reached them.", job.ID, n)
 			}
+			if row != 0 && !b.pg.endReplay(key, row, nil) {
+				// Another replica holds the integration now: it finds the
+				// range settled as far as this one saved, and ends it.
+				go func() { end(b.pg.awaitReplay(row)) }()
+				return
+			}
 			b.log(key, ActionReplayCompleted, msg)
 			end(nil)
-		} else {
+		case row != 0 && (d.handover.Load() || b.closing()):
+			b.log(key, ActionReplayHandedOver, job.ID+": this replica no longer delivers the integration; the replica that takes it over resumes the replay where it stopped.")
+			go func() { end(b.pg.awaitReplay(row)) }() // not Close's to wait for
+		default:
+			err := fmt.Errorf("%w: %s of %s", replay.ErrAborted, job.ID, quoteID(id))
+			if row != 0 {
+				b.pg.endReplay(key, row, err)
+			}
 			b.log(key, ActionReplayAborted, job.ID+": the integration stopped before every event of the range was settled.")
-			end(fmt.Errorf("%w: %s of %s", replay.ErrAborted, job.ID, quoteID(id)))
+			end(err)
 		}
 	})
-	return tenantsJob(in.Tenant, job), nil
+	return job, nil
 }
 
 // tenantsJob is job as a tenant's integration tells it: without how many
@@ -282,6 +380,26 @@ func (d *delivery) forget(c *replay.Consumer) {
 	d.mu.Lock()
 	delete(d.replays, c)
 	d.mu.Unlock()
+}
+
+// runsReplay reports whether the replay of row runs through r's delivery.
+func (r *runner) runsReplay(row int64) bool {
+	r.b.mu.Lock()
+	d := r.live
+	r.b.mu.Unlock()
+	return d != nil && d.runs(row)
+}
+
+// runs reports whether the replay of row runs through d.
+func (d *delivery) runs(row int64) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for _, r := range d.replays {
+		if r == row {
+			return true
+		}
+	}
+	return false
 }
 
 func fmtTime(t time.Time) string {

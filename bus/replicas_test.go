@@ -48,7 +48,7 @@ type replicaHookPublisher struct{ url, integration string }
 func (p *replicaHookPublisher) Publish(_ string, msgs ...*message.Message) error {
 	for _, m := range msgs {
 		body, _ := json.Marshal(hookDelivery{Replica: os.Getenv(replicaChildEnv + "_NAME"), Integration: p.integration,
-			Event: m.UUID, Payload: json.RawMessage(m.Payload), Began: time.Now().UnixNano()})
+			Event: m.UUID, Payload: json.RawMessage(m.Payload), Began: time.Now().UnixNano(), Replayed: bus.Replayed(m)})
 		resp, err := http.Post(p.url, "application/json", bytes.NewReader(body))
 		if err != nil {
 			return err
@@ -70,6 +70,7 @@ type hookDelivery struct {
 	Event       string          `json:"event"`
 	Payload     json.RawMessage `json:"payload"`
 	Began       int64           `json:"began"`
+	Replayed    bool            `json:"replayed,omitempty"`
 	Arrived     time.Time       `json:"-"`
 }
 
@@ -230,11 +231,13 @@ func (p *replicaProc) lastAcked() int {
 	return p.acked
 }
 
-// deliveryLog is the receiver of every replicaHook.
+// deliveryLog is the receiver of every replicaHook. Replayed deliveries
+// take replayDelay, when set before the first.
 type deliveryLog struct {
 	*httptest.Server
-	mu  sync.Mutex
-	all []hookDelivery
+	mu          sync.Mutex
+	all         []hookDelivery
+	replayDelay time.Duration
 }
 
 func newDeliveryLog(t *testing.T) *deliveryLog {
@@ -244,6 +247,9 @@ func newDeliveryLog(t *testing.T) *deliveryLog {
 		if err := json.NewDecoder(r.Body).Decode(&d); err != nil {
 			http.Error(w, err.Error(), http.StatusBadRequest)
 			return
+		}
+		if d.Replayed {
+			time.Sleep(l.replayDelay)
 		}
 		d.Arrived = time.Now()
 		l.mu.Lock()

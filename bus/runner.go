@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
@@ -80,7 +81,10 @@ type delivery struct {
 
 	mu      sync.Mutex
 	closed  bool
-	replays map[*replay.Consumer]struct{} // replays under way through this delivery
+	replays map[*replay.Consumer]int64 // replays under way through this delivery, with their rows (0: none)
+	// handover: the delivery stops because another replica is to deliver
+	// the integration; its replays go on there.
+	handover atomic.Bool
 }
 
 // newChain builds the delivery chain of in: retries, breaker, rejection.
@@ -187,7 +191,7 @@ func (b *Bus) openDelivery(in Integration, chain *middleware.Chain) (*delivery, 
 	// The filter is the consumers' (selection): the events it does not
 	// pass never become messages.
 	handle := tenantOnly(in.Tenant, gate.Middleware(chain.Middleware(publish)))
-	return &delivery{sink: sink, publish: publish, gate: gate, handle: handle, replays: make(map[*replay.Consumer]struct{})}, nil
+	return &delivery{sink: sink, publish: publish, gate: gate, handle: handle, replays: make(map[*replay.Consumer]int64)}, nil
 }
 
 // sinkError classifies an error of building a sink: one that names a field

@@ -35,6 +35,10 @@ type replicas interface {
 	forwarding(r *runner) bool
 	forwardRetry(ctx context.Context, ref, eventID string) error
 	forwardReplay(ctx context.Context, ref string, req replay.Request) (replay.Job, error)
+	beginReplay(ctx context.Context, ref string, spec replaySpec) (row int64, err error)
+	replayGroup(ref string, row int64) string
+	endReplay(ref string, row int64, err error) bool
+	awaitReplay(row int64) error
 	forwardCircuit(ctx context.Context, m *Integrations, id string, reset bool) (middleware.BreakerState, bool)
 	freshCursor(r *runner) error
 	freshRef(ref string)

@@ -71,6 +71,17 @@ CREATE TABLE {{schema}}.ingest_seen (
 	published boolean     NOT NULL DEFAULT false
 );
 CREATE INDEX ON {{schema}}.ingest_seen (at);
+`}, {Version: 2, SQL: `
+CREATE TABLE {{schema}}.replays (
+	id         bigint      GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+	ref        text        NOT NULL,
+	job        jsonb       NOT NULL,
+	state      text        NOT NULL DEFAULT 'running',
+	outcome    jsonb,
+	created_at timestamptz NOT NULL DEFAULT now(),
+	ended_at   timestamptz
+);
+CREATE INDEX ON {{schema}}.replays (ref) WHERE state = 'running';
 `}}
 
 // Store is the bus's state in one schema. Safe for concurrent use.
@@ -90,6 +101,7 @@ type queries struct {
 	appendLog, entries, dropLog                            string
 	putRejected, listRejected, getRejected                 string
 	deleteRejected, dropRejected                           string
+	abortReplays, dropReplays, endReplay                   string
 }
 
 // Open migrates the bus's tables in schema and returns its store. Entries
@@ -136,6 +148,20 @@ func Open(ctx context.Context, pool *pgxpool.Pool, schema string, logSize, rejec
 		getRejected:    s(`SELECT entry FROM {{schema}}.rejected_events WHERE ref = $1 AND event_id = $2`),
 		deleteRejected: s(`DELETE FROM {{schema}}.rejected_events WHERE ref = $1 AND event_id = $2`),
 		dropRejected:   s(`DELETE FROM {{schema}}.rejected_events WHERE ref = $1`),
+		// A replay's cursor goes with it (the journal's row of its group).
+		abortReplays: s(`WITH ended AS (
+				UPDATE {{schema}}.replays SET state = 'aborted', outcome = $2, ended_at = now()
+				WHERE ref = $1 AND state = 'running' RETURNING ref, id
+			) DELETE FROM {{schema}}.journal_cursors WHERE grp IN (SELECT ` + groupSQL + ` FROM ended)`),
+		dropReplays: s(`WITH gone AS (
+				DELETE FROM {{schema}}.replays WHERE ref = $1 RETURNING ref, id
+			) DELETE FROM {{schema}}.journal_cursors WHERE grp IN (SELECT ` + groupSQL + ` FROM gone)`),
+		endReplay: s(`WITH ended AS (
+				UPDATE {{schema}}.replays SET state = $3, outcome = $4, ended_at = now()
+				WHERE id = $5 AND ref = $1 AND state = 'running' AND ` + fence + ` RETURNING ref, id
+			), cursor AS (
+				DELETE FROM {{schema}}.journal_cursors WHERE grp IN (SELECT ` + groupSQL + ` FROM ended)
+			) SELECT count(*) FROM ended`),
 	}
 	return st, nil
 }
@@ -171,13 +197,25 @@ func (s *Store) LoadIntegrations(ctx context.Context) ([]Integration, error) {
 	return out, nil
 }
 
-// Put writes one integration and tells the other replicas.
-func (s *Store) Put(ctx context.Context, in Integration) error {
+// Put writes one integration and tells the other replicas. When that
+// changes it, its running replays end with aborted: a change of an
+// integration aborts them, whichever replica delivers it, or none.
+func (s *Store) Put(ctx context.Context, in Integration, aborted any) error {
+	outcome, err := json.Marshal(aborted)
+	if err != nil {
+		return err
+	}
 	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, s.q.upsertIntegration, in.Ref, in.Doc); err != nil {
+		ct, err := tx.Exec(ctx, s.q.upsertIntegration, in.Ref, in.Doc)
+		if err != nil {
 			return err
 		}
-		_, err := tx.Exec(ctx, "SELECT pg_notify($1, 'integrations')", s.channel)
+		if ct.RowsAffected() > 0 {
+			if _, err := tx.Exec(ctx, s.q.abortReplays, in.Ref, outcome); err != nil {
+				return err
+			}
+		}
+		_, err = tx.Exec(ctx, "SELECT pg_notify($1, 'integrations')", s.channel)
 		return err
 	})
 }
@@ -197,6 +235,9 @@ func (s *Store) Claim(ctx context.Context, in Integration) (bool, error) {
 func (s *Store) Delete(ctx context.Context, ref string) error {
 	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, s.q.deleteIntegration+" AND ref = $2", []string{}, ref); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, s.q.dropReplays, ref); err != nil {
 			return err
 		}
 		_, err := tx.Exec(ctx, "SELECT pg_notify($1, 'integrations')", s.channel)
@@ -340,7 +381,9 @@ func (r rejectedStore) Drop(id string) error { return r.s.exec(r.s.q.dropRejecte
 // Requests carry what a replica is asked that only the replica delivering
 // an integration can do (a replay, a retry of a rejected event): the
 // replica asked writes a row and waits for its answer; the one holding the
-// lease takes it, does it and answers in the row.
+// lease takes it, does it and answers in the row. (The requests' ended
+// column, of the first schema, is no longer written: a replay ends in its
+// own row, replays.)
 
 // Request is one asked of the replica that delivers Ref.
 type Request struct {
@@ -390,15 +433,9 @@ func (s *Store) Take(ctx context.Context, replica string, refs []string) ([]Requ
 	})
 }
 
-// Answer writes a request's answer, and End what it ended with (a replay
-// ends after it is answered).
+// Answer writes a request's answer.
 func (s *Store) Answer(ctx context.Context, id int64, answer any) error {
 	return s.setJSON(ctx, "answer", id, answer)
-}
-
-// End writes how a request's work ended.
-func (s *Store) End(ctx context.Context, id int64, ended any) error {
-	return s.setJSON(ctx, "ended", id, ended)
 }
 
 func (s *Store) setJSON(ctx context.Context, column string, id int64, v any) error {
@@ -410,7 +447,7 @@ func (s *Store) setJSON(ctx context.Context, column string, id int64, v any) err
 	return err
 }
 
-// Await polls request id until its column ("answer" or "ended") is set,
+// Await polls request id until its column ("answer") is set,
 // or ctx ends, and decodes it into v.
 func (s *Store) Await(ctx context.Context, id int64, column string, every time.Duration, v any) error {
 	t := time.NewTicker(every)
@@ -431,38 +468,6 @@ func (s *Store) Await(ctx context.Context, id int64, column string, every time.D
 		}
 	}
 }
-
-// AwaitEnd polls request id until its work ended, and decodes how into v.
-// It returns ErrTakerGone when the replica that took it stops being a
-// member (journal_members) before saying so: that work ended with it.
-func (s *Store) AwaitEnd(ctx context.Context, id int64, every time.Duration, v any) error {
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		var doc []byte
-		var alive bool
-		err := s.pool.QueryRow(ctx, "SELECT r.ended, EXISTS (SELECT 1 FROM "+s.schema+".journal_members m "+
-			"WHERE m.id = r.taken_by AND m.expires_at > clock_timestamp()) FROM "+s.schema+".requests r WHERE r.id = $1", id).
-			Scan(&doc, &alive)
-		switch {
-		case err != nil:
-			return err
-		case doc != nil:
-			return json.Unmarshal(doc, v)
-		case !alive:
-			return ErrTakerGone
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-t.C:
-		}
-	}
-}
-
-// ErrTakerGone is returned by AwaitEnd when the replica doing the work is
-// gone.
-var ErrTakerGone = errors.New("sinkbus: the replica doing it is gone")
 
 // Forget removes request id.
 func (s *Store) Forget(ctx context.Context, id int64) error {

@@ -88,13 +88,16 @@ func TestStore_delivery_writes_are_fenced(t *testing.T) {
 	require.NoError(t, log.Append("i", middleware.LogEntry{Action: "no lease yet"}))
 
 	var err error
-	token, err = j.AcquireLease(ctx, "i", "me", 100*time.Millisecond)
+	// Long enough for two writes on a loaded machine under the race
+	// detector.
+	const lease = 600 * time.Millisecond
+	token, err = j.AcquireLease(ctx, "i", "me", lease)
 	require.NoError(t, err)
 	require.NoError(t, log.Append("i", middleware.LogEntry{Action: "held"}))
 	_, err = rej.Put("i", middleware.RejectedEvent{EventID: "e1"})
 	require.NoError(t, err)
 
-	time.Sleep(150 * time.Millisecond)
+	time.Sleep(lease + 50*time.Millisecond)
 	_, err = j.AcquireLease(ctx, "i", "other", time.Minute)
 	require.NoError(t, err)
 	assert.ErrorIs(t, log.Append("i", middleware.LogEntry{Action: "fenced"}), pgstate.ErrFenced)
@@ -110,8 +113,8 @@ func TestStore_delivery_writes_are_fenced(t *testing.T) {
 		"what the management API logs is not fenced")
 }
 
-// A request is taken by the replica that holds the integration, answered,
-// and ended; the asker stops waiting for the end when that replica is gone.
+// A request is taken by the replica that holds the integration, once, and
+// answered.
 func TestStore_requests_between_replicas(t *testing.T) {
 	ctx := context.Background()
 	s, j := open(t)
@@ -134,15 +137,4 @@ func TestStore_requests_between_replicas(t *testing.T) {
 	var answer string
 	require.NoError(t, s.Await(ctx, id, "answer", time.Millisecond, &answer))
 	assert.Equal(t, "yes", answer)
-	require.NoError(t, s.End(ctx, id, "done"))
-	var end string
-	require.NoError(t, s.AwaitEnd(ctx, id, time.Millisecond, &end))
-	assert.Equal(t, "done", end)
-
-	id, err = s.Ask(ctx, "i", "replay", nil)
-	require.NoError(t, err)
-	_, err = s.Take(ctx, "owner", []string{"i"})
-	require.NoError(t, err)
-	require.NoError(t, j.Leave(ctx, "owner"))
-	assert.ErrorIs(t, s.AwaitEnd(ctx, id, time.Millisecond, &end), pgstate.ErrTakerGone)
 }

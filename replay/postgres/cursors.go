@@ -108,7 +108,8 @@ func (s *Storage) SaveCursors(cursors map[replay.CursorKey]replay.Cursor) error 
 			b.Queue(s.q.saveCursor, k.Topic, k.Group, int64(c.Next), acked)
 			continue
 		}
-		b.Queue(s.q.fencedSave, k.Topic, k.Group, int64(c.Next), acked, (*fence)(k.Group)).Exec(func(ct pgconn.CommandTag) error {
+		lease, token := (*fence)(k.Group)
+		b.Queue(s.q.fencedSave, k.Topic, k.Group, int64(c.Next), acked, token, lease).Exec(func(ct pgconn.CommandTag) error {
 			if ct.RowsAffected() == 0 {
 				fenced = append(fenced, k)
 			}

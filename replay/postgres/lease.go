@@ -120,10 +120,15 @@ func (s *Storage) Leave(ctx context.Context, owner string) error {
 	return nil
 }
 
-// SetFence makes cursor saves of this storage fenced: fence returns this
-// process's token for a group (0 when it holds none), and a group whose
-// lease another holds, or that expired, is not saved (SaveCursors returns
-// replay.ErrFenced). A group without a lease row is saved as before.
-func (s *Storage) SetFence(fence func(group string) int64) {
+// Fence says under which lease a group's cursor is saved (most often the
+// group's own, but a group that works for another, such as a replay for
+// its integration, is fenced by that one's) and this process's token of
+// it: 0 when it holds none.
+type Fence func(group string) (lease string, token int64)
+
+// SetFence makes cursor saves of this storage fenced: a group whose lease
+// another holds, or that expired, is not saved (SaveCursors returns
+// replay.ErrFenced). A group whose lease has no row is saved as before.
+func (s *Storage) SetFence(fence Fence) {
 	s.fence.Store(&fence)
 }

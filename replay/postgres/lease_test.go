@@ -24,8 +24,8 @@ func TestStorage_cursor_saves_are_fenced_by_the_lease(t *testing.T) {
 	a := open(t, postgres.Config{Schema: schema})
 	b := open(t, postgres.Config{Schema: schema})
 	tokens := map[*postgres.Storage]int64{}
-	a.SetFence(func(string) int64 { return tokens[a] })
-	b.SetFence(func(string) int64 { return tokens[b] })
+	a.SetFence(func(g string) (string, int64) { return g, tokens[a] })
+	b.SetFence(func(g string) (string, int64) { return g, tokens[b] })
 	k := replay.CursorKey{Topic: "t", Group: "g"}
 	other := replay.CursorKey{Topic: "t", Group: "free"}
 
@@ -68,6 +68,39 @@ func TestStorage_cursor_saves_are_fenced_by_the_lease(t *testing.T) {
 	ta2, err := a.AcquireLease(ctx, "g", "a", time.Minute)
 	require.NoError(t, err, "a released lease is free at once")
 	assert.Greater(t, ta2, tb)
+}
+
+// A group that works for another (a replay for its integration) is fenced
+// by that one's lease: once another replica holds it, the old holder moves
+// neither cursor.
+func TestStorage_a_group_is_fenced_by_the_lease_it_names(t *testing.T) {
+	ctx := context.Background()
+	schema := pgtest.Schema(t)
+	a := open(t, postgres.Config{Schema: schema})
+	b := open(t, postgres.Config{Schema: schema})
+	tokens := map[*postgres.Storage]int64{}
+	underG := func(s *postgres.Storage) postgres.Fence {
+		return func(string) (string, int64) { return "g", tokens[s] }
+	}
+	a.SetFence(underG(a))
+	b.SetFence(underG(b))
+	k := replay.CursorKey{Topic: "t", Group: "g~replay-1"}
+
+	ta, err := a.AcquireLease(ctx, "g", "a", time.Minute)
+	require.NoError(t, err)
+	tokens[a] = ta
+	require.NoError(t, a.SaveCursors(map[replay.CursorKey]replay.Cursor{k: {Next: 10}}))
+	require.NoError(t, a.ReleaseLease(ctx, "g", ta))
+	tb, err := b.AcquireLease(ctx, "g", "b", time.Minute)
+	require.NoError(t, err)
+	tokens[b] = tb
+	require.NoError(t, b.SaveCursors(map[replay.CursorKey]replay.Cursor{k: {Next: 20}}))
+
+	require.ErrorIs(t, a.SaveCursors(map[replay.CursorKey]replay.Cursor{k: {Next: 11}}), replay.ErrFenced,
+		"g's lease is b's: a's save of g~replay-1 is refused though that group has no lease of its own")
+	c, _, err := b.LoadCursor(k)
+	require.NoError(t, err)
+	assert.Equal(t, uint64(20), c.Next)
 }
 
 // Members are alive until their heartbeat expires; one that leaves gives

@@ -155,7 +155,7 @@ type Storage struct {
 	days   map[string]bool // partitions known to exist, by day name
 
 	wake    atomic.Pointer[func(topic string)]
-	fence   atomic.Pointer[func(group string) int64]
+	fence   atomic.Pointer[Fence]
 	boundMu sync.Mutex
 	bounds  map[string][2]uint64 // the last bounds read, for when the database is away
 

@@ -251,14 +251,14 @@ func newQueries(quotedSchema string) queries {
 		ON CONFLICT (topic, grp) DO UPDATE SET next = excluded.next, acked = excluded.acked, saved_at = now()`)
 	q.deleteCursor = s(`DELETE FROM {{schema}}.journal_cursors WHERE topic = $1 AND grp = $2`)
 	q.loadCursor = s(`SELECT next, acked FROM {{schema}}.journal_cursors WHERE topic = $1 AND grp = $2`)
-	// A group under a lease is saved only by its holder ($5, the token),
-	// before the lease expires; FOR SHARE makes a takeover (which updates
-	// the lease row) wait for the save, so the new holder reads it.
+	// A group under a lease ($6) is saved only by its holder ($5, the
+	// token), before the lease expires; FOR SHARE makes a takeover (which
+	// updates the lease row) wait for the save, so the new holder reads it.
 	q.fencedSave = s(`INSERT INTO {{schema}}.journal_cursors (topic, grp, next, acked)
 		SELECT $1, $2, $3, $4
-		WHERE NOT EXISTS (SELECT 1 FROM {{schema}}.journal_leases WHERE grp = $2)
+		WHERE NOT EXISTS (SELECT 1 FROM {{schema}}.journal_leases WHERE grp = $6)
 			OR EXISTS (SELECT 1 FROM {{schema}}.journal_leases
-				WHERE grp = $2 AND token = $5 AND expires_at > clock_timestamp() FOR SHARE)
+				WHERE grp = $6 AND token = $5 AND expires_at > clock_timestamp() FOR SHARE)
 		ON CONFLICT (topic, grp) DO UPDATE SET next = excluded.next, acked = excluded.acked, saved_at = now()`)
 	// A lease is taken when it is free or expired; the holder renewing it
 	// keeps its token.

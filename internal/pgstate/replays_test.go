@@ -1,0 +1,96 @@
+package pgstate_test
+
+import (
+	"context"
+	"encoding/json"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/sinkbus/sinkbus/internal/pgstate"
+	"github.com/sinkbus/sinkbus/replay"
+)
+
+// A replay is a row of its integration: ended only under the integration's
+// lease, aborted by any change of the integration (whoever runs it, or
+// none), gone with it; its progress (the journal cursor of its group) goes
+// when it ends.
+func TestStore_replays_end_under_the_lease_and_with_their_integration(t *testing.T) {
+	ctx := context.Background()
+	s, j := open(t)
+	running := func(refs ...string) []int64 {
+		t.Helper()
+		rows, err := s.RunningReplays(ctx, refs)
+		require.NoError(t, err)
+		var ids []int64
+		for _, r := range rows {
+			ids = append(ids, r.ID)
+		}
+		return ids
+	}
+	progress := func(ref string, id int64) bool {
+		t.Helper()
+		_, ok, err := j.LoadCursor(replay.CursorKey{Topic: "events", Group: pgstate.ReplayGroup(ref, id)})
+		require.NoError(t, err)
+		return ok
+	}
+	save := func(ref string, id int64) {
+		t.Helper()
+		require.NoError(t, j.SaveCursors(map[replay.CursorKey]replay.Cursor{
+			{Topic: "events", Group: pgstate.ReplayGroup(ref, id)}: {Next: 5}}))
+	}
+
+	a, err := s.BeginReplay(ctx, "i", map[string]int{"start": 1})
+	require.NoError(t, err)
+	b, err := s.BeginReplay(ctx, "i", map[string]int{"start": 2})
+	require.NoError(t, err)
+	assert.Equal(t, []int64{a, b}, running("i", "other"))
+	assert.Empty(t, running("other"))
+	rows, err := s.RunningReplays(ctx, []string{"i"})
+	require.NoError(t, err)
+	assert.JSONEq(t, `{"start":1}`, string(rows[0].Job))
+	save("i", a)
+	save("i", b)
+
+	token, err := j.AcquireLease(ctx, "i", "r1", time.Minute)
+	require.NoError(t, err)
+	ended, err := s.EndReplay(ctx, "i", token+1, a, pgstate.ReplayCompleted, nil)
+	require.NoError(t, err)
+	assert.False(t, ended, "not the lease's token: another replica goes on with it")
+	assert.True(t, progress("i", a))
+	ended, err = s.EndReplay(ctx, "i", token, a, pgstate.ReplayCompleted, nil)
+	require.NoError(t, err)
+	assert.True(t, ended)
+	assert.False(t, progress("i", a), "its progress goes with it")
+	state, _, err := s.AwaitReplay(ctx, a, time.Millisecond)
+	require.NoError(t, err)
+	assert.Equal(t, pgstate.ReplayCompleted, state)
+	ended, err = s.EndReplay(ctx, "i", token, a, pgstate.ReplayAborted, nil)
+	require.NoError(t, err)
+	assert.False(t, ended, "ended once")
+
+	// Waiting on b until a change of the integration aborts it.
+	waited := make(chan string, 1)
+	go func() {
+		state, outcome, err := s.AwaitReplay(ctx, b, time.Millisecond)
+		assert.NoError(t, err)
+		assert.JSONEq(t, `{"why":"changed"}`, string(outcome))
+		waited <- state
+	}()
+	require.NoError(t, s.Put(ctx, pgstate.Integration{Ref: "i", Doc: json.RawMessage(`{"v":1}`)}, map[string]string{"why": "changed"}))
+	assert.Equal(t, pgstate.ReplayAborted, <-waited)
+	assert.Empty(t, running("i"))
+	assert.False(t, progress("i", b))
+
+	c, err := s.BeginReplay(ctx, "i", nil)
+	require.NoError(t, err)
+	require.NoError(t, s.Put(ctx, pgstate.Integration{Ref: "i", Doc: json.RawMessage(`{"v":1}`)}, nil))
+	assert.Equal(t, []int64{c}, running("i"), "a write that changes nothing aborts nothing")
+	save("i", c)
+	require.NoError(t, s.Delete(ctx, "i"))
+	_, _, err = s.AwaitReplay(ctx, c, time.Millisecond)
+	assert.ErrorIs(t, err, pgstate.ErrNoReplay)
+	assert.False(t, progress("i", c))
+}
