@@ -671,11 +671,36 @@ func (b *Bus) setStatusLocked(r *runner, id string, s Status, reason string) (In
 	return out, stopErr
 }
 
+// staleTries bounds how many times a change is made again because other
+// replicas kept changing the integration first.
+const staleTries = 10
+
 // change runs fn, a change of integration id (runner r), holding r's op.
 // It waits for the op, and then for fn, only as long as ctx lets it. When
 // ctx ends while fn runs, change returns ctx's error and fn completes in
 // the background: a stop, once begun, is never left half done.
+//
+// On a shared store, fn's write fails (errStale) when another replica
+// changed the integration after this one read it; the change is then made
+// again on the integration as the database holds it, as one process makes
+// one change after the other: none is lost.
 func (b *Bus) change(ctx context.Context, r *runner, id string, fn func() (Integration, error)) (Integration, error) {
+	for try := 1; ; try++ {
+		in, err := b.changeOnce(ctx, r, id, fn)
+		if !errors.Is(err, errStale) || b.pg == nil {
+			return in, err
+		}
+		if try == staleTries {
+			return in, fmt.Errorf("sinkbus: integration %q: changed through other replicas %d times while this change was made; try again: %w", id, try, err)
+		}
+		if err := b.pg.resync(ctx); err != nil {
+			return Integration{}, err
+		}
+	}
+}
+
+// changeOnce is change, once.
+func (b *Bus) changeOnce(ctx context.Context, r *runner, id string, fn func() (Integration, error)) (Integration, error) {
 	if ctx.Done() == nil { // nothing to give up on: no goroutine
 		r.op.Lock()
 		defer r.op.Unlock()

@@ -103,11 +103,16 @@ type pgBackend struct {
 	mu   sync.Mutex
 	held map[string]int64 // ref -> fencing token of the leases held
 
+	// versions are the versions of the integrations' rows this replica's
+	// runners hold: a change is written over the version it was made on,
+	// else it is made again on what the database holds (Bus.change).
+	versions map[string]int64
+
 	syncMu sync.Mutex // one sync at a time
 
-	// saves counts this replica's writes of integrations: a sync that read
-	// the rows before one of them must not undo it.
-	saves atomic.Uint64
+	// saves counts this replica's writes of each integration (under mu): a
+	// sync that read the rows before one of them must not undo it.
+	saves map[string]uint64
 
 	// sure is until when (nanoseconds since base, monotonic) every lease
 	// held is surely not another's: two fifths of a lease after the last renewal
@@ -149,7 +154,7 @@ func (c *Postgres) open(b *Bus) (replicas, error) {
 		pc.Replica = fmt.Sprintf("%s-%d-%s", host, os.Getpid(), hex.EncodeToString(r[:]))
 	}
 	p := &pgBackend{b: b, cfg: pc, pool: pc.Pool, replica: pc.Replica, kick: make(chan struct{}, 1),
-		held: make(map[string]int64), base: time.Now()}
+		held: make(map[string]int64), versions: make(map[string]int64), saves: make(map[string]uint64), base: time.Now()}
 	p.ctx, p.endCtx = context.WithCancel(context.Background())
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -270,9 +275,10 @@ func (s pgIntegrations) save(_ []Integration, ref string, in *Integration) error
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	// Before and after: a sync whose read overlaps the write sees either.
-	s.p.saves.Add(1)
-	defer s.p.saves.Add(1)
+	s.p.saving(ref)
+	defer s.p.saving(ref)
 	if in == nil {
+		s.p.setVersion(ref, 0)
 		return s.p.state.Delete(ctx, ref)
 	}
 	doc, err := json.Marshal(*in)
@@ -282,8 +288,43 @@ func (s pgIntegrations) save(_ []Integration, ref string, in *Integration) error
 	// A change aborts the integration's replays, as on one process, even
 	// when no replica runs them now.
 	aborted := fmt.Errorf("%w: the integration changed before every event of the range was settled", replay.ErrAborted)
-	return s.p.state.Put(ctx, pgstate.Integration{Ref: ref, Doc: doc}, outcomeOf(aborted))
+	v, err := s.p.state.Put(ctx, pgstate.Integration{Ref: ref, Doc: doc, Version: s.p.version(ref)}, outcomeOf(aborted))
+	if errors.Is(err, pgstate.ErrStale) {
+		return fmt.Errorf("%w: %w", errStale, err)
+	}
+	if err == nil {
+		s.p.setVersion(ref, v)
+	}
+	return err
 }
+
+// saving counts a write of ref, before and after it.
+func (p *pgBackend) saving(ref string) {
+	p.mu.Lock()
+	p.saves[ref]++
+	p.mu.Unlock()
+}
+
+func (p *pgBackend) version(ref string) int64 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.versions[ref]
+}
+
+// setVersion records the version of ref's row; 0 forgets it.
+func (p *pgBackend) setVersion(ref string, v int64) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if v == 0 {
+		delete(p.versions, ref)
+	} else {
+		p.versions[ref] = v
+	}
+}
+
+// resync brings this replica's integrations to what the database holds,
+// for a change to be made again on them.
+func (p *pgBackend) resync(ctx context.Context) error { return p.sync(ctx) }
 
 // claim writes in, stopped, under its ref unless a row holds it: the
 // replica that claims a ref creates it, the other answers ErrExists and
@@ -305,6 +346,7 @@ func (s pgIntegrations) claim(in Integration) (func(), error) {
 	if !ok {
 		return nil, fmt.Errorf("%w: %s", ErrExists, quoteID(ref))
 	}
+	s.p.setVersion(ref, 1) // a claimed row's first
 	return func() {
 		if err := s.save(nil, ref, nil); err != nil {
 			s.p.b.logErr("Cannot remove what a failed creation claimed", err, ref)
@@ -626,13 +668,26 @@ func (p *pgBackend) sync(ctx context.Context) error {
 	p.syncMu.Lock() // the loop's rounds and exclusive's may overlap
 	defer p.syncMu.Unlock()
 	b := p.b
-	gen := p.saves.Load()
+	p.mu.Lock()
+	gen := maps.Clone(p.saves)
+	p.mu.Unlock()
 	rows, err := p.state.LoadIntegrations(ctx)
 	if err != nil {
 		return err
 	}
-	stale := func() bool { return p.saves.Load() != gen } // the next round syncs
-	list, _ := decodeRows(b.cfg.Sinks, rows)              // what cannot be read here is left as it is
+	// The next round syncs what this replica wrote meanwhile.
+	staleRef := func(ref string) func() bool {
+		return func() bool {
+			p.mu.Lock()
+			defer p.mu.Unlock()
+			return p.saves[ref] != gen[ref]
+		}
+	}
+	versions := make(map[string]int64, len(rows))
+	for _, row := range rows {
+		versions[row.Ref] = row.Version
+	}
+	list, _ := decodeRows(b.cfg.Sinks, rows) // what cannot be read here is left as it is
 	saved := make(map[string]Integration, len(list))
 	for _, in := range list {
 		saved[in.Ref()] = in
@@ -646,28 +701,28 @@ func (p *pgBackend) sync(ctx context.Context) error {
 		b.mu.Unlock()
 		return nil
 	}
-	var gone []*runner
+	gone := make(map[string]*runner)
 	for ref, r := range b.runners {
 		if !exists[ref] && r.persisted() {
-			gone = append(gone, r)
+			gone[ref] = r
 		}
 	}
 	b.mu.Unlock()
-	for _, r := range gone {
-		p.forget(r, stale)
+	for ref, r := range gone {
+		p.forget(r, staleRef(ref))
 	}
 	for ref, in := range saved {
 		if r := p.runner(ref); r == nil {
-			p.add(in)
+			p.add(in, versions[ref])
 		} else {
-			p.apply(r, in, stale)
+			p.apply(r, in, versions[ref], staleRef(ref))
 		}
 	}
 	return nil
 }
 
-// add registers an integration another replica created.
-func (p *pgBackend) add(in Integration) {
+// add registers an integration another replica created, at version.
+func (p *pgBackend) add(in Integration, version int64) {
 	b := p.b
 	ref := in.Ref()
 	f, chain, err := b.compileSaved(in)
@@ -679,23 +734,34 @@ func (p *pgBackend) add(in Integration) {
 	defer b.mu.Unlock()
 	if b.runners[ref] == nil && !b.closed {
 		b.runners[ref] = &runner{b: b, in: in, filter: f, chain: chain, ready: true}
+		p.setVersion(ref, version)
 	}
 }
 
-// apply brings r to in, as another replica changed it.
-func (p *pgBackend) apply(r *runner, in Integration, stale func() bool) {
+// apply brings r to in at version, as another replica changed it. The
+// version moves with r.in, under r's op: a change made here is written
+// over the version of what it was made on.
+func (p *pgBackend) apply(r *runner, in Integration, version int64, stale func() bool) {
 	b := p.b
 	if err := r.op.lockContext(context.Background()); err != nil {
 		return
 	}
 	defer r.op.Unlock()
-	b.mu.Lock()
-	same := !r.persisted() || stale() || sameRecord(r.in, in)
-	b.mu.Unlock()
-	if same {
+	ref := in.Ref()
+	if stale() {
 		return
 	}
-	ref := in.Ref()
+	b.mu.Lock()
+	persisted := r.persisted()
+	same := persisted && sameRecord(r.in, in)
+	b.mu.Unlock()
+	if !persisted {
+		return
+	}
+	if same {
+		p.setVersion(ref, version)
+		return
+	}
 	f, chain, err := b.compileSaved(in)
 	if err != nil {
 		b.logErr("A change made by another replica cannot be taken", err, ref)
@@ -707,6 +773,7 @@ func (p *pgBackend) apply(r *runner, in Integration, stale func() bool) {
 	b.mu.Lock()
 	r.in, r.filter, r.chain = in, f, chain
 	b.mu.Unlock()
+	p.setVersion(ref, version)
 	if in.Status == Running && p.holds(ref) {
 		if err := r.start(); err != nil {
 			b.logErr("Cannot start integration", err, ref)

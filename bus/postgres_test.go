@@ -325,3 +325,38 @@ func TestPostgres_concurrent_creates_of_one_id_one_wins(t *testing.T) {
 		}
 	}
 }
+
+// Changes of one integration made through two replicas at once are all
+// kept: each applies to the integration as the last change left it, as on
+// one process, never to a copy another replica changed meanwhile.
+func TestPostgres_concurrent_changes_through_two_replicas_lose_none(t *testing.T) {
+	_, _, a, b := twoReplicas(t)
+	h := newHookReceiver(t)
+	_, err := a.Integrations().Create(ctx, bus.Integration{ID: "i", Observes: []string{"base.created"},
+		Sink: webhook.Config{URL: h.URL, AllowPrivateNetworks: true}})
+	require.NoError(t, err)
+	require.Eventually(t, func() bool { _, err := b.Integrations().Get(ctx, "i"); return err == nil },
+		5*time.Second, 10*time.Millisecond)
+	const each = 8
+	var wg sync.WaitGroup
+	for n := range 2 * each {
+		via := a
+		if n%2 == 1 {
+			via = b
+		}
+		wg.Go(func() {
+			_, err := via.Integrations().UpdateFunc(ctx, "i", func(in *bus.Integration) error {
+				in.Observes = append(in.Observes, fmt.Sprintf("k%d.created", n))
+				return nil
+			})
+			assert.NoError(t, err)
+		})
+	}
+	wg.Wait()
+	for _, r := range []*bus.Bus{a, b} {
+		require.Eventually(t, func() bool {
+			in, err := r.Integrations().Get(ctx, "i")
+			return err == nil && len(in.Observes) == 1+2*each
+		}, 5*time.Second, 10*time.Millisecond, "every change kept, seen by both replicas")
+	}
+}

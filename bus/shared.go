@@ -2,6 +2,7 @@ package bus
 
 import (
 	"context"
+	"errors"
 
 	"github.com/ThreeDotsLabs/watermill/message"
 
@@ -43,7 +44,13 @@ type replicas interface {
 	freshCursor(r *runner) error
 	freshRef(ref string)
 	dedupe() SharedDedupe
+	resync(ctx context.Context) error
 }
+
+// errStale is what a change fails with when another replica changed the
+// integration after this one read it: Bus.change makes it again on what
+// the database holds.
+var errStale = errors.New("sinkbus: the integration was changed through another replica meanwhile")
 
 // forwarding says whether a request about r goes to the replica that
 // delivers it (another one, on a shared store).

@@ -82,6 +82,7 @@ CREATE TABLE {{schema}}.replays (
 	ended_at   timestamptz
 );
 CREATE INDEX ON {{schema}}.replays (ref) WHERE state = 'running';
+ALTER TABLE {{schema}}.integrations ADD COLUMN version bigint NOT NULL DEFAULT 1;
 `}}
 
 // Store is the bus's state in one schema. Safe for concurrent use.
@@ -120,10 +121,21 @@ func Open(ctx context.Context, pool *pgxpool.Pool, schema string, logSize, rejec
 	st := &Store{pool: pool, schema: q, channel: schema + "_bus", logSize: logSize, rejSize: rejectedSize,
 		timeout: 10 * time.Second}
 	st.q = queries{
-		loadIntegrations: s(`SELECT ref, doc FROM {{schema}}.integrations ORDER BY ref`),
-		upsertIntegration: s(`INSERT INTO {{schema}}.integrations (ref, doc) VALUES ($1, $2)
-			ON CONFLICT (ref) DO UPDATE SET doc = excluded.doc, updated_at = now()
-			WHERE integrations.doc IS DISTINCT FROM excluded.doc`),
+		loadIntegrations: s(`SELECT ref, doc, version FROM {{schema}}.integrations ORDER BY ref`),
+		// The row is at $3 (0: there is none), else nothing is written;
+		// it returns the version the row is at, and whether the document
+		// changed.
+		upsertIntegration: s(`WITH prev AS (
+				SELECT doc, version FROM {{schema}}.integrations WHERE ref = $1 FOR UPDATE
+			), up AS (
+				INSERT INTO {{schema}}.integrations AS i (ref, doc) SELECT $1, $2
+					WHERE coalesce((SELECT version FROM prev), 0) = $3
+				ON CONFLICT (ref) DO UPDATE SET doc = excluded.doc, updated_at = now(), version = i.version + 1
+					WHERE i.doc IS DISTINCT FROM excluded.doc
+				RETURNING version
+			) SELECT coalesce((SELECT version FROM up), (SELECT version FROM prev), 0),
+				coalesce((SELECT version FROM prev), 0) = $3,
+				EXISTS (SELECT 1 FROM up)`),
 		deleteIntegration: s(`DELETE FROM {{schema}}.integrations WHERE NOT (ref = ANY($1::text[]))`),
 		appendLog: s(`WITH ins AS (
 				INSERT INTO {{schema}}.integration_log (ref, entry) SELECT $1, $3 WHERE ` + fence + ` RETURNING seq
@@ -174,11 +186,17 @@ func (s *Store) ctx() (context.Context, context.CancelFunc) {
 	return context.WithTimeout(context.Background(), s.timeout)
 }
 
-// Integration is one saved integration: its ref and its document.
+// Integration is one saved integration: its ref, its document and its
+// version, which every change moves on.
 type Integration struct {
-	Ref string
-	Doc json.RawMessage
+	Ref     string
+	Doc     json.RawMessage
+	Version int64
 }
+
+// ErrStale is returned by Put when the integration's row is at another
+// version than the writer read: another replica changed it meanwhile.
+var ErrStale = errors.New("sinkbus: the integration was changed by another replica meanwhile")
 
 // LoadIntegrations returns every saved integration, by ref.
 func (s *Store) LoadIntegrations(ctx context.Context) ([]Integration, error) {
@@ -188,7 +206,7 @@ func (s *Store) LoadIntegrations(ctx context.Context) ([]Integration, error) {
 	}
 	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (Integration, error) {
 		var in Integration
-		err := row.Scan(&in.Ref, &in.Doc)
+		err := row.Scan(&in.Ref, &in.Doc, &in.Version)
 		return in, err
 	})
 	if err != nil {
@@ -197,27 +215,36 @@ func (s *Store) LoadIntegrations(ctx context.Context) ([]Integration, error) {
 	return out, nil
 }
 
-// Put writes one integration and tells the other replicas. When that
-// changes it, its running replays end with aborted: a change of an
-// integration aborts them, whichever replica delivers it, or none.
-func (s *Store) Put(ctx context.Context, in Integration, aborted any) error {
+// Put writes one integration over the version in.Version (0: none yet)
+// and tells the other replicas; it returns the version written. When the
+// row is at another version it writes nothing and returns ErrStale. When
+// the document changes, the integration's running replays end with
+// aborted: a change of an integration aborts them, whichever replica
+// delivers it, or none.
+func (s *Store) Put(ctx context.Context, in Integration, aborted any) (int64, error) {
 	outcome, err := json.Marshal(aborted)
 	if err != nil {
-		return err
+		return 0, err
 	}
-	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		ct, err := tx.Exec(ctx, s.q.upsertIntegration, in.Ref, in.Doc)
-		if err != nil {
+	var version int64
+	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		var current, changed bool
+		if err := tx.QueryRow(ctx, s.q.upsertIntegration, in.Ref, in.Doc, in.Version).Scan(&version, &current, &changed); err != nil {
 			return err
 		}
-		if ct.RowsAffected() > 0 {
-			if _, err := tx.Exec(ctx, s.q.abortReplays, in.Ref, outcome); err != nil {
-				return err
-			}
+		if !current {
+			return fmt.Errorf("%w: %s is at version %d, not %d", ErrStale, in.Ref, version, in.Version)
+		}
+		if !changed {
+			return nil
+		}
+		if _, err := tx.Exec(ctx, s.q.abortReplays, in.Ref, outcome); err != nil {
+			return err
 		}
 		_, err = tx.Exec(ctx, "SELECT pg_notify($1, 'integrations')", s.channel)
 		return err
 	})
+	return version, err
 }
 
 // Claim writes integration in.Ref if no row holds that ref yet, and

@@ -79,18 +79,48 @@ func TestStore_replays_end_under_the_lease_and_with_their_integration(t *testing
 		assert.JSONEq(t, `{"why":"changed"}`, string(outcome))
 		waited <- state
 	}()
-	require.NoError(t, s.Put(ctx, pgstate.Integration{Ref: "i", Doc: json.RawMessage(`{"v":1}`)}, map[string]string{"why": "changed"}))
+	v, err := s.Put(ctx, pgstate.Integration{Ref: "i", Doc: json.RawMessage(`{"v":1}`)}, map[string]string{"why": "changed"})
+	require.NoError(t, err)
+	assert.Equal(t, int64(1), v)
 	assert.Equal(t, pgstate.ReplayAborted, <-waited)
 	assert.Empty(t, running("i"))
 	assert.False(t, progress("i", b))
 
 	c, err := s.BeginReplay(ctx, "i", nil)
 	require.NoError(t, err)
-	require.NoError(t, s.Put(ctx, pgstate.Integration{Ref: "i", Doc: json.RawMessage(`{"v":1}`)}, nil))
+	v, err = s.Put(ctx, pgstate.Integration{Ref: "i", Doc: json.RawMessage(`{"v":1}`), Version: 1}, nil)
+	require.NoError(t, err)
+	assert.Equal(t, int64(1), v, "unchanged")
 	assert.Equal(t, []int64{c}, running("i"), "a write that changes nothing aborts nothing")
 	save("i", c)
 	require.NoError(t, s.Delete(ctx, "i"))
 	_, _, err = s.AwaitReplay(ctx, c, time.Millisecond)
 	assert.ErrorIs(t, err, pgstate.ErrNoReplay)
 	assert.False(t, progress("i", c))
+}
+
+// A change is written over the version it was made on: one made on a
+// version another replica has since replaced writes nothing.
+func TestStore_put_is_refused_over_a_stale_version(t *testing.T) {
+	ctx := context.Background()
+	s, _ := open(t)
+	doc := func(v string) json.RawMessage { return json.RawMessage(`{"v":"` + v + `"}`) }
+	v, err := s.Put(ctx, pgstate.Integration{Ref: "i", Doc: doc("a")}, nil)
+	require.NoError(t, err)
+	require.Equal(t, int64(1), v)
+	_, err = s.Put(ctx, pgstate.Integration{Ref: "i", Doc: doc("b")}, nil)
+	require.ErrorIs(t, err, pgstate.ErrStale, "a creation over an existing row")
+	v, err = s.Put(ctx, pgstate.Integration{Ref: "i", Doc: doc("b"), Version: 1}, nil)
+	require.NoError(t, err)
+	require.Equal(t, int64(2), v)
+	_, err = s.Put(ctx, pgstate.Integration{Ref: "i", Doc: doc("c"), Version: 1}, nil)
+	require.ErrorIs(t, err, pgstate.ErrStale, "made on version 1, which b replaced")
+	rows, err := s.LoadIntegrations(ctx)
+	require.NoError(t, err)
+	require.Len(t, rows, 1)
+	assert.JSONEq(t, `{"v":"b"}`, string(rows[0].Doc))
+	assert.Equal(t, int64(2), rows[0].Version)
+	require.NoError(t, s.Delete(ctx, "i"))
+	_, err = s.Put(ctx, pgstate.Integration{Ref: "i", Doc: doc("d"), Version: 2}, nil)
+	require.ErrorIs(t, err, pgstate.ErrStale, "deleted meanwhile")
 }
