@@ -96,7 +96,7 @@ func TestIntegration_concurrency_defaults_to_eight_and_is_honoured(t *testing.T)
 // events are published loses and duplicates nothing for the others, and
 // the integration that changes misses nothing.
 func TestIntegrations_lifecycle_while_publishing_loses_nothing(t *testing.T) {
-	tb := bustest.New(t, func(c *bus.Config) { c.Clock = nil })
+	tb := lifecycleBus(t, func(c *bus.Config) { c.Clock = nil })
 	other := tb.NewSinkIntegration(bus.Integration{ID: "other"})
 	churned := tb.NewSinkIntegration(bus.Integration{ID: "churned"})
 
@@ -148,7 +148,7 @@ func TestIntegrations_lifecycle_while_publishing_loses_nothing(t *testing.T) {
 // An order key whose events keep failing waits alone: the other keys of
 // the integration are delivered in full meanwhile.
 func TestIntegration_a_failing_order_key_leaves_the_other_keys_alone(t *testing.T) {
-	tb := bustest.New(t)
+	tb := lifecycleBus(t)
 	var mu sync.Mutex
 	byKey := map[string][]int{}
 	badAttempts := 0
@@ -192,7 +192,7 @@ func TestIntegration_a_failing_order_key_leaves_the_other_keys_alone(t *testing.
 
 // Publish never waits for an integration, even one stuck on every event.
 func TestBus_Publish_returns_while_an_integration_is_stuck(t *testing.T) {
-	tb := bustest.New(t, func(c *bus.Config) { c.StopGrace = -1 })
+	tb := lifecycleBus(t, func(c *bus.Config) { c.StopGrace = -1 })
 	stuck := make(chan struct{})
 	defer close(stuck)
 	arrived := make(chan struct{}, 1)

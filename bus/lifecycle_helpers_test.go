@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"os"
 	"sort"
 	"sync"
 	"testing"
@@ -15,6 +16,7 @@ import (
 	"github.com/sinkbus/sinkbus/bus"
 	"github.com/sinkbus/sinkbus/bus/bustest"
 	"github.com/sinkbus/sinkbus/field"
+	"github.com/sinkbus/sinkbus/internal/pgtest"
 	"github.com/sinkbus/sinkbus/sinks"
 	_ "github.com/sinkbus/sinkbus/sinks/all" // integrations of every built-in type come as JSON
 )
@@ -163,9 +165,35 @@ func lifecycleRegistry(t *testing.T) *sinks.Registry {
 }
 
 // lifecycleBus is a test bus that knows testSink's type too.
+//
+// With lifecycleOnPostgresEnv set (TestLifecycle_holds_on_postgres sets it
+// in a process of its own), the bus keeps everything in a schema of its own
+// on PostgreSQL, as a replica does: the lifecycle holds there too.
 func lifecycleBus(t *testing.T, opts ...func(*bus.Config)) *bustest.Bus {
 	reg := lifecycleRegistry(t)
-	return bustest.New(t, append([]func(*bus.Config){func(c *bus.Config) { c.Sinks = reg }}, opts...)...)
+	first := []func(*bus.Config){func(c *bus.Config) { c.Sinks = reg }}
+	if lifecycleOnPostgres() {
+		pool, schema := pgtest.Pool(t), pgtest.Schema(t)
+		first = append(first, func(c *bus.Config) {
+			c.Postgres = &bus.Postgres{Pool: pool, Schema: schema, LeaseTTL: 2 * time.Second}
+		})
+	}
+	return bustest.New(t, append(first, opts...)...)
+}
+
+// lifecycleOnPostgresEnv runs the tests that make their bus with
+// lifecycleBus on PostgreSQL.
+const lifecycleOnPostgresEnv = "SINKBUS_LIFECYCLE_ON_POSTGRES"
+
+func lifecycleOnPostgres() bool { return os.Getenv(lifecycleOnPostgresEnv) != "" }
+
+// notOnPostgres skips a lifecycle test that cannot run on PostgreSQL, and
+// says why.
+func notOnPostgres(t *testing.T, why string) {
+	t.Helper()
+	if lifecycleOnPostgres() {
+		t.Skip("not on PostgreSQL: " + why)
+	}
 }
 
 // handlerOf returns a HandlerFunc that sends each event's id to a channel.

@@ -60,7 +60,7 @@ func TestIntegrations_sink_order_key_orders_events_without_a_value_too(t *testin
 	require.NoError(t, reg.Register(sinks.Type{Name: "grouped", Decode: func(json.RawMessage) (sinks.Config, error) {
 		return sink, nil
 	}}))
-	tb := bustest.New(t, func(c *bus.Config) { c.Sinks = reg })
+	tb := lifecycleBus(t, func(c *bus.Config) { c.Sinks = reg })
 	tb.Create(bus.Integration{ID: "fifo", Concurrency: 8, Sink: sink})
 
 	want := map[string][]string{}

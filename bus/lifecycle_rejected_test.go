@@ -8,14 +8,13 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/sinkbus/sinkbus/bus"
-	"github.com/sinkbus/sinkbus/bus/bustest"
 	"github.com/sinkbus/sinkbus/middleware"
 )
 
 // A manual retry that fails leaves the stored event with the new failure:
 // its reason, status code and one more attempt.
 func TestIntegrations_RetryRejected_that_fails_records_the_new_failure(t *testing.T) {
-	tb := bustest.New(t)
+	tb := lifecycleBus(t)
 	sink := tb.NewSinkIntegration(bus.Integration{ID: "erp"})
 	sink.FailNext(1, 400)
 	tb.MustPublish(bus.Event{ID: "e1", Name: "order.created"})

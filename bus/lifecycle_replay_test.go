@@ -29,7 +29,7 @@ func TestIntegrations_Replay_aborted_closes_Done_and_says_so(t *testing.T) {
 		{"close", func(tb *bustest.Bus) error { return tb.Close() }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			tb := bustest.New(t, func(c *bus.Config) { c.StopGrace = -1 })
+			tb := lifecycleBus(t, func(c *bus.Config) { c.StopGrace = -1 })
 			replaying := make(chan string, 10)
 			require.NoError(t, tb.Handle("erp", nil, func(ctx context.Context, e bus.Event) error {
 				if !e.Replayed {
@@ -66,7 +66,7 @@ func TestIntegrations_Replay_aborted_closes_Done_and_says_so(t *testing.T) {
 // A finished replay lets go of its consumer; the integration does not
 // collect them.
 func TestIntegrations_Replay_that_finished_is_released(t *testing.T) {
-	tb := bustest.New(t)
+	tb := lifecycleBus(t)
 	sink := tb.NewSinkIntegration(bus.Integration{ID: "erp"})
 	tb.MustPublish(bus.Event{ID: "a", Name: "order.created"})
 	sink.WaitFor(t, 1)
@@ -114,7 +114,7 @@ func logActions(t *testing.T, b *bus.Bus, id string) []string {
 
 // replay_started says how many events the replay will send.
 func TestIntegrations_Replay_log_counts_the_matching_events(t *testing.T) {
-	tb := bustest.New(t)
+	tb := lifecycleBus(t)
 	sink := tb.NewSinkIntegration(bus.Integration{ID: "erp", Observes: []string{"order.*"}})
 	tb.MustPublish(bus.Event{ID: "a", Name: "order.created"})
 	sink.WaitFor(t, 1)

@@ -79,7 +79,7 @@ func TestIntegrations_Create_whose_sink_cannot_start_is_not_saved(t *testing.T) 
 // not, with the field, as validation would: a file or s3 sink without a
 // directory on a bus that has none.
 func TestIntegrations_Create_refuses_a_sink_the_bus_cannot_build_naming_the_field(t *testing.T) {
-	tb := bustest.New(t)
+	tb := lifecycleBus(t)
 	for _, tc := range []struct {
 		sink  sinks.Config
 		field string
@@ -149,6 +149,7 @@ func TestIntegrations_Update_whose_sink_cannot_start_keeps_the_old_one(t *testin
 // (sinks.Purger) with the Env it was built with; a purge that fails does
 // not fail Delete.
 func TestIntegrations_Delete_purges_the_sink_after_stopping_it(t *testing.T) {
+	notOnPostgres(t, "it checks the DataDir the sink is purged with")
 	dir := t.TempDir()
 	tb := lifecycleBus(t, func(c *bus.Config) { c.DataDir = dir; c.Storage = replay.NewMemory() })
 	sink := &testSink{purgeErr: errors.New("spool in use")}

@@ -20,7 +20,7 @@ import (
 // function changes: a renamed integration observing order.created does not
 // start receiving cart.updated.
 func TestIntegrations_Update_partial_is_refused_and_UpdateFunc_changes_only_what_it_sets(t *testing.T) {
-	tb := bustest.New(t)
+	tb := lifecycleBus(t)
 	sink := bustest.NewSink()
 	settings := middleware.Settings{Timeout: 7 * time.Second, Retry: middleware.RetryPolicy{MaxAttempts: 3}}
 	tb.Create(bus.Integration{
@@ -68,7 +68,7 @@ func TestIntegrations_Update_partial_is_refused_and_UpdateFunc_changes_only_what
 }
 
 func TestIntegrations_UpdateFunc_refuses_what_cannot_change_and_returns_the_functions_error(t *testing.T) {
-	tb := bustest.New(t)
+	tb := lifecycleBus(t)
 	tb.Create(bus.Integration{ID: "erp", Observes: []string{"order.*"}, Sink: bustest.NewSink()})
 	before, err := tb.Integrations().Get(ctx, "erp")
 	require.NoError(t, err)
