@@ -88,7 +88,10 @@ type Publisher struct {
 	closed bool
 }
 
-var _ message.Publisher = (*Publisher)(nil)
+var (
+	_ message.Publisher      = (*Publisher)(nil)
+	_ sinks.MessagePublisher = (*Publisher)(nil)
+)
 
 // New validates cfg and builds the sink. It opens no connection.
 func New(cfg Config, env sinks.Env) (*Publisher, error) {
@@ -191,6 +194,16 @@ func (p *Publisher) Publish(topic string, msgs ...*message.Message) error {
 		}
 	}
 	return nil
+}
+
+// PublishMessage is Publish of one message.
+func (p *Publisher) PublishMessage(topic string, msg *message.Message) error {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	if p.closed {
+		return sinks.ErrClosed
+	}
+	return p.deliver(topic, msg)
 }
 
 // Close waits for the requests in flight (each bounded by the timeout) and

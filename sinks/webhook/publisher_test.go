@@ -476,6 +476,7 @@ func TestWebhookSink_close(t *testing.T) {
 	require.NoError(t, <-closed)
 	require.NoError(t, p.Close(), "Close is idempotent")
 	assert.ErrorIs(t, p.Publish("t", event("e-2", "a.b", `{}`)), sinks.ErrClosed)
+	assert.ErrorIs(t, p.PublishMessage("t", event("e-3", "a.b", `{}`)), sinks.ErrClosed)
 }
 
 func TestWebhookSink_concurrent_publish(t *testing.T) {
