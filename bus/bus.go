@@ -521,7 +521,7 @@ func (b *Bus) publish(ctx context.Context, events []Event, write func(context.Co
 func (b *Bus) records(ctx context.Context, events []Event) ([]*replay.Record, error) {
 	now := b.cfg.Clock.Now()
 	var p field.Problems
-	recs := make([]*replay.Record, len(events))
+	recs := newRecords(len(events))
 	for i := range events {
 		e := events[i]
 		prefix := ""
@@ -529,13 +529,10 @@ func (b *Bus) records(ctx context.Context, events []Event) ([]*replay.Record, er
 			prefix = fmt.Sprintf("events[%d].", i)
 		}
 		e.validate(&p, prefix, b.cfg.MaxPayloadBytes, b.cfg.MaxPayloadDepth)
-		if e.ID == "" {
-			e.ID = newEventID()
-		}
 		if e.PublishedAt.IsZero() {
 			e.PublishedAt = now
 		}
-		recs[i] = e.record()
+		e.record(recs[i])
 	}
 	if err := p.Err(); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInvalidEvent, err)

@@ -3,6 +3,7 @@ package bus
 import (
 	"crypto/rand"
 	"encoding/json"
+	"slices"
 	"strings"
 	"time"
 
@@ -90,9 +91,27 @@ func (e *Event) validate(p *field.Problems, prefix string, maxPayload, maxDepth 
 	}
 }
 
-// record turns a validated event into the journal record every delivery is
-// made from.
-func (e *Event) record() *replay.Record {
+// newRecords returns n records to fill and the slice of them. A single
+// record, what most publishes make, and its slice are one allocation.
+func newRecords(n int) []*replay.Record {
+	if n == 1 {
+		one := new(struct {
+			rec  replay.Record
+			recs [1]*replay.Record
+		})
+		one.recs[0] = &one.rec
+		return one.recs[:]
+	}
+	recs, backing := make([]*replay.Record, n), make([]replay.Record, n)
+	for i := range backing {
+		recs[i] = &backing[i]
+	}
+	return recs
+}
+
+// record fills r with the journal record of a validated event, which every
+// delivery is made from. An event without an ID gets one here.
+func (e *Event) record(r *replay.Record) {
 	payload := []byte(e.Payload)
 	if len(payload) == 0 {
 		payload = []byte("null")
@@ -105,8 +124,25 @@ func (e *Event) record() *replay.Record {
 	if e.Tenant != "" {
 		md[sinks.MetaTenant] = e.Tenant
 	}
-	md[sinks.MetaPublishedAt] = e.PublishedAt.UTC().Format(time.RFC3339Nano)
-	return &replay.Record{UUID: e.ID, Metadata: md, Payload: payload}
+	r.UUID, md[sinks.MetaPublishedAt] = idAndTime(e.ID, e.PublishedAt)
+	r.Metadata, r.Payload = md, payload
+}
+
+// idAndTime returns id, or a new event ID when it is empty, and t as a
+// record carries it (RFC 3339, UTC), in one allocation: both live as long
+// as the record.
+func idAndTime(id string, t time.Time) (string, string) {
+	var buf [ulid.EncodedSize + len(time.RFC3339Nano) + 8]byte
+	b := buf[:0]
+	if id == "" {
+		b = appendEventID(b)
+	}
+	n := len(b)
+	s := string(t.UTC().AppendFormat(b, time.RFC3339Nano))
+	if id == "" {
+		id = s[:n]
+	}
+	return id, s[n:]
 }
 
 // EventFromMessage rebuilds the event a message carries.
@@ -131,8 +167,17 @@ func Replayed(msg *message.Message) bool { return sinks.IsReplayed(msg) }
 // watermill.NewULID does, in one allocation instead of two (its entropy
 // read through an io.Reader moves the ID to the heap).
 func newEventID() string {
+	var buf [ulid.EncodedSize]byte
+	return string(appendEventID(buf[:0]))
+}
+
+// appendEventID appends a new event ID to dst.
+func appendEventID(dst []byte) []byte {
 	var id ulid.ULID
 	_ = id.SetTime(ulid.Now()) // fails only past the year 10889
 	_, _ = rand.Read(id[6:])   // never fails (crypto/rand)
-	return id.String()
+	n := len(dst)
+	dst = slices.Grow(dst, ulid.EncodedSize)[:n+ulid.EncodedSize]
+	_ = id.MarshalTextTo(dst[n:])
+	return dst
 }

@@ -67,6 +67,14 @@ func (p *handlerPublisher) Publish(_ string, msgs ...*message.Message) error {
 	return nil
 }
 
+// PublishMessage implements sinks.MessagePublisher.
+func (p *handlerPublisher) PublishMessage(_ string, m *message.Message) error {
+	if p.closed.Load() {
+		return sinks.ErrClosed
+	}
+	return p.fn(m.Context(), EventFromMessage(m))
+}
+
 func (p *handlerPublisher) Close() error {
 	p.closed.Store(true)
 	return nil

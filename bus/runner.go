@@ -172,8 +172,13 @@ func (b *Bus) openDelivery(in Integration, chain *middleware.Chain) (*delivery, 
 	if err != nil {
 		return nil, sinkError(err, red)
 	}
+	one, _ := sink.(sinks.MessagePublisher)
 	publish := b.guardSink(in, func(msg *message.Message) ([]*message.Message, error) {
-		return nil, red.Error(sink.Publish(msg.Metadata.Get(sinks.MetaName), msg))
+		topic := msg.Metadata.Get(sinks.MetaName)
+		if one != nil {
+			return nil, red.Error(one.PublishMessage(topic, msg))
+		}
+		return nil, red.Error(sink.Publish(topic, msg))
 	})
 	if b.pg != nil {
 		publish = b.pg.fenceAttempts(in.Ref(), publish)

@@ -182,7 +182,7 @@ func (j *Journal) Append(topic string, recs ...*Record) error {
 	}
 	a := appendings.Get().(*appending)
 	defer appendings.Put(a)
-	a.topic = topic
+	a.topic, a.clock = topic, j.cfg.Clock
 	a.nanos.Store(notAsked)
 	j.mu.Lock()
 	if j.closed {
@@ -191,12 +191,7 @@ func (j *Journal) Append(topic string, recs ...*Record) error {
 	}
 	j.appending[a] = struct{}{}
 	j.mu.Unlock()
-	err := j.st.Append(topic, recs, func() time.Time {
-		a.nanos.CompareAndSwap(notAsked, asking)
-		now := j.cfg.Clock.Now()
-		a.nanos.CompareAndSwap(asking, now.UnixNano())
-		return now
-	})
+	err := j.st.Append(topic, recs, a.now)
 	j.mu.Lock()
 	delete(j.appending, a)
 	j.mu.Unlock()
@@ -243,13 +238,28 @@ func (j *Journal) CheckAppend(topic string) error {
 }
 
 // appendings recycles the appending of each Append: it is gone from
-// Journal.appending when Append returns.
-var appendings = sync.Pool{New: func() any { return new(appending) }}
+// Journal.appending when Append returns, and the storage calls its now only
+// within Append. Its now is made once, not once per Append.
+var appendings = sync.Pool{New: func() any {
+	a := new(appending)
+	a.now = a.stamp
+	return a
+}}
 
 // appending is an Append under way, and the time the storage took for it.
 type appending struct {
 	topic string
 	nanos atomic.Int64 // notAsked, asking, or the time in Unix nanoseconds
+	clock clock.Clock
+	now   func() time.Time // a.stamp, the now the storage is given
+}
+
+// stamp is the time of the records of the Append, noted in a.nanos.
+func (a *appending) stamp() time.Time {
+	a.nanos.CompareAndSwap(notAsked, asking)
+	now := a.clock.Now()
+	a.nanos.CompareAndSwap(asking, now.UnixNano())
+	return now
 }
 
 const (

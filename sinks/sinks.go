@@ -48,6 +48,14 @@ type Config interface {
 	NewPublisher(env Env) (message.Publisher, error)
 }
 
+// MessagePublisher is implemented by a sink that can publish one message
+// without the slice that message.Publisher's Publish takes, one allocation
+// per call. The bus delivers one message at a time and calls PublishMessage
+// when the sink has it. It does what Publish does with that one message.
+type MessagePublisher interface {
+	PublishMessage(topic string, msg *message.Message) error
+}
+
 // AttemptTimeouter is implemented by configurations whose sink has its own
 // default per-attempt timeout (webhook: the configured timeout, else 30 s).
 type AttemptTimeouter interface {

@@ -111,43 +111,57 @@ func decodeBody(body []byte) (replay.Record, error) {
 		return replay.Record{}, errCorrupt
 	}
 	rec := replay.Record{Offset: bodyOffset(body), Time: time.Unix(0, bodyNanos(body)).UTC()}
-	rest := body[bodyFixed:]
-	uuid, rest, ok := cutString(rest)
+	b := body[bodyFixed:]
+	n, payload, ok := cutMetadata(b)
 	if !ok {
 		return replay.Record{}, errCorrupt
 	}
-	rec.UUID = uuid
-	n, k := binary.Uvarint(rest)
-	// Each pair takes at least two bytes: a corrupt count cannot make us
-	// allocate more than the body justifies.
-	if k <= 0 || n > uint64(len(rest)-k)/2 {
-		return replay.Record{}, errCorrupt
+	// The record's strings, its id and metadata values, are cut from one
+	// copy of the bytes that hold them: one allocation instead of one each.
+	// The keys are interned.
+	strs := string(b[:len(b)-len(payload)])
+	str := func(s, rest []byte) string { // s, followed by rest, is a piece of b
+		end := len(b) - len(rest)
+		return strs[end-len(s) : end]
 	}
+	id, rest, _ := cutBytes(b)
+	rec.UUID = str(id, rest)
+	_, k := binary.Uvarint(rest)
 	rest = rest[k:]
 	rec.Metadata = make(map[string]string, n)
 	for range n {
-		var key, val string
-		if key, rest, ok = cutKey(rest); !ok {
-			return replay.Record{}, errCorrupt
-		}
-		if val, rest, ok = cutString(rest); !ok {
-			return replay.Record{}, errCorrupt
-		}
-		rec.Metadata[key] = val
+		var key, val []byte
+		key, rest, _ = cutBytes(rest)
+		val, rest, _ = cutBytes(rest)
+		rec.Metadata[internKey(key)] = str(val, rest)
 	}
-	if len(rest) > 0 {
-		rec.Payload = append([]byte(nil), rest...)
+	if len(payload) > 0 {
+		rec.Payload = append([]byte(nil), payload...)
 	}
 	return rec, nil
 }
 
-// cutKey is cutString for a metadata key, which it interns.
-func cutKey(b []byte) (string, []byte, bool) {
-	key, rest, ok := cutBytes(b)
+// cutMetadata checks the id and the metadata at the start of b, a body
+// past its fixed fields, and returns the number of metadata pairs and the
+// payload that follows them.
+func cutMetadata(b []byte) (n uint64, payload []byte, ok bool) {
+	_, rest, ok := cutBytes(b)
 	if !ok {
-		return "", nil, false
+		return 0, nil, false
 	}
-	return internKey(key), rest, true
+	n, k := binary.Uvarint(rest)
+	// Each pair takes at least two bytes: a corrupt count cannot make us
+	// allocate more than the body justifies.
+	if k <= 0 || n > uint64(len(rest)-k)/2 {
+		return 0, nil, false
+	}
+	rest = rest[k:]
+	for range 2 * n { // a key, then its value
+		if _, rest, ok = cutBytes(rest); !ok {
+			return 0, nil, false
+		}
+	}
+	return n, rest, true
 }
 
 // knownKeys interns metadata keys. A journal's records carry few distinct
@@ -190,11 +204,6 @@ func internKey(b []byte) string {
 			return s
 		}
 	}
-}
-
-func cutString(b []byte) (string, []byte, bool) {
-	s, rest, ok := cutBytes(b)
-	return string(s), rest, ok
 }
 
 // cutBytes cuts a length-prefixed string off b: the bytes, and what follows.

@@ -15,6 +15,7 @@ import (
 	"sync"
 	"time"
 	"unicode/utf8"
+	"unsafe"
 
 	"github.com/ThreeDotsLabs/watermill/message"
 	"go.opentelemetry.io/otel/propagation"
@@ -88,7 +89,10 @@ type Publisher struct {
 	closed bool
 }
 
-var _ message.Publisher = (*Publisher)(nil)
+var (
+	_ message.Publisher      = (*Publisher)(nil)
+	_ sinks.MessagePublisher = (*Publisher)(nil)
+)
 
 // New validates cfg and builds the sink. It opens no connection.
 func New(cfg Config, env sinks.Env) (*Publisher, error) {
@@ -193,6 +197,16 @@ func (p *Publisher) Publish(topic string, msgs ...*message.Message) error {
 	return nil
 }
 
+// PublishMessage is Publish of one message.
+func (p *Publisher) PublishMessage(topic string, msg *message.Message) error {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	if p.closed {
+		return sinks.ErrClosed
+	}
+	return p.deliver(topic, msg)
+}
+
 // Close waits for the requests in flight (each bounded by the timeout) and
 // closes the idle connections. It is idempotent.
 func (p *Publisher) Close() error {
@@ -219,8 +233,7 @@ func (p *Publisher) deliver(topic string, msg *message.Message) error {
 	}
 
 	body := p.appendBody(topic, msg)
-	var scratch [headerScratch]byte
-	header := p.header(scratch[:0], body, topic, msg)
+	header := p.header(body, topic, msg)
 	sinks.InjectTrace(ctx, propagation.HeaderCarrier(header))
 	rc, getBody := requestBody(body)
 	req := (&http.Request{
@@ -246,23 +259,29 @@ func (p *Publisher) deliver(topic string, msg *message.Message) error {
 	return p.response(resp)
 }
 
-// headerScratch holds the per-request header values of most requests (a
-// request id, a timestamp and two signatures) without an allocation.
-const headerScratch = 256
+// headerValues holds the per-request header values of one request: the
+// slices the header takes, and the bytes of the values (a request id, a
+// timestamp and two signatures fit).
+type headerValues struct {
+	vals [6]string
+	buf  [160]byte
+}
 
 // header returns the headers of one request, signing body. The per-request
-// values are written into s (scratch space) and become one string, and
-// share one slice, to keep allocations per request flat.
-func (p *Publisher) header(s []byte, body []byte, topic string, msg *message.Message) http.Header {
+// values, their bytes and the slices that hold them are one allocation, to
+// keep allocations per request flat.
+func (p *Publisher) header(body []byte, topic string, msg *message.Message) http.Header {
 	h := make(http.Header, len(p.static)+6)
 	for k, v := range p.static {
 		h[k] = v // shared, read-only
 	}
-	vals := make([]string, 0, 6)
+	hv := new(headerValues)
+	vals := hv.vals[:0]
 	set := func(k, v string) {
 		vals = append(vals, v)
 		h[k] = vals[len(vals)-1 : len(vals) : len(vals)]
 	}
+	s := hv.buf[:0]
 
 	s = appendRequestID(s)
 	idEnd := len(s)
@@ -285,7 +304,9 @@ func (p *Publisher) header(s []byte, body []byte, topic string, msg *message.Mes
 			s = sg.appendHex(s, body)
 		}
 	}
-	str := string(s)
+	// The values are strings over s's bytes, which nothing writes again (s
+	// is hv's, or its own array once the values outgrow it): no copy.
+	str := unsafe.String(unsafe.SliceData(s), len(s))
 
 	set(headerTopic, eventName(topic, msg))
 	set(headerRequestID, str[:idEnd])

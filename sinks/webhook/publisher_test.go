@@ -476,31 +476,7 @@ func TestWebhookSink_close(t *testing.T) {
 	require.NoError(t, <-closed)
 	require.NoError(t, p.Close(), "Close is idempotent")
 	assert.ErrorIs(t, p.Publish("t", event("e-2", "a.b", `{}`)), sinks.ErrClosed)
-}
-
-func TestWebhookSink_concurrent_publish(t *testing.T) {
-	rc := newReceiver(t, http.StatusOK)
-	p, _ := newPublisher(t, webhook.Config{URL: rc.URL, SecretKey: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"})
-	const n = 50
-	errs := make(chan error, n)
-	for i := range n {
-		go func() {
-			errs <- p.Publish("t", event(fmt.Sprintf("e-%d", i), "a.b", fmt.Sprintf(`{"n":%d}`, i)))
-		}()
-	}
-	for range n {
-		require.NoError(t, <-errs)
-	}
-	seen := map[string]bool{}
-	for range n {
-		got := rc.next(t)
-		var env sinks.Envelope
-		require.NoError(t, json.Unmarshal(got.Body, &env))
-		assert.Equal(t, env.ID, got.Header.Get("webhook-id"), "body and headers of one request")
-		seen[env.ID] = true
-		require.NoError(t, webhook.Verify([]string{"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}, got.Header, got.Body, start, 0))
-	}
-	assert.Len(t, seen, n)
+	assert.ErrorIs(t, p.PublishMessage("t", event("e-3", "a.b", `{}`)), sinks.ErrClosed)
 }
 
 func TestWebhookSink_new_refuses_invalid_config(t *testing.T) {
@@ -515,4 +491,55 @@ func TestWebhookSink_new_refuses_invalid_config(t *testing.T) {
 	assert.Error(t, err)
 	assert.True(t, pub == nil, "a nil interface, not a typed nil")
 	assert.False(t, errors.Is(err, sinks.ErrClosed))
+}
+
+// Concurrent deliveries, through Publish and PublishMessage, in both
+// signature modes with two keys, each send their own request id, event id
+// and signatures. (The per-request header values and their bytes are one
+// allocation, the values strings over those bytes; the hex signatures
+// outgrow the room the values have.)
+func TestWebhookSink_concurrent_deliveries_keep_their_own_header_values(t *testing.T) {
+	for _, mode := range []string{webhook.SignatureStandard, webhook.SignatureHMACSHA256} {
+		t.Run(mode, func(t *testing.T) {
+			rc := newReceiver(t, http.StatusOK)
+			secrets := []string{secret, "old-raw-secret"}
+			p, _ := newPublisher(t, webhook.Config{URL: rc.URL, Signature: mode, SecretKey: secrets[0], PreviousSecretKey: secrets[1]})
+			const n = 64
+			errs := make(chan error, n)
+			for i := range n {
+				go func() {
+					msg := event(fmt.Sprintf("e-%d", i), "a.b", fmt.Sprintf(`{"n":%d}`, i))
+					if i%2 == 0 {
+						errs <- p.Publish("t", msg)
+					} else {
+						errs <- p.PublishMessage("t", msg)
+					}
+				}()
+			}
+			for range n {
+				require.NoError(t, <-errs)
+			}
+			requestIDs, eventIDs := map[string]bool{}, map[string]bool{}
+			for range n {
+				got := rc.next(t)
+				var env sinks.Envelope
+				require.NoError(t, json.Unmarshal(got.Body, &env))
+				eventIDs[env.ID] = true
+				assert.Equal(t, "a.b", got.Header.Get("X-Sinkbus-Topic"))
+				id := got.Header.Get("X-Sinkbus-Request-Id")
+				assert.Len(t, id, 36)
+				requestIDs[id] = true
+				for _, s := range secrets {
+					if mode == webhook.SignatureHMACSHA256 {
+						assert.NoError(t, webhook.VerifyHMAC([]string{s}, got.Header.Get(webhook.DefaultSignatureHeader), got.Body))
+						continue
+					}
+					assert.Equal(t, env.ID, got.Header.Get("webhook-id"), "body and headers of one request")
+					assert.NoError(t, webhook.Verify([]string{s}, got.Header, got.Body, start, 0))
+				}
+			}
+			assert.Len(t, requestIDs, n)
+			assert.Len(t, eventIDs, n)
+		})
+	}
 }

@@ -66,3 +66,44 @@ func TestMedian(t *testing.T) {
 	bench.Median(xs)
 	assert.Equal(t, []float64{3, 1, 2}, xs, "the input is not sorted in place")
 }
+
+func TestCost_MeasureReceiver_counts_the_receivers_allocations_apart(t *testing.T) {
+	recv := bench.NewReceiver()
+	t.Cleanup(recv.Close)
+	ep := recv.Endpoint("split")
+	client := &http.Client{Transport: bench.IdleTransport()}
+	t.Cleanup(client.CloseIdleConnections)
+	body := bench.Envelope()
+	post := func(n int) {
+		for range n {
+			require.NoError(t, bench.Post(context.Background(), client, ep.URL, body, nil))
+		}
+	}
+	post(10) // the connection is open
+
+	const n = 200
+	var c bench.Cost
+	var mine [][]byte
+	c.MeasureReceiver(n, func() {
+		post(n)
+		for range 30 * n {
+			mine = append(mine, make([]byte, 64)) // this goroutine's, not the receiver's
+		}
+	})
+	assert.Len(t, mine, 30*n)
+	assert.Zero(t, c.Events, "the round counts in nothing else")
+	assert.Equal(t, n, c.ReceiverEvents)
+	// net/http's server makes about 24 allocations per such request (the
+	// request, its headers, the response), and none of this goroutine's
+	// 30 per request is counted.
+	per := c.ReceiverAllocsPerEvent()
+	t.Logf("receiver: %.1f allocations per request", per)
+	assert.Greater(t, per, 10.0)
+	assert.Less(t, per, 45.0)
+
+	end := c.Measure(n)
+	post(n)
+	end()
+	assert.InDelta(t, c.AllocsPerEvent()-per, c.OwnAllocsPerEvent(), 1e-9)
+	assert.Contains(t, c.String(), "(receiver ")
+}
