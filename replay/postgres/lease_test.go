@@ -14,18 +14,27 @@ import (
 	"github.com/sinkbus/sinkbus/replay/postgres"
 )
 
+// fencedPair opens two storages of one schema, as two processes, whose
+// cursor saves are fenced by the lease lease names, with the token each
+// holds in tokens.
+func fencedPair(t *testing.T, lease func(group string) string) (a, b *postgres.Storage, tokens map[*postgres.Storage]int64) {
+	schema := pgtest.Schema(t)
+	a = open(t, postgres.Config{Schema: schema})
+	b = open(t, postgres.Config{Schema: schema})
+	tokens = map[*postgres.Storage]int64{}
+	for _, s := range []*postgres.Storage{a, b} {
+		s.SetFence(func(g string) (string, int64) { return lease(g), tokens[s] })
+	}
+	return a, b, tokens
+}
+
 // A process whose lease expired and was taken over saves no cursor: the
 // new holder's stays, whatever the old one still holds in memory. The old
 // one is told (replay.ErrFenced) once, and the other cursors it saves in
 // the same call are saved.
 func TestStorage_cursor_saves_are_fenced_by_the_lease(t *testing.T) {
 	ctx := context.Background()
-	schema := pgtest.Schema(t)
-	a := open(t, postgres.Config{Schema: schema})
-	b := open(t, postgres.Config{Schema: schema})
-	tokens := map[*postgres.Storage]int64{}
-	a.SetFence(func(g string) (string, int64) { return g, tokens[a] })
-	b.SetFence(func(g string) (string, int64) { return g, tokens[b] })
+	a, b, tokens := fencedPair(t, func(g string) string { return g })
 	k := replay.CursorKey{Topic: "t", Group: "g"}
 	other := replay.CursorKey{Topic: "t", Group: "free"}
 
@@ -75,15 +84,7 @@ func TestStorage_cursor_saves_are_fenced_by_the_lease(t *testing.T) {
 // neither cursor.
 func TestStorage_a_group_is_fenced_by_the_lease_it_names(t *testing.T) {
 	ctx := context.Background()
-	schema := pgtest.Schema(t)
-	a := open(t, postgres.Config{Schema: schema})
-	b := open(t, postgres.Config{Schema: schema})
-	tokens := map[*postgres.Storage]int64{}
-	underG := func(s *postgres.Storage) postgres.Fence {
-		return func(string) (string, int64) { return "g", tokens[s] }
-	}
-	a.SetFence(underG(a))
-	b.SetFence(underG(b))
+	a, b, tokens := fencedPair(t, func(string) string { return "g" })
 	k := replay.CursorKey{Topic: "t", Group: "g~replay-1"}
 
 	ta, err := a.AcquireLease(ctx, "g", "a", time.Minute)
