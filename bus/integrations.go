@@ -693,7 +693,7 @@ func (b *Bus) change(ctx context.Context, r *runner, id string, fn func() (Integ
 		if try == staleTries {
 			return in, fmt.Errorf("sinkbus: integration %q: changed through other replicas %d times while this change was made; try again: %w", id, try, err)
 		}
-		if err := b.pg.resync(ctx); err != nil {
+		if err := b.pg.sync(ctx); err != nil {
 			return Integration{}, err
 		}
 	}

@@ -199,7 +199,7 @@ func (p *pgBackend) holds(ref string) bool { return p.token(ref) != 0 }
 // fence is the lease a journal group's cursor is saved under: the
 // integration's, for its own group and for its replays'.
 func (p *pgBackend) fence(group string) (string, int64) {
-	ref, _, _ := strings.Cut(group, replayGroupSep)
+	ref := pgstate.LeaseOf(group)
 	return ref, p.token(ref)
 }
 
@@ -321,10 +321,6 @@ func (p *pgBackend) setVersion(ref string, v int64) {
 		p.versions[ref] = v
 	}
 }
-
-// resync brings this replica's integrations to what the database holds,
-// for a change to be made again on them.
-func (p *pgBackend) resync(ctx context.Context) error { return p.sync(ctx) }
 
 // claim writes in, stopped, under its ref unless a row holds it: the
 // replica that claims a ref creates it, the other answers ErrExists and

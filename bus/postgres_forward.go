@@ -136,14 +136,9 @@ func (p *pgBackend) forwardReplay(ctx context.Context, ref string, req replay.Re
 	return job, nil
 }
 
-const replayGroupSep = "~replay-"
-
 // replayGroup is the journal group whose cursor is the progress of the
-// replay of row: a ref holds no "~", so the integration's lease is the
-// part before it (fence).
-func (p *pgBackend) replayGroup(ref string, row int64) string {
-	return fmt.Sprintf("%s%s%d", ref, replayGroupSep, row)
-}
+// replay of row.
+func (p *pgBackend) replayGroup(ref string, row int64) string { return pgstate.ReplayGroup(ref, row) }
 
 // beginReplay writes a replay of ref that runs here, and returns its row.
 func (p *pgBackend) beginReplay(ctx context.Context, ref string, spec replaySpec) (int64, error) {
@@ -210,13 +205,13 @@ func (p *pgBackend) resumeReplays(ctx context.Context) {
 		}
 		return
 	}
-	byRef := make(map[string][]pgstate.Replay)
+	idle := make(map[string]bool) // refs with a replay that runs nowhere
 	for _, row := range rows {
 		if r := p.runner(row.Ref); r != nil && !r.runsReplay(row.ID) {
-			byRef[row.Ref] = append(byRef[row.Ref], row)
+			idle[row.Ref] = true
 		}
 	}
-	for ref := range byRef {
+	for ref := range idle {
 		p.resumeRef(ctx, ref)
 	}
 }

@@ -57,15 +57,8 @@ const (
 // when the replay ends wherever it runs, or, on the replica that handed it
 // over, when that replica closes.
 func (m *Integrations) Replay(ctx context.Context, id string, req replay.Request) (replay.Job, error) {
-	job, _, err := m.replay(ctx, id, req)
-	return job, err
-}
-
-// replay is Replay, which also returns the replay's row on PostgreSQL when
-// it runs here (0 otherwise).
-func (m *Integrations) replay(ctx context.Context, id string, req replay.Request) (replay.Job, int64, error) {
 	if err := ctx.Err(); err != nil {
-		return replay.Job{}, 0, err
+		return replay.Job{}, err
 	}
 	b := m.b
 	// A replay covers what is already published: it ends at the latest now.
@@ -73,18 +66,18 @@ func (m *Integrations) replay(ctx context.Context, id string, req replay.Request
 		req.To = now.Add(1)
 	}
 	if !req.From.IsZero() && !req.To.After(req.From) {
-		return replay.Job{}, 0, fmt.Errorf("%w: to: must be after from", ErrInvalid)
+		return replay.Job{}, fmt.Errorf("%w: to: must be after from", ErrInvalid)
 	}
 	r, key, err := m.lookup(id)
 	if err != nil {
-		return replay.Job{}, 0, err
+		return replay.Job{}, err
 	}
 	if req.DryRun {
 		b.mu.Lock()
 		f, tenant := r.filter, r.in.Tenant
 		b.mu.Unlock()
 		job, _, _, err := b.countReplay(ctx, tenant, f, req)
-		return tenantsJob(tenant, job), 0, err
+		return tenantsJob(tenant, job), err
 	}
 
 	if b.forwarding(r) { // another replica delivers it
@@ -92,9 +85,10 @@ func (m *Integrations) replay(ctx context.Context, id string, req replay.Request
 		tenant := r.in.Tenant
 		b.mu.Unlock()
 		job, err := b.pg.forwardReplay(ctx, key, req)
-		return tenantsJob(tenant, job), 0, err
+		return tenantsJob(tenant, job), err
 	}
-	return m.replayHere(ctx, r, id, key, req)
+	job, _, err := m.replayHere(ctx, r, id, key, req)
+	return job, err
 }
 
 // replaySpec is what a replay covers, fixed when it is asked: its range,

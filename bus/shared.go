@@ -44,7 +44,7 @@ type replicas interface {
 	freshCursor(r *runner) error
 	freshRef(ref string)
 	dedupe() SharedDedupe
-	resync(ctx context.Context) error
+	sync(ctx context.Context) error
 }
 
 // errStale is what a change fails with when another replica changed the

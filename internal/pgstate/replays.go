@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -25,10 +26,21 @@ const (
 )
 
 // groupSQL is ReplayGroup in SQL, over columns ref and id.
-const groupSQL = `ref || '~replay-' || id`
+const groupSQL = `ref || '` + replayGroupSep + `' || id`
+
+// replayGroupSep joins a ref and a replay's id in the replay's group: a
+// ref holds no "~".
+const replayGroupSep = "~replay-"
 
 // ReplayGroup is the journal group whose cursor is replay id's progress.
-func ReplayGroup(ref string, id int64) string { return fmt.Sprintf("%s~replay-%d", ref, id) }
+func ReplayGroup(ref string, id int64) string { return fmt.Sprintf("%s%s%d", ref, replayGroupSep, id) }
+
+// LeaseOf is the lease a journal group's cursor is saved under: the
+// integration's, for its own group (its ref) and for its replays'.
+func LeaseOf(group string) string {
+	ref, _, _ := strings.Cut(group, replayGroupSep)
+	return ref
+}
 
 // Replay is a replay still running: its integration's ref and the job as
 // the bus described it.

@@ -124,3 +124,10 @@ func TestStore_put_is_refused_over_a_stale_version(t *testing.T) {
 	_, err = s.Put(ctx, pgstate.Integration{Ref: "i", Doc: doc("d"), Version: 2}, nil)
 	require.ErrorIs(t, err, pgstate.ErrStale, "deleted meanwhile")
 }
+
+// A replay's group is saved under its integration's lease, the
+// integration's own group under its own.
+func TestLeaseOf_a_replay_group_is_its_integrations(t *testing.T) {
+	assert.Equal(t, "acme/orders", pgstate.LeaseOf(pgstate.ReplayGroup("acme/orders", 7)))
+	assert.Equal(t, "acme/orders", pgstate.LeaseOf("acme/orders"))
+}
