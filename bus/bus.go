@@ -332,11 +332,15 @@ type Bus struct {
 	deliveryRejected middleware.RejectedStore
 	pg               replicas // nil without Config.Postgres
 
-	mu       sync.Mutex // see runner for the locking rules
-	runners  map[string]*runner
-	runCtx   context.Context // set while Run runs
-	routing  bool            // the router runs: integrations may start
-	running  chan struct{}   // closed once Run has started the integrations
+	mu      sync.Mutex // see runner for the locking rules
+	runners map[string]*runner
+	runCtx  context.Context // set while Run runs
+	routing bool            // the router runs: integrations may start
+
+	// routeMu orders adding handlers (read) before stopping the router
+	// (write): see addHandler.
+	routeMu  sync.RWMutex
+	running  chan struct{} // closed once Run has started the integrations
 	closed   bool
 	runEnded bool // Run returned
 	replays  int
@@ -570,8 +574,17 @@ func (b *Bus) Run(ctx context.Context) error {
 	// The router closes itself when its last handler stops; this one keeps
 	// it open while every integration is stopped.
 	b.router.AddConsumerHandler("sinkbus-keepalive", "keepalive", idleSubscriber{}, func(*message.Message) error { return nil })
+	// The router stops on a context of its own, once no handler can be
+	// added any more (stopRouting).
+	routerCtx, stopRouter := context.WithCancel(context.Background())
+	defer stopRouter()
+	go func() {
+		<-ctx.Done()
+		b.stopRouting()
+		stopRouter()
+	}()
 	errc := make(chan error, 1)
-	go func() { errc <- b.router.Run(ctx) }()
+	go func() { errc <- b.router.Run(routerCtx) }()
 	select {
 	case <-b.router.Running():
 	case err := <-errc:
@@ -673,6 +686,7 @@ wait:
 		}
 	}
 
+	b.stopRouting()
 	closed := make(chan error, 1)
 	go func() {
 		err := b.router.Close()
@@ -689,6 +703,36 @@ wait:
 	}
 	errs = append(errs, b.closeStores())
 	return errors.Join(errs...)
+}
+
+// addHandler adds a router handler and runs it on the bus's run context;
+// ok is false when the router is stopping and takes none. Watermill's
+// router stops once its last handler has stopped, and a handler added
+// while it waits for that races with it (it panics: "WaitGroup is reused
+// before previous Wait has returned"); so handlers are added under
+// routeMu's read lock while routing, and routing ends under its write lock
+// before the router is stopped (Close, or Run's context ending).
+func (b *Bus) addHandler(name string, sub message.Subscriber, fn message.NoPublishHandlerFunc) (h *message.Handler, ok bool, err error) {
+	b.routeMu.RLock()
+	defer b.routeMu.RUnlock()
+	b.mu.Lock()
+	routing, runCtx := b.routing && !b.closed, b.runCtx
+	b.mu.Unlock()
+	if !routing {
+		return nil, false, nil
+	}
+	h = b.router.AddConsumerHandler(name, Topic, sub, fn)
+	return h, true, b.router.RunHandlers(runCtx)
+}
+
+// stopRouting ends routing: once it returns, no handler is being added or
+// will be.
+func (b *Bus) stopRouting() {
+	b.routeMu.Lock()
+	defer b.routeMu.Unlock()
+	b.mu.Lock()
+	b.routing = false
+	b.mu.Unlock()
 }
 
 // closing reports whether Close was called.

@@ -2,6 +2,8 @@ package bus_test
 
 import (
 	"context"
+	"fmt"
+	"sync"
 	"testing"
 	"time"
 
@@ -141,4 +143,41 @@ func TestIntegrations_Create_while_Delete_removes_the_old_state(t *testing.T) {
 	require.ErrorIs(t, err, bus.ErrExists, "refused while the Delete is under way")
 	tb.Create(bus.Integration{ID: "x", Sink: &testSink{}})
 	assert.Contains(t, logActions(t, tb.Bus, "x"), "integration_created")
+}
+
+// Integrations started while the bus stops (Run's context ends, or Close)
+// never add a handler to a router that is waiting for its last one:
+// Watermill's router panics on that ("WaitGroup is reused"), or races.
+// Found on PostgreSQL, where a replica's round starts what it takes while
+// the bus stops.
+func TestBus_stopping_while_integrations_start_is_clean(t *testing.T) {
+	for round := range 20 {
+		b, err := bus.New(bus.Config{Sinks: lifecycleRegistry(t)})
+		require.NoError(t, err)
+		runCtx, cancel := context.WithCancel(ctx)
+		ran := make(chan error, 1)
+		go func() { ran <- b.Run(runCtx) }()
+		<-b.Running()
+		for i := range 8 {
+			_, err := b.Integrations().Create(ctx, bus.Integration{ID: fmt.Sprintf("i%d", i), Sink: &testSink{},
+				Status: bus.Stopped})
+			require.NoError(t, err)
+		}
+		var wg sync.WaitGroup
+		for i := range 8 {
+			wg.Go(func() {
+				for range 50 {
+					_, _ = b.Integrations().Start(ctx, fmt.Sprintf("i%d", i))
+					_, _ = b.Integrations().Stop(ctx, fmt.Sprintf("i%d", i))
+				}
+			})
+		}
+		if round%2 == 0 {
+			cancel()
+			require.NoError(t, <-ran)
+		}
+		require.NoError(t, b.Close())
+		wg.Wait()
+		cancel()
+	}
 }

@@ -2,6 +2,7 @@ package bus_test
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -127,4 +128,29 @@ func TestIntegrations_Replay_log_counts_the_matching_events(t *testing.T) {
 	require.Len(t, started, 2)
 	assert.Contains(t, started[0], ": 2 matching events published from ", "newest first")
 	assert.Contains(t, started[1], ": 1 matching event published from ")
+}
+
+// A replay's log starts with replay_started, whatever how fast it ends: the
+// admin page (and anyone reading the log) pairs the end with its start.
+func TestIntegrations_Replay_logs_its_start_before_its_end(t *testing.T) {
+	tb := lifecycleBus(t)
+	sink := tb.NewSinkIntegration(bus.Integration{ID: "erp"})
+	tb.MustPublish(bus.Event{ID: "a", Name: "order.created"})
+	sink.WaitFor(t, 1)
+	for range 20 {
+		replayAndWait(t, tb, "erp", replay.Request{})
+	}
+	entries, err := tb.Integrations().Log(ctx, "erp")
+	require.NoError(t, err)
+	started := map[string]bool{}
+	for i := len(entries) - 1; i >= 0; i-- { // oldest first
+		job, _, _ := strings.Cut(entries[i].Reason, ":")
+		switch entries[i].Action {
+		case bus.ActionReplayStarted:
+			started[job] = true
+		case bus.ActionReplayCompleted:
+			assert.True(t, started[job], "%s completed before it started", job)
+		}
+	}
+	assert.NotEmpty(t, started)
 }

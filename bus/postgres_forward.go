@@ -255,13 +255,14 @@ func (p *pgBackend) resumeRef(ctx context.Context, ref string) {
 		if c, ok := b.journal.Cursor(Topic, group); ok {
 			at = max(c.Next, at)
 		}
-		if _, err := b.runReplay(d, f, in, in.ID, jobID, row.ID, spec); err != nil {
+		_, err := b.runReplay(d, f, in, in.ID, jobID, row.ID, spec, func(replay.Job) {
+			b.log(ref, ActionReplayResumed, fmt.Sprintf("%s: resumed by this replica from offset %d; the range ends before offset %d.",
+				jobID, at, spec.Until))
+			b.cfg.Logger.Info("Replay resumed", logging.IntegrationID, ref, "replay", jobID, "offset", at, "replica", p.replica)
+		})
+		if err != nil {
 			b.logErr("Cannot resume a replay (the next round tries again)", err, ref)
-			continue
 		}
-		b.log(ref, ActionReplayResumed, fmt.Sprintf("%s: resumed by this replica from offset %d; the range ends before offset %d.",
-			jobID, at, spec.Until))
-		b.cfg.Logger.Info("Replay resumed", logging.IntegrationID, ref, "replay", jobID, "offset", at, "replica", p.replica)
 	}
 }
 

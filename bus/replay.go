@@ -146,30 +146,33 @@ func (m *Integrations) replayHere(ctx context.Context, r *runner, id, key string
 		jobID = fmt.Sprintf("replay-%d", b.replays)
 		b.mu.Unlock()
 	}
-	job, err := b.runReplay(d, f, in, id, jobID, row, spec)
+	job, err := b.runReplay(d, f, in, id, jobID, row, spec, func(job replay.Job) {
+		noun := "matching events"
+		if job.Matched == 1 {
+			noun = "matching event"
+		}
+		b.log(key, ActionReplayStarted, fmt.Sprintf("%s: %d %s published from %s to %s.%s",
+			job.ID, job.Matched, noun, fmtTime(job.From), fmtTime(job.To), b.coverageNote(req, job, in.Tenant)))
+		b.cfg.Logger.Info("Replay started", logging.IntegrationID, key, "replay", job.ID, "matched", job.Matched,
+			"from", fmtTime(job.From), "to", fmtTime(job.To), "missing", job.Missing, "partial", job.Partial)
+	})
 	if err != nil {
 		if row != 0 {
 			b.pg.endReplay(key, row, fmt.Errorf("%w: %s did not start: %w", replay.ErrAborted, jobID, err))
 		}
 		return replay.Job{}, 0, err
 	}
-	noun := "matching events"
-	if job.Matched == 1 {
-		noun = "matching event"
-	}
-	b.log(key, ActionReplayStarted, fmt.Sprintf("%s: %d %s published from %s to %s.%s",
-		job.ID, job.Matched, noun, fmtTime(job.From), fmtTime(job.To), b.coverageNote(req, job, in.Tenant)))
-	b.cfg.Logger.Info("Replay started", logging.IntegrationID, key, "replay", job.ID, "matched", job.Matched,
-		"from", fmtTime(job.From), "to", fmtTime(job.To), "missing", job.Missing, "partial", job.Partial)
 	return tenantsJob(in.Tenant, job), row, nil
 }
 
-// runReplay runs the replay spec of in through d; in's op is held. A replay
+// runReplay runs the replay spec of in through d; in's op is held. Once it
+// runs, announce logs it, before anything can log its end. A replay
 // with a row (on PostgreSQL) keeps its progress as the cursor of a group of
 // its own, fenced by the integration's lease, and one that stops because
 // this replica hands the integration over (its lease is lost or given up,
 // or the bus closes) goes on where the integration goes next.
-func (b *Bus) runReplay(d *delivery, f *filter.Filter, in Integration, id, jobID string, row int64, spec replaySpec) (replay.Job, error) {
+func (b *Bus) runReplay(d *delivery, f *filter.Filter, in Integration, id, jobID string, row int64, spec replaySpec,
+	announce func(replay.Job)) (replay.Job, error) {
 	key := in.Ref()
 	job, end := replay.NewJob(jobID, spec.Matched)
 	job.From, job.To, job.Missing, job.Partial = spec.From, spec.To, spec.Missing, spec.Partial
@@ -205,15 +208,16 @@ func (b *Bus) runReplay(d *delivery, f *filter.Filter, in Integration, id, jobID
 	}
 	d.replays[consumer] = row
 	d.mu.Unlock()
-	b.mu.Lock()
-	runCtx := b.runCtx
-	b.mu.Unlock()
-	h := b.router.AddConsumerHandler(fmt.Sprintf("%s~%s", key, job.ID), Topic, consumer, d.routerHandler())
-	if err := b.router.RunHandlers(runCtx); err != nil {
+	h, routing, err := b.addHandler(fmt.Sprintf("%s~%s", key, job.ID), consumer, d.routerHandler())
+	if !routing && err == nil {
+		err = fmt.Errorf("%w: %s: the bus is stopping", ErrNotRunning, quoteID(id))
+	}
+	if err != nil {
 		d.forget(consumer)
 		_ = consumer.Close()
 		return replay.Job{}, err
 	}
+	announce(job)
 	stopped := h.Stopped()
 	b.background(func() {
 		<-stopped // the consumer's channel closed: the range ended, or the replay was stopped

@@ -235,7 +235,7 @@ func (r *runner) start() error {
 		b.mu.Unlock()
 		return nil
 	}
-	in, f, chain, runCtx := r.in, r.filter, r.chain, b.runCtx
+	in, f, chain := r.in, r.filter, r.chain
 	b.mu.Unlock()
 	if b.pg != nil && !b.pg.holds(in.Ref()) {
 		return b.pg.checkSink(in, chain)
@@ -264,10 +264,11 @@ func (r *runner) start() error {
 	d.consumer = b.journal.Consumer(cc)
 	// Unique names: Watermill panics on a name it still has.
 	name := fmt.Sprintf("%s#%d", in.Ref(), b.handlers.Add(1))
-	d.handler = b.router.AddConsumerHandler(name, Topic, d.consumer, d.routerHandler())
-	if err := b.router.RunHandlers(runCtx); err != nil {
+	h, routing, err := b.addHandler(name, d.consumer, d.routerHandler())
+	if !routing || err != nil { // stopping: as before the router ran
 		return errors.Join(err, d.consumer.Close(), d.sink.Close())
 	}
+	d.handler = h
 	b.mu.Lock()
 	r.live = d
 	b.mu.Unlock()
