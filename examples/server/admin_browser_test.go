@@ -206,6 +206,9 @@ type flaky struct {
 	failing  atomic.Bool
 	got      atomic.Int32
 	replayed atomic.Int32
+	// replayDelay holds replayed deliveries back (nanoseconds), so that a
+	// replay outlasts a refresh of the page.
+	replayDelay atomic.Int64
 }
 
 func newFlaky(t *testing.T) *flaky {
@@ -217,6 +220,7 @@ func newFlaky(t *testing.T) *flaky {
 		}
 		f.got.Add(1)
 		if r.Header.Get("X-Sinkbus-Replayed") == "true" {
+			time.Sleep(time.Duration(f.replayDelay.Load()))
 			f.replayed.Add(1)
 		}
 		w.WriteHeader(http.StatusNoContent)
@@ -315,11 +319,14 @@ func TestAdminPage_in_a_browser(t *testing.T) {
 	b.shot("6-dry-run")
 	b.accessible("a dry run's count")
 
-	// The replay, and its progress.
+	// The replay, and its progress: the row stays highlighted through the
+	// page's refreshes while the replay runs.
+	erp.replayDelay.Store(int64(6 * time.Second)) // past a refresh (admin.DefaultRefresh, 5 s)
 	b.press(`#replay-count button[value="replay"]`, `document.querySelector("#replays tr.highlight")`)
 	assert.Contains(t, b.text(".notice"), "The replay started")
 	b.waitText("#replays tr.highlight", "completed", 20*time.Second)
 	assert.EqualValues(t, 1, erp.replayed.Load())
+	erp.replayDelay.Store(0)
 	b.shot("7-replayed")
 
 	// Delete asks first: dismissed, the event stays; accepted, it goes.

@@ -24,7 +24,9 @@
     if (busy || document.hidden) return;
     busy = true;
     try {
-      const resp = await fetch(location.pathname, { headers: { Accept: "text/html" }, cache: "no-store" });
+      // With its query: the page it refreshes is the one shown (the replay
+      // just started stays highlighted); reading it changes nothing.
+      const resp = await fetch(location.pathname + location.search, { headers: { Accept: "text/html" }, cache: "no-store" });
       if (!resp.ok) throw new Error(String(resp.status));
       update(new DOMParser().parseFromString(await resp.text(), "text/html"));
       status.textContent = "";
