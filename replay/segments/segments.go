@@ -30,7 +30,10 @@
 // Recovery. On open the newest segment of each topic is read in full: at the
 // first frame that is cut short or fails its checksum the file is truncated
 // and the cut is logged (file and bytes). Only an append that never returned
-// can be there, so no acknowledged record is lost. Older segments are read
+// can be there, so no acknowledged record is lost. Zeros alone past the last
+// record are cut without a word: the segment being written is filled with
+// zeros ahead of its records (up to 1 MiB), so that a group commit's fsync
+// has no file size to persist, and a sealed segment is cut to its records. Older segments are read
 // lazily; a bad frame in one of them ends that segment at that point: the
 // records after it are skipped (and logged), the file is left untouched for
 // inspection.
@@ -684,8 +687,18 @@ func (t *topicLog) recover(seg *segment) error {
 		return fmt.Errorf("sinkbus: journal segment %s: %w", seg.path, err)
 	}
 	if cut := seg.size - sum.valid; cut > 0 {
-		if err := truncateSync(seg.path, sum.valid); err != nil {
+		preallocated, err := allZeros(seg.path, sum.valid, seg.size)
+		if err == nil {
+			err = truncateSync(seg.path, sum.valid)
+		}
+		if err != nil {
 			return fmt.Errorf("sinkbus: journal segment %s: %w", seg.path, err)
+		}
+		if preallocated {
+			// Zeros past the records: space the writer filled ahead of
+			// them (topicLog.preallocate), not damage.
+			seg.apply(sum)
+			return nil
 		}
 		t.s.damaged(Damage{File: seg.path, Bytes: cut, Cut: true, Err: sum.err},
 			"Journal segment ended with an incomplete or corrupt record; cut it off",
@@ -693,6 +706,30 @@ func (t *topicLog) recover(seg *segment) error {
 	}
 	seg.apply(sum)
 	return nil
+}
+
+// allZeros reports whether the bytes of the file at path from from to to
+// are all zero.
+func allZeros(path string, from, to int64) (bool, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return false, err
+	}
+	defer f.Close()
+	buf := make([]byte, 64<<10)
+	for from < to {
+		n, err := f.ReadAt(buf[:min(int64(len(buf)), to-from)], from)
+		for _, b := range buf[:n] {
+			if b != 0 {
+				return false, nil
+			}
+		}
+		from += int64(n)
+		if err != nil {
+			return false, err
+		}
+	}
+	return true, nil
 }
 
 func truncateSync(path string, size int64) error {
