@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"math"
+	"slices"
 	"sync"
 	"time"
 
@@ -371,13 +372,23 @@ type reader struct {
 	reading                      bool  // a worker reads the storage, r.mu released
 	avgRecord                    int64 // bytes per record of the last read: sizes the next
 	retries                      []*delivery
-	changed                      chan struct{} // closed to wake idle workers; nil when none waits
+	// idle are the kicks of the workers waiting in wait, the one watching
+	// appends among them (watcherKick). wakeLocked kicks one, not all:
+	// each woken worker that finds more work than it takes wakes the next
+	// (take), so an integration idle at the head pays for one worker's
+	// wake per event, not for all of its MaxInFlight.
+	idle        []chan struct{}
+	watcherKick chan struct{}
 	// watching: an idle worker waits for appends. One is enough: it wakes
 	// the others when what it read is more than it takes. Each idle
 	// worker of each integration woken by every append costs the many
 	// integrations that pass most events over more than their work.
 	watching bool
 	ended    bool
+	// readToHead: the records buffered reach what was the head when they
+	// were viewed, so that once they are taken fill reports the head
+	// without viewing nothing (take checks Bounds after it watches).
+	readToHead bool
 	// After a failed read, reading waits until readAgainAt (zero: no wait),
 	// backing off while the storage keeps failing.
 	readAgainAt time.Time
@@ -453,8 +464,9 @@ func (r *reader) run(out chan<- *message.Message) {
 }
 
 func (r *reader) work(out chan<- *message.Message) {
+	kick := make(chan struct{}, 1)
 	for {
-		d, w, stop, skipped, skips := r.take()
+		d, w, stop, skipped, skips := r.take(kick)
 		if r.c.cfg.OnSkip != nil {
 			for i := range skipped {
 				r.c.cfg.OnSkip(&skipped[i])
@@ -489,7 +501,12 @@ func (r *reader) work(out chan<- *message.Message) {
 		}
 		r.inflight--
 		r.settle(outcome{d: d, acked: acked})
-		r.wakeLocked()
+		if !acked {
+			// A retry to time: an idle worker sets its timer, while this
+			// one may take a delivery. What an acknowledgement frees (a
+			// key, memory, the end) this worker's own take sees next.
+			r.wakeLocked()
+		}
 		r.mu.Unlock()
 	}
 }
@@ -520,7 +537,7 @@ func unsent(d *delivery) {
 
 // waitFor is what an idle worker waits on.
 type waitFor struct {
-	changed  <-chan struct{}
+	kick     chan struct{} // the worker's own, sent to by wakeLocked
 	appended <-chan struct{}
 	retryIn  time.Duration
 	retry    bool
@@ -539,10 +556,10 @@ func (w *waitFor) wakeAfter(d time.Duration) {
 	}
 }
 
-// take returns the next message to deliver, or what to wait for, or stop,
-// and the records skipped meanwhile that OnSkip is to see, or how many for
-// CountSkipped.
-func (r *reader) take() (d *delivery, w waitFor, stop bool, skipped []Record, skips int) {
+// take returns the next message to deliver, or what to wait for (kick is
+// the calling worker's), or stop, and the records skipped meanwhile that
+// OnSkip is to see, or how many for CountSkipped.
+func (r *reader) take(kick chan struct{}) (d *delivery, w waitFor, stop bool, skipped []Record, skips int) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	defer func() {
@@ -553,6 +570,7 @@ func (r *reader) take() (d *delivery, w waitFor, stop bool, skipped []Record, sk
 	}()
 	for {
 		if r.ended || r.ctx.Err() != nil {
+			r.wakeLocked() // the next idle worker stops too
 			return nil, waitFor{}, true, nil, 0
 		}
 		atHead := r.fill()
@@ -599,20 +617,39 @@ func (r *reader) take() (d *delivery, w waitFor, stop bool, skipped []Record, sk
 				w.wakeAfter(d)
 			}
 		}
-		if r.changed == nil {
-			r.changed = make(chan struct{})
+		w.kick = kick
+		r.idle = append(r.idle, kick)
+		if w.watch {
+			r.watcherKick = kick
 		}
-		w.changed = r.changed
 		w.retryIn, w.retry = r.nextWait()
 		return nil, w, false, nil, 0
 	}
 }
 
-// wakeLocked wakes the idle workers: something they wait for may be there.
+// wakeLocked wakes an idle worker: something it waits for may be there.
+// One not watching appends if it can, so that the watcher stays put.
 func (r *reader) wakeLocked() {
-	if r.changed != nil {
-		close(r.changed)
-		r.changed = nil
+	n := len(r.idle)
+	if n == 0 {
+		return
+	}
+	i := n - 1
+	if r.idle[i] == r.watcherKick && n > 1 {
+		i--
+	}
+	kick := r.idle[i]
+	r.idle = slices.Delete(r.idle, i, i+1)
+	select {
+	case kick <- struct{}{}:
+	default: // kicked already, not yet awake
+	}
+}
+
+// unidle takes kick out of the idle workers, if a wake did not already.
+func (r *reader) unidle(kick chan struct{}) {
+	if i := slices.Index(r.idle, kick); i >= 0 {
+		r.idle = slices.Delete(r.idle, i, i+1)
 	}
 }
 
@@ -622,7 +659,7 @@ func (r *reader) wait(w waitFor) {
 	wakeC, stopWake := r.timer(w.wake, w.wakeIn)
 	defer stopWake()
 	select {
-	case <-w.changed:
+	case <-w.kick:
 	case <-w.appended:
 	case <-retryC:
 		r.mu.Lock()
@@ -631,15 +668,17 @@ func (r *reader) wait(w waitFor) {
 	case <-wakeC: // take looks again
 	case <-r.ctx.Done():
 	}
+	r.mu.Lock()
+	r.unidle(w.kick)
 	if w.watch {
-		r.mu.Lock()
 		r.watching = false
+		r.watcherKick = nil
 		if r.c.cfg.Select != nil {
 			// Before another worker watches: it would get the same channel.
 			r.j.heads.unwatch(r)
 		}
-		r.mu.Unlock()
 	}
+	r.mu.Unlock()
 }
 
 // timer starts a timer of d on the journal's clock when on is set, and
@@ -803,11 +842,17 @@ func (r *reader) fill() (atHead bool) {
 			if r.reading {
 				return false // another worker reads; it wakes us
 			}
+			if r.readToHead {
+				r.readToHead = false
+				r.checkEndAtHead()
+				return r.end == 0
+			}
 			// Acknowledged before a restart: not read again.
 			if r.pos = r.acked.skip(r.pos); r.end != 0 && r.pos >= r.end {
 				continue
 			}
-			recs, verdicts, gap, err := r.read(r.pos, r.readSize())
+			want := r.readSize()
+			recs, verdicts, gap, err := r.read(r.pos, want)
 			if gap != 0 {
 				// A gap the storage cannot read (records lost to a power cut
 				// or damage): step over it, or we would spin.
@@ -831,6 +876,8 @@ func (r *reader) fill() (atHead bool) {
 				return r.end == 0
 			}
 			r.keep(recs, verdicts)
+			// A Viewer shows fewer than asked only at the head.
+			r.readToHead = len(r.buf) == len(recs) && len(recs) < want && r.viewed()
 		}
 		rec := r.buf[0]
 		r.buf[0] = Record{}
@@ -956,6 +1003,15 @@ func (r *reader) readSelect(pos uint64, n int) ([]Record, []Verdict, error) {
 		}
 	}
 	return recs, verdicts, err
+}
+
+// viewed reports whether reads show records in place (Viewer).
+func (r *reader) viewed() bool {
+	if r.c.cfg.Select == nil {
+		return false
+	}
+	_, ok := r.j.st.(Viewer)
+	return ok
 }
 
 // viewOne takes a record a Viewer shows: all of it when it is to be sent

@@ -230,3 +230,54 @@ func TestConsumer_until_waits_for_an_append_under_way(t *testing.T) {
 		t.Fatal("the range did not end")
 	}
 }
+
+// Idle workers are woken one at a time, each that finds more work than it
+// takes waking the next: a burst landing on a consumer idle at the head
+// still has every slot in flight at once, and a consumer that reaches its
+// end stops every worker (its channel closes).
+func TestConsumer_idle_workers_wake_for_a_burst_and_all_stop(t *testing.T) {
+	const inFlight = 8
+	holdAll := func(t *testing.T, ctx context.Context, msgs <-chan *message.Message) {
+		t.Helper()
+		held := make([]*message.Message, 0, inFlight)
+		for len(held) < inFlight { // none is answered before all are out
+			held = append(held, receive(t, ctx, msgs))
+		}
+		for _, m := range held {
+			m.Ack()
+		}
+	}
+	for name, sel := range map[string]func(replay.RecordView) replay.Verdict{
+		"read":     nil,
+		"selected": func(replay.RecordView) replay.Verdict { return replay.Deliver },
+	} {
+		t.Run(name, func(t *testing.T) {
+			ctx := deadline(t)
+			j := newJournal(t, clock.OrReal(nil))
+			c := j.Consumer(replay.ConsumerConfig{Group: "live", MaxInFlight: inFlight, Select: sel})
+			defer c.Close()
+			msgs, err := c.Subscribe(context.Background(), "t")
+			require.NoError(t, err)
+			for round := range 2 {
+				time.Sleep(20 * time.Millisecond) // every worker idle at the head
+				publishN(t, j, "t", round*inFlight, inFlight, nil)
+				holdAll(t, ctx, msgs)
+			}
+
+			ranged := j.Consumer(replay.ConsumerConfig{
+				Group: "range", FromOldest: true, UntilOffset: 2*inFlight + 1, MaxInFlight: inFlight, Select: sel,
+			})
+			defer ranged.Close()
+			msgs, err = ranged.Subscribe(context.Background(), "t")
+			require.NoError(t, err)
+			holdAll(t, ctx, msgs)
+			holdAll(t, ctx, msgs)
+			select {
+			case _, open := <-msgs:
+				assert.False(t, open, "the consumer ends at UntilOffset")
+			case <-ctx.Done():
+				t.Fatal("a worker did not stop")
+			}
+		})
+	}
+}

@@ -100,7 +100,8 @@ type Viewer interface {
 	// View calls fn with the records Read(topic, from, max) would return,
 	// in order, without copying them. fn must not keep the view, change
 	// what it returns, nor call the storage; the storage may hold a lock
-	// meanwhile.
+	// meanwhile. It shows fewer than max records only when it showed the
+	// last one held at the time: consumers take that as the head.
 	View(topic string, from uint64, max int, fn func(RecordView)) error
 }
 
