@@ -141,7 +141,8 @@ type Config struct {
 	// Dir holds the journal; it is created when missing. Required.
 	Dir string `json:"dir"`
 	// SegmentBytes is the size past which a topic starts a new segment file.
-	// Zero means DefaultSegmentBytes (64 MiB).
+	// Zero means DefaultSegmentBytes (64 MiB). The segment being written
+	// takes up to 1 MiB of zeros more on disk until it is sealed or closed.
 	SegmentBytes int64 `json:"segment_bytes"`
 	// MaxSegmentAge is the age of its first record past which a segment is
 	// sealed at the next append, so that retention can delete it: Trim hides

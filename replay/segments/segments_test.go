@@ -149,6 +149,20 @@ func TestSegments_group_commit_shares_fsyncs_between_concurrent_appenders(t *tes
 	t.Logf("%d appends, %d fsyncs: %.1f records per fsync", writers*perWriter, syncs, float64(writers*perWriter)/float64(syncs))
 }
 
+// Eight appenders, each waiting for the fsync of its own record, come back
+// together after every fsync: the leader gathers them (the one completing
+// the group wakes it) so that one fsync covers most of them, not one each.
+func TestSegments_group_commit_gathers_the_appenders_an_fsync_woke(t *testing.T) {
+	s := openSegs(t, segments.Config{})
+	const writers, perWriter = 8, 200
+	storagetest.AppendConcurrently(t, s, "t", writers, perWriter, nil)
+
+	require.Len(t, storagetest.ReadAll(t, s, "t"), writers*perWriter)
+	syncs := segments.DataSyncs(s, "t")
+	assert.Less(t, syncs, uint64(writers*perWriter/2), "fsyncs for %d appends", writers*perWriter)
+	t.Logf("%d appends, %d fsyncs: %.1f records per fsync", writers*perWriter, syncs, float64(writers*perWriter)/float64(syncs))
+}
+
 // What Trim does to the files (the contract, storagetest, checks what
 // readers see): segments holding only trimmed records go, also for a log
 // just reopened; the segment being written stays until it is sealed.

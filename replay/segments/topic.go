@@ -179,8 +179,8 @@ type topicLog struct {
 	// Group commit: the appends with records pending, and in the group last
 	// written; the callers a sync wakes are the ones the next group awaits.
 	pendingCallers, lastCallers int
-	gathering                   bool
-	joined                      chan struct{} // an append while gathering
+	gatherWant                  int           // callers the leader gathers for; 0 when it does not
+	gathered                    chan struct{} // the group is complete
 	gatherTimer                 *time.Timer
 	dataSyncs                   atomic.Uint64 // fsyncs of record data, for tests
 
@@ -233,9 +233,9 @@ func (t *topicLog) append(recs []*replay.Record, now func() time.Time) error {
 	}
 	if len(recs) > 0 {
 		t.pendingCallers++
-		if t.gathering {
+		if t.gatherWant > 0 && t.pendingCallers >= t.gatherWant {
 			select {
-			case t.joined <- struct{}{}:
+			case t.gathered <- struct{}{}:
 			default:
 			}
 		}
@@ -329,30 +329,38 @@ const (
 )
 
 // gather waits, mu released, until want callers have records pending, no
-// caller joined for gatherGap, or gatherTotal passed. Called with mu held.
+// caller joined for a gatherGap, or gatherTotal passed. Called with mu held.
+// Only the caller that completes the group wakes the leader: a wake per
+// caller joining cost a group of eight seven goroutine wake-ups. The gaps
+// are checked when the timer fires instead.
 func (t *topicLog) gather(want int) {
-	if t.joined == nil {
-		t.joined = make(chan struct{}, 1)
+	if t.gathered == nil {
+		t.gathered = make(chan struct{}, 1)
 		t.gatherTimer = time.NewTimer(gatherGap)
 	}
-	t.gathering = true
+	t.gatherWant = want
 	deadline := time.Now().Add(gatherTotal)
 	for t.pendingCallers < want && !t.closed {
+		before := t.pendingCallers
 		t.mu.Unlock()
 		t.gatherTimer.Reset(min(gatherGap, time.Until(deadline)))
-		joined := false
+		complete := false
 		select {
-		case <-t.joined:
-			joined = true
+		case <-t.gathered:
+			complete = true
 		case <-t.gatherTimer.C:
 		}
 		t.gatherTimer.Stop()
 		t.mu.Lock()
-		if !joined || time.Now().After(deadline) {
+		if complete || t.pendingCallers == before || time.Now().After(deadline) {
 			break
 		}
 	}
-	t.gathering = false
+	t.gatherWant = 0
+	select { // a completion that came with the timer
+	case <-t.gathered:
+	default:
+	}
 }
 
 func (t *topicLog) write(chunks []*chunk) error {
