@@ -135,32 +135,30 @@ func TestSegments_looks_that_meet_a_seal_keep_the_sealed_segments_last_records(t
 	})
 }
 
+// Each append waits for the fsync covering it; appenders waiting at once
+// share it, so the fsyncs are a fraction of the appends. Eight appenders,
+// each waiting for its own record, come back together after every fsync:
+// the leader gathers them (the one completing the group wakes it).
 func TestSegments_group_commit_shares_fsyncs_between_concurrent_appenders(t *testing.T) {
-	s := openSegs(t, segments.Config{})
-	const writers, perWriter = 32, 40
-	storagetest.AppendConcurrently(t, s, "t", writers, perWriter, nil)
+	for _, c := range []struct {
+		writers, perWriter int
+		share              int // at most one fsync per share appends
+	}{
+		{writers: 32, perWriter: 40, share: 4},
+		{writers: 8, perWriter: 200, share: 2},
+	} {
+		t.Run(fmt.Sprintf("%d_appenders", c.writers), func(t *testing.T) {
+			s := openSegs(t, segments.Config{})
+			appends := c.writers * c.perWriter
+			storagetest.AppendConcurrently(t, s, "t", c.writers, c.perWriter, nil)
 
-	require.Len(t, storagetest.ReadAll(t, s, "t"), writers*perWriter)
-	syncs := segments.DataSyncs(s, "t")
-	assert.NotZero(t, syncs, "every append returned durable")
-	// Each append waits for the fsync covering it; 32 of them waiting at
-	// once share it, so the fsyncs are a fraction of the appends.
-	assert.Less(t, syncs, uint64(writers*perWriter/4), "fsyncs for %d appends", writers*perWriter)
-	t.Logf("%d appends, %d fsyncs: %.1f records per fsync", writers*perWriter, syncs, float64(writers*perWriter)/float64(syncs))
-}
-
-// Eight appenders, each waiting for the fsync of its own record, come back
-// together after every fsync: the leader gathers them (the one completing
-// the group wakes it) so that one fsync covers most of them, not one each.
-func TestSegments_group_commit_gathers_the_appenders_an_fsync_woke(t *testing.T) {
-	s := openSegs(t, segments.Config{})
-	const writers, perWriter = 8, 200
-	storagetest.AppendConcurrently(t, s, "t", writers, perWriter, nil)
-
-	require.Len(t, storagetest.ReadAll(t, s, "t"), writers*perWriter)
-	syncs := segments.DataSyncs(s, "t")
-	assert.Less(t, syncs, uint64(writers*perWriter/2), "fsyncs for %d appends", writers*perWriter)
-	t.Logf("%d appends, %d fsyncs: %.1f records per fsync", writers*perWriter, syncs, float64(writers*perWriter)/float64(syncs))
+			require.Len(t, storagetest.ReadAll(t, s, "t"), appends)
+			syncs := segments.DataSyncs(s, "t")
+			assert.NotZero(t, syncs, "every append returned durable")
+			assert.Less(t, syncs, uint64(appends/c.share), "fsyncs for %d appends", appends)
+			t.Logf("%d appends, %d fsyncs: %.1f records per fsync", appends, syncs, float64(appends)/float64(syncs))
+		})
+	}
 }
 
 // What Trim does to the files (the contract, storagetest, checks what
