@@ -373,10 +373,10 @@ type reader struct {
 	avgRecord                    int64 // bytes per record of the last read: sizes the next
 	retries                      []*delivery
 	// idle are the kicks of the workers waiting in wait, the one watching
-	// appends among them (watcherKick). wakeLocked kicks one, not all:
-	// each woken worker that finds more work than it takes wakes the next
-	// (take), so an integration idle at the head pays for one worker's
-	// wake per event, not for all of its MaxInFlight.
+	// appends among them (watcherKick). wakeLocked kicks one, not all: take
+	// kicks as many as there is work for, so an integration idle at the
+	// head pays for one worker's wake per event, not for all of its
+	// MaxInFlight.
 	idle        []chan struct{}
 	watcherKick chan struct{}
 	// watching: an idle worker waits for appends. One is enough: it wakes
@@ -583,8 +583,14 @@ func (r *reader) take(kick chan struct{}) (d *delivery, w waitFor, stop bool, sk
 			d := r.ready[0]
 			r.ready = r.ready[1:]
 			r.inflight++
-			if len(r.ready) > 0 || !r.watching {
-				// Work for the idle workers, or appends for one to watch.
+			// Work for the idle workers, all at once (a batching sink
+			// wants a burst's deliveries together), and appends for one
+			// to watch.
+			n := len(r.ready)
+			if !r.watching {
+				n++
+			}
+			for range min(n, len(r.idle)) {
 				r.wakeLocked()
 			}
 			return d, waitFor{}, false, nil, 0

@@ -231,8 +231,8 @@ func TestConsumer_until_waits_for_an_append_under_way(t *testing.T) {
 	}
 }
 
-// Idle workers are woken one at a time, each that finds more work than it
-// takes waking the next: a burst landing on a consumer idle at the head
+// Idle workers are woken one at a time, or as many as a worker finds work
+// for beyond its own: a burst landing on a consumer idle at the head
 // still has every slot in flight at once, and a consumer that reaches its
 // end stops every worker (its channel closes).
 func TestConsumer_idle_workers_wake_for_a_burst_and_all_stop(t *testing.T) {
