@@ -360,6 +360,7 @@ type reader struct {
 	// only the reading worker touches them.
 	readRecs     []Record
 	readVerdicts []Verdict
+	viewer       Viewer           // the storage, when it shows records in place and there is a Select
 	view         func(RecordView) // appends to them
 	ready        []*delivery
 	inflight     int
@@ -402,6 +403,9 @@ func (c *Consumer) newReader(ctx context.Context, topic string) (*reader, error)
 		key:  CursorKey{Topic: topic, Group: c.cfg.Group},
 		log:  j.cfg.Logger.With(watermill.LogFields{"topic": topic, "group": c.cfg.Group}),
 		busy: make(map[string][]*delivery),
+	}
+	if v, ok := j.st.(Viewer); ok && c.cfg.Select != nil {
+		r.viewer, r.view = v, r.viewOne
 	}
 	first, next := j.st.Bounds(topic)
 	var cur Cursor
@@ -883,7 +887,7 @@ func (r *reader) fill() (atHead bool) {
 			}
 			r.keep(recs, verdicts)
 			// A Viewer shows fewer than asked only at the head.
-			r.readToHead = len(r.buf) == len(recs) && len(recs) < want && r.viewed()
+			r.readToHead = len(r.buf) == len(recs) && len(recs) < want && r.viewer != nil
 		}
 		rec := r.buf[0]
 		r.buf[0] = Record{}
@@ -988,13 +992,10 @@ func (r *reader) readSelect(pos uint64, n int) ([]Record, []Verdict, error) {
 		recs, err := r.j.st.Read(r.topic, pos, n)
 		return recs, nil, err
 	}
-	if v, ok := r.j.st.(Viewer); ok {
+	if r.viewer != nil {
 		// fill has taken what the last read brought: reuse its arrays.
 		r.readRecs, r.readVerdicts = r.readRecs[:0], r.readVerdicts[:0]
-		if r.view == nil {
-			r.view = r.viewOne
-		}
-		err := v.View(r.topic, pos, n, r.view)
+		err := r.viewer.View(r.topic, pos, n, r.view)
 		return r.readRecs, r.readVerdicts, err
 	}
 	recs, err := r.j.st.Read(r.topic, pos, n)
@@ -1009,15 +1010,6 @@ func (r *reader) readSelect(pos uint64, n int) ([]Record, []Verdict, error) {
 		}
 	}
 	return recs, verdicts, err
-}
-
-// viewed reports whether reads show records in place (Viewer).
-func (r *reader) viewed() bool {
-	if r.c.cfg.Select == nil {
-		return false
-	}
-	_, ok := r.j.st.(Viewer)
-	return ok
 }
 
 // viewOne takes a record a Viewer shows: all of it when it is to be sent

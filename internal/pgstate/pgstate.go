@@ -200,15 +200,9 @@ var ErrStale = errors.New("sinkbus: the integration was changed by another repli
 
 // LoadIntegrations returns every saved integration, by ref.
 func (s *Store) LoadIntegrations(ctx context.Context) ([]Integration, error) {
-	rows, err := s.pool.Query(ctx, s.q.loadIntegrations)
-	if err != nil {
-		return nil, fmt.Errorf("sinkbus: postgres integrations: %w", err)
-	}
-	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (Integration, error) {
-		var in Integration
-		err := row.Scan(&in.Ref, &in.Doc, &in.Version)
-		return in, err
-	})
+	// A failed Query's error comes back from CollectRows.
+	rows, _ := s.pool.Query(ctx, s.q.loadIntegrations)
+	out, err := pgx.CollectRows(rows, pgx.RowToStructByPos[Integration])
 	if err != nil {
 		return nil, fmt.Errorf("sinkbus: postgres integrations: %w", err)
 	}

@@ -78,15 +78,9 @@ func (s *Store) RunningReplays(ctx context.Context, refs []string) ([]Replay, er
 	if len(refs) == 0 {
 		return nil, nil
 	}
-	rows, err := s.pool.Query(ctx, "SELECT id, ref, job FROM "+s.schema+".replays WHERE ref = ANY($1) AND state = 'running' ORDER BY id", refs)
-	if err != nil {
-		return nil, fmt.Errorf("sinkbus: postgres replays: %w", err)
-	}
-	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (Replay, error) {
-		var r Replay
-		err := row.Scan(&r.ID, &r.Ref, &r.Job)
-		return r, err
-	})
+	// A failed Query's error comes back from CollectRows.
+	rows, _ := s.pool.Query(ctx, "SELECT id, ref, job FROM "+s.schema+".replays WHERE ref = ANY($1) AND state = 'running' ORDER BY id", refs)
+	out, err := pgx.CollectRows(rows, pgx.RowToStructByPos[Replay])
 	if err != nil {
 		return nil, fmt.Errorf("sinkbus: postgres replays: %w", err)
 	}

@@ -131,3 +131,14 @@ func TestLeaseOf_a_replay_group_is_its_integrations(t *testing.T) {
 	assert.Equal(t, "acme/orders", pgstate.LeaseOf(pgstate.ReplayGroup("acme/orders", 7)))
 	assert.Equal(t, "acme/orders", pgstate.LeaseOf("acme/orders"))
 }
+
+// The listings report a query that cannot run, not an empty list.
+func TestStore_listings_report_a_failed_query(t *testing.T) {
+	s, _ := open(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	_, err := s.RunningReplays(ctx, []string{"erp"})
+	assert.ErrorIs(t, err, context.Canceled)
+	_, err = s.LoadIntegrations(ctx)
+	assert.ErrorIs(t, err, context.Canceled)
+}
