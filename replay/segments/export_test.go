@@ -1,6 +1,10 @@
 package segments
 
-import "github.com/sinkbus/sinkbus/replay"
+import (
+	"time"
+
+	"github.com/sinkbus/sinkbus/replay"
+)
 
 // Hooks for the external tests of the segment format.
 
@@ -33,3 +37,11 @@ func DataSyncs(s *Storage, topic string) uint64 { return s.lookup(topic).dataSyn
 // looked through a segment to its end, before it goes on. Set it before
 // using s.
 func AfterSegmentRead(s *Storage, fn func()) { s.afterSegmentRead = fn }
+
+// SyncTook returns the moving average of topic's data fsyncs.
+func SyncTook(s *Storage, topic string) time.Duration {
+	t := s.lookup(topic)
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.syncTook
+}

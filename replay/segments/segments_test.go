@@ -155,6 +155,7 @@ func TestSegments_group_commit_shares_fsyncs_between_concurrent_appenders(t *tes
 			require.Len(t, storagetest.ReadAll(t, s, "t"), appends)
 			syncs := segments.DataSyncs(s, "t")
 			assert.NotZero(t, syncs, "every append returned durable")
+			assert.Positive(t, segments.SyncTook(s, "t"), "the fsyncs were timed: the gathering bounds follow them")
 			assert.Less(t, syncs, uint64(appends/c.share), "fsyncs for %d appends", appends)
 			t.Logf("%d appends, %d fsyncs: %.1f records per fsync", appends, syncs, float64(appends)/float64(syncs))
 		})
