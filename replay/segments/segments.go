@@ -33,10 +33,10 @@
 // can be there, so no acknowledged record is lost. Zeros alone past the last
 // record are cut without a word: the segment being written is filled with
 // zeros ahead of its records (up to 1 MiB), so that a group commit's fsync
-// has no file size to persist, and a sealed segment is cut to its records. Older segments are read
-// lazily; a bad frame in one of them ends that segment at that point: the
-// records after it are skipped (and logged), the file is left untouched for
-// inspection.
+// has no file size to persist, and a sealed segment is cut to its records.
+// Older segments are read lazily; a bad frame in one of them ends that
+// segment at that point: the records after it are skipped (and logged), the
+// file is left untouched for inspection.
 //
 // Retention. Trim moves a topic's floor (saved as the .trimmed marker) to the
 // first record at or after the cut: the records below are gone for Read,
