@@ -52,6 +52,21 @@ func BenchmarkMatch(b *testing.B) {
 	}
 }
 
+// BenchmarkMatchName_literal is an integration observing one name, judging
+// events of another: what each of many such integrations pays per event.
+func BenchmarkMatchName_literal(b *testing.B) {
+	f, err := filter.Compile([]string{"order.created"}, filter.Conditions{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if f.MatchName("cart.updated") || !f.MatchName("order.created") {
+		b.Fatal("benchmark names do not match as expected")
+	}
+	for b.Loop() {
+		f.MatchName("cart.updated")
+	}
+}
+
 func BenchmarkMatch_payload(b *testing.B) {
 	f, err := filter.Compile([]string{"order.**"}, filter.Conditions{Payload: json.RawMessage(`{
 		"total": {"$gte": 100},

@@ -71,6 +71,16 @@ func TestFilter_names_longer_than_the_limit(t *testing.T) {
 	assert.True(t, mustCompile(t, []string{"a.**"}, filter.Conditions{}).Match(long[:255], nil))
 }
 
+func TestFilter_keeps_its_own_patterns(t *testing.T) {
+	for _, observes := range [][]string{{"order.created", "cart.updated"}, {"order.*", "cart.updated"}} {
+		f, err := filter.Compile(observes, filter.Conditions{})
+		require.NoError(t, err)
+		observes[1] = "cart.deleted" // the caller reuses its slice
+		assert.True(t, f.MatchName("cart.updated"), "%q", observes)
+		assert.False(t, f.MatchName("cart.deleted"), "%q", observes)
+	}
+}
+
 func TestFilter_nil_matches_everything(t *testing.T) {
 	var f *filter.Filter
 	assert.True(t, f.Match("order.fulfilled", []byte("not json")))

@@ -171,6 +171,8 @@ func FuzzCompile(f *testing.F) {
 	f.Add("*", "")
 	f.Add("**.**\na", "a.b.c")
 	f.Add("ord*\n", "order")
+	f.Add("order.created\ncart.updated", "cart.updated") // literal: matched by comparison
+	f.Add("order.created", "order.created.x")
 	f.Fuzz(func(t *testing.T, patterns, name string) {
 		ps := strings.Split(patterns, "\n")
 		if len(ps) > 20 || strings.Count(name, ".") > 12 {
