@@ -43,6 +43,9 @@ func refMatchAny(patterns []string, name string) bool {
 		if p == "*" {
 			p = "**"
 		}
+		if len(name) > filter.MaxNameLen && strings.Trim(strings.ReplaceAll(p, "**", ""), ".") != "" {
+			continue // documented: such a name matches only "*" and "**" (as "**.**" does)
+		}
 		if refMatch(split(p), split(name)) {
 			return true
 		}
