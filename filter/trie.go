@@ -26,8 +26,9 @@ type trie struct {
 	literal []string
 }
 
-// maxLiteral is the most wildcard-free patterns matched by comparison; past
-// it the trie's maps are quicker.
+// maxLiteral is the most wildcard-free patterns matched by comparison: it
+// bounds the comparisons per name, where the walk's cost does not grow
+// with the patterns.
 const maxLiteral = 4
 
 type node struct {

@@ -66,7 +66,6 @@ func fsyncRound(dir string, n int, sync func(*os.File) error) float64 {
 		bench.Must(f.Close())
 		bench.Must(os.Remove(f.Name()))
 	}()
-	bench.Must(f.Truncate(0))
 	zeros := make([]byte, 1<<20)
 	for at := int64(0); at < fsyncFileSize; at += int64(len(zeros)) {
 		_, err := f.WriteAt(zeros, at)
