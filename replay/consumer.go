@@ -388,7 +388,8 @@ type reader struct {
 	ended    bool
 	// readToHead: the records buffered reach what was the head when they
 	// were viewed, so that once they are taken fill reports the head
-	// without viewing nothing (take checks Bounds after it watches).
+	// without another view that would show nothing (take checks Bounds
+	// after it watches).
 	readToHead bool
 	// After a failed read, reading waits until readAgainAt (zero: no wait),
 	// backing off while the storage keeps failing.
