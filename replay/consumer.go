@@ -858,8 +858,9 @@ func (r *reader) fill() (atHead bool) {
 				r.checkEndAtHead()
 				return r.end == 0
 			}
-			// Acknowledged before a restart: not read again.
-			if r.pos = r.acked.skip(r.pos); r.end != 0 && r.pos >= r.end {
+			// Acknowledged before a restart (or, past a gap, with the gap
+			// itself): not read again.
+			if r.pos = r.acked.skip(max(r.pos, r.committed)); r.end != 0 && r.pos >= r.end {
 				continue
 			}
 			want := r.readSize()
@@ -915,10 +916,12 @@ func (r *reader) fill() (atHead bool) {
 				r.dropBuf()
 				return false
 			}
-			if r.acked.contains(rec.Offset) { // read past a trimmed gap into an acknowledged range
-				r.pos++
-				continue
-			}
+			// The read was sized to stop short of the offsets acknowledged
+			// above where it began: past the gap it may hold some. Read
+			// again from here.
+			r.dropBuf()
+			r.readToHead = false
+			continue
 		}
 		if u := r.c.cfg.Until; !u.IsZero() && rec.Time.After(u) {
 			r.end = rec.Offset

@@ -5,6 +5,7 @@ import (
 	"context"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -238,6 +239,51 @@ func (s shiftedStorage) Bounds(topic string) (uint64, uint64) {
 func (s shiftedStorage) Seek(topic string, at time.Time) (uint64, error) {
 	o, err := s.Storage.Seek(topic, at)
 	return o + s.shift, err
+}
+
+// A group restarted with offsets acknowledged above its cursor, whose
+// oldest records retention trims while it is behind, is told what it lost
+// and never gets the acknowledged records again, although the read that
+// finds the gap holds them.
+func TestConsumer_acknowledged_records_past_a_trimmed_gap_are_not_sent_again(t *testing.T) {
+	ctx := deadline(t)
+	base := time.Now().Add(-time.Hour)
+	mem := replay.NewMemory()
+	for i := range 40 {
+		rec := &replay.Record{UUID: strconv.Itoa(i + 1), Payload: []byte(`{}`)}
+		require.NoError(t, mem.Append("t", []*replay.Record{rec}, func() time.Time { return base.Add(time.Duration(i) * time.Second) }))
+	}
+	require.NoError(t, mem.SaveCursors(map[replay.CursorKey]replay.Cursor{
+		{Topic: "t", Group: "g"}: {Next: 1, Acked: []replay.Range{{From: 10, To: 25}}}}))
+	var once sync.Once
+	st := &hookStorage{Storage: mem, read: func() error {
+		once.Do(func() { // offsets 1-14, once the reader has started at 1
+			_, err := mem.Trim(base.Add(14 * time.Second))
+			require.NoError(t, err)
+		})
+		return nil
+	}}
+	j, err := replay.Open(replay.Config{Storage: st, CompactEvery: -1})
+	require.NoError(t, err)
+	defer j.Close()
+
+	var lost atomic.Uint64
+	msgs, err := j.Consumer(replay.ConsumerConfig{Group: "g", MaxInFlight: 4, OnRetentionLoss: func(n uint64) { lost.Add(n) }}).
+		Subscribe(context.Background(), "t")
+	require.NoError(t, err)
+	var got, want []string
+	for i := 25; i <= 40; i++ {
+		want = append(want, strconv.Itoa(i))
+		m := receive(t, ctx, msgs)
+		got = append(got, m.UUID)
+		m.Ack()
+	}
+	assert.ElementsMatch(t, want, got, "the acknowledged 15-24 are not sent again")
+	assert.Equal(t, uint64(9), lost.Load(), "1-9: 10-14 were acknowledged")
+	require.Eventually(t, func() bool {
+		cur, _ := j.Cursor("t", "g")
+		return cur.Next == 41 && len(cur.Acked) == 0
+	}, 5*time.Second, time.Millisecond)
 }
 
 // Retention and unreadable gaps are skipped as ranges: a group a trillion
