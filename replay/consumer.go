@@ -293,7 +293,7 @@ func (c *Consumer) Stats() ConsumerStats {
 	var st ConsumerStats
 	for _, r := range readers {
 		r.mu.Lock()
-		st.Waiting += len(r.buf) + r.pending
+		st.Waiting += r.bufRecords() + r.pending
 		st.WaitingBytes += r.waitingBytes()
 		st.WaitingPayloadBytes += r.waitingPayload()
 		st.Paused = st.Paused || r.paused
@@ -330,6 +330,14 @@ func recordBytes(rec *Record) int64 {
 	return int64(n)
 }
 
+// judged is Select's verdict on a record read, and on the span records
+// right after it when they are passed over with the same verdict: a run
+// of records passed over takes one entry of buf, and one step of fill.
+type judged struct {
+	verdict Verdict
+	span    uint32 // below maxRead
+}
+
 type outcome struct {
 	d     *delivery
 	acked bool
@@ -351,15 +359,16 @@ type reader struct {
 	committed uint64 // every offset below it is acknowledged
 	acked     ackSet // the offsets acknowledged above committed
 
-	buf      []Record  // read ahead
-	verdicts []Verdict // Select's for buf, nil without one
-	bufBytes int64     // payloads and metadata of buf
-	skipped  []Record  // Skip verdicts acknowledged, for OnSkip
-	skips    int       // Skip verdicts acknowledged, for CountSkipped
+	buf      []Record // read ahead
+	verdicts []judged // Select's for buf, nil without one
+	bufBytes int64    // payloads and metadata of buf
+	skipped  []Record // Skip verdicts acknowledged, for OnSkip
+	skips    int      // Skip verdicts acknowledged, for CountSkipped
 	// What readSelect reads into and reuses once fill has taken it all:
 	// only the reading worker touches them.
 	readRecs     []Record
-	readVerdicts []Verdict
+	readVerdicts []judged
+	viewNext     uint64           // the offset right after the last one viewOne took
 	viewer       Viewer           // the storage, when it shows records in place and there is a Select
 	view         func(RecordView) // appends to them
 	ready        []*delivery
@@ -789,6 +798,15 @@ func (r *reader) full() bool {
 // waitingBytes is the memory held for records read and not handed out.
 func (r *reader) waitingBytes() int64 { return r.bufBytes + r.pendingBytes }
 
+// bufRecords is how many records buf holds, each of a run counted.
+func (r *reader) bufRecords() int {
+	n := len(r.buf)
+	for _, v := range r.verdicts {
+		n += int(v.span)
+	}
+	return n
+}
+
 // waitingPayload is the part of waitingBytes that payloads take.
 func (r *reader) waitingPayload() int64 { return r.bufBytes + r.pendingPayload }
 
@@ -812,7 +830,7 @@ func (r *reader) readSize() int {
 
 // keep buffers the records read, as many as the payload bound has room
 // for (at least one); the others are dropped and read again later.
-func (r *reader) keep(recs []Record, verdicts []Verdict) {
+func (r *reader) keep(recs []Record, verdicts []judged) (records int) {
 	room := r.c.cfg.MaxWaitingPayloadBytes - r.waitingPayload()
 	var kept, total int64
 	k := len(recs)
@@ -825,14 +843,19 @@ func (r *reader) keep(recs []Record, verdicts []Verdict) {
 		if k == len(recs) {
 			kept += size
 		}
+		records++
+		if verdicts != nil {
+			records += int(verdicts[i].span)
+		}
 	}
-	r.avgRecord = max(total/int64(len(recs)), 1)
+	r.avgRecord = max(total/int64(records), 1)
 	clear(recs[k:]) // let the payloads go
 	r.buf = recs[:k]
 	if verdicts != nil {
 		r.verdicts = verdicts[:k]
 	}
 	r.bufBytes += kept
+	return records
 }
 
 // fill reads the next records and queues those whose key is free. It
@@ -887,16 +910,16 @@ func (r *reader) fill() (atHead bool) {
 				r.checkEndAtHead()
 				return r.end == 0
 			}
-			r.keep(recs, verdicts)
+			records := r.keep(recs, verdicts)
 			// A Viewer shows fewer than asked only at the head.
-			r.readToHead = len(r.buf) == len(recs) && len(recs) < want && r.viewer != nil
+			r.readToHead = len(r.buf) == len(recs) && records < want && r.viewer != nil
 		}
 		rec := r.buf[0]
 		r.buf[0] = Record{}
 		r.buf = r.buf[1:]
-		verdict := Deliver
+		verdict, span := Deliver, uint64(1)
 		if len(r.verdicts) > 0 {
-			verdict = r.verdicts[0]
+			verdict, span = r.verdicts[0].verdict, 1+uint64(r.verdicts[0].span)
 			r.verdicts = r.verdicts[1:]
 		}
 		size := recordBytes(&rec)
@@ -928,7 +951,7 @@ func (r *reader) fill() (atHead bool) {
 			r.dropBuf()
 			return false
 		}
-		r.pos = rec.Offset + 1
+		r.pos = rec.Offset + span
 		if verdict != Deliver {
 			if rec.Offset != runTo {
 				if runTo > runFrom {
@@ -936,13 +959,13 @@ func (r *reader) fill() (atHead bool) {
 				}
 				runFrom = rec.Offset
 			}
-			runTo = rec.Offset + 1
+			runTo = r.pos
 			switch {
 			case verdict != Skip:
 			case r.c.cfg.OnSkip != nil:
 				r.skipped = append(r.skipped, rec)
 			case r.c.cfg.CountSkipped != nil:
-				r.skips++
+				r.skips += int(span)
 			}
 			continue
 		}
@@ -961,7 +984,7 @@ func (r *reader) fill() (atHead bool) {
 // storage has no record for although it has later ones. r.mu is held, and
 // held again when read returns; r.pos is not moved meanwhile (only the
 // reading worker moves it).
-func (r *reader) read(pos uint64, n int) (recs []Record, verdicts []Verdict, gap uint64, err error) {
+func (r *reader) read(pos uint64, n int) (recs []Record, verdicts []judged, gap uint64, err error) {
 	r.reading = true
 	r.mu.Unlock()
 	defer func() {
@@ -990,7 +1013,7 @@ func (r *reader) read(pos uint64, n int) (recs []Record, verdicts []Verdict, gap
 
 // readSelect reads up to n records from pos with Select's verdicts (nil
 // without a Select). A record passed over keeps only its offset and time.
-func (r *reader) readSelect(pos uint64, n int) ([]Record, []Verdict, error) {
+func (r *reader) readSelect(pos uint64, n int) ([]Record, []judged, error) {
 	sel := r.c.cfg.Select
 	if sel == nil {
 		recs, err := r.j.st.Read(r.topic, pos, n)
@@ -1003,13 +1026,13 @@ func (r *reader) readSelect(pos uint64, n int) ([]Record, []Verdict, error) {
 		return r.readRecs, r.readVerdicts, err
 	}
 	recs, err := r.j.st.Read(r.topic, pos, n)
-	var verdicts []Verdict
+	var verdicts []judged
 	if len(recs) > 0 {
-		verdicts = make([]Verdict, len(recs))
+		verdicts = make([]judged, len(recs))
 	}
 	for i := range recs {
-		verdicts[i] = sel(recordView{&recs[i]})
-		if verdicts[i] != Deliver && (verdicts[i] == Pass || r.c.cfg.OnSkip == nil) {
+		verdicts[i].verdict = sel(recordView{&recs[i]})
+		if verdicts[i].verdict != Deliver && (verdicts[i].verdict == Pass || r.c.cfg.OnSkip == nil) {
 			recs[i] = Record{Offset: recs[i].Offset, Time: recs[i].Time}
 		}
 	}
@@ -1017,15 +1040,27 @@ func (r *reader) readSelect(pos uint64, n int) ([]Record, []Verdict, error) {
 }
 
 // viewOne takes a record a Viewer shows: all of it when it is to be sent
-// or reported, its offset and time when it is passed over.
+// or reported, its offset and time when it is passed over. One passed over
+// right after the record before, with the same verdict, joins its run;
+// unless the consumer has an end, which fill checks record by record. A
+// record after a gap starts an entry of its own: fill finds the gap there.
 func (r *reader) viewOne(rv RecordView) {
-	verdict := r.c.cfg.Select(rv)
+	verdict, off := r.c.cfg.Select(rv), rv.Offset()
+	follows := off == r.viewNext
+	r.viewNext = off + 1
 	if verdict == Deliver || verdict == Skip && r.c.cfg.OnSkip != nil {
 		r.readRecs = append(r.readRecs, rv.Record())
-	} else {
-		r.readRecs = append(r.readRecs, Record{Offset: rv.Offset(), Time: rv.Time()})
+		r.readVerdicts = append(r.readVerdicts, judged{verdict: verdict})
+		return
 	}
-	r.readVerdicts = append(r.readVerdicts, verdict)
+	if n := len(r.readVerdicts); n > 0 && follows && r.c.cfg.Until.IsZero() && r.c.cfg.UntilOffset == 0 {
+		if last := &r.readVerdicts[n-1]; last.verdict == verdict {
+			last.span++ // the record before was passed over as this one is
+			return
+		}
+	}
+	r.readRecs = append(r.readRecs, Record{Offset: off, Time: rv.Time()})
+	r.readVerdicts = append(r.readVerdicts, judged{verdict: verdict})
 }
 
 // dropBuf forgets what was read ahead.

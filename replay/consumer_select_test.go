@@ -1,7 +1,10 @@
 package replay_test
 
 import (
+	"cmp"
 	"context"
+	"fmt"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -218,4 +221,162 @@ func TestConsumer_select_counts_skipped_records(t *testing.T) {
 		cur, _ := j.Cursor("t", "g")
 		return counted.Load() == 40 && cur.Next == 121
 	}, 5*time.Second, time.Millisecond, "counted %d", counted.Load())
+}
+
+// Records passed over in a row are taken as one run, and acknowledged and
+// counted as exactly as one by one: around acknowledgements saved before a
+// restart, past records trimmed away under the reader into an acknowledged
+// range, across records missing in between (damage, or holes a database
+// leaves), and up to an end (an offset or a time) inside a run. A storage
+// that is not a Viewer gives the same.
+func TestConsumer_select_runs_of_records_passed_over_count_exactly(t *testing.T) {
+	base := time.Now().Add(-time.Hour)
+	stamp := func(o uint64) time.Time { return base.Add(time.Duration(o) * time.Second) }
+	// One record in 50 delivered; between them runs of seven skipped, then
+	// seven passed over.
+	verdict := func(o uint64) replay.Verdict {
+		switch {
+		case o%50 == 0:
+			return replay.Deliver
+		case o/7%2 == 0:
+			return replay.Skip
+		}
+		return replay.Pass
+	}
+	for name, tc := range map[string]struct {
+		held      uint64         // records appended: 300 if zero
+		trimBelow uint64         // records below it trimmed away once the reader has started
+		missing   replay.Range   // records the storage does not have
+		acked     []replay.Range // saved before the journal opens
+		end       uint64         // an offset or, with byTime, the time of one: the range ends before it
+		byTime    bool
+	}{
+		"a backlog":                             {},
+		"acknowledged before a restart":         {acked: []replay.Range{{From: 40, To: 140}, {From: 180, To: 181}}},
+		"acknowledged past records trimmed":     {trimBelow: 100, acked: []replay.Range{{From: 90, To: 130}}},
+		"records missing in between":            {missing: replay.Range{From: 108, To: 120}},            // passed over at 105-107 and 120-125
+		"records missing before the head":       {missing: replay.Range{From: 296, To: 298}, held: 299}, // skipped at 294-295 and 298-299
+		"up to an offset":                       {end: 130},                                             // in the run of skipped 126-132
+		"up to a time":                          {end: 130, byTime: true},
+		"up to an offset, past records trimmed": {trimBelow: 60, end: 228}, // in 224-230
+	} {
+		for _, viewer := range []bool{true, false} {
+			t.Run(fmt.Sprintf("%s/viewer=%t", name, viewer), func(t *testing.T) {
+				ctx := deadline(t)
+				records := cmp.Or(tc.held, 300)
+				mem := replay.NewMemory()
+				for o := uint64(1); o <= records; o++ {
+					rec := &replay.Record{UUID: strconv.FormatUint(o, 10), Payload: []byte(`{}`),
+						Metadata: map[string]string{"verdict": strconv.Itoa(int(verdict(o)))}}
+					require.NoError(t, mem.Append("t", []*replay.Record{rec}, func() time.Time { return stamp(o) }))
+				}
+				cfg := replay.ConsumerConfig{
+					FromOldest: true, MaxInFlight: 4,
+					Select: func(v replay.RecordView) replay.Verdict {
+						n, err := strconv.Atoi(v.Meta("verdict"))
+						require.NoError(t, err)
+						return replay.Verdict(n)
+					},
+				}
+				switch {
+				case tc.end == 0:
+					cfg.Group = "g"
+					require.NoError(t, mem.SaveCursors(map[replay.CursorKey]replay.Cursor{
+						{Topic: "t", Group: "g"}: {Next: 1, Acked: tc.acked}}))
+				case tc.byTime:
+					cfg.Until = stamp(tc.end).Add(-time.Millisecond)
+				default:
+					cfg.UntilOffset = tc.end
+				}
+				var once sync.Once
+				var st replay.Storage = &holedStorage{Memory: mem, missing: tc.missing, beforeRead: func() {
+					once.Do(func() {
+						if tc.trimBelow > 0 {
+							_, err := mem.Trim(stamp(tc.trimBelow))
+							require.NoError(t, err)
+						}
+					})
+				}}
+				if !viewer {
+					st = struct{ replay.Storage }{st}
+				}
+				j, err := replay.Open(replay.Config{Storage: st, CompactEvery: -1, CursorFlushEvery: time.Hour})
+				require.NoError(t, err)
+				defer j.Close()
+
+				// What reading one record at a time gives.
+				var wantDelivered []string
+				var wantSkipped, wantLost uint64
+				for o := uint64(1); o <= records && (tc.end == 0 || o < tc.end); o++ {
+					acked := slices.ContainsFunc(tc.acked, func(r replay.Range) bool { return r.From <= o && o < r.To })
+					switch {
+					case acked:
+					case o < tc.trimBelow, tc.missing.From <= o && o < tc.missing.To:
+						wantLost++
+					case verdict(o) == replay.Deliver:
+						wantDelivered = append(wantDelivered, strconv.FormatUint(o, 10))
+					case verdict(o) == replay.Skip:
+						wantSkipped++
+					}
+				}
+
+				var skipped, lost atomic.Uint64
+				cfg.CountSkipped = func(n int) { skipped.Add(uint64(n)) }
+				cfg.OnRetentionLoss = func(n uint64) { lost.Add(n) }
+				c := j.Consumer(cfg)
+				defer c.Close()
+				msgs, err := c.Subscribe(context.Background(), "t")
+				require.NoError(t, err)
+				var delivered []string
+				for len(delivered) < len(wantDelivered) {
+					m := receive(t, ctx, msgs)
+					delivered = append(delivered, m.UUID)
+					m.Ack()
+				}
+				assert.ElementsMatch(t, wantDelivered, delivered)
+				if tc.end != 0 {
+					select {
+					case m, open := <-msgs:
+						require.False(t, open, "delivered past the end: %v", m)
+					case <-ctx.Done():
+						t.Fatal("the range did not end")
+					}
+				} else {
+					require.Eventually(t, func() bool {
+						cur, _ := j.Cursor("t", "g")
+						return cur.Next == records+1 && len(cur.Acked) == 0
+					}, 5*time.Second, time.Millisecond, "every record acknowledged")
+				}
+				require.Eventually(t, func() bool { return skipped.Load() == wantSkipped }, 5*time.Second, time.Millisecond,
+					"skipped %d, want %d", skipped.Load(), wantSkipped)
+				assert.Equal(t, wantLost, lost.Load(), "lost")
+			})
+		}
+	}
+}
+
+// holedStorage is a Memory without the records of missing, that runs
+// beforeRead before each read.
+type holedStorage struct {
+	*replay.Memory
+	missing    replay.Range
+	beforeRead func()
+}
+
+func (s *holedStorage) Read(topic string, from uint64, max int) ([]replay.Record, error) {
+	s.beforeRead()
+	all, err := s.Memory.Read(topic, from, 1<<20)
+	recs := slices.DeleteFunc(all, func(r replay.Record) bool { return s.missing.From <= r.Offset && r.Offset < s.missing.To })
+	return recs[:min(max, len(recs))], err
+}
+
+func (s *holedStorage) View(topic string, from uint64, max int, fn func(replay.RecordView)) error {
+	s.beforeRead()
+	shown := 0
+	return s.Memory.View(topic, from, 1<<20, func(v replay.RecordView) {
+		if o := v.Offset(); shown < max && (o < s.missing.From || o >= s.missing.To) {
+			shown++
+			fn(v)
+		}
+	})
 }
