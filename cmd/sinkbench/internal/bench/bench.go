@@ -65,8 +65,8 @@ func PublishFrom(workers, n int, publish func(i int)) {
 // Counter counts events and signals when a target is reached.
 type Counter struct {
 	n      atomic.Int64
+	target atomic.Int64 // read by Hit before it takes mu
 	mu     sync.Mutex
-	target int64
 	done   chan struct{}
 }
 
@@ -74,16 +74,16 @@ type Counter struct {
 func (c *Counter) Expect(n int64) <-chan struct{} {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.target = c.n.Load() + n
+	c.target.Store(c.n.Load() + n)
 	c.done = make(chan struct{})
 	return c.done
 }
 
 // Hit counts one event.
 func (c *Counter) Hit() {
-	if v := c.n.Add(1); v >= c.target {
+	if v := c.n.Add(1); v >= c.target.Load() {
 		c.mu.Lock()
-		if c.done != nil && v >= c.target {
+		if c.done != nil && v >= c.target.Load() {
 			close(c.done)
 			c.done = nil
 		}

@@ -3,6 +3,7 @@ package bench_test
 import (
 	"context"
 	"net/http"
+	"sync"
 	"testing"
 	"time"
 
@@ -106,4 +107,32 @@ func TestCost_MeasureReceiver_counts_the_receivers_allocations_apart(t *testing.
 	end()
 	assert.InDelta(t, c.AllocsPerEvent()-per, c.OwnAllocsPerEvent(), 1e-9)
 	assert.Contains(t, c.String(), "(receiver ")
+}
+
+// A round expects its events while the last hits of the round before may
+// still be landing: under -race, a Hit reading the target as Expect sets
+// it is a failure.
+func TestCounter_expects_while_hits_land(t *testing.T) {
+	var c bench.Counter
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range 2000 {
+				c.Hit()
+			}
+		}()
+	}
+	allHit := make(chan struct{})
+	go func() { wg.Wait(); close(allHit) }()
+	for {
+		select {
+		case <-c.Expect(1):
+			continue
+		case <-allHit:
+		}
+		break
+	}
+	assert.Equal(t, int64(8000), c.Count())
 }
