@@ -33,6 +33,11 @@ func TestFanoutRound_gives_each_integration_its_own_events(t *testing.T) {
 	}
 	var cost bench.Cost
 	assert.Positive(t, fanoutRound(len(fanoutNames), 1000, byTenant, &cost), "each tenant's integration gets its tenant's")
+	for _, integrations := range []int{1, len(fanoutNames)} {
+		var cost bench.Cost
+		assert.Positive(t, fanoutRound(integrations, 1000, backlog, &cost), "a backlog caught up from Start")
+		assert.Equal(t, 1000, cost.Events)
+	}
 }
 
 func TestShare_adds_up(t *testing.T) {

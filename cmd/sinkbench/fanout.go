@@ -21,6 +21,15 @@ func init() {
 		unit:  "ns cpu/event",
 	})
 	register(benchCase{
+		name: "catchup",
+		about: "CPU time per event from Start to the last delivery for 25 integrations each observing one of 25 event names, catching up " +
+			"a backlog published while they were stopped, vs one integration observing every name catching up the same backlog; " +
+			"memory journal, no-op sinks at concurrency 8, a fresh bus per round: what passing over the names an integration does not " +
+			"observe costs when it reads a backlog rather than waits at the head",
+		setup: setupCatchup,
+		unit:  "ns cpu/event",
+	})
+	register(benchCase{
 		name: "tenants",
 		about: "CPU time per published event with 25 tenants' integrations each observing every name, the events spread evenly over the tenants, " +
 			"vs 25 integrations of the application each observing one of 25 names (fanout's many side): what keeping each tenant's events " +
@@ -30,12 +39,14 @@ func init() {
 	})
 }
 
-// fanoutMode is how fanoutRound's integrations split the events.
+// fanoutMode is how fanoutRound's integrations split the events, and
+// when they read them.
 type fanoutMode int
 
 const (
 	byName   fanoutMode = iota // each observes one name, or one observes all
 	byTenant                   // each is a tenant's, observing every name
+	backlog                    // by name, read as a backlog once published
 )
 
 // fanoutNames are 25 event names: five entities, five verbs.
@@ -76,33 +87,55 @@ func setupFanout(quick bool) (ours, raw func() float64, cleanup func(), skip str
 	return ours, raw, cleanup, ""
 }
 
+func setupCatchup(quick bool) (ours, raw func() float64, cleanup func(), skip string) {
+	ours, raw, cleanup = setupRounds("catchup", quick,
+		fanoutSide{"25_integrations", len(fanoutNames), backlog}, fanoutSide{"1_integration", 1, backlog})
+	return ours, raw, cleanup, ""
+}
+
 func setupTenants(quick bool) (ours, raw func() float64, cleanup func(), skip string) {
+	ours, raw, cleanup = setupRounds("tenants", quick,
+		fanoutSide{"25_tenants", len(fanoutNames), byTenant}, fanoutSide{"25_names", len(fanoutNames), byName})
+	return ours, raw, cleanup, ""
+}
+
+// fanoutSide is one side of a case made of fanoutRounds.
+type fanoutSide struct {
+	label        string
+	integrations int
+	mode         fanoutMode
+}
+
+// setupRounds returns the sides of a case that compares two kinds of
+// fanoutRound by their CPU time per event, and a cleanup that prints both
+// costs.
+func setupRounds(name string, quick bool, ours, raw fanoutSide) (oursRound, rawRound func() float64, cleanup func()) {
 	n := 50_000
 	if quick {
 		n = 25_000
 	}
-	var tenantCost, nameCost bench.Cost
-	ours = func() float64 {
-		fanoutRound(len(fanoutNames), n, byTenant, &tenantCost)
-		return float64(tenantCost.CPU.Nanoseconds()) / float64(tenantCost.Events)
-	}
-	raw = func() float64 {
-		fanoutRound(len(fanoutNames), n, byName, &nameCost)
-		return float64(nameCost.CPU.Nanoseconds()) / float64(nameCost.Events)
-	}
-	cleanup = func() {
-		if tenantCost.Events > 0 && nameCost.Events > 0 {
-			fmt.Printf("case=tenants cost 25_tenants=%s 25_names=%s\n", &tenantCost, &nameCost)
+	var costs [2]bench.Cost
+	round := func(s fanoutSide, cost *bench.Cost) func() float64 {
+		return func() float64 {
+			fanoutRound(s.integrations, n, s.mode, cost)
+			return float64(cost.CPU.Nanoseconds()) / float64(cost.Events)
 		}
 	}
-	return ours, raw, cleanup, ""
+	cleanup = func() {
+		if costs[0].Events > 0 && costs[1].Events > 0 {
+			fmt.Printf("case=%s cost %s=%s %s=%s\n", name, ours.label, &costs[0], raw.label, &costs[1])
+		}
+	}
+	return round(ours, &costs[0]), round(raw, &costs[1]), cleanup
 }
 
 // fanoutRound publishes n events, spread over fanoutNames (and, by tenant,
 // over as many tenants), into a fresh bus with the given number of
 // integrations (one per name or per tenant, or one for all), adds the
 // round's CPU time to cost and returns the delivery rate. Each event must
-// reach exactly the integration observing its name, or its tenant's.
+// reach exactly the integration observing its name, or its tenant's. As a
+// backlog, the integrations are stopped while the events are published,
+// and the round counts from their Start.
 func fanoutRound(integrations, n int, mode fanoutMode, cost *bench.Cost) float64 {
 	ctx := context.Background()
 	b, stop := bench.RunBus(bus.Config{Sinks: noopRegistry(), MemoryBytes: unboundedMemory})
@@ -131,13 +164,30 @@ func fanoutRound(integrations, n int, mode fanoutMode, cost *bench.Cost) float64
 			events[i].Tenant = fanoutTenant(i)
 		}
 	}
-	round := func(n int) time.Duration {
+	ids := func(do func(context.Context, string) (bus.Integration, error)) {
+		for i := range integrations {
+			_, err := do(ctx, fmt.Sprintf("erp-%02d", i))
+			bench.Must(err)
+		}
+	}
+	round := func(n int, cost *bench.Cost) time.Duration {
 		done := make([]<-chan struct{}, integrations)
 		for i, c := range counters {
 			done[i] = c.Expect(int64(share(n, integrations, i)))
 		}
-		start := time.Now()
-		bench.PublishAll(n, func(i int) { bench.Must(b.Publish(ctx, events[i%len(events)])) })
+		publish := func() { bench.PublishAll(n, func(i int) { bench.Must(b.Publish(ctx, events[i%len(events)])) }) }
+		if mode == backlog {
+			ids(b.Integrations().Stop)
+			publish()
+		}
+		runtime.GC()
+		end, start := cost.Measure(n), time.Now()
+		defer end()
+		if mode == backlog {
+			ids(b.Integrations().Start)
+		} else {
+			publish()
+		}
 		for i, d := range done {
 			bench.Wait(d, bench.RoundLimit, func() string {
 				return fmt.Sprintf("fanout: integration %d got %d events, want %d", i, counters[i].Count(), share(n, integrations, i))
@@ -145,11 +195,8 @@ func fanoutRound(integrations, n int, mode fanoutMode, cost *bench.Cost) float64
 		}
 		return time.Since(start)
 	}
-	round(n / 10)
-	runtime.GC()
-	end := cost.Measure(n)
-	elapsed := round(n)
-	end()
+	round(n/10, &bench.Cost{})
+	elapsed := round(n, cost)
 	// No integration got more than its share.
 	for i, c := range counters {
 		if want := share(n/10, integrations, i) + share(n, integrations, i); c.Count() != int64(want) {
