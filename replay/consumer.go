@@ -1041,9 +1041,10 @@ func (r *reader) readSelect(pos uint64, n int) ([]Record, []judged, error) {
 
 // viewOne takes a record a Viewer shows: all of it when it is to be sent
 // or reported, its offset and time when it is passed over. One passed over
-// right after the record before, with the same verdict, joins its run;
-// unless the consumer has an end, which fill checks record by record. A
-// record after a gap starts an entry of its own: fill finds the gap there.
+// right after the record before, with the same verdict, joins its run if
+// it is before the consumer's end: fill checks the end on the first record
+// of each entry only. A record after a gap starts an entry of its own:
+// fill finds the gap there.
 func (r *reader) viewOne(rv RecordView) {
 	verdict, off := r.c.cfg.Select(rv), rv.Offset()
 	follows := off == r.viewNext
@@ -1053,7 +1054,7 @@ func (r *reader) viewOne(rv RecordView) {
 		r.readVerdicts = append(r.readVerdicts, judged{verdict: verdict})
 		return
 	}
-	if n := len(r.readVerdicts); n > 0 && follows && r.c.cfg.Until.IsZero() && r.c.cfg.UntilOffset == 0 {
+	if n := len(r.readVerdicts); n > 0 && follows && r.beforeEnd(off, rv) {
 		if last := &r.readVerdicts[n-1]; last.verdict == verdict {
 			last.span++ // the record before was passed over as this one is
 			return
@@ -1061,6 +1062,13 @@ func (r *reader) viewOne(rv RecordView) {
 	}
 	r.readRecs = append(r.readRecs, Record{Offset: off, Time: rv.Time()})
 	r.readVerdicts = append(r.readVerdicts, judged{verdict: verdict})
+}
+
+// beforeEnd reports whether the record at off, shown by rv, is in the
+// consumer's range: before UntilOffset, not after Until.
+func (r *reader) beforeEnd(off uint64, rv RecordView) bool {
+	cfg := &r.c.cfg
+	return (cfg.UntilOffset == 0 || off < cfg.UntilOffset) && (cfg.Until.IsZero() || !rv.Time().After(cfg.Until))
 }
 
 // dropBuf forgets what was read ahead.

@@ -15,8 +15,17 @@ import (
 
 // Reading a backlog in which a Select keeps one record in 25, as each of
 // 25 integrations observing a name of its own does: the cost per record
-// read is mostly that of the records passed over.
+// read is mostly that of the records passed over. A group catching up, and
+// a range (a replay) ending at the head.
 func BenchmarkConsumer_select_passes_over_a_backlog(b *testing.B) {
+	for _, group := range []string{"g", ""} {
+		b.Run(map[string]string{"g": "group", "": "range"}[group], func(b *testing.B) {
+			benchPassingOver(b, group)
+		})
+	}
+}
+
+func benchPassingOver(b *testing.B, group string) {
 	const kept = 25
 	j, err := replay.Open(replay.Config{Storage: replay.NewMemoryWith(replay.MemoryConfig{MaxBytes: -1}), CompactEvery: -1, CursorFlushEvery: time.Hour})
 	require.NoError(b, err)
@@ -27,17 +36,21 @@ func BenchmarkConsumer_select_passes_over_a_backlog(b *testing.B) {
 		m.Metadata.Set("name", strconv.Itoa(i%kept))
 		require.NoError(b, j.Publish("t", m))
 	}
-	var skipped atomic.Int64
-	c := j.Consumer(replay.ConsumerConfig{
-		Group: "g", FromOldest: true, MaxInFlight: 8, SharedContext: true,
+	cfg := replay.ConsumerConfig{
+		Group: group, FromOldest: true, MaxInFlight: 8, SharedContext: true,
 		Select: func(v replay.RecordView) replay.Verdict {
 			if v.Meta("name") == "0" {
 				return replay.Deliver
 			}
 			return replay.Skip
 		},
-		CountSkipped: func(n int) { skipped.Add(int64(n)) },
-	})
+	}
+	if group == "" {
+		cfg.UntilOffset = uint64(b.N) + 1
+	}
+	var skipped atomic.Int64
+	cfg.CountSkipped = func(n int) { skipped.Add(int64(n)) }
+	c := j.Consumer(cfg)
 	defer c.Close()
 	b.ReportAllocs()
 	b.ResetTimer()
@@ -48,7 +61,11 @@ func BenchmarkConsumer_select_passes_over_a_backlog(b *testing.B) {
 		(<-msgs).Ack()
 	}
 	require.Eventually(b, func() bool {
-		cur, _ := j.Cursor("t", "g")
-		return cur.Next == uint64(b.N)+1 && skipped.Load() == int64(b.N-delivered)
+		if group != "" {
+			if cur, _ := j.Cursor("t", group); cur.Next != uint64(b.N)+1 {
+				return false
+			}
+		}
+		return skipped.Load() == int64(b.N-delivered)
 	}, 10*time.Second, time.Millisecond)
 }
