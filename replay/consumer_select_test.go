@@ -380,3 +380,32 @@ func (s *holedStorage) View(topic string, from uint64, max int, fn func(replay.R
 		}
 	})
 }
+
+// Records passed over and read ahead count as waiting, each of a run, until
+// the reader gets to them.
+func TestConsumer_select_counts_each_record_of_a_run_read_ahead_as_waiting(t *testing.T) {
+	ctx := deadline(t)
+	j := newJournal(t, nil)
+	publishN(t, j, "t", 0, 50, nil) // n=0 and n=1 delivered, 2-49 skipped
+	c := j.Consumer(replay.ConsumerConfig{
+		Group: "g", FromOldest: true, MaxInFlight: 1,
+		Select: func(v replay.RecordView) replay.Verdict {
+			if n := v.Meta("n"); n == itoa(0) || n == itoa(1) {
+				return replay.Deliver
+			}
+			return replay.Skip
+		},
+	})
+	defer c.Close()
+	msgs, err := c.Subscribe(context.Background(), "t")
+	require.NoError(t, err)
+	first := receive(t, ctx, msgs) // held: the second and the run of 48 behind it wait
+	require.Eventually(t, func() bool { return c.Stats().Waiting == 49 }, 5*time.Second, time.Millisecond,
+		"waiting: %d", c.Stats().Waiting)
+	first.Ack()
+	receive(t, ctx, msgs).Ack()
+	require.Eventually(t, func() bool {
+		cur, _ := j.Cursor("t", "g")
+		return cur.Next == 51 && c.Stats().Waiting == 0
+	}, 5*time.Second, time.Millisecond)
+}
