@@ -368,7 +368,6 @@ type reader struct {
 	// only the reading worker touches them.
 	readRecs     []Record
 	readVerdicts []judged
-	viewNext     uint64           // the offset right after the last one viewOne took
 	viewer       Viewer           // the storage, when it shows records in place and there is a Select
 	view         func(RecordView) // appends to them
 	ready        []*delivery
@@ -1047,16 +1046,15 @@ func (r *reader) readSelect(pos uint64, n int) ([]Record, []judged, error) {
 // fill finds the gap there.
 func (r *reader) viewOne(rv RecordView) {
 	verdict, off := r.c.cfg.Select(rv), rv.Offset()
-	follows := off == r.viewNext
-	r.viewNext = off + 1
 	if verdict == Deliver || verdict == Skip && r.c.cfg.OnSkip != nil {
 		r.readRecs = append(r.readRecs, rv.Record())
 		r.readVerdicts = append(r.readVerdicts, judged{verdict: verdict})
 		return
 	}
-	if n := len(r.readVerdicts); n > 0 && follows && r.beforeEnd(off, rv) {
-		if last := &r.readVerdicts[n-1]; last.verdict == verdict {
-			last.span++ // the record before was passed over as this one is
+	if n := len(r.readVerdicts); n > 0 && r.beforeEnd(off, rv) {
+		// The last entry is the record before if it ends right here.
+		if last := &r.readVerdicts[n-1]; last.verdict == verdict && r.readRecs[n-1].Offset+uint64(last.span)+1 == off {
+			last.span++
 			return
 		}
 	}

@@ -61,29 +61,8 @@ var fanoutNames = func() []string {
 }()
 
 func setupFanout(quick bool) (ours, raw func() float64, cleanup func(), skip string) {
-	n := 50_000
-	if quick {
-		n = 25_000
-	}
-	var manyCost, oneCost bench.Cost
-	var manyRates, oneRates []float64
-	ours = func() float64 {
-		rate := fanoutRound(len(fanoutNames), n, byName, &manyCost)
-		manyRates = append(manyRates, rate)
-		return float64(manyCost.CPU.Nanoseconds()) / float64(manyCost.Events)
-	}
-	raw = func() float64 {
-		rate := fanoutRound(1, n, byName, &oneCost)
-		oneRates = append(oneRates, rate)
-		return float64(oneCost.CPU.Nanoseconds()) / float64(oneCost.Events)
-	}
-	cleanup = func() {
-		if len(manyRates) == 0 || len(oneRates) == 0 { // -side: no ratios
-			return
-		}
-		fmt.Printf("case=fanout rate 25_integrations=%s 1_integration=%s\n", bench.Rate(bench.Median(manyRates), ""), bench.Rate(bench.Median(oneRates), ""))
-		fmt.Printf("case=fanout cost 25_integrations=%s 1_integration=%s\n", &manyCost, &oneCost)
-	}
+	ours, raw, cleanup = setupRounds("fanout", quick,
+		fanoutSide{"25_integrations", len(fanoutNames), byName}, fanoutSide{"1_integration", 1, byName})
 	return ours, raw, cleanup, ""
 }
 
@@ -108,25 +87,29 @@ type fanoutSide struct {
 
 // setupRounds returns the sides of a case that compares two kinds of
 // fanoutRound by their CPU time per event, and a cleanup that prints both
-// costs.
+// sides' delivery rates and costs once both ran (not with -side).
 func setupRounds(name string, quick bool, ours, raw fanoutSide) (oursRound, rawRound func() float64, cleanup func()) {
 	n := 50_000
 	if quick {
 		n = 25_000
 	}
 	var costs [2]bench.Cost
-	round := func(s fanoutSide, cost *bench.Cost) func() float64 {
+	var rates [2][]float64
+	round := func(s fanoutSide, i int) func() float64 {
 		return func() float64 {
-			fanoutRound(s.integrations, n, s.mode, cost)
-			return float64(cost.CPU.Nanoseconds()) / float64(cost.Events)
+			rates[i] = append(rates[i], fanoutRound(s.integrations, n, s.mode, &costs[i]))
+			return float64(costs[i].CPU.Nanoseconds()) / float64(costs[i].Events)
 		}
 	}
 	cleanup = func() {
-		if costs[0].Events > 0 && costs[1].Events > 0 {
-			fmt.Printf("case=%s cost %s=%s %s=%s\n", name, ours.label, &costs[0], raw.label, &costs[1])
+		if len(rates[0]) == 0 || len(rates[1]) == 0 {
+			return
 		}
+		fmt.Printf("case=%s rate %s=%s %s=%s\n", name,
+			ours.label, bench.Rate(bench.Median(rates[0]), ""), raw.label, bench.Rate(bench.Median(rates[1]), ""))
+		fmt.Printf("case=%s cost %s=%s %s=%s\n", name, ours.label, &costs[0], raw.label, &costs[1])
 	}
-	return round(ours, &costs[0]), round(raw, &costs[1]), cleanup
+	return round(ours, 0), round(raw, 1), cleanup
 }
 
 // fanoutRound publishes n events, spread over fanoutNames (and, by tenant,
