@@ -421,12 +421,16 @@ func (b *Bus) open() error {
 		}
 		b.store = fileStore{path: filepath.Join(b.cfg.DataDir, "integrations.json")}
 		if st == nil {
-			seg, err := segments.Open(segments.Config{
+			cfg := segments.Config{
 				Dir:      filepath.Join(b.cfg.DataDir, "journal"),
 				Sync:     b.cfg.Sync,
 				Logger:   b.wlog, // errors (a repair that cut data) reach slog.Default() by default
 				OnDamage: b.journalDamaged,
-			})
+			}
+			if b.cfg.Observer != nil {
+				cfg.OnSync = b.cfg.Observer.JournalSynced
+			}
+			seg, err := segments.Open(cfg)
 			if err != nil {
 				return err
 			}

@@ -43,6 +43,12 @@ type Observer interface {
 	// logged too (an error: through slog.Default() when Config.Logger is nil). It
 	// may be called during New, before the bus exists.
 	JournalDamaged(d segments.Damage)
+	// JournalSynced is called after each fsync of the journal in DataDir
+	// that made records durable, with how many and how long it took. Under
+	// the default Sync a Publish waits for one: its latency is most of
+	// Publish's, and the records per fsync show how well concurrent
+	// publishers share them. It runs on the publish path: return quickly.
+	JournalSynced(s segments.Synced)
 }
 
 // SkipCounter is an Observer that counts skipped events without looking at
@@ -67,3 +73,4 @@ func (NopObserver) SkippedWhileOpen(string, string, *message.Message) {}
 func (NopObserver) LostToRetention(string, string, uint64)            {}
 func (NopObserver) Throttled(string, string, time.Duration)           {}
 func (NopObserver) JournalDamaged(segments.Damage)                    {}
+func (NopObserver) JournalSynced(segments.Synced)                     {}

@@ -82,3 +82,9 @@ func (os observers) JournalDamaged(d segments.Damage) {
 		o.JournalDamaged(d)
 	}
 }
+
+func (os observers) JournalSynced(s segments.Synced) {
+	for _, o := range os {
+		o.JournalSynced(s)
+	}
+}

@@ -28,6 +28,7 @@ func (c *calls) SkippedWhileOpen(id, _ string, _ *message.Message) {
 func (c *calls) LostToRetention(id, _ string, _ uint64)  { c.got = append(c.got, "lost "+id) }
 func (c *calls) Throttled(id, _ string, _ time.Duration) { c.got = append(c.got, "throttled "+id) }
 func (c *calls) JournalDamaged(d segments.Damage)        { c.got = append(c.got, "damaged") }
+func (c *calls) JournalSynced(s segments.Synced)         { c.got = append(c.got, "synced "+s.Topic) }
 
 // Observers tells each observer every call, in order, and leaves nil ones
 // out.
@@ -41,7 +42,8 @@ func TestObservers_tells_each_observer_every_call(t *testing.T) {
 	o.LostToRetention("erp", "webhook", 3)
 	o.Throttled("erp", "webhook", time.Second)
 	o.JournalDamaged(segments.Damage{})
-	want := []string{"attempted e1", "rejected erp", "skipped erp", "skipped-open erp", "lost erp", "throttled erp", "damaged"}
+	o.JournalSynced(segments.Synced{Topic: "events"})
+	want := []string{"attempted e1", "rejected erp", "skipped erp", "skipped-open erp", "lost erp", "throttled erp", "damaged", "synced events"}
 	assert.Equal(t, want, a.got)
 	assert.Equal(t, want, b.got)
 }

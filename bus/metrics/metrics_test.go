@@ -368,3 +368,23 @@ func TestMetrics_count_journal_damage(t *testing.T) {
 	assert.Equal(t, 1.0, value(t, reg, "sinkbus_journal_damage_total", map[string]string{"action": "cut"}))
 	assert.Equal(t, 7.0, value(t, reg, "sinkbus_journal_damage_bytes_total", map[string]string{"action": "cut"}))
 }
+
+// Each publish waits for its own fsync here (one publisher, default Sync):
+// as many fsyncs as publishes, each of one record, counted before Publish
+// returns.
+func TestMetrics_count_journal_fsyncs_and_the_records_they_made_durable(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	m, err := metrics.New(metrics.Config{Registerer: reg})
+	require.NoError(t, err)
+	b, err := bus.New(bus.Config{DataDir: t.TempDir(), Observer: m, Logger: slog.New(slog.DiscardHandler)})
+	require.NoError(t, err)
+	defer b.Close()
+	for i := range 5 {
+		require.NoError(t, b.Publish(ctx, bus.Event{Name: "order.created"}))
+		assert.Equal(t, float64(i+1), value(t, reg, "sinkbus_journal_fsynced_records_total", nil))
+		assert.Equal(t, float64(i+1), value(t, reg, "sinkbus_journal_fsync_duration_seconds", nil))
+	}
+	require.NoError(t, b.Publish(ctx, bus.Event{Name: "order.created"}, bus.Event{Name: "order.paid"}))
+	assert.Equal(t, 7.0, value(t, reg, "sinkbus_journal_fsynced_records_total", nil))
+	assert.Equal(t, 6.0, value(t, reg, "sinkbus_journal_fsync_duration_seconds", nil), "one fsync for both events of a Publish")
+}

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"os"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -56,14 +55,4 @@ func TestRejectedRound_stores_every_rejection(t *testing.T) {
 	defer stop()
 	assert.Positive(t, round(40)) // returns only once 40 rejections are stored
 	assert.Positive(t, round(40), "the second round counts its own")
-}
-
-func TestFsyncRound_measures_the_cpu_of_each_sync(t *testing.T) {
-	syncs := 0
-	cpu := fsyncRound(t.TempDir(), 20, func(f *os.File) error {
-		syncs++
-		return f.Sync()
-	})
-	assert.Equal(t, 20, syncs)
-	assert.Positive(t, cpu)
 }

@@ -21,11 +21,6 @@ func init() {
 	})
 }
 
-const (
-	fsyncGroup    = 8 << 10 // eight 1 KiB events
-	fsyncFileSize = 8 << 20
-)
-
 func setupFsync(quick bool) (ours, raw func() float64, cleanup func(), skip string) {
 	n := 2000
 	if quick {
@@ -35,12 +30,12 @@ func setupFsync(quick bool) (ours, raw func() float64, cleanup func(), skip stri
 	bench.Must(err)
 	var oursCPU []float64
 	ours = func() float64 {
-		v := fsyncRound(dir, n, func(f *os.File) error { return f.Sync() })
+		v := bench.FsyncCPU(dir, n, func(f *os.File) error { return f.Sync() })
 		oursCPU = append(oursCPU, v)
 		return v
 	}
 	raw = func() float64 {
-		return fsyncRound(dir, n, func(f *os.File) error {
+		return bench.FsyncCPU(dir, n, func(f *os.File) error {
 			if _, _, errno := syscall.RawSyscall(syscall.SYS_FSYNC, f.Fd(), 0, 0); errno != 0 {
 				return errno
 			}
@@ -54,35 +49,4 @@ func setupFsync(quick bool) (ours, raw func() float64, cleanup func(), skip stri
 		bench.Must(os.RemoveAll(dir))
 	}
 	return ours, raw, cleanup, ""
-}
-
-// fsyncRound writes n groups into a file filled with zeros beforehand, as
-// the journal's segment is, syncing each with sync, and returns the
-// process's CPU time per sync in nanoseconds.
-func fsyncRound(dir string, n int, sync func(*os.File) error) float64 {
-	f, err := os.CreateTemp(dir, "segment-")
-	bench.Must(err)
-	defer func() {
-		bench.Must(f.Close())
-		bench.Must(os.Remove(f.Name()))
-	}()
-	zeros := make([]byte, 1<<20)
-	for at := int64(0); at < fsyncFileSize; at += int64(len(zeros)) {
-		_, err := f.WriteAt(zeros, at)
-		bench.Must(err)
-	}
-	bench.Must(f.Sync())
-	group := make([]byte, fsyncGroup)
-	for i := range group {
-		group[i] = byte('a' + i%26)
-	}
-	var cost bench.Cost
-	end := cost.Measure(n)
-	for i := range n {
-		_, err := f.WriteAt(group, int64(i*fsyncGroup)%fsyncFileSize)
-		bench.Must(err)
-		bench.Must(sync(f))
-	}
-	end()
-	return float64(cost.CPU.Nanoseconds()) / float64(n)
 }

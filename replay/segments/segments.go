@@ -172,6 +172,21 @@ type Config struct {
 	// logged: for metrics. Nil means no call. It may run with the
 	// storage's locks held: it must not call the storage.
 	OnDamage func(Damage) `json:"-"`
+	// OnSync is called after each fsync that makes records durable (a
+	// group commit's, SyncInterval's periodic one, or the one that closes a
+	// segment), for metrics: fsync latency bounds Append's under
+	// SyncGroupCommit. Nil means no call. It runs on the append path: it
+	// must return quickly and must not call the storage.
+	OnSync func(Synced) `json:"-"`
+}
+
+// Synced is one fsync of records.
+type Synced struct {
+	Topic string
+	// Records is how many records the fsync made durable.
+	Records int
+	// Took is how long the fsync took.
+	Took time.Duration
 }
 
 // Damage is data the storage found it could not keep.

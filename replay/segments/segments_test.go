@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -403,4 +404,65 @@ func TestSegments_cursors_file_of_older_versions_and_damaged_ranges(t *testing.T
 		{Topic: "events", Group: "damaged"}: {Next: 10},
 		{Topic: "events", Group: "new"}:     {Next: 10, Acked: []replay.Range{{From: 12, To: 14}}},
 	}, got)
+}
+
+// syncLog records what OnSync was told.
+type syncLog struct {
+	mu    sync.Mutex
+	calls []segments.Synced
+}
+
+func (l *syncLog) add(s segments.Synced) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.calls = append(l.calls, s)
+}
+
+// records is how many records the fsyncs so far made durable.
+func (l *syncLog) records() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n := 0
+	for _, c := range l.calls {
+		n += c.Records
+	}
+	return n
+}
+
+// Every record is counted once, by the fsync that made it durable: under
+// group commit before its Append returns, under interval within SyncEvery,
+// under none when its segment is sealed or closed.
+func TestSegments_OnSync_counts_each_record_once_when_it_is_durable(t *testing.T) {
+	for _, p := range []segments.SyncPolicy{segments.SyncGroupCommit, segments.SyncInterval, segments.SyncNone} {
+		t.Run(p.String(), func(t *testing.T) {
+			var log syncLog
+			cfg := segments.Config{Sync: p, SyncEvery: time.Millisecond, SegmentBytes: 1 << 10, OnSync: log.add}
+			s := openSegs(t, cfg)
+			clk := storagetest.NewStepClock(time.Second)
+			const n = 30
+			for i := range n {
+				require.NoError(t, s.Append("t", []*replay.Record{storagetest.Record(i)}, clk.Now))
+				if p == segments.SyncGroupCommit {
+					require.Equal(t, i+1, log.records(), "durable when Append returns")
+				}
+			}
+			switch p {
+			case segments.SyncInterval:
+				require.Eventually(t, func() bool { return log.records() == n }, 5*time.Second, time.Millisecond)
+			case segments.SyncNone:
+				assert.Less(t, log.records(), n, "the segment being written is not synced before it is sealed")
+			}
+			require.NoError(t, s.Close())
+
+			assert.Equal(t, n, log.records())
+			for _, c := range log.calls {
+				assert.Equal(t, "t", c.Topic)
+				assert.Positive(t, c.Records)
+				assert.Positive(t, c.Took)
+			}
+			if p == segments.SyncGroupCommit {
+				assert.EqualValues(t, segments.DataSyncs(s, "t"), len(log.calls), "one call per fsync of records")
+			}
+		})
+	}
 }

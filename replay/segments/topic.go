@@ -192,7 +192,7 @@ type topicLog struct {
 	wfile    *os.File
 	wpos     int64         // where wseg's next record goes
 	walloc   int64         // wseg's file size: records, then zeros up to here
-	dirty    bool          // written since the last fsync
+	unsynced int           // records written since the last fsync
 	syncTook time.Duration // how long a data fsync takes, a moving average (tookSync)
 }
 
@@ -405,18 +405,28 @@ func (t *topicLog) write(chunks []*chunk) error {
 			return err
 		}
 		t.wpos += int64(len(c.data))
-		t.dirty = true
+		t.unsynced += c.count
 	}
-	if t.s.cfg.Sync == SyncGroupCommit && t.dirty {
+	if t.s.cfg.Sync == SyncGroupCommit && t.unsynced > 0 {
 		start := time.Now()
 		if err := t.wfile.Sync(); err != nil {
 			return err
 		}
-		t.tookSync(time.Since(start))
+		took := time.Since(start)
+		t.tookSync(took)
 		t.dataSyncs.Add(1)
-		t.dirty = false
+		t.synced(took)
 	}
 	return nil
+}
+
+// synced tells OnSync that an fsync which took took made the records
+// written since the last one durable. Called by whoever set syncing.
+func (t *topicLog) synced(took time.Duration) {
+	if on := t.s.cfg.OnSync; on != nil && t.unsynced > 0 {
+		on(Synced{Topic: t.name, Records: t.unsynced, Took: took})
+	}
+	t.unsynced = 0
 }
 
 // preallocate fills the file being written with zeros up to need at least,
@@ -450,13 +460,17 @@ func (t *topicLog) closeWriter() error {
 	if t.walloc > t.wpos {
 		err = t.wfile.Truncate(t.wpos)
 	}
+	start := time.Now()
 	if serr := t.wfile.Sync(); err == nil {
 		err = serr
+	}
+	if err == nil {
+		t.synced(time.Since(start))
 	}
 	if cerr := t.wfile.Close(); err == nil {
 		err = cerr
 	}
-	t.wfile, t.wseg, t.dirty, t.wpos, t.walloc = nil, nil, false, 0, 0
+	t.wfile, t.wseg, t.unsynced, t.wpos, t.walloc = nil, nil, 0, 0, 0
 	return err
 }
 
@@ -533,18 +547,20 @@ func (t *topicLog) publish(c *chunk) {
 func (t *topicLog) syncNow() {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if t.syncing || t.closed || !t.dirty || t.wfile == nil {
+	if t.syncing || t.closed || t.unsynced == 0 || t.wfile == nil {
 		return
 	}
 	t.syncing = true
 	f := t.wfile
 	t.mu.Unlock()
+	start := time.Now()
 	err := f.Sync()
+	if err == nil {
+		t.synced(time.Since(start))
+	}
 	t.mu.Lock()
 	t.syncing = false
-	if err == nil {
-		t.dirty = false
-	} else if t.err == nil {
+	if err != nil && t.err == nil {
 		t.err = fmt.Errorf("sinkbus: journal topic %q: %w", t.name, err)
 		t.log.Error("Journal cannot sync; the topic refuses appends until the journal is reopened", err, nil)
 	}

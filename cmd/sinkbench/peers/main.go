@@ -32,6 +32,7 @@ import (
 	"runtime/pprof"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/sinkbus/sinkbus/bus"
@@ -55,6 +56,22 @@ type side struct {
 	rates []float64
 	cost  bench.Cost
 	conns int64 // connections opened in the measured rounds
+
+	// A durable side's journal fsyncs, and those of the measured rounds
+	// with the records they made durable.
+	journal         *journalSyncs
+	fsyncs, records int64
+}
+
+// journalSyncs counts a bus's journal fsyncs (bus.Observer.JournalSynced).
+type journalSyncs struct {
+	bus.NopObserver
+	fsyncs, records atomic.Int64
+}
+
+func (j *journalSyncs) JournalSynced(s segments.Synced) {
+	j.fsyncs.Add(1)
+	j.records.Add(int64(s.Records))
 }
 
 // Raw sides, the references of the ratios.
@@ -64,16 +81,17 @@ const (
 )
 
 func sides(dataDir string) []*side {
+	durable, interval := &journalSyncs{}, &journalSyncs{}
 	return []*side{
 		{name: "sinkbus-memory", signed: true,
 			about: "bus.Publish → memory journal (default MemoryBytes) → webhook sink (Standard Webhooks signature), concurrency 8",
 			start: sinkbusSide(bus.Config{})},
-		{name: "sinkbus-datadir", signed: true,
+		{name: "sinkbus-datadir", signed: true, journal: durable,
 			about: "the same with the durable journal in a DataDir (default Sync: group commit, Publish returns after the fsync)",
-			start: sinkbusSide(bus.Config{DataDir: dataDir})},
-		{name: "sinkbus-datadir-interval", signed: true,
+			start: sinkbusSide(bus.Config{DataDir: dataDir, Observer: durable})},
+		{name: "sinkbus-datadir-interval", signed: true, journal: interval,
 			about: "the same with Sync: interval (Publish returns once written, an fsync every 200 ms): what the durable side costs without an fsync per group",
-			start: sinkbusSide(bus.Config{DataDir: dataDir + "-interval", Sync: segments.SyncInterval})},
+			start: sinkbusSide(bus.Config{DataDir: dataDir + "-interval", Sync: segments.SyncInterval, Observer: interval})},
 		{name: "benthos-stock",
 			about: "Benthos producer func → http_client output, max_in_flight 8, on its stock transport (net/http's DefaultTransport: 2 idle connections per host)",
 			start: benthosSide(false, false)},
@@ -139,13 +157,22 @@ func main() {
 		for i := range run {
 			s := run[(r+i)%len(run)]
 			conns := s.ep.Conns()
+			fsyncs, records := s.journalFsyncs()
 			runtime.GC()
 			s.rates = append(s.rates, round(s, n))
 			s.conns += s.ep.Conns() - conns
+			f, r := s.journalFsyncs()
+			s.fsyncs, s.records = s.fsyncs+f-fsyncs, s.records+r-records
 		}
 	}
 	if *cpuprofile != "" {
 		pprof.StopCPUProfile()
+	}
+	// What an fsync of a group commit costs this process on this disk now,
+	// for the least a durable event can cost above a memory journal's.
+	var fsyncCPU float64
+	if slices.ContainsFunc(run, func(s *side) bool { return s.journal != nil }) {
+		fsyncCPU = bench.FsyncCPU(dir, rounds*200, func(f *os.File) error { return f.Sync() })
 	}
 	// One more round per side, not timed, counts the receiver's share of
 	// the allocations.
@@ -157,7 +184,16 @@ func main() {
 		s.stop()
 	}
 	recv.Close()
-	report(run, rounds, n)
+	report(run, rounds, n, fsyncCPU)
+}
+
+// journalFsyncs is how many fsyncs s's journal made so far, and of how
+// many records; zeros for a side without one.
+func (s *side) journalFsyncs() (fsyncs, records int64) {
+	if s.journal == nil {
+		return 0, 0
+	}
+	return s.journal.fsyncs.Load(), s.journal.records.Load()
 }
 
 // round hands n events to s and returns its delivery rate: n over the
@@ -208,7 +244,9 @@ func names(ss []*side) string {
 	return b.String()
 }
 
-func report(run []*side, rounds, n int) {
+// report prints the figures; fsyncCPU is the CPU time of an fsync of a
+// group commit in nanoseconds, measured after the rounds.
+func report(run []*side, rounds, n int, fsyncCPU float64) {
 	byName := map[string]*side{}
 	for _, s := range run {
 		byName[s.name] = s
@@ -230,9 +268,17 @@ func report(run []*side, rounds, n int) {
 		}
 		fmt.Println(line)
 		fmt.Printf("case=peer-%s cost=%s connections=%d rounds=%s\n", s.name, &s.cost, s.conns, spread(s.rates))
+		if s.fsyncs > 0 {
+			fmt.Printf("case=peer-%s fsyncs=%d records_per_fsync=%.1f fsync_cpu=%.1fµs fsync_floor=%+.1fµs\n",
+				s.name, s.fsyncs, s.recordsPerFsync(), fsyncCPU/1e3, fsyncCPU/1e3/s.recordsPerFsync())
+		}
 	}
 	fmt.Println(targets(byName))
 }
+
+// recordsPerFsync is how many events an fsync of s's journal made durable
+// in the measured rounds: what the fsync's CPU is shared by.
+func (s *side) recordsPerFsync() float64 { return float64(s.records) / float64(s.fsyncs) }
 
 // targets checks the figures of this run against what sinkbus aims at.
 func targets(by map[string]*side) string {

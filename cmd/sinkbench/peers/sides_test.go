@@ -13,7 +13,8 @@ import (
 
 // Every side delivers each event once; each signed side's requests pass
 // the Standard Webhooks reference library and carry the headers sinkbus
-// sends; Benthos's idle variants leave net/http's DefaultTransport as they
+// sends; durable sides count the events their fsyncs made durable;
+// Benthos's idle variants leave net/http's DefaultTransport as they
 // found it.
 func TestSides_deliver_and_sign_alike(t *testing.T) {
 	stock := http.DefaultTransport
@@ -42,6 +43,10 @@ func TestSides_deliver_and_sign_alike(t *testing.T) {
 				assert.Zero(t, v.ok.Load(), "an unsigned side's request verified")
 			}
 			assert.Same(t, stock, http.DefaultTransport)
+			if s.journal != nil {
+				assert.Eventually(t, func() bool { _, records := s.journalFsyncs(); return records == 40 },
+					5*time.Second, time.Millisecond, "the journal's fsyncs are counted, each event once")
+			}
 		})
 	}
 }
