@@ -119,12 +119,19 @@ func benthosSide(idle, signed bool) func(*bench.Endpoint) (func(int), func()) {
 	}
 }
 
-// watermillSide is a plain Watermill router on GoChannel with Watermill's
-// stock Retry, Timeout and Recoverer, whose handler posts each message with
-// net/http. GoChannel hands out every message at once; a slot taken before
-// Publish and freed when the chain returns keeps 8 in flight, as on the
-// other sides.
-func watermillSide(ep *bench.Endpoint) (func(int), func()) {
+// watermillSide is a plain Watermill router on GoChannel whose handler
+// posts each message with net/http; stock, with Watermill's stock Retry,
+// Timeout and Recoverer; signed, signing each request as rawSide does.
+// GoChannel hands out every message at once; a slot taken before Publish
+// and freed when the chain returns keeps 8 in flight, as on the other
+// sides.
+func watermillSide(stock, signed bool) func(*bench.Endpoint) (func(int), func()) {
+	return func(ep *bench.Endpoint) (func(int), func()) {
+		return watermillRouter(ep, stock, signed)
+	}
+}
+
+func watermillRouter(ep *bench.Endpoint, stock, signed bool) (func(int), func()) {
 	pubsub := gochannel.NewGoChannel(gochannel.Config{}, watermill.NopLogger{})
 	router, err := message.NewRouter(message.RouterConfig{}, watermill.NopLogger{})
 	bench.Must(err)
@@ -135,10 +142,16 @@ func watermillSide(ep *bench.Endpoint) (func(int), func()) {
 			return h(msg)
 		}
 	})
-	router.AddMiddleware(bench.StockMiddleware()...)
+	if stock {
+		router.AddMiddleware(bench.StockMiddleware()...)
+	}
 	client := &http.Client{Transport: bench.IdleTransport()}
 	router.AddConsumerHandler("webhook", "events", pubsub, func(msg *message.Message) error {
-		return bench.Post(msg.Context(), client, ep.URL, msg.Payload, nil)
+		var header func(http.Header)
+		if signed {
+			header = func(h http.Header) { signStandard(h, msg.Payload) }
+		}
+		return bench.Post(msg.Context(), client, ep.URL, msg.Payload, header)
 	})
 	go func() { _ = router.Run(context.Background()) }()
 	<-router.Running()
