@@ -18,9 +18,13 @@ func TestIntegrations_RetryRejected_that_fails_records_the_new_failure(t *testin
 	sink := tb.NewSinkIntegration(bus.Integration{ID: "erp"})
 	sink.FailNext(1, 400)
 	tb.MustPublish(bus.Event{ID: "e1", Name: "order.created"})
+	// The rejection is stored, then logged: wait for both, so that the
+	// retry's entry is the newest.
 	require.Eventually(t, func() bool {
 		l, err := tb.Integrations().Rejected(ctx, "erp")
-		return err == nil && len(l) == 1
+		entries, lerr := tb.Integrations().Log(ctx, "erp")
+		return err == nil && len(l) == 1 && lerr == nil && len(entries) > 0 &&
+			entries[0].Action == middleware.ActionEventRejected
 	}, 10*time.Second, time.Millisecond)
 	first, err := tb.Integrations().RejectedEvent(ctx, "erp", "e1")
 	require.NoError(t, err)
