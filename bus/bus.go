@@ -779,8 +779,11 @@ func (b *Bus) Unhandle(id string) error {
 	return b.Integrations().Delete(context.Background(), id)
 }
 
-func (b *Bus) log(id, action, reason string) {
-	b.logEntry(id, middleware.LogEntry{Action: action, Reason: reason, CreatedAt: b.cfg.Clock.Now()})
+func (b *Bus) log(id, action, reason string) { b.logEntry(id, b.logLine(action, reason)) }
+
+// logLine is a log entry of the bus's own, stamped now.
+func (b *Bus) logLine(action, reason string) middleware.LogEntry {
+	return middleware.LogEntry{Action: action, Reason: reason, CreatedAt: b.cfg.Clock.Now()}
 }
 
 // logEntry appends e to the log of integration id.

@@ -149,14 +149,14 @@ func (p *pgBackend) beginReplay(ctx context.Context, ref string, spec replaySpec
 // integration's lease, and removes its progress; false when it had ended,
 // or another replica holds the integration (which goes on with a replay
 // that completed here).
-func (p *pgBackend) endReplay(ref string, row int64, err error) bool {
+func (p *pgBackend) endReplay(ref string, row int64, err error, entry *middleware.LogEntry) bool {
 	ctx, cancel := context.WithTimeout(context.Background(), p.cfg.LeaseTTL/5)
 	defer cancel()
 	state := pgstate.ReplayCompleted
 	if err != nil {
 		state = pgstate.ReplayAborted
 	}
-	ended, werr := p.state.EndReplay(ctx, ref, p.token(ref), row, state, outcomeOf(err))
+	ended, werr := p.state.EndReplay(ctx, ref, p.token(ref), row, state, outcomeOf(err), entry)
 	if werr != nil {
 		p.b.logErr("Cannot say that a replay ended", werr, ref)
 		return false
@@ -243,7 +243,7 @@ func (p *pgBackend) resumeRef(ctx context.Context, ref string) {
 		jobID := fmt.Sprintf("replay-%d", row.ID)
 		var spec replaySpec
 		if err := json.Unmarshal(row.Job, &spec); err != nil {
-			p.endReplay(ref, row.ID, fmt.Errorf("%w: %s cannot be read: %w", replay.ErrAborted, jobID, err))
+			p.endReplay(ref, row.ID, fmt.Errorf("%w: %s cannot be read: %w", replay.ErrAborted, jobID, err), nil)
 			continue
 		}
 		group := p.replayGroup(ref, row.ID)

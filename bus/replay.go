@@ -158,7 +158,7 @@ func (m *Integrations) replayHere(ctx context.Context, r *runner, id, key string
 	})
 	if err != nil {
 		if row != 0 {
-			b.pg.endReplay(key, row, fmt.Errorf("%w: %s did not start: %w", replay.ErrAborted, jobID, err))
+			b.pg.endReplay(key, row, fmt.Errorf("%w: %s did not start: %w", replay.ErrAborted, jobID, err), nil)
 		}
 		return replay.Job{}, 0, err
 	}
@@ -236,23 +236,30 @@ func (b *Bus) runReplay(d *delivery, f *filter.Filter, in Integration, id, jobID
 			case n > 0:
 				msg = fmt.Sprintf("%s: every event of the range still held was settled; %d were removed from the journal before the replay reached them.", job.ID, n)
 			}
-			if row != 0 && !b.pg.endReplay(key, row, nil) {
+			// On PostgreSQL the entry is written with the replay's end: a
+			// replica waiting for it there finds the log saying so.
+			entry := b.logLine(ActionReplayCompleted, msg)
+			switch {
+			case row == 0:
+				b.logEntry(key, entry)
+			case !b.pg.endReplay(key, row, nil, &entry):
 				// Another replica holds the integration now: it finds the
 				// range settled as far as this one saved, and ends it.
 				go func() { end(b.pg.awaitReplay(row)) }()
 				return
 			}
-			b.log(key, ActionReplayCompleted, msg)
 			end(nil)
 		case row != 0 && (d.handover.Load() || b.closing()):
 			b.log(key, ActionReplayHandedOver, job.ID+": this replica no longer delivers the integration; the replica that takes it over resumes the replay where it stopped.")
 			go func() { end(b.pg.awaitReplay(row)) }() // not Close's to wait for
 		default:
 			err := fmt.Errorf("%w: %s of %s", replay.ErrAborted, job.ID, quoteID(id))
-			if row != 0 {
-				b.pg.endReplay(key, row, err)
+			entry := b.logLine(ActionReplayAborted, job.ID+": the integration stopped before every event of the range was settled.")
+			// Ended already (a change through another replica aborted it),
+			// it is still this replica's to say that it stopped.
+			if row == 0 || !b.pg.endReplay(key, row, err, &entry) {
+				b.logEntry(key, entry)
 			}
-			b.log(key, ActionReplayAborted, job.ID+": the integration stopped before every event of the range was settled.")
 			end(err)
 		}
 	})

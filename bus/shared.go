@@ -38,7 +38,9 @@ type replicas interface {
 	forwardReplay(ctx context.Context, ref string, req replay.Request) (replay.Job, error)
 	beginReplay(ctx context.Context, ref string, spec replaySpec) (row int64, err error)
 	replayGroup(ref string, row int64) string
-	endReplay(ref string, row int64, err error) bool
+	// endReplay ends replay row, writing entry (when not nil) to ref's log
+	// with it; false when it had ended, or the lease is another's.
+	endReplay(ref string, row int64, err error, entry *middleware.LogEntry) bool
 	awaitReplay(row int64) error
 	forwardCircuit(ctx context.Context, m *Integrations, id string, reset bool) (middleware.BreakerState, bool)
 	freshCursor(r *runner) error

@@ -139,10 +139,7 @@ func Open(ctx context.Context, pool *pgxpool.Pool, schema string, logSize, rejec
 		deleteIntegration: s(`DELETE FROM {{schema}}.integrations WHERE NOT (ref = ANY($1::text[]))`),
 		appendLog: s(`WITH ins AS (
 				INSERT INTO {{schema}}.integration_log (ref, entry) SELECT $1, $3 WHERE ` + fence + ` RETURNING seq
-			), trim AS (
-				DELETE FROM {{schema}}.integration_log WHERE ref = $1 AND EXISTS (SELECT 1 FROM ins) AND seq <= (
-					SELECT seq FROM {{schema}}.integration_log WHERE ref = $1 ORDER BY seq DESC OFFSET $4 - 1 LIMIT 1)
-			) SELECT count(*) FROM ins`),
+			), ` + trimLog("ins", "$4") + ` SELECT count(*) FROM ins`),
 		entries: s(`SELECT entry FROM {{schema}}.integration_log WHERE ref = $1 ORDER BY seq DESC LIMIT $2`),
 		dropLog: s(`DELETE FROM {{schema}}.integration_log WHERE ref = $1`),
 		putRejected: s(`WITH ins AS (
@@ -168,14 +165,28 @@ func Open(ctx context.Context, pool *pgxpool.Pool, schema string, logSize, rejec
 		dropReplays: s(`WITH gone AS (
 				DELETE FROM {{schema}}.replays WHERE ref = $1 RETURNING ref, id
 			) DELETE FROM {{schema}}.journal_cursors WHERE grp IN (SELECT ` + groupSQL + ` FROM gone)`),
+		// $6, when not NULL, is the log entry that says how it ended.
 		endReplay: s(`WITH ended AS (
 				UPDATE {{schema}}.replays SET state = $3, outcome = $4, ended_at = now()
 				WHERE id = $5 AND ref = $1 AND state = 'running' AND ` + fence + ` RETURNING ref, id
 			), cursor AS (
 				DELETE FROM {{schema}}.journal_cursors WHERE grp IN (SELECT ` + groupSQL + ` FROM ended)
-			) SELECT count(*) FROM ended`),
+			), logged AS (
+				INSERT INTO {{schema}}.integration_log (ref, entry) SELECT $1, $6::jsonb FROM ended WHERE $6::jsonb IS NOT NULL
+				RETURNING seq
+			), ` + trimLog("logged", "$7") + ` SELECT count(*) FROM ended`),
 	}
 	return st, nil
+}
+
+// trimLog is the clause of a statement that inserted into ref's ($1) log
+// in the clause inserted: it keeps the last size entries, the new one
+// among them (the clauses see the log as it was before the statement).
+func trimLog(inserted, size string) string {
+	return `trim AS (
+				DELETE FROM {{schema}}.integration_log WHERE ref = $1 AND EXISTS (SELECT 1 FROM ` + inserted + `) AND seq <= (
+					SELECT seq FROM {{schema}}.integration_log WHERE ref = $1 ORDER BY seq DESC OFFSET ` + size + ` - 1 LIMIT 1)
+			)`
 }
 
 // Channel is the notification channel on which SaveIntegrations announces

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/sinkbus/sinkbus/middleware"
 )
 
 // A replay on PostgreSQL is a row of replays: the integration's, not a
@@ -91,14 +93,22 @@ func (s *Store) RunningReplays(ctx context.Context, refs []string) ([]Replay, er
 // ReplayAborted) and outcome, and removes its cursor, under the lease of
 // ref whose token the writer holds (-1: not fenced). It reports false when
 // the replay had ended already, or the lease is another's: then it goes on
-// with the integration.
-func (s *Store) EndReplay(ctx context.Context, ref string, token, id int64, state string, outcome any) (bool, error) {
+// with the integration. A non-nil entry goes to ref's log in the same
+// statement, when the replay ends: whoever sees it ended (AwaitReplay)
+// finds the entry saying so.
+func (s *Store) EndReplay(ctx context.Context, ref string, token, id int64, state string, outcome any, entry *middleware.LogEntry) (bool, error) {
 	doc, err := json.Marshal(outcome)
 	if err != nil {
 		return false, err
 	}
+	var logDoc []byte // NULL: no entry
+	if entry != nil {
+		if logDoc, err = json.Marshal(entry); err != nil {
+			return false, err
+		}
+	}
 	var n int
-	if err := s.pool.QueryRow(ctx, s.q.endReplay, ref, token, state, doc, id).Scan(&n); err != nil {
+	if err := s.pool.QueryRow(ctx, s.q.endReplay, ref, token, state, doc, id, logDoc, s.logSize).Scan(&n); err != nil {
 		return false, fmt.Errorf("sinkbus: postgres replays: %w", err)
 	}
 	return n == 1, nil

@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/sinkbus/sinkbus/internal/pgstate"
+	"github.com/sinkbus/sinkbus/middleware"
 	"github.com/sinkbus/sinkbus/replay"
 )
 
@@ -56,18 +57,18 @@ func TestStore_replays_end_under_the_lease_and_with_their_integration(t *testing
 
 	token, err := j.AcquireLease(ctx, "i", "r1", time.Minute)
 	require.NoError(t, err)
-	ended, err := s.EndReplay(ctx, "i", token+1, a, pgstate.ReplayCompleted, nil)
+	ended, err := s.EndReplay(ctx, "i", token+1, a, pgstate.ReplayCompleted, nil, nil)
 	require.NoError(t, err)
 	assert.False(t, ended, "not the lease's token: another replica goes on with it")
 	assert.True(t, progress("i", a))
-	ended, err = s.EndReplay(ctx, "i", token, a, pgstate.ReplayCompleted, nil)
+	ended, err = s.EndReplay(ctx, "i", token, a, pgstate.ReplayCompleted, nil, nil)
 	require.NoError(t, err)
 	assert.True(t, ended)
 	assert.False(t, progress("i", a), "its progress goes with it")
 	state, _, err := s.AwaitReplay(ctx, a, time.Millisecond)
 	require.NoError(t, err)
 	assert.Equal(t, pgstate.ReplayCompleted, state)
-	ended, err = s.EndReplay(ctx, "i", token, a, pgstate.ReplayAborted, nil)
+	ended, err = s.EndReplay(ctx, "i", token, a, pgstate.ReplayAborted, nil, nil)
 	require.NoError(t, err)
 	assert.False(t, ended, "ended once")
 
@@ -141,4 +142,61 @@ func TestStore_listings_report_a_failed_query(t *testing.T) {
 	assert.ErrorIs(t, err, context.Canceled)
 	_, err = s.LoadIntegrations(ctx)
 	assert.ErrorIs(t, err, context.Canceled)
+}
+
+// The entry that tells how a replay ended is written with its end, in the
+// same statement: whoever sees the replay ended (AwaitReplay, on any
+// replica) finds the entry in its integration's log. A replay that does
+// not end there (another replica's lease) writes none.
+func TestStore_a_replay_ends_with_its_log_entry(t *testing.T) {
+	ctx := context.Background()
+	s, j := open(t)
+	log := s.Log(unfenced)
+	actions := func() []string {
+		t.Helper()
+		entries, err := log.Entries("i")
+		require.NoError(t, err)
+		var out []string
+		for _, e := range entries {
+			out = append(out, e.Action)
+		}
+		return out
+	}
+	id, err := s.BeginReplay(ctx, "i", map[string]int{"start": 1})
+	require.NoError(t, err)
+	token, err := j.AcquireLease(ctx, "i", "r1", time.Minute)
+	require.NoError(t, err)
+	done := &middleware.LogEntry{Action: "replay_completed", Reason: "replay-1: settled", CreatedAt: time.Unix(1, 0).UTC()}
+
+	ended, err := s.EndReplay(ctx, "i", token+1, id, pgstate.ReplayCompleted, nil, done)
+	require.NoError(t, err)
+	assert.False(t, ended)
+	assert.Empty(t, actions(), "not ended here: not logged here")
+
+	ended, err = s.EndReplay(ctx, "i", token, id, pgstate.ReplayCompleted, nil, done)
+	require.NoError(t, err)
+	assert.True(t, ended)
+	state, _, err := s.AwaitReplay(ctx, id, time.Millisecond)
+	require.NoError(t, err)
+	assert.Equal(t, pgstate.ReplayCompleted, state)
+	entries, err := log.Entries("i")
+	require.NoError(t, err)
+	require.Len(t, entries, 1)
+	assert.Equal(t, *done, entries[0])
+
+	ended, err = s.EndReplay(ctx, "i", token, id, pgstate.ReplayAborted, nil, done)
+	require.NoError(t, err)
+	assert.False(t, ended, "ended once")
+	assert.Equal(t, []string{"replay_completed"}, actions(), "logged once")
+
+	// The log keeps its last entries (three here) with these too.
+	for range 3 {
+		require.NoError(t, log.Append("i", middleware.LogEntry{Action: "later"}))
+	}
+	other, err := s.BeginReplay(ctx, "i", map[string]int{"start": 2})
+	require.NoError(t, err)
+	ended, err = s.EndReplay(ctx, "i", token, other, pgstate.ReplayCompleted, nil, done)
+	require.NoError(t, err)
+	assert.True(t, ended)
+	assert.Equal(t, []string{"replay_completed", "later", "later"}, actions())
 }
