@@ -279,7 +279,7 @@ func report(run []*side, rounds, n int, fsyncCPU float64) {
 		fmt.Printf("case=peer-%s cost=%s connections=%d rounds=%s\n", s.name, &s.cost, s.conns, spread(s.rates))
 		if s.fsyncs > 0 {
 			fmt.Printf("case=peer-%s fsyncs=%d records_per_fsync=%.1f fsync_cpu=%.1fµs fsync_floor=%+.1fµs\n",
-				s.name, s.fsyncs, s.recordsPerFsync(), fsyncCPU/1e3, fsyncCPU/1e3/s.recordsPerFsync())
+				s.name, s.fsyncs, s.recordsPerFsync(), fsyncCPU/1e3, s.fsyncFloor(fsyncCPU))
 		}
 	}
 	fmt.Println(targets(byName, fsyncCPU))
@@ -288,6 +288,10 @@ func report(run []*side, rounds, n int, fsyncCPU float64) {
 // recordsPerFsync is how many events an fsync of s's journal made durable
 // in the measured rounds: what the fsync's CPU is shared by.
 func (s *side) recordsPerFsync() float64 { return float64(s.records) / float64(s.fsyncs) }
+
+// fsyncFloor is the least CPU, in microseconds, an event of s costs above
+// a memory journal's: its share of an fsync that costs fsyncCPU ns.
+func (s *side) fsyncFloor(fsyncCPU float64) float64 { return fsyncCPU / 1e3 / s.recordsPerFsync() }
 
 // targets checks the figures of this run against what sinkbus aims at.
 func targets(by map[string]*side, fsyncCPU float64) string {
@@ -323,7 +327,7 @@ func targets(by map[string]*side, fsyncCPU float64) string {
 		if mem != nil {
 			check("datadir_cpu-memory_cpu", dd.cost.CPUPerEvent()-mem.cost.CPUPerEvent(), "<=", 10, "%+.1fµs")
 			if dd.fsyncs > 0 {
-				parts = append(parts, fmt.Sprintf("datadir_fsync_floor=%+.1fµs (the fsyncs alone)", fsyncCPU/1e3/dd.recordsPerFsync()))
+				parts = append(parts, fmt.Sprintf("datadir_fsync_floor=%+.1fµs (the fsyncs alone)", dd.fsyncFloor(fsyncCPU)))
 			}
 		}
 	}

@@ -127,43 +127,39 @@ func benthosSide(idle, signed bool) func(*bench.Endpoint) (func(int), func()) {
 // sides.
 func watermillSide(stock, signed bool) func(*bench.Endpoint) (func(int), func()) {
 	return func(ep *bench.Endpoint) (func(int), func()) {
-		return watermillRouter(ep, stock, signed)
-	}
-}
-
-func watermillRouter(ep *bench.Endpoint, stock, signed bool) (func(int), func()) {
-	pubsub := gochannel.NewGoChannel(gochannel.Config{}, watermill.NopLogger{})
-	router, err := message.NewRouter(message.RouterConfig{}, watermill.NopLogger{})
-	bench.Must(err)
-	slots := make(chan struct{}, bench.Concurrency)
-	router.AddMiddleware(func(h message.HandlerFunc) message.HandlerFunc {
-		return func(msg *message.Message) ([]*message.Message, error) {
-			defer func() { <-slots }()
-			return h(msg)
-		}
-	})
-	if stock {
-		router.AddMiddleware(bench.StockMiddleware()...)
-	}
-	client := &http.Client{Transport: bench.IdleTransport()}
-	router.AddConsumerHandler("webhook", "events", pubsub, func(msg *message.Message) error {
-		var header func(http.Header)
-		if signed {
-			header = func(h http.Header) { signStandard(h, msg.Payload) }
-		}
-		return bench.Post(msg.Context(), client, ep.URL, msg.Payload, header)
-	})
-	go func() { _ = router.Run(context.Background()) }()
-	<-router.Running()
-
-	body := bench.Envelope()
-	send := func(n int) {
-		bench.PublishAll(n, func(int) {
-			slots <- struct{}{}
-			bench.Must(pubsub.Publish("events", message.NewMessage(watermill.NewULID(), body)))
+		pubsub := gochannel.NewGoChannel(gochannel.Config{}, watermill.NopLogger{})
+		router, err := message.NewRouter(message.RouterConfig{}, watermill.NopLogger{})
+		bench.Must(err)
+		slots := make(chan struct{}, bench.Concurrency)
+		router.AddMiddleware(func(h message.HandlerFunc) message.HandlerFunc {
+			return func(msg *message.Message) ([]*message.Message, error) {
+				defer func() { <-slots }()
+				return h(msg)
+			}
 		})
+		if stock {
+			router.AddMiddleware(bench.StockMiddleware()...)
+		}
+		client := &http.Client{Transport: bench.IdleTransport()}
+		router.AddConsumerHandler("webhook", "events", pubsub, func(msg *message.Message) error {
+			var header func(http.Header)
+			if signed {
+				header = func(h http.Header) { signStandard(h, msg.Payload) }
+			}
+			return bench.Post(msg.Context(), client, ep.URL, msg.Payload, header)
+		})
+		go func() { _ = router.Run(context.Background()) }()
+		<-router.Running()
+
+		body := bench.Envelope()
+		send := func(n int) {
+			bench.PublishAll(n, func(int) {
+				slots <- struct{}{}
+				bench.Must(pubsub.Publish("events", message.NewMessage(watermill.NewULID(), body)))
+			})
+		}
+		return send, func() { _ = router.Close(); _ = pubsub.Close() }
 	}
-	return send, func() { _ = router.Close(); _ = pubsub.Close() }
 }
 
 // rawSide posts from Concurrency goroutines with one net/http client;

@@ -5,8 +5,7 @@ import (
 )
 
 const (
-	// FsyncGroup is what one group commit of eight 1 KiB events writes.
-	FsyncGroup    = 8 << 10
+	fsyncGroup    = 8 << 10 // what one group commit of eight 1 KiB events writes
 	fsyncFileSize = 8 << 20
 )
 
@@ -27,14 +26,14 @@ func FsyncCPU(dir string, n int, sync func(*os.File) error) float64 {
 		Must(err)
 	}
 	Must(f.Sync())
-	group := make([]byte, FsyncGroup)
+	group := make([]byte, fsyncGroup)
 	for i := range group {
 		group[i] = byte('a' + i%26)
 	}
 	var cost Cost
 	end := cost.Measure(n)
 	for i := range n {
-		_, err := f.WriteAt(group, int64(i*FsyncGroup)%fsyncFileSize)
+		_, err := f.WriteAt(group, int64(i*fsyncGroup)%fsyncFileSize)
 		Must(err)
 		Must(sync(f))
 	}
